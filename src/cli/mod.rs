@@ -1,0 +1,34 @@
+//! Command-line interface: one module per subcommand.
+
+mod crossbar;
+mod devices;
+
+use clap::{Parser, Subcommand};
+
+/// xbar: simulate in-memory computing crossbars built from emerging memories.
+#[derive(Debug, Parser)]
+#[command(name = "xbar", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the device presets, or show one preset's parameters with units and sources.
+    Devices(devices::DevicesArgs),
+    /// Run the standard characterisation protocols on a device preset (CSV + PNG + SVG).
+    Characterize(devices::CharacterizeArgs),
+    /// Crossbar circuit tools.
+    #[command(subcommand)]
+    Crossbar(crossbar::CrossbarCommand),
+}
+
+/// Run the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Devices(args) => devices::run_devices(args),
+        Command::Characterize(args) => devices::run_characterize(args),
+        Command::Crossbar(cmd) => crossbar::run(cmd),
+    }
+}

@@ -1,0 +1,19 @@
+//! xbar: a simulator of in-memory computing crossbars built from emerging memories.
+//!
+//! Layers, from the bottom up (see `docs/ARCHITECTURE.md`):
+//! - [`device`]: RRAM, PCM, MRAM and ideal device models with variability;
+//! - [`crossbar`]: arrays of devices computing analog matrix-vector products with
+//!   periphery, IR drop, programming and an energy ledger;
+//! - [`nn`]: networks (digital reference MLP, binary/ternary, analog deployment);
+//! - [`data`]: IDX data sets and the embedded MNIST-10k;
+//! - [`results`], [`plot`]: atomic result files and figures shared by every command;
+//! - [`characterize`]: the standard device characterisation protocols.
+
+pub mod characterize;
+pub mod crossbar;
+pub mod data;
+pub mod device;
+pub mod nn;
+pub mod plot;
+pub mod results;
+pub mod rng;

@@ -1,0 +1,249 @@
+//! Result files shared by every command: CSV tables and JSON run records, written
+//! atomically (temporary file in the same directory, then rename), so an interrupted run
+//! never leaves a partial results file behind.
+//!
+//! Every command that produces numbers writes a [`RunRecord`] beside them: the resolved
+//! configuration, the seed, the xbar version, the thread count and the timings, so that a
+//! figure can be regenerated exactly.
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// The xbar version compiled into this binary.
+pub const XBAR_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Create (if needed) an output directory and check that it is writable, before any work starts.
+pub fn prepare_output_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!("cannot create the output directory {} (choose another with --out)", dir.display())
+    })?;
+    let probe = dir.join(format!(".xbar-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").with_context(|| {
+        format!("the output directory {} is not writable (choose another with --out)", dir.display())
+    })?;
+    std::fs::remove_file(&probe).ok();
+    Ok(())
+}
+
+/// Write `bytes` to `path` atomically: a temporary sibling file, flushed, then renamed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("output path {} has no file name", path.display()))?;
+    let tmp: PathBuf = path.with_file_name(format!(".tmp-{}-{name}", std::process::id()));
+    let written = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot move the result into place at {}", path.display()))
+}
+
+/// A CSV table built in memory and written atomically.
+#[derive(Clone, Debug)]
+pub struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// An empty table with these column names.
+    pub fn new<S: AsRef<str>>(header: &[S]) -> Self {
+        Self {
+            header: header.iter().map(|h| h.as_ref().to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Append a row of already-formatted cells.
+    pub fn push_row(&mut self, row: Vec<String>) -> Result<()> {
+        if row.len() != self.header.len() {
+            bail!("a results row has {} cells but the table has {} columns", row.len(), self.header.len());
+        }
+        self.rows.push(row);
+        Ok(())
+    }
+
+    /// Append a row of numbers, printed with full round-trip precision.
+    pub fn push_numbers(&mut self, row: &[f64]) -> Result<()> {
+        self.push_row(row.iter().map(|v| format_float(*v)).collect())
+    }
+
+    /// Number of data rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether the table has no data rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Serialise as CSV text.
+    pub fn to_csv(&self) -> Result<Vec<u8>> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(&self.header)?;
+        for row in &self.rows {
+            w.write_record(row)?;
+        }
+        w.into_inner().context("finishing CSV output")
+    }
+
+    /// Write the table to `path` atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        write_atomic(path, &self.to_csv()?)
+    }
+}
+
+/// A float printed so that parsing it back gives the same value (Rust's shortest round-trip form).
+pub fn format_float(v: f64) -> String {
+    format!("{v}")
+}
+
+/// Serialise `value` as pretty JSON and write it atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut text = serde_json::to_vec_pretty(value).context("serialising JSON")?;
+    text.push(b'\n');
+    write_atomic(path, &text)
+}
+
+/// Wall-clock timings of named phases, in seconds.
+#[derive(Debug, Default)]
+pub struct Timer {
+    started: Option<Instant>,
+    phases: BTreeMap<String, f64>,
+}
+
+impl Timer {
+    /// A timer that starts counting the total now.
+    pub fn start() -> Self {
+        Self {
+            started: Some(Instant::now()),
+            phases: BTreeMap::new(),
+        }
+    }
+
+    /// Run `f` and record its duration under `name` (durations of equal names add up).
+    pub fn time<T>(&mut self, name: &str, f: impl FnOnce() -> T) -> T {
+        let t0 = Instant::now();
+        let out = f();
+        *self.phases.entry(name.to_string()).or_default() += t0.elapsed().as_secs_f64();
+        out
+    }
+
+    /// Recorded phases plus `total`, seconds.
+    pub fn seconds(&self) -> BTreeMap<String, f64> {
+        let mut all = self.phases.clone();
+        if let Some(t0) = self.started {
+            all.insert("total".to_string(), t0.elapsed().as_secs_f64());
+        }
+        all
+    }
+}
+
+/// What was run, so that it can be run again: written as `run.json` beside the results.
+#[derive(Debug, Serialize)]
+pub struct RunRecord {
+    /// The command line subcommand (e.g. `characterize`).
+    pub command: String,
+    /// Fully resolved configuration (every default filled in).
+    pub config: serde_json::Value,
+    /// Master seed of every random stream.
+    pub seed: u64,
+    /// xbar version.
+    pub xbar_version: String,
+    /// Number of worker threads used.
+    pub threads: usize,
+    /// Start time, UTC, ISO 8601.
+    pub started_utc: String,
+    /// Wall-clock seconds per phase, and `total`.
+    pub timings_s: BTreeMap<String, f64>,
+    /// Files written by the run, relative to the output directory.
+    pub outputs: Vec<String>,
+}
+
+impl RunRecord {
+    /// A record for `command` with this configuration and seed, stamped now.
+    pub fn new(command: &str, config: serde_json::Value, seed: u64) -> Self {
+        Self {
+            command: command.to_string(),
+            config,
+            seed,
+            xbar_version: XBAR_VERSION.to_string(),
+            threads: rayon::current_num_threads(),
+            started_utc: utc_now_iso8601(),
+            timings_s: BTreeMap::new(),
+            outputs: Vec::new(),
+        }
+    }
+}
+
+/// Present UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn utc_now_iso8601() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    iso8601_from_unix(secs)
+}
+
+/// Civil date from days since 1970-01-01 (H. Hinnant's `civil_from_days` algorithm).
+fn iso8601_from_unix(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_time_formats_as_iso8601() {
+        assert_eq!(iso8601_from_unix(0), "1970-01-01T00:00:00Z");
+        // 2000-02-29 12:34:56 UTC, a leap day.
+        assert_eq!(iso8601_from_unix(951_827_696), "2000-02-29T12:34:56Z");
+    }
+
+    #[test]
+    fn tables_round_trip_floats_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Table::new(&["a", "b"]);
+        t.push_numbers(&[0.1 + 0.2, 1e-300]).unwrap();
+        let path = dir.path().join("t.csv");
+        t.write(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cells: Vec<f64> = text.lines().nth(1).unwrap().split(',').map(|c| c.parse().unwrap()).collect();
+        assert_eq!(cells, vec![0.1 + 0.2, 1e-300]);
+        assert!(t.push_numbers(&[1.0]).is_err(), "a short row must be refused");
+    }
+
+    #[test]
+    fn an_unwritable_directory_is_reported_before_work_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain-file");
+        std::fs::write(&file, b"x").unwrap();
+        let err = prepare_output_dir(&file.join("sub")).unwrap_err();
+        assert!(format!("{err:#}").contains("--out"), "{err:#}");
+    }
+}
