@@ -5,15 +5,20 @@
 //! - [`crossbar`]: arrays of devices computing analog matrix-vector products with
 //!   periphery, IR drop, programming and an energy ledger;
 //! - [`nn`]: networks (digital reference MLP, binary/ternary, analog deployment);
+//! - [`train`]: on-chip learning rules (equilibrium propagation, metaplasticity, pulsed SGD);
+//! - [`bayes`]: Bayesian inference with device randomness (Bayesian machine, device-sampled BNNs, MRAM random bits);
 //! - [`data`]: IDX data sets and the embedded MNIST-10k;
 //! - [`results`], [`plot`]: atomic result files and figures shared by every command;
 //! - [`characterize`]: the standard device characterisation protocols.
 
+pub mod bayes;
 pub mod characterize;
 pub mod crossbar;
 pub mod data;
 pub mod device;
+pub mod experiment;
 pub mod nn;
 pub mod plot;
 pub mod results;
 pub mod rng;
+pub mod train;

@@ -53,7 +53,12 @@ pub struct Series {
 
 impl Series {
     /// A series with the given label, points and style, coloured by `color`.
-    pub fn new(label: impl Into<String>, points: Vec<(f64, f64)>, style: Style, color: usize) -> Self {
+    pub fn new(
+        label: impl Into<String>,
+        points: Vec<(f64, f64)>,
+        style: Style,
+        color: usize,
+    ) -> Self {
         Self {
             label: label.into(),
             points,
@@ -91,7 +96,11 @@ pub struct Figure {
 
 impl Figure {
     /// An empty figure with title and axis labels.
-    pub fn new(title: impl Into<String>, x_label: impl Into<String>, y_label: impl Into<String>) -> Self {
+    pub fn new(
+        title: impl Into<String>,
+        x_label: impl Into<String>,
+        y_label: impl Into<String>,
+    ) -> Self {
         Self {
             title: title.into(),
             x_label: x_label.into(),
@@ -181,19 +190,36 @@ fn validate(fig: &Figure) -> Result<()> {
     for s in &fig.series {
         for &(x, y) in &s.points {
             if !x.is_finite() || !y.is_finite() {
-                bail!("series '{}' of figure '{}' has a non-finite point ({x}, {y})", s.label, fig.title);
+                bail!(
+                    "series '{}' of figure '{}' has a non-finite point ({x}, {y})",
+                    s.label,
+                    fig.title
+                );
             }
             if fig.log_x && x <= 0.0 {
-                bail!("series '{}' of figure '{}' has x = {x} <= 0 on a log axis", s.label, fig.title);
+                bail!(
+                    "series '{}' of figure '{}' has x = {x} <= 0 on a log axis",
+                    s.label,
+                    fig.title
+                );
             }
             if fig.log_y && y <= 0.0 {
-                bail!("series '{}' of figure '{}' has y = {y} <= 0 on a log axis", s.label, fig.title);
+                bail!(
+                    "series '{}' of figure '{}' has y = {y} <= 0 on a log axis",
+                    s.label,
+                    fig.title
+                );
             }
         }
         if let Some(err) = &s.y_err
             && err.len() != s.points.len()
         {
-            bail!("series '{}' has {} error bars for {} points", s.label, err.len(), s.points.len());
+            bail!(
+                "series '{}' has {} error bars for {} points",
+                s.label,
+                err.len(),
+                s.points.len()
+            );
         }
     }
     Ok(())
@@ -217,6 +243,18 @@ fn draw_grid<DB: DrawingBackend>(
 /// with tick labels printed back in data units.
 fn to_axis(v: f64, log: bool) -> f64 {
     if log { v.log10() } else { v }
+}
+
+/// How many tick labels to ask for: on a log axis spanning a decade or more, one per
+/// decade (so the ticks fall on powers of ten); otherwise plotters' default density.
+fn label_count(lo: f64, hi: f64, log: bool) -> usize {
+    const DEFAULT_LABELS: usize = 10;
+    let decades = hi - lo;
+    if log && decades >= 1.0 {
+        (decades.floor() as usize + 1).clamp(2, DEFAULT_LABELS)
+    } else {
+        DEFAULT_LABELS
+    }
 }
 
 fn tick_label(v: f64, log: bool) -> String {
@@ -248,7 +286,11 @@ fn data_range(fig: &Figure) -> ((f64, f64), (f64, f64)) {
     for s in &fig.series {
         for (i, &(px, py)) in s.points.iter().enumerate() {
             let e = s.y_err.as_ref().map_or(0.0, |e| e[i].abs());
-            let (lo, hi) = if fig.log_y { (py, py + e) } else { (py - e, py + e) };
+            let (lo, hi) = if fig.log_y {
+                (py, py + e)
+            } else {
+                (py - e, py + e)
+            };
             let half_bin = match s.style {
                 Style::Bars { bin_width } => bin_width / 2.0,
                 _ => 0.0,
@@ -278,7 +320,11 @@ fn pad(r: (f64, f64), fixed: bool) -> (f64, f64) {
         let d = if r.0 == 0.0 { 1.0 } else { r.0.abs() * 0.1 };
         return (r.0 - d, r.1 + d);
     }
-    if fixed { r } else { (r.0 - 0.05 * span, r.1 + 0.05 * span) }
+    if fixed {
+        r
+    } else {
+        (r.0 - 0.05 * span, r.1 + 0.05 * span)
+    }
 }
 
 fn draw_figure<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, fig: &Figure) -> Result<()> {
@@ -297,6 +343,8 @@ fn draw_figure<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, fig: &Figure) 
         .y_desc(&fig.y_label)
         .label_style((FAMILY, 16))
         .axis_desc_style((FAMILY, 18))
+        .x_labels(label_count(x0, x1, log_x))
+        .y_labels(label_count(y0, y1, log_y))
         .x_label_formatter(&|v| tick_label(*v, log_x))
         .y_label_formatter(&|v| tick_label(*v, log_y))
         .light_line_style(WHITE.mix(0.0))
@@ -318,22 +366,42 @@ fn draw_figure<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, fig: &Figure) 
     Ok(())
 }
 
-type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
+type Chart<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
 
-fn draw_series<DB: DrawingBackend>(chart: &mut Chart<'_, DB>, s: &Series, log_x: bool, log_y: bool) -> Result<()> {
+fn draw_series<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    s: &Series,
+    log_x: bool,
+    log_y: bool,
+) -> Result<()> {
     let color = palette(s.color);
-    let pts: Vec<(f64, f64)> = s.points.iter().map(|&(x, y)| (to_axis(x, log_x), to_axis(y, log_y))).collect();
+    let pts: Vec<(f64, f64)> = s
+        .points
+        .iter()
+        .map(|&(x, y)| (to_axis(x, log_x), to_axis(y, log_y)))
+        .collect();
     let legend = |anno: &mut plotters::chart::SeriesAnno<'_, DB>, label: &str| {
         if !label.is_empty() {
-            anno.label(label.to_string())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+            anno.label(label.to_string()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+            });
         }
     };
     match s.style {
         Style::Line | Style::LinePoints | Style::Trace => {
             let width = if s.style == Style::Trace { 1 } else { 2 };
-            let style = if s.style == Style::Trace { color.mix(0.5).stroke_width(width) } else { color.stroke_width(width) };
-            let anno = chart.draw_series(LineSeries::new(pts.clone(), style)).map_err(plot_err)?;
+            let style = if s.style == Style::Trace {
+                color.mix(0.5).stroke_width(width)
+            } else {
+                color.stroke_width(width)
+            };
+            let anno = chart
+                .draw_series(LineSeries::new(pts.clone(), style))
+                .map_err(plot_err)?;
             legend(anno, &s.label);
             if s.style == Style::LinePoints {
                 chart
@@ -349,7 +417,11 @@ fn draw_series<DB: DrawingBackend>(chart: &mut Chart<'_, DB>, s: &Series, log_x:
         }
         Style::Bars { bin_width } => {
             let half = bin_width / 2.0;
-            let base = if log_y { pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min) } else { 0.0 };
+            let base = if log_y {
+                pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min)
+            } else {
+                0.0
+            };
             let anno = chart
                 .draw_series(pts.iter().map(|&(x, y)| {
                     Rectangle::new([(x - half, base), (x + half, y)], color.mix(0.45).filled())
@@ -393,7 +465,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut fig = Figure::new("test", "x (V)", "y (A)");
         fig.log_x = true;
-        fig.series.push(Series::new("a", vec![(1.0, 1.0), (10.0, 2.0), (100.0, 1.5)], Style::LinePoints, 0).with_errors(vec![0.1, 0.2, 0.1]));
+        fig.series.push(
+            Series::new(
+                "a",
+                vec![(1.0, 1.0), (10.0, 2.0), (100.0, 1.5)],
+                Style::LinePoints,
+                0,
+            )
+            .with_errors(vec![0.1, 0.2, 0.1]),
+        );
         save(&fig, &dir.path().join("fig")).unwrap();
         let png = std::fs::metadata(dir.path().join("fig.png")).unwrap();
         let svg = std::fs::read_to_string(dir.path().join("fig.svg")).unwrap();
@@ -406,7 +486,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut fig = Figure::new("t", "x", "y");
         fig.log_y = true;
-        fig.series.push(Series::new("a", vec![(1.0, 0.0)], Style::Line, 0));
+        fig.series
+            .push(Series::new("a", vec![(1.0, 0.0)], Style::Line, 0));
         let err = save(&fig, &dir.path().join("f")).unwrap_err().to_string();
         assert!(err.contains("log axis"), "{err}");
         assert!(!dir.path().join("f.png").exists());

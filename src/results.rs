@@ -19,11 +19,17 @@ pub const XBAR_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Create (if needed) an output directory and check that it is writable, before any work starts.
 pub fn prepare_output_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| {
-        format!("cannot create the output directory {} (choose another with --out)", dir.display())
+        format!(
+            "cannot create the output directory {} (choose another with --out)",
+            dir.display()
+        )
     })?;
     let probe = dir.join(format!(".xbar-write-test-{}", std::process::id()));
     std::fs::write(&probe, b"").with_context(|| {
-        format!("the output directory {} is not writable (choose another with --out)", dir.display())
+        format!(
+            "the output directory {} is not writable (choose another with --out)",
+            dir.display()
+        )
     })?;
     std::fs::remove_file(&probe).ok();
     Ok(())
@@ -45,7 +51,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         return Err(e).with_context(|| format!("cannot write {}", path.display()));
     }
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot move the result into place at {}", path.display()))
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot move the result into place at {}", path.display()))
 }
 
 /// A CSV table built in memory and written atomically.
@@ -67,7 +74,11 @@ impl Table {
     /// Append a row of already-formatted cells.
     pub fn push_row(&mut self, row: Vec<String>) -> Result<()> {
         if row.len() != self.header.len() {
-            bail!("a results row has {} cells but the table has {} columns", row.len(), self.header.len());
+            bail!(
+                "a results row has {} cells but the table has {} columns",
+                row.len(),
+                self.header.len()
+            );
         }
         self.rows.push(row);
         Ok(())
@@ -189,7 +200,9 @@ impl RunRecord {
 
 /// Present UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn utc_now_iso8601() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     iso8601_from_unix(secs)
 }
 
@@ -233,9 +246,18 @@ mod tests {
         let path = dir.path().join("t.csv");
         t.write(&path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        let cells: Vec<f64> = text.lines().nth(1).unwrap().split(',').map(|c| c.parse().unwrap()).collect();
+        let cells: Vec<f64> = text
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .map(|c| c.parse().unwrap())
+            .collect();
         assert_eq!(cells, vec![0.1 + 0.2, 1e-300]);
-        assert!(t.push_numbers(&[1.0]).is_err(), "a short row must be refused");
+        assert!(
+            t.push_numbers(&[1.0]).is_err(),
+            "a short row must be refused"
+        );
     }
 
     #[test]

@@ -18,8 +18,9 @@ fn splitmix64(mut z: u64) -> u64 {
 
 /// Derive a 64-bit key from a seed and a path of stream indices.
 pub fn stream_key(seed: u64, path: &[u64]) -> u64 {
-    path.iter()
-        .fold(splitmix64(seed), |key, &index| splitmix64(key ^ splitmix64(index)))
+    path.iter().fold(splitmix64(seed), |key, &index| {
+        splitmix64(key ^ splitmix64(index))
+    })
 }
 
 /// A generator for the stream `path` of experiment `seed`.

@@ -2,6 +2,7 @@
 
 mod crossbar;
 mod devices;
+mod experiment;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +20,12 @@ enum Command {
     Devices(devices::DevicesArgs),
     /// Run the standard characterisation protocols on a device preset (CSV + PNG + SVG).
     Characterize(devices::CharacterizeArgs),
+    /// Run an experiment file: sweep, repeats, results, summary and plots.
+    Run(experiment::RunArgs),
+    /// Plot mean and error bars from a results.csv.
+    Plot(experiment::PlotArgs),
+    /// Join the result directories of the shards of one run.
+    Merge(experiment::MergeArgs),
     /// Crossbar circuit tools.
     #[command(subcommand)]
     Crossbar(crossbar::CrossbarCommand),
@@ -29,6 +36,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Devices(args) => devices::run_devices(args),
         Command::Characterize(args) => devices::run_characterize(args),
+        Command::Run(args) => experiment::run_experiment(args),
+        Command::Plot(args) => experiment::run_plot(args),
+        Command::Merge(args) => experiment::run_merge(args),
         Command::Crossbar(cmd) => crossbar::run(cmd),
     }
 }

@@ -23,7 +23,8 @@ pub struct IdxArray {
 
 /// Read an IDX file (raw, or gzip-compressed: detected from its first bytes).
 pub fn read_idx_file(path: &Path) -> Result<IdxArray> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read IDX file {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read IDX file {}", path.display()))?;
     parse_idx(&bytes).with_context(|| format!("IDX file {}", path.display()))
 }
 
@@ -42,7 +43,10 @@ pub fn parse_idx(bytes: &[u8]) -> Result<IdxArray> {
 
 fn parse_raw(bytes: &[u8]) -> Result<IdxArray> {
     if bytes.len() < 4 {
-        bail!("the file is {} bytes long, too short for the 4-byte IDX magic number", bytes.len());
+        bail!(
+            "the file is {} bytes long, too short for the 4-byte IDX magic number",
+            bytes.len()
+        );
     }
     if bytes[0] != 0 || bytes[1] != 0 {
         bail!(
@@ -55,7 +59,10 @@ fn parse_raw(bytes: &[u8]) -> Result<IdxArray> {
         );
     }
     if bytes[2] != IDX_TYPE_U8 {
-        bail!("element type 0x{:02x} is not supported: xbar reads IDX files of unsigned bytes (0x08)", bytes[2]);
+        bail!(
+            "element type 0x{:02x} is not supported: xbar reads IDX files of unsigned bytes (0x08)",
+            bytes[2]
+        );
     }
     let ndims = usize::from(bytes[3]);
     if ndims == 0 {
@@ -63,7 +70,10 @@ fn parse_raw(bytes: &[u8]) -> Result<IdxArray> {
     }
     let header_len = 4 + 4 * ndims;
     if bytes.len() < header_len {
-        bail!("truncated header: {ndims} dimensions need {header_len} bytes, the file has {}", bytes.len());
+        bail!(
+            "truncated header: {ndims} dimensions need {header_len} bytes, the file has {}",
+            bytes.len()
+        );
     }
     let dims: Vec<usize> = bytes[4..header_len]
         .chunks_exact(4)

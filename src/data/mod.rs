@@ -7,6 +7,7 @@
 //! dimensions), DD big-endian u32 sizes, then the elements in row-major order.
 
 pub mod idx;
+pub mod tasks;
 
 use anyhow::{Context, Result, bail};
 use std::path::Path;
@@ -44,7 +45,11 @@ impl Dataset {
 
     /// Number of classes (largest label + 1).
     pub fn classes(&self) -> usize {
-        self.labels.iter().copied().max().map_or(0, |m| usize::from(m) + 1)
+        self.labels
+            .iter()
+            .copied()
+            .max()
+            .map_or(0, |m| usize::from(m) + 1)
     }
 
     /// The pixels of image `i`.
@@ -67,10 +72,16 @@ impl Dataset {
     /// Build a data set from an IDX image array (n x rows x cols, u8) and an IDX label array (n, u8).
     pub fn from_idx(images: &IdxArray, labels: &IdxArray, what: &str) -> Result<Dataset> {
         if images.dims.len() != 3 {
-            bail!("{what}: the image file must have 3 dimensions (n, rows, cols), it has {:?}", images.dims);
+            bail!(
+                "{what}: the image file must have 3 dimensions (n, rows, cols), it has {:?}",
+                images.dims
+            );
         }
         if labels.dims.len() != 1 {
-            bail!("{what}: the label file must have 1 dimension (n), it has {:?}", labels.dims);
+            bail!(
+                "{what}: the label file must have 1 dimension (n), it has {:?}",
+                labels.dims
+            );
         }
         if images.dims[0] != labels.dims[0] {
             bail!(
@@ -97,14 +108,20 @@ pub struct Split {
     pub test: Dataset,
 }
 
-static MNIST10K_TRAIN_IMAGES: &[u8] = include_bytes!("../../data/mnist10k/train-images-idx3-ubyte.gz");
-static MNIST10K_TRAIN_LABELS: &[u8] = include_bytes!("../../data/mnist10k/train-labels-idx1-ubyte.gz");
-static MNIST10K_TEST_IMAGES: &[u8] = include_bytes!("../../data/mnist10k/t10k-images-idx3-ubyte.gz");
-static MNIST10K_TEST_LABELS: &[u8] = include_bytes!("../../data/mnist10k/t10k-labels-idx1-ubyte.gz");
+static MNIST10K_TRAIN_IMAGES: &[u8] =
+    include_bytes!("../../data/mnist10k/train-images-idx3-ubyte.gz");
+static MNIST10K_TRAIN_LABELS: &[u8] =
+    include_bytes!("../../data/mnist10k/train-labels-idx1-ubyte.gz");
+static MNIST10K_TEST_IMAGES: &[u8] =
+    include_bytes!("../../data/mnist10k/t10k-images-idx3-ubyte.gz");
+static MNIST10K_TEST_LABELS: &[u8] =
+    include_bytes!("../../data/mnist10k/t10k-labels-idx1-ubyte.gz");
 
 /// The embedded MNIST-10k set: 8,000 training and 2,000 test digits, 28 x 28 pixels.
 pub fn mnist10k() -> Result<Split> {
-    let parse = |bytes: &[u8], name: &str| parse_idx(bytes).with_context(|| format!("embedded MNIST-10k file {name}"));
+    let parse = |bytes: &[u8], name: &str| {
+        parse_idx(bytes).with_context(|| format!("embedded MNIST-10k file {name}"))
+    };
     Ok(Split {
         train: Dataset::from_idx(
             &parse(MNIST10K_TRAIN_IMAGES, "train-images-idx3-ubyte.gz")?,

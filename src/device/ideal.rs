@@ -1,5 +1,6 @@
 //! The ideal device: exact, noise-free, linear. Every experiment's digital twin.
 
+use super::params::{ParamError, at_least_one, non_negative, ordered, positive};
 use super::{Device, Polarity, Pulse, PulseReport, StuckAt, WriteReport};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,18 @@ pub struct IdealParams {
     pub pulse_width_s: f64,
 }
 
+impl IdealParams {
+    /// Check every field; the first problem found is returned.
+    pub fn validate(&self) -> Result<(), ParamError> {
+        non_negative("g_min_s", self.g_min_s)?;
+        positive("g_max_s", self.g_max_s)?;
+        ordered("g_min_s", self.g_min_s, "g_max_s", self.g_max_s)?;
+        at_least_one("levels", self.levels)?;
+        positive("pulse_amplitude_v", self.pulse_amplitude_v)?;
+        positive("pulse_width_s", self.pulse_width_s)
+    }
+}
+
 /// The ideal device model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ideal {
@@ -37,6 +50,11 @@ pub struct IdealState {
 }
 
 impl Ideal {
+    /// A model with these (already validated) parameters.
+    pub fn new(params: IdealParams) -> Self {
+        Self { params }
+    }
+
     fn step_s(&self) -> f64 {
         (self.params.g_max_s - self.params.g_min_s) / f64::from(self.params.levels)
     }

@@ -1,0 +1,160 @@
+//! `xbar devices` (list presets, show one) and `xbar characterize` (run the standard
+//! characterisation protocols on a preset and write CSV + PNG + SVG per protocol).
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use xbar::characterize::{CharacterizeConfig, Outcome, Protocol, run_protocol};
+use xbar::device::preset::{self, Preset};
+use xbar::results::{RunRecord, Timer, prepare_output_dir, write_json};
+
+/// Arguments of `xbar devices`.
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    #[command(subcommand)]
+    action: Option<DevicesAction>,
+}
+
+#[derive(Debug, Subcommand)]
+enum DevicesAction {
+    /// Print every parameter of a preset (built-in name or path to a .toml file) with unit and source.
+    Show {
+        /// Preset name (see `xbar devices`) or path to a preset file.
+        name: String,
+    },
+}
+
+/// Arguments of `xbar characterize`.
+#[derive(Debug, Args)]
+pub struct CharacterizeArgs {
+    /// Preset name (see `xbar devices`) or path to a preset file.
+    name: String,
+    /// Output directory (created if needed).
+    #[arg(long)]
+    out: PathBuf,
+    /// Devices in the pulse-train and drift protocols, and devices the switching trials cycle through.
+    #[arg(long, default_value_t = 32)]
+    devices: usize,
+    /// Trials per switching point, and samples per programming distribution.
+    #[arg(long, default_value_t = 400)]
+    trials: usize,
+    /// Master seed of every random stream.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Override a preset parameter, e.g. `--set c2c_sigma=0.02` (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    overrides: Vec<String>,
+}
+
+/// Run `xbar devices [show NAME]`.
+pub fn run_devices(args: DevicesArgs) -> Result<()> {
+    match args.action {
+        None => {
+            let presets = preset::list()?;
+            let width = presets.iter().map(|p| p.name.len()).max().unwrap_or(0);
+            for p in presets {
+                println!("{:<width$}  {:<5}  {}", p.name, p.model, p.description);
+            }
+            Ok(())
+        }
+        Some(DevicesAction::Show { name }) => {
+            let p = preset::read(&name)?;
+            p.build(&toml::Table::new())?;
+            print!("{}", describe(&p));
+            Ok(())
+        }
+    }
+}
+
+/// A preset as text: header, then one line per parameter with value, unit and source.
+fn describe(p: &Preset) -> String {
+    let mut text = format!(
+        "{} (model: {}, from {})\n{}\n\n",
+        p.name, p.model, p.origin, p.description
+    );
+    let name_w = p.params.iter().map(|e| e.name.len()).max().unwrap_or(0);
+    let value_w = p
+        .params
+        .iter()
+        .map(|e| format_value(&e.value).len())
+        .max()
+        .unwrap_or(0);
+    let unit_w = p.params.iter().map(|e| e.unit.len()).max().unwrap_or(0);
+    text.push_str(&format!(
+        "{:<name_w$}  {:>value_w$}  {:<unit_w$}  source\n",
+        "parameter", "value", "unit"
+    ));
+    for e in &p.params {
+        text.push_str(&format!(
+            "{:<name_w$}  {:>value_w$}  {:<unit_w$}  {}\n",
+            e.name,
+            format_value(&e.value),
+            e.unit,
+            e.source
+        ));
+    }
+    text
+}
+
+/// A parameter value in compact form: integers as is, floats plain for moderate magnitudes and
+/// in scientific notation otherwise (`2.5e-5`).
+fn format_value(v: &toml::Value) -> String {
+    match v {
+        toml::Value::Float(f) if *f != 0.0 && !(1e-2..1e5).contains(&f.abs()) => format!("{f:e}"),
+        other => other.to_string(),
+    }
+}
+
+/// Run `xbar characterize NAME --out DIR`.
+pub fn run_characterize(args: CharacterizeArgs) -> Result<()> {
+    let preset = preset::read(&args.name)?;
+    let overrides = preset::parse_overrides(&args.overrides)?;
+    let device = preset.build(&overrides)?;
+    if args.devices == 0 || args.trials == 0 {
+        anyhow::bail!("--devices and --trials must be at least 1");
+    }
+    prepare_output_dir(&args.out)?;
+    let config = CharacterizeConfig {
+        devices: args.devices,
+        trials: args.trials,
+        seed: args.seed,
+    };
+    let mut timer = Timer::start();
+    let mut outputs = Vec::new();
+    let mut protocols = serde_json::Map::new();
+    for protocol in Protocol::ALL {
+        let outcome = timer
+            .time(protocol.name(), || {
+                run_protocol(protocol, &device, &preset.name, &config, &args.out)
+            })
+            .with_context(|| format!("protocol {}", protocol.name()))?;
+        match outcome {
+            Outcome::Written(files) => {
+                println!("{}: wrote {}", protocol.name(), files.join(", "));
+                protocols.insert(protocol.name().into(), "written".into());
+                outputs.extend(files);
+            }
+            Outcome::Skipped(reason) => {
+                println!("{}: skipped ({reason})", protocol.name());
+                protocols.insert(protocol.name().into(), format!("skipped: {reason}").into());
+            }
+        }
+    }
+    let config_json = serde_json::json!({
+        "device": preset.name,
+        "model": preset.model,
+        "preset_origin": preset.origin,
+        "params": preset.resolved_params(&overrides)?,
+        "overrides": overrides,
+        "devices": config.devices,
+        "trials": config.trials,
+        "protocols": protocols,
+    });
+    let mut record = RunRecord::new("characterize", config_json, config.seed);
+    record.timings_s = timer.seconds();
+    outputs.push("run.json".to_string());
+    record.outputs = outputs;
+    write_json(&args.out.join("run.json"), &record)?;
+    println!("results in {}", args.out.display());
+    Ok(())
+}

@@ -1,0 +1,332 @@
+//! Deploying a trained network on crossbar tiles: each layer's weight matrix is
+//! programmed into a [`TiledMatrix`] of devices, and the network runs its matrix products
+//! on the tiles (biases and activations stay digital).
+//!
+//! Input scaling ("noise management", the `abs_max` scheme of aihwkit): hidden-layer
+//! activations are not bounded by the DAC's full scale, so each input vector is divided by
+//! its largest absolute value before the DAC and the outputs are multiplied back, a
+//! digital operation per vector. Without it, activations above the full scale saturate.
+
+use crate::crossbar::{AdcRange, Direction, TileConfig, TiledMatrix};
+use crate::data::Dataset;
+use crate::device::AnyDevice;
+use crate::nn::binary::QuantizedMatrix;
+use crate::nn::{self, Dense, Layer, MatrixOperator, Mlp, Network};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// How inputs are brought into the DAC's range.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputScaling {
+    /// Divide each input vector by its largest |value| before the DAC, multiply the
+    /// outputs back afterwards (aihwkit's `NoiseManagementType.ABS_MAX`).
+    #[default]
+    AbsMax,
+    /// Apply inputs as they are: values beyond the DAC full scale saturate.
+    None,
+}
+
+/// One layer's matrix product on analog tiles.
+pub struct AnalogLayer {
+    matrix: TiledMatrix<AnyDevice>,
+    scaling: InputScaling,
+    scaled: Vec<f32>,
+    scales: Vec<f32>,
+    macs: f64,
+}
+
+impl AnalogLayer {
+    /// Scale `x` into the DAC range; remember the per-vector factors.
+    fn scale_inputs(&mut self, x: &[f32], batch: usize) {
+        let n = self.matrix.n_in();
+        self.scaled.clear();
+        self.scales.clear();
+        for v in x.chunks_exact(n).take(batch) {
+            let s = match self.scaling {
+                InputScaling::AbsMax => v.iter().fold(0f32, |m, a| m.max(a.abs())),
+                InputScaling::None => 1.0,
+            };
+            let s = if s > 0.0 { s } else { 1.0 };
+            self.scales.push(s);
+            self.scaled.extend(v.iter().map(|a| a / s));
+        }
+    }
+}
+
+impl MatrixOperator for AnalogLayer {
+    fn inputs(&self) -> usize {
+        self.matrix.n_in()
+    }
+
+    fn outputs(&self) -> usize {
+        self.matrix.n_out()
+    }
+
+    fn apply(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
+        self.scale_inputs(x, batch);
+        let scaled = std::mem::take(&mut self.scaled);
+        let read = self.matrix.forward_batch(&scaled, batch, y);
+        self.scaled = scaled;
+        read?;
+        self.macs += (self.matrix.n_in() * self.matrix.n_out() * batch) as f64;
+        let m = self.matrix.n_out();
+        for (row, &s) in y.chunks_exact_mut(m).zip(&self.scales) {
+            row.iter_mut().for_each(|v| *v *= s);
+        }
+        Ok(())
+    }
+}
+
+/// What a deployed network achieved on a test set.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Outcome {
+    /// Test accuracy on the hardware.
+    pub accuracy: f64,
+    /// RMS of (deployed effective weight - trained weight) / max|trained weight|, over all
+    /// layers' weights (analog networks; 0 for binary/ternary ones).
+    pub weight_rms_error: f64,
+    /// Fraction of weight reads by the sense amplifiers that differ from the programmed
+    /// weight (binary/ternary networks; 0 for analog ones).
+    pub bit_error_rate: f64,
+    /// Read energy of the whole test-set inference (array, DAC, ADC, sense), joules.
+    pub read_energy_j: f64,
+    /// Read energy per multiply-accumulate, picojoules.
+    pub pj_per_mac: f64,
+}
+
+/// Where and how a network is deployed.
+pub struct Deployment<'a> {
+    /// Device model of every cell.
+    pub device: &'a AnyDevice,
+    /// Tile configuration.
+    pub tile: TileConfig,
+    /// Time between programming and inference, seconds.
+    pub t_inference_s: f64,
+    /// Seed of fabrication, programming and reads (layer `i` uses stream `[i]`).
+    pub seed: u64,
+}
+
+impl Deployment<'_> {
+    /// Fabricate tiles for a `n_out x n_in` layer and program `weights` (row-major n_out x n_in).
+    fn program(
+        &self,
+        layer: usize,
+        n_in: usize,
+        n_out: usize,
+        weights: &[f64],
+    ) -> Result<TiledMatrix<AnyDevice>> {
+        let seed = crate::rng::stream_key(self.seed, &[layer as u64]);
+        let mut matrix =
+            TiledMatrix::new(self.device.clone(), n_in, n_out, self.tile.clone(), seed)
+                .with_context(|| format!("building the tiles of layer {layer}"))?;
+        matrix
+            .program(weights)
+            .with_context(|| format!("programming layer {layer}"))?;
+        matrix.set_read_time(self.t_inference_s)?;
+        Ok(matrix)
+    }
+
+    /// Deploy an MLP on analog tiles and measure it on `test`. The ADCs are calibrated (if
+    /// configured) on `calibration` (`n_cal` row-major training images).
+    pub fn evaluate_mlp(
+        &self,
+        mlp: &Mlp,
+        scaling: InputScaling,
+        calibration: &[f32],
+        n_cal: usize,
+        test: &Dataset,
+    ) -> Result<Outcome> {
+        let mut layer_inputs = calibration.to_vec();
+        let (mut sq_error, mut count) = (0.0, 0usize);
+        let last = mlp.layers().len() - 1;
+        let mut net = mlp.deploy(|i, dense| {
+            let weights: Vec<f64> = dense.weight().iter().map(|&w| f64::from(w)).collect();
+            let matrix = self.program(i, dense.inputs(), dense.outputs(), &weights)?;
+            let w_max = weights
+                .iter()
+                .fold(0f64, |m, w| m.max(w.abs()))
+                .max(f64::MIN_POSITIVE);
+            for (e, w) in matrix.effective_weights()?.iter().zip(&weights) {
+                sq_error += ((e - w) / w_max).powi(2);
+            }
+            count += weights.len();
+            let mut layer = AnalogLayer {
+                matrix,
+                scaling,
+                scaled: Vec::new(),
+                scales: Vec::new(),
+                macs: 0.0,
+            };
+            if matches!(self.tile.periphery.adc.range, AdcRange::Calibrated { .. }) {
+                layer.scale_inputs(&layer_inputs, n_cal);
+                let scaled = std::mem::take(&mut layer.scaled);
+                calibrate_adcs(&mut layer.matrix, &scaled, n_cal)?;
+            }
+            layer_inputs = digital_layer(dense, &layer_inputs, n_cal, i < last);
+            Ok(layer)
+        })?;
+        let accuracy = nn::evaluate(&mut net, test)?;
+        let (read_j, macs) = net.layers().iter().fold((0.0, 0.0), |(j, m), l| {
+            (j + l.op.matrix.total_energy().read_j(), m + l.op.macs)
+        });
+        Ok(Outcome {
+            accuracy,
+            weight_rms_error: (sq_error / count.max(1) as f64).sqrt(),
+            bit_error_rate: 0.0,
+            read_energy_j: read_j,
+            pj_per_mac: per_mac_pj(read_j, macs),
+        })
+    }
+
+    /// Deploy a folded binary/ternary network on 2T2R tiles read by sense amplifiers
+    /// (one sensing of every weight per inference batch, then XNOR-popcount style digital
+    /// products) and measure it on `test`.
+    pub fn evaluate_quantized(
+        &self,
+        net: &Network<QuantizedMatrix>,
+        test: &Dataset,
+    ) -> Result<Outcome> {
+        let mut layers = Vec::with_capacity(net.layers().len());
+        for (i, layer) in net.layers().iter().enumerate() {
+            let q = &layer.op;
+            let weights: Vec<f64> = q.weights().iter().map(|&w| f64::from(w)).collect();
+            let matrix = self.program(i, q.inputs(), q.outputs(), &weights)?;
+            let op = SensedLayer {
+                matrix,
+                programmed: q.clone(),
+                errors: 0,
+                reads: 0,
+                macs: 0.0,
+            };
+            layers.push(Layer {
+                op,
+                neuron: layer.neuron.clone(),
+            });
+        }
+        let mut sensed = Network::new(layers)?;
+        if let Some(t) = net.input_threshold() {
+            sensed = sensed.with_binary_input(t);
+        }
+        let accuracy = nn::evaluate(&mut sensed, test)?;
+        let (mut errors, mut reads, mut read_j, mut macs) = (0u64, 0u64, 0.0, 0.0);
+        for l in sensed.layers() {
+            errors += l.op.errors;
+            reads += l.op.reads;
+            read_j += l.op.matrix.total_energy().read_j();
+            macs += l.op.macs;
+        }
+        Ok(Outcome {
+            accuracy,
+            weight_rms_error: 0.0,
+            bit_error_rate: errors as f64 / reads.max(1) as f64,
+            read_energy_j: read_j,
+            pj_per_mac: per_mac_pj(read_j, macs),
+        })
+    }
+}
+
+fn per_mac_pj(read_j: f64, macs: f64) -> f64 {
+    if macs > 0.0 {
+        read_j / macs * 1e12
+    } else {
+        0.0
+    }
+}
+
+/// A binary/ternary layer on 2T2R tiles: every `apply` senses all weights once with the
+/// sense amplifiers (fresh read noise and offsets), then computes the product digitally.
+pub struct SensedLayer {
+    matrix: TiledMatrix<AnyDevice>,
+    programmed: QuantizedMatrix,
+    errors: u64,
+    reads: u64,
+    macs: f64,
+}
+
+impl SensedLayer {
+    /// All weights sensed once, assembled from the tiles (row-major n_out x n_in).
+    fn sense(&mut self) -> Result<Vec<i8>> {
+        let (n_in, n_out) = (self.matrix.n_in(), self.matrix.n_out());
+        let (_, col_blocks) = self.matrix.grid();
+        let mut weights = vec![0i8; n_in * n_out];
+        let (mut r0, mut c0) = (0, 0);
+        for (k, tile) in self.matrix.tiles_mut().iter_mut().enumerate() {
+            let (tn_in, tn_out) = (tile.n_in(), tile.n_out());
+            let block = tile.sense_weights()?;
+            for j in 0..tn_out {
+                weights[(c0 + j) * n_in + r0..][..tn_in]
+                    .copy_from_slice(&block[j * tn_in..][..tn_in]);
+            }
+            c0 += tn_out;
+            if (k + 1) % col_blocks == 0 {
+                c0 = 0;
+                r0 += tn_in;
+            }
+        }
+        Ok(weights)
+    }
+}
+
+impl MatrixOperator for SensedLayer {
+    fn inputs(&self) -> usize {
+        self.programmed.inputs()
+    }
+
+    fn outputs(&self) -> usize {
+        self.programmed.outputs()
+    }
+
+    fn apply(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
+        let sensed = self.sense()?;
+        self.errors += sensed
+            .iter()
+            .zip(self.programmed.weights())
+            .filter(|(a, b)| a != b)
+            .count() as u64;
+        self.reads += sensed.len() as u64;
+        self.macs += (sensed.len() * batch) as f64;
+        let mut digital = QuantizedMatrix::new(
+            self.inputs(),
+            self.outputs(),
+            sensed,
+            self.programmed.quantization(),
+        )?;
+        digital.apply(x, batch, y)
+    }
+}
+
+/// Calibrate the forward ADC ranges of every tile on its block of the `batch` input
+/// vectors `x` (row-major, `batch x n_in`).
+fn calibrate_adcs(matrix: &mut TiledMatrix<AnyDevice>, x: &[f32], batch: usize) -> Result<()> {
+    let n_in = matrix.n_in();
+    let (_, col_blocks) = matrix.grid();
+    let mut r0 = 0;
+    for (k, tile) in matrix.tiles_mut().iter_mut().enumerate() {
+        let tn_in = tile.n_in();
+        let block: Vec<f32> = x
+            .chunks_exact(n_in)
+            .flat_map(|v| v[r0..r0 + tn_in].iter().copied())
+            .collect();
+        tile.calibrate_adc(Direction::Forward, &block, batch)?;
+        if (k + 1) % col_blocks == 0 {
+            r0 += tn_in;
+        }
+    }
+    Ok(())
+}
+
+/// The digital layer's output (ReLU unless it is the last layer), for the next layer's
+/// ADC calibration.
+fn digital_layer(dense: &Dense, x: &[f32], batch: usize, relu: bool) -> Vec<f32> {
+    let (n, m) = (dense.inputs(), dense.outputs());
+    let mut y = vec![0f32; batch * m];
+    for (xv, yv) in x.chunks_exact(n).zip(y.chunks_exact_mut(m)) {
+        for (j, out) in yv.iter_mut().enumerate() {
+            let w = &dense.weight()[j * n..(j + 1) * n];
+            let s: f32 = w.iter().zip(xv).map(|(a, b)| a * b).sum::<f32>() + dense.bias()[j];
+            *out = if relu { s.max(0.0) } else { s };
+        }
+    }
+    y
+}

@@ -1,0 +1,422 @@
+//! The `inference` experiment kind: train (or import) a network digitally, deploy it on
+//! crossbar tiles built from a device preset, and measure its test accuracy and energy.
+//!
+//! Sections: `[data]` (data set), `[network]` (MLP, binary or ternary network; its
+//! architecture or imported weights), `[train]` (digital training, optionally
+//! hardware-aware), `[hardware]` (device preset and parameter overrides, inference time,
+//! input scaling, tile configuration).
+//!
+//! Metrics per job: `accuracy` (test accuracy on the hardware), `digital_accuracy` (the
+//! same network in floating point), `weight_rms_error` (RMS of the deployed effective
+//! weights minus the trained ones, relative to the largest |weight| of each layer; analog
+//! networks, 0 for binary ones), `bit_error_rate` (fraction of weights the sense
+//! amplifiers read wrong; binary/ternary networks, 0 for analog ones),
+//! `read_energy_per_image_j` and `read_pj_per_mac` (array, DAC, ADC and sense energy of
+//! the test-set inference, from the tiles' ledgers). Training depends only on
+//! data, network, train and the repeat index, so every hardware point of a sweep deploys
+//! the same trained network of its repeat (paired comparisons); it is done once per
+//! repeat in [`JobKind::prepare`].
+
+use super::config::{to_value, typed};
+use super::deploy::{Deployment, InputScaling};
+use super::kinds::ExperimentKind;
+use super::run::{JobId, JobKind};
+use crate::crossbar::{TileConfig, WeightEncoding};
+use crate::data::{self, Split};
+use crate::device::{AnyDevice, preset};
+use crate::nn::binary::{InputEncoding, Quantization, QuantizedMatrix, QuantizedMlp};
+use crate::nn::{self, Mlp, Network, TrainConfig};
+use anyhow::{Context, Result, ensure};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use toml::Value;
+
+/// Stream tag of network initialisation seeds (per repeat).
+const INIT_STREAM: u64 = 0x1_417;
+/// Stream tag of training seeds (per repeat).
+const TRAIN_STREAM: u64 = 0x7_2A1;
+/// Stream tag of hardware seeds (per repeat and point).
+const HARDWARE_STREAM: u64 = 0x4_A2D;
+
+/// `[data]`: which data set, and how much of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// `mnist10k` (embedded) or a directory holding the four standard IDX files.
+    pub source: String,
+    /// Use only the first this many training images (0: all).
+    pub train_limit: usize,
+    /// Use only the first this many test images (0: all).
+    pub test_limit: usize,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            source: "mnist10k".to_string(),
+            train_limit: 0,
+            test_limit: 0,
+        }
+    }
+}
+
+impl DataConfig {
+    /// Load the data set.
+    pub fn load(&self) -> Result<Split> {
+        let mut split = if self.source == "mnist10k" {
+            data::mnist10k()?
+        } else {
+            data::load_idx_dir(std::path::Path::new(&self.source)).context("data.source")?
+        };
+        if self.train_limit > 0 {
+            split.train = split.train.take(self.train_limit);
+        }
+        if self.test_limit > 0 {
+            split.test = split.test.take(self.test_limit);
+        }
+        Ok(split)
+    }
+}
+
+/// What kind of network is deployed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkKind {
+    /// Real-valued ReLU multilayer perceptron on analog differential pairs.
+    #[default]
+    Mlp,
+    /// Binarized network (±1 weights, batch norm folded into thresholds) on 2T2R pairs
+    /// read by precharge sense amplifiers.
+    Bnn,
+    /// Ternary network (−1/0/+1 weights) on 2T2R pairs with a sense-amplifier dead zone.
+    Tnn,
+}
+
+/// `[network]`: the network to deploy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// Real-valued MLP, binarized or ternary network.
+    pub kind: NetworkKind,
+    /// Hidden layer widths.
+    pub hidden: Vec<usize>,
+    /// Directory of NumPy weights in PyTorch `nn.Linear` layout (`0.weight.npy`,
+    /// `0.bias.npy`, ...) to import instead of training (MLP only); empty: train.
+    pub weights: String,
+    /// Binary/ternary networks: binarise the input pixels too (±1 inputs), so that every
+    /// layer is an XNOR-popcount layer.
+    pub binary_inputs: bool,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            kind: NetworkKind::Mlp,
+            hidden: vec![256, 128],
+            weights: String::new(),
+            binary_inputs: false,
+        }
+    }
+}
+
+/// `[hardware]`: the simulated chip.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HardwareConfig {
+    /// Device preset name (`xbar devices` lists them) or path to a preset TOML file.
+    pub device: String,
+    /// Overrides of the preset's parameters, by name (e.g. `g_max_s = 2.5e-5`).
+    pub device_params: toml::Table,
+    /// Multiplies every variability parameter of the device (device-to-device spread,
+    /// cycle-to-cycle, programming and read noise; see
+    /// `device::preset::variability_parameters`) after the overrides: 1 = as published,
+    /// 0 = noise-free, 2 = twice as variable.
+    pub variability_scale: f64,
+    /// Time between programming and inference, seconds (drift, relaxation).
+    pub t_inference_s: f64,
+    /// How inputs are brought into the DAC range (analog MLPs).
+    pub input_scaling: InputScaling,
+    /// Training images used to calibrate the ADC ranges (`tile.periphery.adc.range.mode =
+    /// "calibrated"`), propagated through the digital network to every layer.
+    pub calibration_images: usize,
+    /// The tile: mapping, periphery, programming, faults, wires, energy. For binary and
+    /// ternary networks the mapping encoding is set to match the network.
+    pub tile: TileConfig,
+}
+
+impl Default for HardwareConfig {
+    fn default() -> Self {
+        Self {
+            device: "ideal".to_string(),
+            device_params: toml::Table::new(),
+            variability_scale: 1.0,
+            t_inference_s: 1.0,
+            input_scaling: InputScaling::AbsMax,
+            calibration_images: 256,
+            tile: TileConfig::default(),
+        }
+    }
+}
+
+/// All sections of an inference experiment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InferenceConfig {
+    /// Data set.
+    pub data: DataConfig,
+    /// Network.
+    pub network: NetworkConfig,
+    /// Digital training.
+    pub train: TrainConfig,
+    /// Hardware.
+    pub hardware: HardwareConfig,
+}
+
+impl HardwareConfig {
+    /// The device model: preset, overrides, variability scale.
+    fn device(&self) -> Result<AnyDevice> {
+        preset::load_scaled(&self.device, &self.device_params, self.variability_scale)
+            .context("hardware.device / hardware.device_params / hardware.variability_scale")
+    }
+}
+
+impl InferenceConfig {
+    fn validate(&self) -> Result<()> {
+        self.train.validate().context("[train]")?;
+        self.hardware.tile.validate().context("[hardware.tile]")?;
+        ensure!(
+            self.network.hidden.iter().all(|&h| h > 0),
+            "network.hidden = {:?}: every hidden layer needs at least one neuron",
+            self.network.hidden
+        );
+        ensure!(
+            self.network.weights.is_empty() || self.network.kind == NetworkKind::Mlp,
+            "network.weights: importing weights is supported for network.kind = \"mlp\" only"
+        );
+        let t = self.hardware.t_inference_s;
+        ensure!(
+            t.is_finite() && t > 0.0,
+            "hardware.t_inference_s = {t}: must be a positive number of seconds"
+        );
+        ensure!(
+            self.hardware.calibration_images > 0,
+            "hardware.calibration_images must be at least 1"
+        );
+        Ok(())
+    }
+
+    /// The part of the configuration that determines the trained network.
+    fn training_key(&self, repeat: u32) -> Result<String> {
+        Ok(format!(
+            "{}#{repeat}",
+            serde_json::to_string(&(&self.data, &self.network, &self.train))?
+        ))
+    }
+
+    /// The tile configuration with the mapping encoding the network needs.
+    fn tile(&self) -> TileConfig {
+        let mut tile = self.hardware.tile.clone();
+        tile.mapping.encoding = match self.network.kind {
+            NetworkKind::Mlp => tile.mapping.encoding,
+            NetworkKind::Bnn => WeightEncoding::Binary,
+            NetworkKind::Tnn => WeightEncoding::Ternary,
+        };
+        tile
+    }
+}
+
+/// A trained network with its digital test accuracy.
+struct Trained {
+    network: TrainedNetwork,
+    digital_accuracy: f64,
+}
+
+enum TrainedNetwork {
+    Mlp(Mlp),
+    Quantized(Network<QuantizedMatrix>),
+}
+
+/// The inference experiment kind.
+#[derive(Default)]
+pub struct Inference {
+    /// Data sets by configuration, loaded once.
+    data: Mutex<HashMap<String, Arc<Split>>>,
+    /// Trained networks by training key, filled in `prepare`.
+    trained: Mutex<HashMap<String, Arc<Trained>>>,
+}
+
+fn poisoned() -> anyhow::Error {
+    anyhow::anyhow!("a worker thread panicked while holding a cache")
+}
+
+impl Inference {
+    fn parse(config: &Value) -> Result<InferenceConfig> {
+        let c: InferenceConfig = typed(config.clone(), "the experiment's sections")?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn data(&self, config: &DataConfig) -> Result<Arc<Split>> {
+        let key = serde_json::to_string(config)?;
+        let mut cache = self.data.lock().map_err(|_| poisoned())?;
+        if let Some(d) = cache.get(&key) {
+            return Ok(d.clone());
+        }
+        let d = Arc::new(config.load()?);
+        cache.insert(key, d.clone());
+        Ok(d)
+    }
+
+    fn train_network(&self, c: &InferenceConfig, job: JobId) -> Result<Trained> {
+        let split = self.data(&c.data)?;
+        let mut sizes = vec![split.train.features()];
+        sizes.extend(&c.network.hidden);
+        sizes.push(split.train.classes().max(split.test.classes()));
+        let init_seed = crate::rng::stream_key(job.seed, &[INIT_STREAM, u64::from(job.repeat)]);
+        let train = TrainConfig {
+            seed: crate::rng::stream_key(job.seed, &[TRAIN_STREAM, u64::from(job.repeat)]),
+            ..c.train.clone()
+        };
+        let mut network = match c.network.kind {
+            NetworkKind::Mlp if !c.network.weights.is_empty() => TrainedNetwork::Mlp(
+                nn::weights::load_mlp(std::path::Path::new(&c.network.weights))
+                    .context("network.weights")?,
+            ),
+            NetworkKind::Mlp => {
+                let mut mlp = Mlp::random(&sizes, init_seed)?;
+                nn::train(&mut mlp, &split.train, &train)?;
+                TrainedNetwork::Mlp(mlp)
+            }
+            NetworkKind::Bnn | NetworkKind::Tnn => {
+                let q = if c.network.kind == NetworkKind::Bnn {
+                    Quantization::Binary
+                } else {
+                    Quantization::Ternary
+                };
+                let input = if c.network.binary_inputs {
+                    InputEncoding::Binary
+                } else {
+                    InputEncoding::Real
+                };
+                let mut net = QuantizedMlp::random(&sizes, q, input, init_seed)?;
+                nn::binary::train_quantized(&mut net, &split.train, &train)?;
+                TrainedNetwork::Quantized(net.fold()?)
+            }
+        };
+        let digital_accuracy = match &mut network {
+            TrainedNetwork::Mlp(m) => nn::evaluate(m, &split.test)?,
+            TrainedNetwork::Quantized(n) => nn::evaluate(n, &split.test)?,
+        };
+        Ok(Trained {
+            network,
+            digital_accuracy,
+        })
+    }
+
+    fn trained(&self, c: &InferenceConfig, repeat: u32) -> Result<Arc<Trained>> {
+        let key = c.training_key(repeat)?;
+        let cache = self.trained.lock().map_err(|_| poisoned())?;
+        cache
+            .get(&key)
+            .cloned()
+            .context("internal error: the network of this job was not trained in prepare")
+    }
+}
+
+impl JobKind for Inference {
+    fn validate(&self, config: &Value) -> Result<()> {
+        let c = Self::parse(config)?;
+        c.hardware.device()?;
+        Ok(())
+    }
+
+    fn prepare(&self, jobs: &[(&Value, JobId)]) -> Result<()> {
+        for (config, job) in jobs {
+            let c = Self::parse(config)?;
+            let key = c.training_key(job.repeat)?;
+            if !self
+                .trained
+                .lock()
+                .map_err(|_| poisoned())?
+                .contains_key(&key)
+            {
+                let t = self
+                    .train_network(&c, *job)
+                    .with_context(|| format!("training the network of repeat {}", job.repeat))?;
+                self.trained
+                    .lock()
+                    .map_err(|_| poisoned())?
+                    .insert(key, Arc::new(t));
+            }
+        }
+        Ok(())
+    }
+
+    fn run(&self, config: &Value, job: JobId) -> Result<Vec<f64>> {
+        let c = Self::parse(config)?;
+        let trained = self.trained(&c, job.repeat)?;
+        let split = self.data(&c.data)?;
+        let device = c.hardware.device()?;
+        let seed = crate::rng::stream_key(
+            job.seed,
+            &[HARDWARE_STREAM, u64::from(job.repeat), job.point as u64],
+        );
+        let outcome = match &trained.network {
+            TrainedNetwork::Mlp(mlp) => {
+                let n_cal = c.hardware.calibration_images.min(split.train.len());
+                let calibration = &split.train.images[..n_cal * split.train.features()];
+                let deployment = Deployment {
+                    device: &device,
+                    tile: c.tile(),
+                    t_inference_s: c.hardware.t_inference_s,
+                    seed,
+                };
+                deployment.evaluate_mlp(
+                    mlp,
+                    c.hardware.input_scaling,
+                    calibration,
+                    n_cal,
+                    &split.test,
+                )?
+            }
+            TrainedNetwork::Quantized(net) => {
+                let deployment = Deployment {
+                    device: &device,
+                    tile: c.tile(),
+                    t_inference_s: c.hardware.t_inference_s,
+                    seed,
+                };
+                deployment.evaluate_quantized(net, &split.test)?
+            }
+        };
+        Ok(vec![
+            outcome.accuracy,
+            trained.digital_accuracy,
+            outcome.weight_rms_error,
+            outcome.bit_error_rate,
+            outcome.read_energy_j / split.test.len() as f64,
+            outcome.pj_per_mac,
+        ])
+    }
+}
+
+impl ExperimentKind for Inference {
+    fn metrics(&self) -> Vec<String> {
+        [
+            "accuracy",
+            "digital_accuracy",
+            "weight_rms_error",
+            "bit_error_rate",
+            "read_energy_per_image_j",
+            "read_pj_per_mac",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    fn complete(&self, body: Value) -> Result<Value> {
+        let c: InferenceConfig = typed(body, "the experiment's sections")?;
+        to_value(&c)
+    }
+}

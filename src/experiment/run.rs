@@ -1,0 +1,677 @@
+//! Running a sweep: every (point, repeat) job in parallel with a progress bar, results
+//! rewritten atomically after each finished job so that an interrupted run can be
+//! resumed, shards for several machines, and the merge of shards.
+//!
+//! Output directory layout: `results.csv` (one row per point x repeat, sorted),
+//! `summary.csv` (mean, std, 95 % CI and n per point), `run.json` (the plan — resolved
+//! configuration, sweep, seed, repeats —, version, threads, timings) and the plots.
+
+use super::sweep::{Axis, Point, Shard};
+use super::table::{PlotSpec, ResultsTable, figures, summarize};
+use super::tree::value_label;
+use crate::results::{self, RunRecord, Table, Timer, format_float};
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use toml::Value;
+
+/// File names inside an output directory.
+pub const RESULTS_CSV: &str = "results.csv";
+/// Per-point summary file.
+pub const SUMMARY_CSV: &str = "summary.csv";
+/// Run record file.
+pub const RUN_JSON: &str = "run.json";
+
+/// Everything that determines an experiment's numbers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Experiment name.
+    pub name: String,
+    /// Base configuration with every default filled in (before the sweep is applied).
+    pub base: Value,
+    /// The sweep axes.
+    pub axes: Vec<Axis>,
+    /// Master seed.
+    pub seed: u64,
+    /// Repeats per point (different seeds).
+    pub repeats: u32,
+    /// Metrics each job returns, in order.
+    pub metrics: Vec<String>,
+    /// Figures to draw from the results.
+    pub plots: Vec<PlotSpec>,
+}
+
+impl Plan {
+    /// The grid points of the sweep.
+    pub fn points(&self) -> Vec<Point> {
+        super::sweep::grid(&self.axes)
+    }
+
+    /// The sweep paths, in axis order (the result columns that identify a point).
+    pub fn axis_paths(&self) -> Vec<String> {
+        self.axes.iter().flat_map(Axis::all_paths).collect()
+    }
+
+    /// A fingerprint of everything that determines the numbers (not the plots):
+    /// FNV-1a 64 of the canonical JSON of base, axes, seed, repeats and metrics.
+    pub fn fingerprint(&self) -> Result<String> {
+        let canonical = serde_json::to_string(&(
+            &self.base,
+            &self.axes,
+            self.seed,
+            self.repeats,
+            &self.metrics,
+        ))?;
+        let hash = canonical.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        Ok(format!("{hash:016x}"))
+    }
+}
+
+/// Identifies one job: a repeat at a point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobId {
+    /// Point index in the grid.
+    pub point: usize,
+    /// Repeat index, from 0.
+    pub repeat: u32,
+    /// The experiment's master seed (derive streams from it with [`crate::rng::stream`]).
+    pub seed: u64,
+}
+
+/// What an experiment kind does with one point's configuration.
+pub trait JobKind: Sync {
+    /// Check a point's configuration before anything runs (errors name the key).
+    fn validate(&self, point_config: &Value) -> Result<()>;
+    /// Work shared by several jobs (e.g. training the network that every hardware point
+    /// deploys), done once before the parallel job loop so that jobs never wait on each
+    /// other. Receives every job about to run with its point's configuration.
+    fn prepare(&self, _jobs: &[(&Value, JobId)]) -> Result<()> {
+        Ok(())
+    }
+    /// Run one job and return one value per metric of the plan, in order.
+    fn run(&self, point_config: &Value, job: JobId) -> Result<Vec<f64>>;
+}
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Output directory.
+    pub out: PathBuf,
+    /// Only this shard of the points.
+    pub shard: Option<Shard>,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// One finished job.
+#[derive(Clone, Debug, PartialEq)]
+struct Row {
+    point: usize,
+    repeat: u32,
+    metrics: Vec<f64>,
+}
+
+/// The record written as `run.json`.
+#[derive(Debug, Serialize, Deserialize)]
+struct RunFile {
+    plan: Plan,
+    fingerprint: String,
+    shard: Option<Shard>,
+    complete: bool,
+    jobs_done: usize,
+    jobs_total: usize,
+    #[serde(flatten)]
+    meta: serde_json::Value,
+}
+
+/// Run (or resume) the plan's jobs and write results, summary, plots and run record.
+pub fn execute(plan: &Plan, kind: &dyn JobKind, opts: &RunOptions) -> Result<()> {
+    let mut timer = Timer::start();
+    let points = plan.points();
+    let configs: Vec<Value> = points
+        .iter()
+        .map(|p| {
+            let c = p.apply(&plan.base)?;
+            kind.validate(&c).with_context(|| point_context(plan, p))?;
+            Ok(c)
+        })
+        .collect::<Result<_>>()?;
+    results::prepare_output_dir(&opts.out)?;
+    let fingerprint = plan.fingerprint()?;
+    let mut done = previous_rows(&opts.out, &fingerprint, plan)?;
+    let todo: Vec<JobId> = points
+        .iter()
+        .filter(|p| opts.shard.is_none_or(|s| s.owns(p.index)))
+        .flat_map(|p| (0..plan.repeats).map(move |repeat| (p.index, repeat)))
+        .filter(|&(point, repeat)| !done.iter().any(|r| r.point == point && r.repeat == repeat))
+        .map(|(point, repeat)| JobId {
+            point,
+            repeat,
+            seed: plan.seed,
+        })
+        .collect();
+    done.retain(|r| opts.shard.is_none_or(|s| s.owns(r.point)));
+    let total = todo.len() + done.len();
+    if !done.is_empty() {
+        eprintln!(
+            "resuming: {} of {} jobs already done in {}",
+            done.len(),
+            total,
+            opts.out.display()
+        );
+    }
+    let started = RunFile {
+        plan: plan.clone(),
+        fingerprint: fingerprint.clone(),
+        shard: opts.shard,
+        complete: false,
+        jobs_done: done.len(),
+        jobs_total: total,
+        meta: run_meta(plan, &timer, Vec::new())?,
+    };
+    results::write_json(&opts.out.join(RUN_JSON), &started)?;
+    let pending: Vec<(&Value, JobId)> = todo.iter().map(|&j| (&configs[j.point], j)).collect();
+    timer.time("prepare", || kind.prepare(&pending))?;
+    let bar = progress_bar(opts.progress, todo.len());
+    let rows = Mutex::new(done);
+    let write_progress = |rows: &[Row]| write_results(&opts.out, plan, &points, rows);
+    let outcome = timer.time("jobs", || {
+        todo.par_iter().try_for_each(|&job| -> Result<()> {
+            let metrics = kind.run(&configs[job.point], job).with_context(|| {
+                format!(
+                    "{} (repeat {})",
+                    point_context(plan, &points[job.point]),
+                    job.repeat
+                )
+            })?;
+            check_metrics(plan, &metrics)?;
+            let mut rows = rows
+                .lock()
+                .map_err(|_| anyhow::anyhow!("a worker thread panicked"))?;
+            rows.push(Row {
+                point: job.point,
+                repeat: job.repeat,
+                metrics,
+            });
+            write_progress(&rows)?;
+            bar.inc(1);
+            Ok(())
+        })
+    });
+    bar.finish_and_clear();
+    let rows = rows
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a worker thread panicked"))?;
+    outcome?;
+    write_results(&opts.out, plan, &points, &rows)?;
+    let outputs = timer.time("summary and plots", || finish(&opts.out, plan))?;
+    let record = RunFile {
+        plan: plan.clone(),
+        fingerprint,
+        shard: opts.shard,
+        complete: true,
+        jobs_done: rows.len(),
+        jobs_total: total,
+        meta: run_meta(plan, &timer, outputs)?,
+    };
+    results::write_json(&opts.out.join(RUN_JSON), &record)
+}
+
+fn point_context(plan: &Plan, p: &Point) -> String {
+    if p.assignments.is_empty() {
+        return format!("experiment '{}'", plan.name);
+    }
+    let parts: Vec<String> = p
+        .assignments
+        .iter()
+        .map(|(k, v)| format!("{k} = {}", value_label(v)))
+        .collect();
+    format!(
+        "experiment '{}', point {} ({})",
+        plan.name,
+        p.index,
+        parts.join(", ")
+    )
+}
+
+fn check_metrics(plan: &Plan, metrics: &[f64]) -> Result<()> {
+    if metrics.len() != plan.metrics.len() {
+        bail!(
+            "a job returned {} metrics, the plan has {}",
+            metrics.len(),
+            plan.metrics.len()
+        );
+    }
+    if let Some((name, v)) = plan
+        .metrics
+        .iter()
+        .zip(metrics)
+        .find(|(_, v)| !v.is_finite())
+    {
+        bail!("metric '{name}' came out as {v}: the simulation produced a non-finite number");
+    }
+    Ok(())
+}
+
+fn progress_bar(show: bool, len: usize) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} jobs  {elapsed} elapsed, ETA {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Rows already in the output directory from an earlier run of the same plan.
+fn previous_rows(out: &Path, fingerprint: &str, plan: &Plan) -> Result<Vec<Row>> {
+    let run_json = out.join(RUN_JSON);
+    let results_csv = out.join(RESULTS_CSV);
+    if !results_csv.exists() {
+        return Ok(Vec::new());
+    }
+    let previous = read_run_file(&run_json).with_context(|| {
+        format!(
+            "{} holds results but no readable {RUN_JSON}; use another --out",
+            out.display()
+        )
+    })?;
+    if previous.fingerprint != fingerprint {
+        bail!(
+            "{} holds results of a different configuration (fingerprint {} vs {fingerprint}); \
+             use another --out or delete that directory",
+            out.display(),
+            previous.fingerprint
+        );
+    }
+    read_rows(&results_csv, plan)
+}
+
+fn read_run_file(path: &Path) -> Result<RunFile> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not an xbar run record", path.display()))
+}
+
+fn read_rows(path: &Path, plan: &Plan) -> Result<Vec<Row>> {
+    let table = ResultsTable::read(path)?;
+    let point = table.column("point")?;
+    let repeat = table.column("repeat")?;
+    let metric_cols: Vec<usize> = plan
+        .metrics
+        .iter()
+        .map(|m| table.column(m))
+        .collect::<Result<_>>()?;
+    (0..table.rows.len())
+        .map(|r| {
+            Ok(Row {
+                point: table.rows[r][point]
+                    .parse()
+                    .context("bad point index in results.csv")?,
+                repeat: table.rows[r][repeat]
+                    .parse()
+                    .context("bad repeat index in results.csv")?,
+                metrics: metric_cols
+                    .iter()
+                    .map(|&c| table.number(r, c))
+                    .collect::<Result<_>>()?,
+            })
+        })
+        .collect()
+}
+
+/// Write `results.csv`: rows sorted by (point, repeat) so the file does not depend on the
+/// order in which threads finished.
+fn write_results(out: &Path, plan: &Plan, points: &[Point], rows: &[Row]) -> Result<()> {
+    let paths = plan.axis_paths();
+    let mut header = vec!["point".to_string(), "repeat".to_string()];
+    header.extend(paths.iter().cloned());
+    header.extend(plan.metrics.iter().cloned());
+    let mut sorted: Vec<&Row> = rows.iter().collect();
+    sorted.sort_by_key(|r| (r.point, r.repeat));
+    let mut table = Table::new(&header);
+    for r in sorted {
+        let mut cells = vec![r.point.to_string(), r.repeat.to_string()];
+        cells.extend(
+            points[r.point]
+                .assignments
+                .iter()
+                .map(|(_, v)| value_label(v)),
+        );
+        cells.extend(r.metrics.iter().map(|&m| format_float(m)));
+        table.push_row(cells)?;
+    }
+    table.write(&out.join(RESULTS_CSV))
+}
+
+/// Write `summary.csv` and the plots from `results.csv`; returns the files written.
+fn finish(out: &Path, plan: &Plan) -> Result<Vec<String>> {
+    let table = ResultsTable::read(&out.join(RESULTS_CSV))?;
+    let mut group = vec!["point".to_string()];
+    group.extend(plan.axis_paths());
+    summarize(&table, &group, &plan.metrics)?
+        .to_table()?
+        .write(&out.join(SUMMARY_CSV))?;
+    let mut outputs = vec![
+        RESULTS_CSV.to_string(),
+        SUMMARY_CSV.to_string(),
+        RUN_JSON.to_string(),
+    ];
+    for spec in &plan.plots {
+        let figs = figures(&table, spec).with_context(|| format!("plot '{}'", spec.name))?;
+        let columns = figs.len().min(3);
+        crate::plot::save_panels(&figs, columns, &out.join(&spec.name))?;
+        outputs.extend([format!("{}.png", spec.name), format!("{}.svg", spec.name)]);
+    }
+    print_summary(&table, plan)?;
+    Ok(outputs)
+}
+
+/// Print one line per point with the mean ± std of the first metric.
+fn print_summary(table: &ResultsTable, plan: &Plan) -> Result<()> {
+    let Some(metric) = plan.metrics.first() else {
+        return Ok(());
+    };
+    let mut group = vec!["point".to_string()];
+    group.extend(plan.axis_paths());
+    let s = summarize(table, &group, std::slice::from_ref(metric))?;
+    for row in &s.rows {
+        let label: Vec<String> = group
+            .iter()
+            .zip(row)
+            .skip(1)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let mean: f64 = row[group.len()].parse().unwrap_or(f64::NAN);
+        let std: f64 = row[group.len() + 1].parse().unwrap_or(f64::NAN);
+        println!(
+            "{:<60} {metric} = {} ± {}  (n = {})",
+            label.join(" "),
+            fmt4(mean),
+            fmt4(std),
+            row[row.len() - 1]
+        );
+    }
+    Ok(())
+}
+
+fn fmt4(v: f64) -> String {
+    format!("{v:.4}")
+}
+
+fn run_meta(plan: &Plan, timer: &Timer, outputs: Vec<String>) -> Result<serde_json::Value> {
+    let mut record = RunRecord::new("run", serde_json::to_value(&plan.base)?, plan.seed);
+    record.timings_s = timer.seconds();
+    record.outputs = outputs;
+    let mut v = serde_json::to_value(record)?;
+    if let Some(obj) = v.as_object_mut() {
+        obj.remove("config");
+        obj.remove("seed");
+    }
+    Ok(v)
+}
+
+/// Join the results of shard directories into `out` (summary, plots and run record
+/// included). All shards must come from the same plan.
+pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
+    let Some(first) = dirs.first() else {
+        bail!("xbar merge needs at least one results directory")
+    };
+    let base = read_run_file(&first.join(RUN_JSON))?;
+    let mut rows: Vec<Row> = Vec::new();
+    for dir in dirs {
+        let record = read_run_file(&dir.join(RUN_JSON))?;
+        if record.fingerprint != base.fingerprint {
+            bail!(
+                "{} comes from a different configuration than {} (fingerprints {} and {}): only shards of one run can be merged",
+                dir.display(),
+                first.display(),
+                record.fingerprint,
+                base.fingerprint
+            );
+        }
+        for row in read_rows(&dir.join(RESULTS_CSV), &base.plan)? {
+            match rows
+                .iter()
+                .find(|r| r.point == row.point && r.repeat == row.repeat)
+            {
+                Some(existing) if existing.metrics != row.metrics => bail!(
+                    "point {} repeat {} has different results in two directories ({}): they are not shards of one run",
+                    row.point,
+                    row.repeat,
+                    dir.display()
+                ),
+                Some(_) => {}
+                None => rows.push(row),
+            }
+        }
+    }
+    results::prepare_output_dir(out)?;
+    let plan = &base.plan;
+    let points = plan.points();
+    if let Some(r) = rows.iter().find(|r| r.point >= points.len()) {
+        bail!(
+            "results.csv names point {} but the plan has {} points",
+            r.point,
+            points.len()
+        );
+    }
+    let timer = Timer::start();
+    write_results(out, plan, &points, &rows)?;
+    let outputs = finish(out, plan)?;
+    let total = points.len() * plan.repeats as usize;
+    if rows.len() < total {
+        eprintln!(
+            "warning: the merged results hold {} of {} jobs; some shards are missing or unfinished",
+            rows.len(),
+            total
+        );
+    }
+    let record = RunFile {
+        plan: plan.clone(),
+        fingerprint: base.fingerprint,
+        shard: None,
+        complete: rows.len() == total,
+        jobs_done: rows.len(),
+        jobs_total: total,
+        meta: run_meta(plan, &timer, outputs)?,
+    };
+    results::write_json(&out.join(RUN_JSON), &record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::stats::ErrorBars;
+    use rand::RngExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A job kind whose metric is a seeded random draw around the swept value `x.v`.
+    struct Noisy {
+        calls: AtomicUsize,
+        fail_at: Option<usize>,
+    }
+
+    impl JobKind for Noisy {
+        fn validate(&self, c: &Value) -> Result<()> {
+            match c
+                .get("x")
+                .and_then(|x| x.get("v"))
+                .and_then(Value::as_float)
+            {
+                Some(v) if v >= 0.0 => Ok(()),
+                _ => bail!("x.v must be a non-negative number"),
+            }
+        }
+        fn run(&self, c: &Value, job: JobId) -> Result<Vec<f64>> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            if self.fail_at == Some(n) {
+                bail!("simulated failure");
+            }
+            let v = c["x"]["v"].as_float().unwrap_or(0.0);
+            let mut rng = crate::rng::stream(job.seed, &[job.point as u64, u64::from(job.repeat)]);
+            Ok(vec![v + rng.random::<f64>(), v * 2.0])
+        }
+    }
+
+    fn plan() -> Plan {
+        let base: Value = toml::from_str("[x]\nv = 0.0\n").unwrap();
+        Plan {
+            name: "test".into(),
+            base,
+            axes: vec![Axis {
+                path: Some("x.v".into()),
+                paths: None,
+                values: (0..5).map(|v| Value::Float(v as f64)).collect(),
+            }],
+            seed: 7,
+            repeats: 3,
+            metrics: vec!["m".into(), "twice".into()],
+            plots: vec![PlotSpec {
+                error: ErrorBars::Ci95,
+                ..PlotSpec::new("x.v", "m")
+            }],
+        }
+    }
+
+    fn kind() -> Noisy {
+        Noisy {
+            calls: AtomicUsize::new(0),
+            fail_at: None,
+        }
+    }
+
+    fn opts(out: &Path) -> RunOptions {
+        RunOptions {
+            out: out.to_path_buf(),
+            shard: None,
+            progress: false,
+        }
+    }
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn a_sweep_writes_results_summary_plot_and_record() {
+        let dir = tempfile::tempdir().unwrap();
+        execute(&plan(), &kind(), &opts(dir.path())).unwrap();
+        let results = read(&dir.path().join(RESULTS_CSV));
+        assert_eq!(results.lines().count(), 1 + 15);
+        assert!(results.starts_with("point,repeat,x.v,m,twice\n"));
+        assert_eq!(read(&dir.path().join(SUMMARY_CSV)).lines().count(), 1 + 5);
+        assert!(dir.path().join("plot.png").exists() && dir.path().join("plot.svg").exists());
+        let record: serde_json::Value =
+            serde_json::from_str(&read(&dir.path().join(RUN_JSON))).unwrap();
+        assert_eq!(record["plan"]["seed"], 7);
+        assert_eq!(record["complete"], true);
+        assert!(record["xbar_version"].is_string() && record["timings_s"]["total"].is_number());
+    }
+
+    #[test]
+    fn results_are_identical_with_one_and_two_threads() {
+        let run_with = |threads: usize| {
+            let dir = tempfile::tempdir().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| execute(&plan(), &kind(), &opts(dir.path())))
+                .unwrap();
+            read(&dir.path().join(RESULTS_CSV))
+        };
+        assert_eq!(run_with(1), run_with(2));
+    }
+
+    #[test]
+    fn an_interrupted_run_resumes_without_redoing_finished_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let reference = tempfile::tempdir().unwrap();
+        execute(&plan(), &kind(), &opts(reference.path())).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let failing = Noisy {
+            calls: AtomicUsize::new(0),
+            fail_at: Some(6),
+        };
+        let err = pool
+            .install(|| execute(&plan(), &failing, &opts(dir.path())))
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("simulated failure"));
+        let partial = read(&dir.path().join(RESULTS_CSV));
+        assert_eq!(
+            partial.lines().count(),
+            1 + 6,
+            "the six finished jobs are on disk"
+        );
+        let resumed = kind();
+        execute(&plan(), &resumed, &opts(dir.path())).unwrap();
+        assert_eq!(resumed.calls.load(Ordering::SeqCst), 15 - 6);
+        assert_eq!(
+            read(&dir.path().join(RESULTS_CSV)),
+            read(&reference.path().join(RESULTS_CSV))
+        );
+    }
+
+    #[test]
+    fn a_different_configuration_does_not_resume_into_old_results() {
+        let dir = tempfile::tempdir().unwrap();
+        execute(&plan(), &kind(), &opts(dir.path())).unwrap();
+        let mut other = plan();
+        other.seed = 8;
+        let err = execute(&other, &kind(), &opts(dir.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("different configuration"), "{err}");
+    }
+
+    #[test]
+    fn shards_merged_equal_one_full_run() {
+        let full = tempfile::tempdir().unwrap();
+        execute(&plan(), &kind(), &opts(full.path())).unwrap();
+        let shards: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        for (i, d) in shards.iter().enumerate() {
+            let o = RunOptions {
+                shard: Some(Shard { index: i, count: 3 }),
+                ..opts(d.path())
+            };
+            execute(&plan(), &kind(), &o).unwrap();
+        }
+        let merged = tempfile::tempdir().unwrap();
+        let dirs: Vec<PathBuf> = shards.iter().map(|d| d.path().to_path_buf()).collect();
+        merge(&dirs, merged.path()).unwrap();
+        for f in [RESULTS_CSV, SUMMARY_CSV] {
+            assert_eq!(
+                read(&merged.path().join(f)),
+                read(&full.path().join(f)),
+                "{f}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_invalid_point_fails_before_any_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let mut bad = plan();
+        bad.axes[0].values.push(Value::Float(-1.0));
+        let err = format!("{:#}", execute(&bad, &kind(), &opts(&out)).unwrap_err());
+        assert!(
+            err.contains("x.v = -1") && err.contains("non-negative"),
+            "{err}"
+        );
+        assert!(!out.exists());
+    }
+}

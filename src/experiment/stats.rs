@@ -1,0 +1,87 @@
+//! Summary statistics of repeated measurements: mean, sample standard deviation and the
+//! 95 % confidence interval of the mean (Student's t).
+
+use serde::{Deserialize, Serialize};
+
+/// Two-sided 97.5 % quantiles of Student's t distribution for 1..=30 degrees of freedom
+/// (standard statistical tables, e.g. NIST/SEMATECH e-Handbook of Statistical Methods, 1.3.6.7.2).
+const T_975: [f64; 30] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+    2.052, 2.048, 2.045, 2.042,
+];
+/// The normal 97.5 % quantile, used beyond 30 degrees of freedom.
+const Z_975: f64 = 1.959_964;
+
+/// Which spread the error bars of a plot show.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorBars {
+    /// One sample standard deviation.
+    #[default]
+    Std,
+    /// Half-width of the 95 % confidence interval of the mean.
+    Ci95,
+}
+
+/// Summary of repeated measurements of one quantity.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Summary {
+    /// Number of measurements.
+    pub n: usize,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Sample standard deviation (n − 1 in the denominator; 0 for a single value).
+    pub std: f64,
+    /// Half-width of the 95 % confidence interval of the mean (0 for a single value).
+    pub ci95: f64,
+}
+
+impl Summary {
+    /// Summarise `values` (must not be empty).
+    pub fn of(values: &[f64]) -> Summary {
+        let n = values.len();
+        let mean = values.iter().sum::<f64>() / n as f64;
+        if n < 2 {
+            return Summary {
+                n,
+                mean,
+                std: 0.0,
+                ci95: 0.0,
+            };
+        }
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        let std = var.sqrt();
+        let t = T_975.get(n - 2).copied().unwrap_or(Z_975);
+        Summary {
+            n,
+            mean,
+            std,
+            ci95: t * std / (n as f64).sqrt(),
+        }
+    }
+
+    /// The error-bar half-height of the requested kind.
+    pub fn error(&self, kind: ErrorBars) -> f64 {
+        match kind {
+            ErrorBars::Std => self.std,
+            ErrorBars::Ci95 => self.ci95,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_matches_hand_computation() {
+        // Values 1, 2, 3, 4: mean 2.5, sample variance 5/3, t(3 dof) = 3.182.
+        let s = Summary::of(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(s.n, 4);
+        assert!((s.mean - 2.5).abs() < 1e-12);
+        assert!((s.std - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert!((s.ci95 - 3.182 * s.std / 2.0).abs() < 1e-12);
+        assert_eq!(Summary::of(&[7.0]).std, 0.0);
+    }
+}
