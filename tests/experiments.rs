@@ -1,0 +1,175 @@
+//! The experiment workflow end to end through the `xbar` binary: committed experiment
+//! files validate, a tiny sweep writes its results, summary, record and plot, runs are
+//! identical for 1 and 2 threads, shards merge into the full run, re-runs resume, and bad
+//! input fails cleanly without leaving output behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use xbar::experiment::config::{self, Overrides};
+
+fn xbar(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xbar")).args(args).output().expect("the xbar binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A small but real inference sweep: a 784-16-10 MLP trained for one epoch on 600
+/// digits, deployed on PCM tiles and read at two times, two repeats.
+const TINY: &str = r#"
+[experiment]
+name = "tiny"
+seed = 11
+repeats = 2
+
+[data]
+train_limit = 600
+test_limit = 200
+
+[network]
+hidden = [16]
+
+[train]
+epochs = 1
+
+[hardware]
+device = "pcm_gst"
+
+[hardware.tile]
+max_rows = 128
+max_cols = 128
+
+[[sweep]]
+path = "hardware.t_inference_s"
+values = [1.0, 1e6]
+
+[[plot]]
+name = "acc"
+x = "hardware.t_inference_s"
+y = "accuracy"
+log_x = true
+"#;
+
+fn tiny_file(dir: &Path) -> PathBuf {
+    let path = dir.join("tiny.toml");
+    std::fs::write(&path, TINY).unwrap();
+    path
+}
+
+fn run_tiny(file: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["run", file.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"];
+    args.extend_from_slice(extra);
+    xbar(&args)
+}
+
+#[test]
+fn every_committed_experiment_file_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let (plan, kind) = config::load(&path, &Overrides::default())
+            .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        for point in plan.points() {
+            let c = point.apply(&plan.base).unwrap();
+            kind.validate(&c).unwrap_or_else(|e| panic!("{} point {}: {e:#}", path.display(), point.index));
+        }
+        assert!(!plan.plots.is_empty(), "{} draws no plot", path.display());
+        count += 1;
+    }
+    assert!(count >= 8, "expected the reference experiments, found {count}");
+}
+
+#[test]
+fn a_tiny_sweep_writes_results_summary_record_and_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = run_tiny(&tiny_file(dir.path()), &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let results = read(&out.join("results.csv"));
+    assert_eq!(results.lines().count(), 1 + 4, "{results}");
+    assert!(results.lines().next().unwrap().starts_with("point,repeat,hardware.t_inference_s,accuracy,"));
+    assert_eq!(read(&out.join("summary.csv")).lines().count(), 1 + 2);
+    let record: serde_json::Value = serde_json::from_str(&read(&out.join("run.json"))).unwrap();
+    assert_eq!(record["plan"]["seed"], 11);
+    assert_eq!(record["plan"]["base"]["hardware"]["device"], "pcm_gst");
+    assert!(record["xbar_version"].is_string());
+    assert!(record["timings_s"]["total"].as_f64().unwrap() > 0.0);
+    assert!(out.join("acc.png").exists() && out.join("acc.svg").exists());
+    // Every accuracy is a real measurement of a 10-class problem.
+    for line in results.lines().skip(1) {
+        let acc: f64 = line.split(',').nth(3).unwrap().parse().unwrap();
+        assert!((0.0..=1.0).contains(&acc), "{line}");
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = tiny_file(dir.path());
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    assert!(run_tiny(&file, &one, &["--threads", "1"]).status.success());
+    assert!(run_tiny(&file, &two, &["--threads", "2"]).status.success());
+    assert_eq!(read(&one.join("results.csv")), read(&two.join("results.csv")));
+}
+
+#[test]
+fn shards_merge_into_the_full_run_and_reruns_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = tiny_file(dir.path());
+    let full = dir.path().join("full");
+    assert!(run_tiny(&file, &full, &[]).status.success());
+    let (s0, s1) = (dir.path().join("s0"), dir.path().join("s1"));
+    assert!(run_tiny(&file, &s0, &["--shard", "0/2"]).status.success());
+    assert!(run_tiny(&file, &s1, &["--shard", "1/2"]).status.success());
+    let merged = dir.path().join("merged");
+    let o = xbar(&["merge", s0.to_str().unwrap(), s1.to_str().unwrap(), "--out", merged.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read(&merged.join("results.csv")), read(&full.join("results.csv")));
+    assert_eq!(read(&merged.join("summary.csv")), read(&full.join("summary.csv")));
+    let again = run_tiny(&file, &full, &[]);
+    assert!(again.status.success());
+    assert!(stderr(&again).contains("resuming: 4 of 4 jobs already done"), "{}", stderr(&again));
+}
+
+#[test]
+fn bad_input_fails_with_a_message_naming_the_key_and_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = tiny_file(dir.path());
+    let out = dir.path().join("never");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--set", "hardware.tile.periphery.adc.bitz=4"], "bitz"),
+        (vec!["--set", "hardwar.device=pcm_gst"], "hardwar"),
+        (vec!["--set", "hardware.device=unobtainium"], "unobtainium"),
+        (vec!["--set", "hardware.device_params.g_max_z=1"], "g_max_z"),
+        (vec!["--set", "hardware.variability_scale=-1"], "variability_scale"),
+        (vec!["--set", "hardware.t_inference_s=5"], "swept"),
+        (vec!["--set", "train.epochs=nan"], "epochs"),
+        (vec!["--shard", "2/2"], "--shard"),
+    ];
+    for (extra, needle) in cases {
+        let o = run_tiny(&file, &out, &extra);
+        assert!(!o.status.success(), "{extra:?} should fail");
+        assert!(stderr(&o).contains(needle), "{extra:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+        assert!(!out.exists(), "{extra:?} left output behind");
+    }
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "[experiment]\nname = \"x\"\n[hardware\n").unwrap();
+    let o = xbar(&["run", broken.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("malformed TOML"), "{}", stderr(&o));
+    let o = xbar(&["run", dir.path().join("missing.toml").to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("cannot read the experiment file"));
+    let plain = dir.path().join("plain-file");
+    std::fs::write(&plain, "x").unwrap();
+    let o = run_tiny(&file, &plain.join("sub"), &[]);
+    assert!(!o.status.success() && stderr(&o).contains("--out"), "{}", stderr(&o));
+}
