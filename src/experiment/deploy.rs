@@ -128,7 +128,8 @@ impl Deployment<'_> {
     }
 
     /// Deploy an MLP on analog tiles and measure it on `test`. The ADCs are calibrated (if
-    /// configured) on `calibration` (`n_cal` row-major training images).
+    /// configured) on `calibration` (`n_cal` row-major training images) at the periphery's
+    /// reference read time right after programming, not at the inference time.
     pub fn evaluate_mlp(
         &self,
         mlp: &Mlp,
@@ -159,9 +160,13 @@ impl Deployment<'_> {
                 macs: 0.0,
             };
             if matches!(self.tile.periphery.adc.range, AdcRange::Calibrated { .. }) {
+                // The ADC ranges are set once, at the reference read right after
+                // programming, as a chip would; the tiles then move on to the inference time.
+                layer.matrix.set_read_time(self.tile.periphery.reference_read_time_s)?;
                 layer.scale_inputs(&layer_inputs, n_cal);
                 let scaled = std::mem::take(&mut layer.scaled);
                 calibrate_adcs(&mut layer.matrix, &scaled, n_cal)?;
+                layer.matrix.set_read_time(self.t_inference_s)?;
             }
             layer_inputs = digital_layer(dense, &layer_inputs, n_cal, i < last);
             Ok(layer)

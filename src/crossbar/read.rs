@@ -1,0 +1,520 @@
+//! The fast read path of a tile: DAC, analog MVM with read and output noise, ADC,
+//! digital combination of bit slices, for one vector or a batch, forward or transposed.
+//!
+//! Data flow for a batch X (row-major batch x n, f32), per chunk of [`CHUNK_VECTORS`]
+//! vectors (the chunk's GEMMs run on all rayon threads, each output element accumulated
+//! in the same order whatever the split; each vector's noise comes from its own stream,
+//! so outputs are bit-identical whatever the thread count):
+//! 1. DAC: u = quantise(x / input_full_scale) (fraction of v_read);
+//! 2. per plane s: mean currents I = U G_s (one dense f32 GEMM with faer),
+//!    with G_s = (G+ - G-)(t) / g_unit cached per inference time;
+//! 3. read noise: every device's read noise is an independent zero-mean Gaussian of
+//!    sigma_ij(t), so column j's current noise is Gaussian with variance
+//!    sum_i u_i^2 sigma_ij^2: a second GEMM of U∘U with the cached sigma^2 matrix and one
+//!    draw per output give exactly the distribution of N x M per-device draws. The
+//!    shortcut assumes Gaussian, independent, additive device noise; it does not hold for
+//!    non-Gaussian noise (random telegraph noise, reads clamped at G >= 0 when sigma is
+//!    comparable to G) nor through the nonlinear wire network of IR drop (where the noise
+//!    is only approximately Gaussian and its variance depends on the wires); output
+//!    (thermal) noise of variance sigma_out^2 joins the same draw (standard normals from
+//!    the vectorised Box–Muller sampler of [`super::normal`]);
+//! 4. ADC per sensed line (quantise and saturate), then y = sum_s c_s * input_full_scale *
+//!    drift_scale * ADC(I_s), all digital.
+//!
+//! With resistive wires (`wires` non-zero) step 2 uses the IR-drop solver of the G+ and
+//! G- arrays for every vector instead of the GEMM, and step 3 keeps the variance
+//! shortcut as a first-order approximation (the wires' attenuation of the noise is
+//! ignored); the array read energy is still t_read * sum_i v_i^2 * sum_j G_ij, an upper
+//! bound when the wires drop part of the voltage.
+//!
+//! Noise streams: vector k of read operation r draws from
+//! `rng::stream(seed, [tile_id, READ, r, k])`.
+
+use std::cell::RefCell;
+
+use anyhow::{Context, Result, ensure};
+use faer::{Accum, MatMut, MatRef, Par, linalg::matmul::matmul};
+use rayon::prelude::*;
+
+use super::energy::EnergyBreakdown;
+use super::ir_drop::IrDropSolver;
+use super::normal::fill_standard_normal;
+use super::periphery::{AdcBank, Dac};
+use super::tile::{Direction, ReadCache, Tile, tags};
+use crate::device::Device;
+use crate::rng::{XbarRng, stream};
+
+/// Input vectors per chunk (the batch is processed chunk by chunk; inside a chunk the
+/// GEMMs and the per-vector noise and ADC work run in parallel). Fixed, not derived from
+/// the thread count, so that results do not depend on the number of threads.
+pub const CHUNK_VECTORS: usize = 256;
+
+/// Smallest chunk computed with the matrix-matrix layout (smaller ones use dot-product
+/// matrix-vector kernels).
+const GEMM_MIN_BATCH: usize = 8;
+
+/// Per-thread scratch buffers, reused across reads (no allocation on the hot path).
+#[derive(Default)]
+struct Scratch {
+    u: Vec<f32>,
+    u2: Vec<f32>,
+    current: Vec<f32>,
+    variance: Vec<f32>,
+    z: Vec<f32>,
+    u2_sum: Vec<f32>,
+    rngs: Vec<XbarRng>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+fn resize(buffer: &mut Vec<f32>, len: usize) {
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+}
+
+/// Everything one chunk needs, borrowed from the tile.
+struct ReadPlan<'a> {
+    direction: Direction,
+    /// Driven and sensed line counts for this direction.
+    n_driven: usize,
+    n_sensed: usize,
+    g: &'a [Vec<f32>],
+    var: &'a [Vec<f32>],
+    g_t: &'a [Vec<f32>],
+    var_t: &'a [Vec<f32>],
+    adcs: &'a [AdcBank],
+    /// Per plane: c_s * input_full_scale * drift_scale.
+    factors: Vec<f32>,
+    dac: Dac,
+    /// Output-noise variance in normalised current units.
+    output_var: f32,
+    /// Whether any noise is drawn.
+    noisy: bool,
+    /// Summed G+ + G- of each driven line, siemens.
+    driven_g_sum_s: &'a [f64],
+    seed: u64,
+    tile_id: u64,
+    read_index: u64,
+    /// IR-drop solvers per plane (G+, G-); empty with ideal wires.
+    ir: &'a [[IrDropSolver; 2]],
+    /// Read voltage, volts, and 1 / (v_read * g_unit), per ampere (IR-drop path).
+    v_read_v: f64,
+    inv_current_unit: f64,
+}
+
+impl ReadPlan<'_> {
+    /// `plane`'s conductances (`variance = false`) or read-noise variances as a row-major
+    /// matrix, sensed x driven (`sensed_major`) or driven x sensed.
+    fn operand(&self, plane: usize, variance: bool, sensed_major: bool) -> MatRef<'_, f32> {
+        // g is n_in x n_out (rows driven forward), g_t is n_out x n_in.
+        let forward = self.direction == Direction::Forward;
+        let m = match (forward == sensed_major, variance) {
+            (true, false) => &self.g_t[plane],
+            (true, true) => &self.var_t[plane],
+            (false, false) => &self.g[plane],
+            (false, true) => &self.var[plane],
+        };
+        if sensed_major {
+            MatRef::from_row_major_slice(m, self.n_sensed, self.n_driven)
+        } else {
+            MatRef::from_row_major_slice(m, self.n_driven, self.n_sensed)
+        }
+    }
+
+    /// out (nb x n_sensed, row-major) = u (nb x n_driven, row-major) x plane's matrix.
+    /// Small batches use matrix-vector kernels (sensed-major operand, dot products);
+    /// larger ones the GEMM layout of an ideal f32 product X G (driven-major operand).
+    fn product(
+        &self,
+        out: &mut [f32],
+        plane: usize,
+        variance: bool,
+        u: &[f32],
+        nb: usize,
+        par: Par,
+    ) {
+        let (n_in, n_out) = (self.n_driven, self.n_sensed);
+        if nb < GEMM_MIN_BATCH {
+            gemm(out, self.operand(plane, variance, true), u, n_in, n_out, nb);
+        } else {
+            let dst = MatMut::from_row_major_slice_mut(out, nb, n_out);
+            let lhs = MatRef::from_row_major_slice(u, nb, n_in);
+            let rhs = self.operand(plane, variance, false);
+            matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, par);
+        }
+    }
+
+    /// Read one chunk of `x.len() / n_driven` vectors into `y`; returns the chunk's
+    /// sum of u_i^2 * G_sum_i (siemens), proportional to the array read energy.
+    fn read_chunk(
+        &self,
+        first_vector: usize,
+        x: &[f32],
+        y: &mut [f32],
+        s: &mut Scratch,
+        par: Par,
+    ) -> f64 {
+        let nb = x.len() / self.n_driven;
+        let (n_in, n_out) = (self.n_driven, self.n_sensed);
+        resize(&mut s.u, nb * n_in);
+        resize(&mut s.u2, nb * n_in);
+        resize(&mut s.current, nb * n_out);
+        resize(&mut s.z, n_out);
+        let u = &mut s.u[..nb * n_in];
+        self.dac.convert_slice(x, u);
+        let u2 = &mut s.u2[..nb * n_in];
+        for (a, &b) in u2.iter_mut().zip(u.iter()) {
+            *a = b * b;
+        }
+        let energy = self.energy_sum(u2, &mut s.u2_sum);
+        let use_var = !self.var.is_empty();
+        if use_var {
+            resize(&mut s.variance, nb * n_out);
+        }
+        if self.noisy {
+            s.rngs.clear();
+            s.rngs.extend((0..nb).map(|b| {
+                let k = (first_vector + b) as u64;
+                stream(self.seed, &[self.tile_id, tags::READ, self.read_index, k])
+            }));
+        }
+        y.fill(0.0);
+        for plane in 0..self.g.len() {
+            let current = &mut s.current[..nb * n_out];
+            let u = &s.u[..nb * n_in];
+            match self.ir.get(plane) {
+                Some(solvers) => self.ir_currents(solvers, u, current),
+                None => self.product(current, plane, false, u, nb, par),
+            }
+            if use_var {
+                let variance = &mut s.variance[..nb * n_out];
+                self.product(variance, plane, true, &s.u2[..nb * n_in], nb, par);
+            }
+            let variance = use_var.then(|| &s.variance[..nb * n_out]);
+            let current = &s.current[..nb * n_out];
+            if matches!(par, Par::Seq) || nb == 1 {
+                for b in 0..nb {
+                    let rng = s.rngs.get_mut(b);
+                    self.finish_vector(plane, b, current, variance, rng, &mut s.z, y);
+                }
+            } else {
+                self.finish_parallel(plane, current, variance, &mut s.rngs, y);
+            }
+        }
+        energy
+    }
+
+    /// Noise, ADC and digital scaling of vector `b` of a chunk into its outputs.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_vector(
+        &self,
+        plane: usize,
+        b: usize,
+        current: &[f32],
+        variance: Option<&[f32]>,
+        rng: Option<&mut XbarRng>,
+        z: &mut [f32],
+        y: &mut [f32],
+    ) {
+        let n = self.n_sensed;
+        let range = b * n..(b + 1) * n;
+        let adcs = &self.adcs[plane];
+        let factor = self.factors[plane];
+        let (i_b, y_b) = (&current[range.clone()], &mut y[range.clone()]);
+        match rng {
+            Some(rng) => {
+                let z = &mut z[..n];
+                fill_standard_normal(rng, z);
+                let v_b = variance.map(|v| &v[range]);
+                adcs.noisy_convert_accumulate(i_b, v_b, self.output_var, z, factor, y_b);
+            }
+            None => adcs.convert_accumulate(i_b, factor, y_b),
+        }
+    }
+
+    /// [`ReadPlan::finish_vector`] for every vector of a chunk, in parallel (each vector
+    /// has its own noise stream, so the result does not depend on the thread count).
+    fn finish_parallel(
+        &self,
+        plane: usize,
+        current: &[f32],
+        variance: Option<&[f32]>,
+        rngs: &mut [XbarRng],
+        y: &mut [f32],
+    ) {
+        let n = self.n_sensed;
+        let chunks = y.par_chunks_mut(n).enumerate();
+        if self.noisy {
+            chunks.zip(rngs.par_iter_mut()).for_each_init(
+                || vec![0f32; n],
+                |z, ((b, y_b), rng)| {
+                    let range = b * n..(b + 1) * n;
+                    let (i_b, v_b) = (&current[range.clone()], variance.map(|v| &v[range]));
+                    fill_standard_normal(rng, z);
+                    let (adcs, factor) = (&self.adcs[plane], self.factors[plane]);
+                    adcs.noisy_convert_accumulate(i_b, v_b, self.output_var, z, factor, y_b);
+                },
+            );
+        } else {
+            chunks.for_each(|(b, y_b)| {
+                let i_b = &current[b * n..(b + 1) * n];
+                self.adcs[plane].convert_accumulate(i_b, self.factors[plane], y_b);
+            });
+        }
+    }
+
+    /// Mean normalised currents through the resistive wire network: each vector's
+    /// voltages drive the G+ and G- arrays, and the sensed currents are subtracted.
+    fn ir_currents(&self, solvers: &[IrDropSolver; 2], u: &[f32], current: &mut [f32]) {
+        let mut v = vec![0f64; self.n_driven];
+        for (ub, ib) in u
+            .chunks(self.n_driven)
+            .zip(current.chunks_mut(self.n_sensed))
+        {
+            for (vi, &ui) in v.iter_mut().zip(ub) {
+                *vi = f64::from(ui) * self.v_read_v;
+            }
+            let [pos, neg] = match self.direction {
+                Direction::Forward => [solvers[0].solve(&v), solvers[1].solve(&v)],
+                Direction::Transposed => [
+                    solvers[0].solve_transposed(&v),
+                    solvers[1].solve_transposed(&v),
+                ],
+            };
+            for ((i, p), n) in ib.iter_mut().zip(&pos).zip(&neg) {
+                *i = ((p - n) * self.inv_current_unit) as f32;
+            }
+        }
+    }
+
+    /// sum over vectors and driven lines of u^2 * G_sum (siemens): the squared inputs are
+    /// first summed over the vectors (f32, vectorised), then weighted in f64.
+    fn energy_sum(&self, u2: &[f32], sums: &mut Vec<f32>) -> f64 {
+        sums.clear();
+        sums.resize(self.n_driven, 0.0);
+        for ub in u2.chunks(self.n_driven) {
+            for (acc, &v) in sums.iter_mut().zip(ub) {
+                *acc += v;
+            }
+        }
+        sums.iter()
+            .zip(self.driven_g_sum_s)
+            .map(|(&v, &g)| f64::from(v) * g)
+            .sum()
+    }
+}
+
+/// out (nb x n_out, row-major) = u (nb x n_in, row-major) * lhs^T, computed as
+/// out^T = lhs * u^T with lhs of shape n_out x n_in.
+pub(crate) fn gemm(
+    out: &mut [f32],
+    lhs: MatRef<'_, f32>,
+    u: &[f32],
+    n_in: usize,
+    n_out: usize,
+    nb: usize,
+) {
+    let dst = MatMut::from_column_major_slice_mut(out, n_out, nb);
+    let rhs = MatRef::from_column_major_slice(u, n_in, nb);
+    matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
+}
+
+impl<D: Device> Tile<D> {
+    /// y = W x for one input vector `x` (length n_in); returns n_out outputs.
+    pub fn forward(&mut self, x: &[f32]) -> Result<Vec<f32>> {
+        let mut y = vec![0f32; self.n_out];
+        self.read_batch(Direction::Forward, x, 1, &mut y)?;
+        Ok(y)
+    }
+
+    /// y = W^T x for one vector `x` (length n_out, drives the columns); returns n_in
+    /// outputs read at the rows.
+    pub fn transposed(&mut self, x: &[f32]) -> Result<Vec<f32>> {
+        let mut y = vec![0f32; self.n_in];
+        self.read_batch(Direction::Transposed, x, 1, &mut y)?;
+        Ok(y)
+    }
+
+    /// Forward MVM of `batch` vectors: `x` row-major batch x n_in, `y` batch x n_out.
+    pub fn forward_batch(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
+        self.read_batch(Direction::Forward, x, batch, y)
+    }
+
+    /// Transposed MVM of `batch` vectors: `x` batch x n_out, `y` batch x n_in.
+    pub fn transposed_batch(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
+        self.read_batch(Direction::Transposed, x, batch, y)
+    }
+
+    /// MVM of `batch` vectors in `direction`; each call is one read operation with fresh
+    /// noise (stream index = the tile's read counter, then incremented). Recorded in the
+    /// energy ledger.
+    pub fn read_batch(
+        &mut self,
+        direction: Direction,
+        x: &[f32],
+        batch: usize,
+        y: &mut [f32],
+    ) -> Result<()> {
+        let read_index = self.read_counter;
+        let energy = self.read_batch_at(direction, x, batch, y, read_index)?;
+        self.read_counter += 1;
+        self.ledger.record(energy);
+        Ok(())
+    }
+
+    /// Like [`Tile::read_batch`] with an explicit read index (noise stream) and without
+    /// touching the tile: for callers that manage their own read numbering. Returns the
+    /// operation's energy and latency.
+    pub fn read_batch_at(
+        &self,
+        direction: Direction,
+        x: &[f32],
+        batch: usize,
+        y: &mut [f32],
+        read_index: u64,
+    ) -> Result<EnergyBreakdown> {
+        let cache = self
+            .cache
+            .as_ref()
+            .context("the tile has not been programmed yet: call program() first")?;
+        let plan = self.read_plan(cache, direction, read_index);
+        check_shapes(x, y, batch, plan.n_driven, plan.n_sensed)?;
+        let chunk_in = CHUNK_VECTORS * plan.n_driven;
+        let chunk_out = CHUNK_VECTORS * plan.n_sensed;
+        let threads = rayon::current_num_threads();
+        let par = if threads > 1 && batch >= GEMM_MIN_BATCH {
+            Par::rayon(threads)
+        } else {
+            Par::Seq
+        };
+        let sums: Vec<f64> = SCRATCH.with_borrow_mut(|s| {
+            x.chunks(chunk_in)
+                .zip(y.chunks_mut(chunk_out))
+                .enumerate()
+                .map(|(c, (xc, yc))| plan.read_chunk(c * CHUNK_VECTORS, xc, yc, s, par))
+                .collect()
+        });
+        let u2g_sum: f64 = sums.iter().sum();
+        Ok(self.read_energy(&plan, batch, u2g_sum))
+    }
+
+    fn read_plan<'a>(
+        &'a self,
+        cache: &'a ReadCache,
+        direction: Direction,
+        read_index: u64,
+    ) -> ReadPlan<'a> {
+        let periphery = &self.config.periphery;
+        let scale = periphery.input_full_scale * cache.drift_scale;
+        let current_unit_a = periphery.v_read_v * self.g_unit_s;
+        let output_var = (periphery.output_noise_sigma_a / current_unit_a).powi(2) as f32;
+        let (n_driven, n_sensed, adcs, driven_g_sum_s) = match direction {
+            Direction::Forward => (self.n_in, self.n_out, &self.adc_forward, &cache.row_g_sum_s),
+            Direction::Transposed => (
+                self.n_out,
+                self.n_in,
+                &self.adc_transposed,
+                &cache.col_g_sum_s,
+            ),
+        };
+        ReadPlan {
+            direction,
+            n_driven,
+            n_sensed,
+            g: &cache.g,
+            var: &cache.var,
+            g_t: &cache.g_t,
+            var_t: &cache.var_t,
+            adcs,
+            factors: self
+                .plane_factors()
+                .iter()
+                .map(|c| (c * scale) as f32)
+                .collect(),
+            dac: Dac::new(periphery.dac_bits, periphery.input_full_scale),
+            output_var,
+            noisy: !cache.var.is_empty() || output_var > 0.0,
+            driven_g_sum_s,
+            seed: self.seed,
+            tile_id: self.tile_id,
+            read_index,
+            ir: &cache.ir,
+            v_read_v: periphery.v_read_v,
+            inv_current_unit: 1.0 / current_unit_a,
+        }
+    }
+
+    fn read_energy(&self, plan: &ReadPlan<'_>, batch: usize, u2g_sum: f64) -> EnergyBreakdown {
+        let periphery = &self.config.periphery;
+        let energy = &self.config.energy;
+        let planes = self.planes as u64;
+        let dac_conversions = (batch * plan.n_driven) as u64 * planes;
+        let adc_conversions = (batch * plan.n_sensed) as u64 * planes;
+        EnergyBreakdown {
+            array_read_j: energy.read_time_s * periphery.v_read_v.powi(2) * u2g_sum,
+            dac_j: dac_conversions as f64 * energy.dac_conversion_j(periphery.dac_bits),
+            adc_j: adc_conversions as f64 * energy.adc_conversion_j(periphery.adc.bits),
+            macs: (batch * self.n_in * self.n_out) as f64,
+            vectors: batch as u64,
+            dac_conversions,
+            adc_conversions,
+            read_latency_s: batch as f64 * energy.read_latency_s(),
+            ..EnergyBreakdown::default()
+        }
+    }
+
+    /// Largest noise-free |normalised current| of each sensed line of each plane over
+    /// the inputs `x` (before the ADC), for ADC calibration.
+    pub(crate) fn analog_peaks(
+        &self,
+        direction: Direction,
+        x: &[f32],
+        batch: usize,
+    ) -> Result<Vec<Vec<f64>>> {
+        let cache = self
+            .cache
+            .as_ref()
+            .context("the tile has not been programmed yet: call program() first")?;
+        let plan = self.read_plan(cache, direction, 0);
+        let (n_in, n_out) = (plan.n_driven, plan.n_sensed);
+        ensure!(
+            batch > 0 && x.len() == batch * n_in,
+            "calibration inputs have {} values, expected batch x {n_in} = {}",
+            x.len(),
+            batch * n_in
+        );
+        let mut peaks = vec![vec![0f64; n_out]; self.planes];
+        let mut u = vec![0f32; x.len()];
+        plan.dac.convert_slice(x, &mut u);
+        let mut current = vec![0f32; batch * n_out];
+        for (plane, peak) in peaks.iter_mut().enumerate() {
+            plan.product(&mut current, plane, false, &u, batch, Par::Seq);
+            for row in current.chunks(n_out) {
+                for (p, &i) in peak.iter_mut().zip(row) {
+                    *p = p.max(f64::from(i.abs()));
+                }
+            }
+        }
+        Ok(peaks)
+    }
+}
+
+fn check_shapes(x: &[f32], y: &[f32], batch: usize, n_in: usize, n_out: usize) -> Result<()> {
+    ensure!(batch > 0, "batch must hold at least one vector");
+    ensure!(
+        x.len() == batch * n_in,
+        "input has {} values, expected batch x inputs = {batch} x {n_in} = {}",
+        x.len(),
+        batch * n_in
+    );
+    ensure!(
+        y.len() == batch * n_out,
+        "output buffer has {} values, expected batch x outputs = {batch} x {n_out} = {}",
+        y.len(),
+        batch * n_out
+    );
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! Tiling: a weight matrix of any size split over fixed-size tiles, with digital
+//! accumulation of the partial sums.
+//!
+//! Input block r (rows r*max_rows..) and output block c (columns c*max_cols..) go to tile
+//! (r, c), which has its own DACs, ADCs and random streams (tile id r * n_col_blocks + c).
+//! Every tile uses the same weight scale (the largest |w| of the whole matrix, or the
+//! configured one) so partial sums add in weight units. Forward: y[c-block] = sum over r
+//! of tile(r, c) x[r-block]; transposed: y[r-block] = sum over c of tile(r, c)^T
+//! x[c-block].
+
+use anyhow::{Result, ensure};
+
+use super::config::TileConfig;
+use super::energy::EnergyBreakdown;
+use super::tile::{Direction, ProgramReport, Tile};
+use crate::device::Device;
+
+/// A weight matrix spread over a grid of tiles.
+pub struct TiledMatrix<D: Device + Clone> {
+    n_in: usize,
+    n_out: usize,
+    max_rows: usize,
+    max_cols: usize,
+    /// Tiles, row-block major: index r * col_blocks + c.
+    tiles: Vec<Tile<D>>,
+    row_blocks: usize,
+    col_blocks: usize,
+}
+
+/// Split `n` lines into blocks of at most `max` lines: (start, len) of each.
+fn blocks(n: usize, max: usize) -> Vec<(usize, usize)> {
+    (0..n.div_ceil(max))
+        .map(|b| (b * max, max.min(n - b * max)))
+        .collect()
+}
+
+impl<D: Device + Clone> TiledMatrix<D> {
+    /// Fabricate the tiles for an n_out x n_in weight matrix (inputs n_in).
+    pub fn new(
+        device: D,
+        n_in: usize,
+        n_out: usize,
+        config: TileConfig,
+        seed: u64,
+    ) -> Result<Self> {
+        config.validate()?;
+        ensure!(
+            n_in > 0 && n_out > 0,
+            "a matrix needs at least one input and one output (got {n_in} x {n_out})"
+        );
+        let (max_rows, max_cols) = (config.max_rows, config.max_cols);
+        let rows = blocks(n_in, max_rows);
+        let cols = blocks(n_out, max_cols);
+        let mut tiles = Vec::with_capacity(rows.len() * cols.len());
+        for (r, &(_, n_r)) in rows.iter().enumerate() {
+            for (c, &(_, n_c)) in cols.iter().enumerate() {
+                let id = (r * cols.len() + c) as u64;
+                tiles.push(Tile::new(
+                    device.clone(),
+                    n_r,
+                    n_c,
+                    config.clone(),
+                    seed,
+                    id,
+                )?);
+            }
+        }
+        Ok(Self {
+            n_in,
+            n_out,
+            max_rows,
+            max_cols,
+            tiles,
+            row_blocks: rows.len(),
+            col_blocks: cols.len(),
+        })
+    }
+
+    /// Number of inputs.
+    pub fn n_in(&self) -> usize {
+        self.n_in
+    }
+
+    /// Number of outputs.
+    pub fn n_out(&self) -> usize {
+        self.n_out
+    }
+
+    /// The tiles, row-block major (tile (r, c) at r * col_blocks + c).
+    pub fn tiles(&self) -> &[Tile<D>] {
+        &self.tiles
+    }
+
+    /// Mutable access to the tiles.
+    pub fn tiles_mut(&mut self) -> &mut [Tile<D>] {
+        &mut self.tiles
+    }
+
+    /// (row blocks, column blocks) of the grid.
+    pub fn grid(&self) -> (usize, usize) {
+        (self.row_blocks, self.col_blocks)
+    }
+
+    /// Program `weights` (row-major n_out x n_in) over all tiles with one common weight
+    /// scale; returns the summed report.
+    pub fn program(&mut self, weights: &[f64]) -> Result<ProgramReport> {
+        ensure!(
+            weights.len() == self.n_in * self.n_out,
+            "weight matrix has {} values, expected n_out x n_in = {} x {} = {}",
+            weights.len(),
+            self.n_out,
+            self.n_in,
+            self.n_in * self.n_out
+        );
+        let configured = self.tiles[0].config().mapping.weight_max;
+        let largest = weights.iter().fold(0.0f64, |m, w| m.max(w.abs()));
+        let w_max = configured.unwrap_or(if largest > 0.0 { largest } else { 1.0 });
+        let mut total = ProgramReport::default();
+        let mut sq_error = 0.0;
+        let rows = blocks(self.n_in, self.max_rows);
+        let cols = blocks(self.n_out, self.max_cols);
+        for (r, &(r0, n_r)) in rows.iter().enumerate() {
+            for (c, &(c0, n_c)) in cols.iter().enumerate() {
+                let sub: Vec<f64> = (0..n_c)
+                    .flat_map(|j| weights[(c0 + j) * self.n_in + r0..][..n_r].iter().copied())
+                    .collect();
+                let report = self.tiles[r * self.col_blocks + c].program_with_scale(&sub, w_max)?;
+                total.write.add(report.write);
+                total.devices += report.devices;
+                total.converged += report.converged;
+                total.max_pulses_per_device = total
+                    .max_pulses_per_device
+                    .max(report.max_pulses_per_device);
+                sq_error += report.rms_error_s.powi(2) * report.devices as f64;
+                total.max_abs_error_s = total.max_abs_error_s.max(report.max_abs_error_s);
+            }
+        }
+        total.rms_error_s = (sq_error / total.devices.max(1) as f64).sqrt();
+        Ok(total)
+    }
+
+    /// Move every tile to inference time `t_s` (seconds after programming).
+    pub fn set_read_time(&mut self, t_s: f64) -> Result<()> {
+        self.tiles.iter_mut().try_for_each(|t| t.set_read_time(t_s))
+    }
+
+    /// y = W x for `batch` vectors (`x` batch x n_in, `y` batch x n_out, row-major).
+    pub fn forward_batch(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
+        self.read_batch(Direction::Forward, x, batch, y)
+    }
+
+    /// y = W^T x for `batch` vectors (`x` batch x n_out, `y` batch x n_in).
+    pub fn transposed_batch(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
+        self.read_batch(Direction::Transposed, x, batch, y)
+    }
+
+    /// MVM in `direction`: each tile reads its block of the inputs, partial sums are
+    /// added digitally.
+    pub fn read_batch(
+        &mut self,
+        direction: Direction,
+        x: &[f32],
+        batch: usize,
+        y: &mut [f32],
+    ) -> Result<()> {
+        let (n_x, n_y) = match direction {
+            Direction::Forward => (self.n_in, self.n_out),
+            Direction::Transposed => (self.n_out, self.n_in),
+        };
+        ensure!(
+            batch > 0 && x.len() == batch * n_x && y.len() == batch * n_y,
+            "tiled MVM: input has {} values and output {}, expected {batch} x {n_x} and \
+             {batch} x {n_y}",
+            x.len(),
+            y.len()
+        );
+        let rows = blocks(self.n_in, self.max_rows);
+        let cols = blocks(self.n_out, self.max_cols);
+        let (x_blocks, y_blocks) = match direction {
+            Direction::Forward => (&rows, &cols),
+            Direction::Transposed => (&cols, &rows),
+        };
+        y.fill(0.0);
+        let mut partial = Vec::new();
+        for &(x0, n_xb) in x_blocks.iter() {
+            let x_sub = gather(x, n_x, x0, n_xb);
+            for &(y0, n_yb) in y_blocks.iter() {
+                let (r, c) = match direction {
+                    Direction::Forward => (x0 / self.max_rows, y0 / self.max_cols),
+                    Direction::Transposed => (y0 / self.max_rows, x0 / self.max_cols),
+                };
+                partial.resize(batch * n_yb, 0.0);
+                let tile = &mut self.tiles[r * self.col_blocks + c];
+                tile.read_batch(direction, &x_sub, batch, &mut partial)?;
+                for (y_row, p_row) in y.chunks_mut(n_y).zip(partial.chunks(n_yb)) {
+                    for (a, &b) in y_row[y0..y0 + n_yb].iter_mut().zip(p_row) {
+                        *a += b;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Effective weights of the whole matrix (row-major n_out x n_in), read back from
+    /// every tile (see [`Tile::effective_weights`]).
+    pub fn effective_weights(&self) -> Result<Vec<f64>> {
+        let mut w = vec![0f64; self.n_in * self.n_out];
+        let rows = blocks(self.n_in, self.max_rows);
+        let cols = blocks(self.n_out, self.max_cols);
+        for (r, &(r0, n_r)) in rows.iter().enumerate() {
+            for (c, &(c0, n_c)) in cols.iter().enumerate() {
+                let sub = self.tiles[r * self.col_blocks + c].effective_weights()?;
+                for j in 0..n_c {
+                    let dst = &mut w[(c0 + j) * self.n_in + r0..][..n_r];
+                    dst.copy_from_slice(&sub[j * n_r..(j + 1) * n_r]);
+                }
+            }
+        }
+        Ok(w)
+    }
+
+    /// Cumulative energy and latency of all tiles (latency summed: tiles read one after
+    /// the other; tiles working in parallel would take the largest instead).
+    pub fn total_energy(&self) -> EnergyBreakdown {
+        let mut total = EnergyBreakdown::default();
+        for tile in &self.tiles {
+            total.add(&tile.ledger().total);
+        }
+        total
+    }
+}
+
+/// Columns `start..start + len` of a row-major batch with `width` columns.
+fn gather(x: &[f32], width: usize, start: usize, len: usize) -> Vec<f32> {
+    x.chunks(width)
+        .flat_map(|row| row[start..start + len].iter().copied())
+        .collect()
+}
