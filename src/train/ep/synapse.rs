@@ -1,0 +1,176 @@
+//! The synaptic-layer seam of equilibrium propagation.
+//!
+//! EP needs three operations on each weight matrix `W` (`outputs x inputs`): the forward
+//! read `W·x` (feed-forward drive of the layer above), the transposed read `Wᵀ·y` (feedback
+//! to the layer below) and the local outer-product update. [`SynapticLayer`] is exactly that
+//! interface. [`DigitalSynapses`] implements it with an `f32` matrix and is the reference
+//! (floating-point EP); a crossbar tile implements it with its forward and transposed analog
+//! MVMs on the same devices and turns [`OuterProductUpdate`]s into programming pulses, so the
+//! network dynamics never change when the hardware does.
+
+use anyhow::{Result, ensure};
+use rand::RngExt;
+
+use super::linalg;
+
+/// A weight update as a sum of outer products: `ΔW = scale · Σ_r post_r ⊗ pre_r`, i.e.
+/// `ΔW = scale · postᵀ · pre` with `post` (`rows x outputs`) and `pre` (`rows x inputs`).
+///
+/// This is the form the EP rule produces (post- and pre-synaptic activities at the two
+/// equilibria) and the form pulsed crossbar updates consume (row and column pulse trains
+/// coincident on each device), so hardware never has to materialise `ΔW`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OuterProductUpdate {
+    /// Post-synaptic factors, `rows x outputs`, row-major.
+    pub post: Vec<f32>,
+    /// Pre-synaptic factors, `rows x inputs`, row-major.
+    pub pre: Vec<f32>,
+    /// Number of outer products summed.
+    pub rows: usize,
+    /// Common multiplier (learning rate, `1/batch`, `1/Δβ`).
+    pub scale: f32,
+}
+
+impl OuterProductUpdate {
+    /// Length of each post-synaptic factor (rows of `W`).
+    pub fn outputs(&self) -> usize {
+        self.post.len() / self.rows.max(1)
+    }
+
+    /// Length of each pre-synaptic factor (columns of `W`).
+    pub fn inputs(&self) -> usize {
+        self.pre.len() / self.rows.max(1)
+    }
+
+    /// The dense update `ΔW` (`outputs x inputs`, row-major).
+    pub fn dense(&self) -> Vec<f32> {
+        let (outputs, inputs) = (self.outputs(), self.inputs());
+        let mut delta = vec![0.0; outputs * inputs];
+        linalg::at_b(
+            &self.post, &self.pre, outputs, self.rows, inputs, &mut delta,
+        );
+        delta.iter_mut().for_each(|d| *d *= self.scale);
+        delta
+    }
+}
+
+/// One synaptic layer of an energy-based network: a weight matrix `W` (`outputs x inputs`)
+/// that can be read forwards and backwards and updated by outer products.
+pub trait SynapticLayer {
+    /// Length of each input vector (columns of `W`).
+    fn inputs(&self) -> usize;
+    /// Length of each output vector (rows of `W`).
+    fn outputs(&self) -> usize;
+    /// Forward read `y = x · Wᵀ` of a batch: `x` is `batch x inputs`, `y` receives
+    /// `batch x outputs`. Takes `&mut self` so hardware can draw noise and count energy.
+    fn forward(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()>;
+    /// Transposed read `x = y · W` of a batch: `y` is `batch x outputs`, `x` receives
+    /// `batch x inputs` (on a crossbar: drive the columns, read the rows).
+    fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()>;
+    /// Apply `W += ΔW` for an outer-product update (on a crossbar: programming pulses).
+    fn apply_update(&mut self, update: &OuterProductUpdate) -> Result<()>;
+}
+
+/// A digital `f32` weight matrix: the floating-point reference [`SynapticLayer`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct DigitalSynapses {
+    weight: Vec<f32>,
+    inputs: usize,
+    outputs: usize,
+}
+
+impl DigitalSynapses {
+    /// Wrap a row-major `outputs x inputs` weight matrix.
+    pub fn new(inputs: usize, outputs: usize, weight: Vec<f32>) -> Result<Self> {
+        ensure!(
+            inputs > 0 && outputs > 0,
+            "a synaptic layer needs at least one input and one output (got {inputs} x {outputs})"
+        );
+        ensure!(
+            weight.len() == inputs * outputs,
+            "weight matrix holds {} values, expected {outputs} outputs x {inputs} inputs",
+            weight.len()
+        );
+        Ok(DigitalSynapses {
+            weight,
+            inputs,
+            outputs,
+        })
+    }
+
+    /// Uniform initialisation `W ~ U(-1/√inputs, 1/√inputs)` (PyTorch's default for
+    /// `nn.Linear`, used by the reference EP code of Laborieux et al. 2021), drawn from the
+    /// reproducible stream `(seed, [stream])`.
+    pub fn uniform_random(inputs: usize, outputs: usize, seed: u64, stream: u64) -> Result<Self> {
+        let bound = 1.0 / (inputs.max(1) as f32).sqrt();
+        let mut rng = crate::rng::stream(seed, &[stream]);
+        let weight = (0..inputs * outputs)
+            .map(|_| rng.random_range(-bound..bound))
+            .collect();
+        DigitalSynapses::new(inputs, outputs, weight)
+    }
+
+    /// The weights, row-major `outputs x inputs`.
+    pub fn weight(&self) -> &[f32] {
+        &self.weight
+    }
+}
+
+impl SynapticLayer for DigitalSynapses {
+    fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    fn forward(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
+        ensure!(
+            x.len() == batch * self.inputs && y.len() == batch * self.outputs,
+            "forward read: {} inputs and {} outputs do not fit a batch of {batch} through a \
+             {} x {} matrix",
+            x.len(),
+            y.len(),
+            self.outputs,
+            self.inputs
+        );
+        linalg::a_bt(x, &self.weight, batch, self.inputs, self.outputs, y);
+        Ok(())
+    }
+
+    fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
+        ensure!(
+            x.len() == batch * self.inputs && y.len() == batch * self.outputs,
+            "transposed read: {} outputs and {} inputs do not fit a batch of {batch} through \
+             a {} x {} matrix",
+            y.len(),
+            x.len(),
+            self.outputs,
+            self.inputs
+        );
+        linalg::a_b(y, &self.weight, batch, self.outputs, self.inputs, x);
+        Ok(())
+    }
+
+    fn apply_update(&mut self, update: &OuterProductUpdate) -> Result<()> {
+        ensure!(
+            update.rows > 0
+                && update.post.len() == update.rows * self.outputs
+                && update.pre.len() == update.rows * self.inputs,
+            "outer-product update of {} rows ({} post, {} pre values) does not fit a {} x {} \
+             matrix",
+            update.rows,
+            update.post.len(),
+            update.pre.len(),
+            self.outputs,
+            self.inputs
+        );
+        let delta = update.dense();
+        self.weight
+            .iter_mut()
+            .zip(&delta)
+            .for_each(|(w, d)| *w += d);
+        Ok(())
+    }
+}

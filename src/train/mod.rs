@@ -1,0 +1,4 @@
+//! On-chip learning rules: equilibrium propagation, metaplastic binarized networks, pulsed analog SGD.
+
+pub mod ep;
+pub mod metaplastic;
