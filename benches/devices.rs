@@ -11,7 +11,12 @@ const CELLS: usize = 10_000;
 fn devices() -> Vec<(&'static str, AnyDevice)> {
     ["ideal", "rram_hfo2", "pcm_gst", "stt_mram"]
         .into_iter()
-        .map(|name| (name, preset::load(name, &toml::Table::new()).expect("built-in preset")))
+        .map(|name| {
+            (
+                name,
+                preset::load(name, &toml::Table::new()).expect("built-in preset"),
+            )
+        })
         .collect()
 }
 
@@ -28,14 +33,27 @@ fn bench_devices(c: &mut Criterion) {
             b.iter(|| (0..CELLS).map(|_| device.fabricate(&mut rng)).count())
         });
         group.bench_function(BenchmarkId::new("program", name), |b| {
-            b.iter(|| cells.iter_mut().for_each(|s| _ = device.program(s, g_target, &mut rng)))
+            b.iter(|| {
+                cells
+                    .iter_mut()
+                    .for_each(|s| _ = device.program(s, g_target, &mut rng))
+            })
         });
         let pulse = device.nominal_pulse(Polarity::Set);
         group.bench_function(BenchmarkId::new("pulse", name), |b| {
-            b.iter(|| cells.iter_mut().for_each(|s| _ = device.apply_pulse(s, &pulse, &mut rng)))
+            b.iter(|| {
+                cells
+                    .iter_mut()
+                    .for_each(|s| _ = device.apply_pulse(s, &pulse, &mut rng))
+            })
         });
         group.bench_function(BenchmarkId::new("read_1h", name), |b| {
-            b.iter(|| cells.iter_mut().map(|s| device.read(s, 3600.0, &mut rng)).sum::<f64>())
+            b.iter(|| {
+                cells
+                    .iter_mut()
+                    .map(|s| device.read(s, 3600.0, &mut rng))
+                    .sum::<f64>()
+            })
         });
         black_box(&cells);
     }

@@ -8,7 +8,10 @@ use std::process::{Command, Output};
 use xbar::experiment::config::{self, Overrides};
 
 fn xbar(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xbar")).args(args).output().expect("the xbar binary runs")
+    Command::new(env!("CARGO_BIN_EXE_xbar"))
+        .args(args)
+        .output()
+        .expect("the xbar binary runs")
 }
 
 fn stderr(o: &Output) -> String {
@@ -62,7 +65,13 @@ fn tiny_file(dir: &Path) -> PathBuf {
 }
 
 fn run_tiny(file: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec!["run", file.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"];
+    let mut args = vec![
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ];
     args.extend_from_slice(extra);
     xbar(&args)
 }
@@ -80,12 +89,16 @@ fn every_committed_experiment_file_validates() {
             .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
         for point in plan.points() {
             let c = point.apply(&plan.base).unwrap();
-            kind.validate(&c).unwrap_or_else(|e| panic!("{} point {}: {e:#}", path.display(), point.index));
+            kind.validate(&c)
+                .unwrap_or_else(|e| panic!("{} point {}: {e:#}", path.display(), point.index));
         }
         assert!(!plan.plots.is_empty(), "{} draws no plot", path.display());
         count += 1;
     }
-    assert!(count >= 8, "expected the reference experiments, found {count}");
+    assert!(
+        count >= 8,
+        "expected the reference experiments, found {count}"
+    );
 }
 
 #[test]
@@ -96,7 +109,13 @@ fn a_tiny_sweep_writes_results_summary_record_and_plot() {
     assert!(o.status.success(), "{}", stderr(&o));
     let results = read(&out.join("results.csv"));
     assert_eq!(results.lines().count(), 1 + 4, "{results}");
-    assert!(results.lines().next().unwrap().starts_with("point,repeat,hardware.t_inference_s,accuracy,"));
+    assert!(
+        results
+            .lines()
+            .next()
+            .unwrap()
+            .starts_with("point,repeat,hardware.t_inference_s,accuracy,")
+    );
     assert_eq!(read(&out.join("summary.csv")).lines().count(), 1 + 2);
     let record: serde_json::Value = serde_json::from_str(&read(&out.join("run.json"))).unwrap();
     assert_eq!(record["plan"]["seed"], 11);
@@ -118,7 +137,10 @@ fn results_do_not_depend_on_the_thread_count() {
     let (one, two) = (dir.path().join("one"), dir.path().join("two"));
     assert!(run_tiny(&file, &one, &["--threads", "1"]).status.success());
     assert!(run_tiny(&file, &two, &["--threads", "2"]).status.success());
-    assert_eq!(read(&one.join("results.csv")), read(&two.join("results.csv")));
+    assert_eq!(
+        read(&one.join("results.csv")),
+        read(&two.join("results.csv"))
+    );
 }
 
 #[test]
@@ -131,13 +153,29 @@ fn shards_merge_into_the_full_run_and_reruns_resume() {
     assert!(run_tiny(&file, &s0, &["--shard", "0/2"]).status.success());
     assert!(run_tiny(&file, &s1, &["--shard", "1/2"]).status.success());
     let merged = dir.path().join("merged");
-    let o = xbar(&["merge", s0.to_str().unwrap(), s1.to_str().unwrap(), "--out", merged.to_str().unwrap()]);
+    let o = xbar(&[
+        "merge",
+        s0.to_str().unwrap(),
+        s1.to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(read(&merged.join("results.csv")), read(&full.join("results.csv")));
-    assert_eq!(read(&merged.join("summary.csv")), read(&full.join("summary.csv")));
+    assert_eq!(
+        read(&merged.join("results.csv")),
+        read(&full.join("results.csv"))
+    );
+    assert_eq!(
+        read(&merged.join("summary.csv")),
+        read(&full.join("summary.csv"))
+    );
     let again = run_tiny(&file, &full, &[]);
     assert!(again.status.success());
-    assert!(stderr(&again).contains("resuming: 4 of 4 jobs already done"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("resuming: 4 of 4 jobs already done"),
+        "{}",
+        stderr(&again)
+    );
 }
 
 #[test]
@@ -150,7 +188,10 @@ fn bad_input_fails_with_a_message_naming_the_key_and_no_output() {
         (vec!["--set", "hardwar.device=pcm_gst"], "hardwar"),
         (vec!["--set", "hardware.device=unobtainium"], "unobtainium"),
         (vec!["--set", "hardware.device_params.g_max_z=1"], "g_max_z"),
-        (vec!["--set", "hardware.variability_scale=-1"], "variability_scale"),
+        (
+            vec!["--set", "hardware.variability_scale=-1"],
+            "variability_scale",
+        ),
         (vec!["--set", "hardware.t_inference_s=5"], "swept"),
         (vec!["--set", "train.epochs=nan"], "epochs"),
         (vec!["--shard", "2/2"], "--shard"),
@@ -164,12 +205,25 @@ fn bad_input_fails_with_a_message_naming_the_key_and_no_output() {
     }
     let broken = dir.path().join("broken.toml");
     std::fs::write(&broken, "[experiment]\nname = \"x\"\n[hardware\n").unwrap();
-    let o = xbar(&["run", broken.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert!(!o.status.success() && stderr(&o).contains("malformed TOML"), "{}", stderr(&o));
+    let o = xbar(&[
+        "run",
+        broken.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("malformed TOML"),
+        "{}",
+        stderr(&o)
+    );
     let o = xbar(&["run", dir.path().join("missing.toml").to_str().unwrap()]);
     assert!(!o.status.success() && stderr(&o).contains("cannot read the experiment file"));
     let plain = dir.path().join("plain-file");
     std::fs::write(&plain, "x").unwrap();
     let o = run_tiny(&file, &plain.join("sub"), &[]);
-    assert!(!o.status.success() && stderr(&o).contains("--out"), "{}", stderr(&o));
+    assert!(
+        !o.status.success() && stderr(&o).contains("--out"),
+        "{}",
+        stderr(&o)
+    );
 }

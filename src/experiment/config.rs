@@ -72,7 +72,9 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<(Plan, Box<dyn Experim
     let axes: Vec<Axis> = take_array(&mut table, "sweep")?;
     let swept: Vec<String> = axes.iter().flat_map(Axis::all_paths).collect();
     if let Some((path, _)) = overrides.sets.iter().find(|(p, _)| swept.contains(p)) {
-        bail!("--set {path}: this path is swept by a [[sweep]] axis of the file, whose values would override it");
+        bail!(
+            "--set {path}: this path is swept by a [[sweep]] axis of the file, whose values would override it"
+        );
     }
     let plots: Vec<PlotSpec> = take_array(&mut table, "plot")?;
     let mut section: ExperimentSection = typed(experiment, "experiment")?;

@@ -162,7 +162,9 @@ impl Deployment<'_> {
             if matches!(self.tile.periphery.adc.range, AdcRange::Calibrated { .. }) {
                 // The ADC ranges are set once, at the reference read right after
                 // programming, as a chip would; the tiles then move on to the inference time.
-                layer.matrix.set_read_time(self.tile.periphery.reference_read_time_s)?;
+                layer
+                    .matrix
+                    .set_read_time(self.tile.periphery.reference_read_time_s)?;
                 layer.scale_inputs(&layer_inputs, n_cal);
                 let scaled = std::mem::take(&mut layer.scaled);
                 calibrate_adcs(&mut layer.matrix, &scaled, n_cal)?;
