@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use xbar::experiment::config::{self, Overrides};
+use xbar::experiment::study;
 
 fn xbar(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xbar"))
@@ -85,6 +86,12 @@ fn every_committed_experiment_file_validates() {
         if path.extension().and_then(|e| e.to_str()) != Some("toml") {
             continue;
         }
+        count += 1;
+        if study::is_study(&config::file_kind(&path).unwrap()) {
+            study::check_file(&path, &Overrides::default())
+                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            continue;
+        }
         let (plan, kind) = config::load(&path, &Overrides::default())
             .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
         for point in plan.points() {
@@ -93,7 +100,6 @@ fn every_committed_experiment_file_validates() {
                 .unwrap_or_else(|e| panic!("{} point {}: {e:#}", path.display(), point.index));
         }
         assert!(!plan.plots.is_empty(), "{} draws no plot", path.display());
-        count += 1;
     }
     assert!(
         count >= 8,
@@ -226,4 +232,40 @@ fn bad_input_fails_with_a_message_naming_the_key_and_no_output() {
         "{}",
         stderr(&o)
     );
+}
+
+/// A study kind runs through `xbar run` and writes its report, figures and run record.
+#[test]
+fn a_study_writes_its_report_figures_and_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rng.toml");
+    std::fs::write(
+        &file,
+        "[experiment]\nname = \"rng\"\nkind = \"mram_rng\"\nseed = 3\n\n[mram_rng]\ndevices = 4\nbits_per_device = 256\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = xbar(&[
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let record: serde_json::Value = serde_json::from_str(&read(&out.join("run.json"))).unwrap();
+    assert_eq!(record["seed"], 3);
+    assert_eq!(record["config"]["mram_rng"]["seed"], 3);
+    assert_eq!(record["config"]["mram_rng"]["devices"], 4);
+    assert!(out.join("report.json").exists());
+    assert!(out.join("rng_bias_vs_amplitude.png").exists());
+    let bad = xbar(&[
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        dir.path().join("bad").to_str().unwrap(),
+        "--set",
+        "mram_rng.devicez=3",
+    ]);
+    assert!(!bad.status.success() && stderr(&bad).contains("devicez"));
+    assert!(!dir.path().join("bad").exists());
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use xbar::experiment::config::{self, Overrides};
 use xbar::experiment::run::{self, RESULTS_CSV, RunOptions};
 use xbar::experiment::stats::ErrorBars;
+use xbar::experiment::study;
 use xbar::experiment::sweep::Shard;
 use xbar::experiment::table::{PlotSpec, ResultsTable, figures};
 use xbar::experiment::tree;
@@ -97,8 +98,18 @@ pub fn run_experiment(args: RunArgs) -> Result<()> {
         overrides.sets.push(tree::parse_assignment(s)?);
     }
     let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
+    let out = args.out.clone().unwrap_or_else(|| default_out(&args.file));
+    if study::is_study(&config::file_kind(&args.file)?) {
+        if shard.is_some() {
+            bail!("--shard: this experiment is a single study, it has no sweep points to share");
+        }
+        with_threads(args.threads, || {
+            study::run_file(&args.file, &overrides, &out)
+        })?;
+        println!("results in {}", out.display());
+        return Ok(());
+    }
     let (plan, kind) = config::load(&args.file, &overrides)?;
-    let out = args.out.unwrap_or_else(|| default_out(&args.file));
     let opts = RunOptions {
         out: out.clone(),
         shard,

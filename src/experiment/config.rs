@@ -56,6 +56,22 @@ pub struct Overrides {
     pub seed: Option<u64>,
 }
 
+/// The `experiment.kind` of an experiment file (`inference` when not given).
+pub fn file_kind(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the experiment file {}", path.display()))?;
+    let table: toml::Table = toml::from_str(&text)
+        .with_context(|| format!("experiment file {}: malformed TOML", path.display()))?;
+    match table.get("experiment").and_then(|e| e.get("kind")) {
+        None => Ok(default_kind()),
+        Some(Value::String(k)) => Ok(k.clone()),
+        Some(other) => bail!(
+            "experiment file {}: experiment.kind must be a string, got {other}",
+            path.display()
+        ),
+    }
+}
+
 /// Read an experiment file and build its plan and kind.
 pub fn load(path: &Path, overrides: &Overrides) -> Result<(Plan, Box<dyn ExperimentKind>)> {
     let text = std::fs::read_to_string(path)

@@ -29,7 +29,11 @@ pub fn by_name(name: &str) -> Result<Box<dyn ExperimentKind>> {
     match name {
         "inference" => Ok(Box::new(super::inference::Inference::default())),
         other => {
-            let known: Vec<String> = KINDS.iter().map(|(k, d)| format!("  {k}: {d}")).collect();
+            let known: Vec<String> = KINDS
+                .iter()
+                .chain(super::study::STUDIES)
+                .map(|(k, d)| format!("  {k}: {d}"))
+                .collect();
             bail!(
                 "experiment.kind = '{other}' is not a kind xbar knows; the kinds are:\n{}",
                 known.join("\n")

@@ -6,7 +6,8 @@
 //! every default, sweep axes, seed, repeats, plots) and an [`kinds::ExperimentKind`];
 //! [`run::execute`] validates every point, prepares shared work, runs the
 //! (point, repeat) jobs in parallel and writes `results.csv`, `summary.csv`, `run.json`
-//! and the plots.
+//! and the plots. Self-contained studies with their own internal sweeps and figures
+//! (the Bayesian kinds) run through [`study`] instead.
 
 pub mod config;
 pub mod deploy;
@@ -14,6 +15,7 @@ pub mod inference;
 pub mod kinds;
 pub mod run;
 pub mod stats;
+pub mod study;
 pub mod sweep;
 pub mod table;
 pub mod tree;

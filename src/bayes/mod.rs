@@ -1,0 +1,43 @@
+//! Bayesian inference on memory devices: the memristor Bayesian machine, device-sampled
+//! Bayesian networks, MRAM random bits.
+//!
+//! - [`mram_rng`]: a true random bit generator from the stochastic switching of STT magnetic
+//!   tunnel junctions (pulse at the 50 % switching point, read, reset), with per-device
+//!   calibration of the pulse amplitude, read disturb, throughput and energy per bit;
+//! - [`machine`]: the memristor Bayesian machine (Harabi et al., Nature Electronics 2023): a
+//!   naive-Bayes classifier whose quantised likelihoods live in binary memory cells and whose
+//!   products are computed by stochastic computing with random bit streams;
+//! - [`bnn`]: a Bayesian MLP trained by Bayes by backprop (Blundell et al., ICML 2015) whose
+//!   weight samples are drawn by programming and reading memory devices (Dalgaty et al.,
+//!   Nature Electronics 2021; Bonnet et al., Nature Communications 2023);
+//! - [`metrics`]: calibration and uncertainty metrics (expected calibration error, AUROC,
+//!   predictive entropy, mutual information).
+//!
+//! Each experiment has a driver (`run_*`) that takes a serde configuration (unknown fields
+//! rejected, defaults for everything, validated with errors that name the field) and returns
+//! a report with every number its figures need, and a `plot_*` function that draws the
+//! figures (PNG and SVG) into a directory.
+
+pub mod bnn;
+pub mod machine;
+pub mod metrics;
+pub mod mram_rng;
+
+use anyhow::{Result, bail};
+
+/// Fail with a message naming the configuration field unless `ok`.
+pub(crate) fn require(ok: bool, field: &str, what: &str) -> Result<()> {
+    if !ok {
+        bail!("{field}: {what}");
+    }
+    Ok(())
+}
+
+/// Fail unless `v` is finite and strictly positive.
+pub(crate) fn require_positive(field: &str, v: f64) -> Result<()> {
+    require(
+        v.is_finite() && v > 0.0,
+        field,
+        &format!("must be > 0 (got {v})"),
+    )
+}

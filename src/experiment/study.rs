@@ -1,0 +1,185 @@
+//! Self-contained studies run by `xbar run`: experiment kinds whose driver carries its own
+//! internal sweep and draws its own figures (the memristor Bayesian machine, the
+//! device-sampled Bayesian network, the MRAM random-bit generator).
+//!
+//! File format: the `[experiment]` section (name, kind, seed) and one section named after
+//! the kind holding the driver's configuration (every field has a default; unknown keys
+//! are errors). The experiment seed is the driver's seed. Output: `report.json` (every
+//! number of the study), the figures (PNG + SVG) and `run.json` (resolved configuration,
+//! seed, version, timings), all written atomically once the study has finished.
+
+use super::config::{ExperimentSection, Overrides, to_value, typed};
+use super::tree;
+use crate::bayes;
+use crate::results::{self, RunRecord, Timer};
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::path::Path;
+use toml::Value;
+
+/// The study kinds, with a one-line description each.
+pub const STUDIES: &[(&str, &str)] = &[
+    (
+        "bayesian_machine",
+        "memristor Bayesian machine (Harabi et al. 2023): naive Bayes by stochastic computing, accuracy versus bit-stream length and device errors",
+    ),
+    (
+        "bayesian_nn",
+        "Bayesian neural network whose posterior samples are device reads: accuracy, calibration and out-of-distribution detection versus samples and device noise",
+    ),
+    (
+        "mram_rng",
+        "MRAM random-bit generator from stochastic switching: bias versus amplitude, device spread, calibration, read disturb, energy per bit",
+    ),
+];
+
+/// Whether `kind` is a study (rather than a sweep kind).
+pub fn is_study(kind: &str) -> bool {
+    STUDIES.iter().any(|(k, _)| *k == kind)
+}
+
+/// Read a study file, run it and write its outputs into `out`.
+pub fn run_file(path: &Path, overrides: &Overrides, out: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the experiment file {}", path.display()))?;
+    run_text(&text, overrides, Some(out))
+        .with_context(|| format!("experiment file {}", path.display()))
+}
+
+/// Parse and validate a study file without running it.
+pub fn check_file(path: &Path, overrides: &Overrides) -> Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the experiment file {}", path.display()))?;
+    run_text(&text, overrides, None).with_context(|| format!("experiment file {}", path.display()))
+}
+
+/// Run a study from the text of its experiment file, writing into `out`; with `out =
+/// None`, only parse and check the configuration.
+pub fn run_text(text: &str, overrides: &Overrides, out: Option<&Path>) -> Result<()> {
+    let mut table: toml::Table = toml::from_str(text).context("malformed TOML")?;
+    let mut section: ExperimentSection = typed(
+        table
+            .remove("experiment")
+            .context("missing the [experiment] section")?,
+        "experiment",
+    )?;
+    if let Some(seed) = overrides.seed {
+        section.seed = seed;
+    }
+    let kind = section.kind.clone();
+    if let Some(other) = table.keys().find(|k| **k != kind) {
+        bail!("[{other}]: a {kind} study has only the [experiment] and [{kind}] sections");
+    }
+    let body = table
+        .remove(&kind)
+        .unwrap_or_else(|| Value::Table(toml::Table::new()));
+    match kind.as_str() {
+        "bayesian_machine" => study(
+            &section,
+            body,
+            overrides,
+            out,
+            bayes::machine::run_machine,
+            bayes::machine::plot_machine,
+        ),
+        "bayesian_nn" => study(
+            &section,
+            body,
+            overrides,
+            out,
+            bayes::bnn::run_bnn,
+            bayes::bnn::plot_bnn,
+        ),
+        "mram_rng" => study(
+            &section,
+            body,
+            overrides,
+            out,
+            bayes::mram_rng::run_mram_rng,
+            bayes::mram_rng::plot_mram_rng,
+        ),
+        other => bail!("experiment.kind = '{other}' is not a study"),
+    }
+}
+
+/// Configurations of studies carry their driver's seed.
+trait Seeded {
+    fn set_seed(&mut self, seed: u64);
+}
+
+impl Seeded for bayes::machine::MachineConfig {
+    fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
+    }
+}
+
+impl Seeded for bayes::bnn::BnnConfig {
+    fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
+    }
+}
+
+impl Seeded for bayes::mram_rng::MramRngConfig {
+    fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
+    }
+}
+
+/// Complete the configuration, apply `--set`, run the driver, write report, figures and record.
+fn study<C, R>(
+    section: &ExperimentSection,
+    body: Value,
+    overrides: &Overrides,
+    out: Option<&Path>,
+    run: fn(&C) -> Result<R>,
+    plot: fn(&R, &Path) -> Result<()>,
+) -> Result<()>
+where
+    C: Serialize + DeserializeOwned + Seeded,
+    R: Serialize,
+{
+    let kind = section.kind.as_str();
+    let mut config: C = typed(body, &format!("[{kind}]"))?;
+    let mut tree_value = to_value(&config)?;
+    for (path, value) in &overrides.sets {
+        let Some(inner) = path.strip_prefix(&format!("{kind}.")) else {
+            bail!(
+                "--set {path}: a {kind} study's settings are under '{kind}.' (e.g. {kind}.KEY=VALUE)"
+            );
+        };
+        tree::set(&mut tree_value, inner, value.clone())
+            .with_context(|| format!("--set {path}"))?;
+        config = typed(tree_value.clone(), &format!("--set {path}"))?;
+    }
+    config.set_seed(section.seed);
+    let Some(out) = out else { return Ok(()) };
+    results::prepare_output_dir(out)?;
+    let mut timer = Timer::start();
+    let report = timer
+        .time("study", || run(&config))
+        .with_context(|| format!("{kind} study '{}'", section.name))?;
+    timer.time("figures", || plot(&report, out))?;
+    results::write_json(&out.join("report.json"), &report)?;
+    let mut record = RunRecord::new(
+        "run",
+        serde_json::json!({ "experiment": section, kind: &config }),
+        section.seed,
+    );
+    record.timings_s = timer.seconds();
+    record.outputs = output_files(out)?;
+    results::write_json(&out.join("run.json"), &record)
+}
+
+/// The files of the output directory, sorted, plus `run.json`.
+fn output_files(out: &Path) -> Result<Vec<String>> {
+    let mut files: Vec<String> = std::fs::read_dir(out)
+        .with_context(|| format!("listing {}", out.display()))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    files.push("run.json".to_string());
+    files.sort();
+    files.dedup();
+    Ok(files)
+}

@@ -1,0 +1,175 @@
+//! Bayesian networks sampled by devices: the device-sampled predictive converges to the
+//! exact (digital Monte Carlo) predictive, and the driver measures accuracy, calibration
+//! and out-of-distribution detection.
+
+use rand::RngExt;
+use rand_distr::StandardNormal;
+use xbar::bayes::bnn::{
+    BnnConfig, DeviceSampler, GaussianLayer, Posterior, Sampler, plot_bnn, predictive_mean,
+    run_bnn_on,
+};
+use xbar::rng::stream;
+
+const FEATURES: usize = 16;
+const HIDDEN: usize = 16;
+const CLASSES: usize = 3;
+const INPUTS: usize = 40;
+/// Posterior standard deviation of every weight: above the device noise of a pair.
+const POSTERIOR_SIGMA: f32 = 0.2;
+
+fn layer(inputs: usize, outputs: usize, seed: u64) -> GaussianLayer {
+    let mut rng = stream(seed, &[]);
+    GaussianLayer {
+        inputs,
+        outputs,
+        mu: (0..inputs * outputs)
+            .map(|_| 0.4 * rng.sample::<f32, _>(StandardNormal))
+            .collect(),
+        sigma: vec![POSTERIOR_SIGMA; inputs * outputs],
+        bias: (0..outputs)
+            .map(|_| 0.1 * rng.sample::<f32, _>(StandardNormal))
+            .collect(),
+    }
+}
+
+fn rram_without_faults() -> xbar::device::AnyDevice {
+    let mut overrides = toml::Table::new();
+    for name in ["p_stuck_lrs", "p_stuck_hrs", "d2d_window_sigma"] {
+        overrides.insert(name.to_string(), toml::Value::Float(0.0));
+    }
+    xbar::device::preset::load("rram_hfo2", &overrides).unwrap()
+}
+
+fn mean_and_max_abs_difference(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let diffs: Vec<f64> = a.iter().zip(b).map(|(x, y)| (x - y).abs()).collect();
+    (
+        diffs.iter().sum::<f64>() / diffs.len() as f64,
+        diffs.iter().copied().fold(0.0, f64::max),
+    )
+}
+
+/// Each device copy programs `mu + sqrt(sigma^2 - sigma_dev^2) eps` and the pair adds its own
+/// programming and read noise of variance sigma_dev^2, so a weight sample is N(mu, sigma^2)
+/// as in the digital posterior (variances of independent Gaussians add). The mean softmax
+/// over K samples then converges to the same predictive; with device noise far above the
+/// posterior spread it must not.
+#[test]
+fn device_sampled_predictive_matches_digital_monte_carlo() {
+    let posterior = Posterior {
+        layers: vec![layer(FEATURES, HIDDEN, 1), layer(HIDDEN, CLASSES, 2)],
+    };
+    let mut rng = stream(3, &[]);
+    let x: Vec<f32> = (0..INPUTS * FEATURES)
+        .map(|_| rng.random::<f32>())
+        .collect();
+    let samples = 3000;
+    let exact = predictive_mean(&posterior, &Sampler::Digital, &x, INPUTS, samples, 10);
+    let device = rram_without_faults();
+    let matched = DeviceSampler::new(&posterior, device.clone(), 1.0, 0.0, 3.0, 11);
+    for &s in &matched.sigma_dev {
+        assert!(
+            s < 0.5 * f64::from(POSTERIOR_SIGMA),
+            "device noise {s} too large for the test"
+        );
+    }
+    assert_eq!(matched.fraction_below_device_noise(&posterior), 0.0);
+    let sampled = predictive_mean(
+        &posterior,
+        &Sampler::Device(Box::new(matched)),
+        &x,
+        INPUTS,
+        samples,
+        12,
+    );
+    let (mean_diff, max_diff) = mean_and_max_abs_difference(&exact, &sampled);
+    // Monte Carlo error of a mean of 3000 softmax outputs: sd <= 0.5 / sqrt(3000) = 0.009
+    // per estimate, so differences of two estimates stay below ~0.05 (4.5 sd of a difference
+    // is 0.058); the mean absolute difference is about 0.8 sd.
+    assert!(
+        mean_diff < 0.01 && max_diff < 0.05,
+        "mean {mean_diff}, max {max_diff}"
+    );
+
+    let noisy = DeviceSampler::new(&posterior, device, 12.0, 0.0, 3.0, 11);
+    assert!(noisy.fraction_below_device_noise(&posterior) > 0.9);
+    let too_wide = predictive_mean(
+        &posterior,
+        &Sampler::Device(Box::new(noisy)),
+        &x,
+        INPUTS,
+        samples,
+        12,
+    );
+    let (bad_mean, _) = mean_and_max_abs_difference(&exact, &too_wide);
+    assert!(
+        bad_mean > 3.0 * mean_diff,
+        "excess device noise should show: {bad_mean} vs {mean_diff}"
+    );
+}
+
+/// End to end on a small problem: Bayes by backprop learns digits 0-4, predictive
+/// uncertainty separates uniform-noise images from digits, every sweep point is reported,
+/// and the figures are written.
+#[test]
+fn driver_measures_accuracy_calibration_and_ood_detection() {
+    let split = xbar::data::mnist10k().unwrap();
+    let config = BnnConfig {
+        hidden: 32,
+        epochs: 4,
+        noise_images: 200,
+        samples: vec![1, 4],
+        noise_scales: vec![0.0, 2.0],
+        noise_sweep_samples: 2,
+        ..BnnConfig::default()
+    };
+    let report = run_bnn_on(&config, &split.train.take(2000), &split.test.take(400)).unwrap();
+    assert_eq!(report.bnn_device_vs_k.len(), 2);
+    assert_eq!(report.bnn_device_vs_noise.len(), 2);
+    let bnn = &report.bnn_device_vs_k[1];
+    assert!(bnn.accuracy > 0.9, "{bnn:?}");
+    assert!(
+        report.deterministic_digital.accuracy > 0.9,
+        "{:?}",
+        report.deterministic_digital
+    );
+    assert!(
+        bnn.auroc_entropy_noise > 0.8 && bnn.auroc_mi_noise > 0.8,
+        "{bnn:?}"
+    );
+    assert!((0.0..=1.0).contains(&bnn.ece));
+    // One sample has no epistemic term: mutual information is 0 for every image.
+    assert_eq!(report.bnn_device_vs_k[0].auroc_mi_digits, 0.5);
+    let dir = tempfile::tempdir().unwrap();
+    plot_bnn(&report, dir.path()).unwrap();
+    for stem in [
+        "bnn_vs_samples",
+        "bnn_vs_noise",
+        "bnn_reliability",
+        "bnn_uncertainty",
+    ] {
+        assert!(dir.path().join(format!("{stem}.png")).exists(), "{stem}");
+        assert!(dir.path().join(format!("{stem}.svg")).exists(), "{stem}");
+    }
+}
+
+#[test]
+fn configuration_errors_name_the_field() {
+    let bad: Result<BnnConfig, _> = toml::from_str("hiden = 3");
+    assert!(bad.unwrap_err().to_string().contains("hiden"));
+    let config: BnnConfig = toml::from_str("samples = [4, 2]").unwrap();
+    assert!(
+        config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("samples")
+    );
+    let config: BnnConfig = toml::from_str("in_distribution_classes = 10").unwrap();
+    assert!(
+        config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("in_distribution_classes")
+    );
+}
