@@ -359,11 +359,48 @@ fn draw_figure<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, fig: &Figure) 
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font((FAMILY, 15))
-            .position(SeriesLabelPosition::UpperRight)
+            .position(legend_corner(fig, (x0, x1), (y0, y1)))
             .draw()
             .map_err(plot_err)?;
     }
     Ok(())
+}
+
+/// The chart corner whose legend-sized box (a third of the width, a quarter of the height
+/// per five series) covers the fewest data points, so the legend hides as little as possible.
+fn legend_corner(fig: &Figure, x: (f64, f64), y: (f64, f64)) -> SeriesLabelPosition {
+    let labelled = fig.series.iter().filter(|s| !s.label.is_empty()).count();
+    let (w, h) = (1.0 / 3.0, (0.06 * labelled as f64 + 0.04).min(0.6));
+    // Every point and both ends of its error bar, in axis fractions.
+    let mut points: Vec<(f64, f64)> = Vec::new();
+    for s in &fig.series {
+        for (i, &(px, py)) in s.points.iter().enumerate() {
+            let e = s.y_err.as_ref().map_or(0.0, |e| e[i].abs());
+            for yy in [py - e, py, py + e] {
+                if fig.log_y && yy <= 0.0 {
+                    continue;
+                }
+                let u = (to_axis(px, fig.log_x) - x.0) / (x.1 - x.0);
+                points.push((u, (to_axis(yy, fig.log_y) - y.0) / (y.1 - y.0)));
+            }
+        }
+    }
+    let covered = |u0: f64, v0: f64| {
+        points
+            .iter()
+            .filter(|&&(u, v)| u >= u0 && u <= u0 + w && v >= v0 && v <= v0 + h)
+            .count()
+    };
+    let corners = [
+        (SeriesLabelPosition::UpperRight, covered(1.0 - w, 1.0 - h)),
+        (SeriesLabelPosition::LowerLeft, covered(0.0, 0.0)),
+        (SeriesLabelPosition::UpperLeft, covered(0.0, 1.0 - h)),
+        (SeriesLabelPosition::LowerRight, covered(1.0 - w, 0.0)),
+    ];
+    corners
+        .into_iter()
+        .min_by_key(|c| c.1)
+        .map_or(SeriesLabelPosition::UpperRight, |c| c.0)
 }
 
 type Chart<'a, DB> = ChartContext<

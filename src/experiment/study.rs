@@ -12,6 +12,7 @@ use super::config::{ExperimentSection, Overrides, to_value, typed};
 use super::tree;
 use crate::bayes;
 use crate::results::{self, RunRecord, Timer};
+use crate::train::metaplastic::{PmnistConfig, PmnistReport, run_pmnist, save_pmnist_outputs};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -27,6 +28,10 @@ pub const STUDIES: &[(&str, &str)] = &[
     (
         "bayesian_nn",
         "Bayesian neural network whose posterior samples are device reads: accuracy, calibration and out-of-distribution detection versus samples and device noise",
+    ),
+    (
+        "metaplastic_pmnist",
+        "metaplastic binarized network on permuted MNIST (Laborieux et al. 2021): accuracy on every task after each task, per metaplasticity m, with 2T2R write counts and energy",
     ),
     (
         "mram_rng",
@@ -99,6 +104,14 @@ pub fn run_text(text: &str, overrides: &Overrides, out: Option<&Path>) -> Result
             bayes::mram_rng::run_mram_rng,
             bayes::mram_rng::plot_mram_rng,
         ),
+        "metaplastic_pmnist" => study(
+            &section,
+            body,
+            overrides,
+            out,
+            run_pmnist_sweep,
+            save_pmnist_sweep,
+        ),
         other => bail!("experiment.kind = '{other}' is not a study"),
     }
 }
@@ -124,6 +137,61 @@ impl Seeded for bayes::mram_rng::MramRngConfig {
     fn set_seed(&mut self, seed: u64) {
         self.seed = seed;
     }
+}
+
+/// Permuted-MNIST runs for several metaplasticity strengths m, everything else equal.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PmnistSweep {
+    /// Seed of every run (the experiment seed).
+    pub seed: u64,
+    /// The metaplasticity strengths m to compare (each replaces `network.meta`).
+    pub meta_values: Vec<f32>,
+    /// Network, training, tasks and devices of every run.
+    pub network: PmnistConfig,
+}
+
+impl Default for PmnistSweep {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            meta_values: vec![0.0, 0.5, 1.0, 1.35, 2.0],
+            network: PmnistConfig::default(),
+        }
+    }
+}
+
+impl Seeded for PmnistSweep {
+    fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
+    }
+}
+
+/// The reports of a [`PmnistSweep`], one per m.
+#[derive(Serialize)]
+#[serde(transparent)]
+pub struct PmnistSweepReport(pub Vec<PmnistReport>);
+
+fn run_pmnist_sweep(sweep: &PmnistSweep) -> Result<PmnistSweepReport> {
+    if sweep.meta_values.is_empty() {
+        bail!("meta_values is empty: list the metaplasticity strengths m to compare");
+    }
+    sweep
+        .meta_values
+        .iter()
+        .map(|&meta| {
+            let config = PmnistConfig {
+                meta,
+                ..sweep.network.clone()
+            };
+            run_pmnist(&config, sweep.seed).with_context(|| format!("m = {meta}"))
+        })
+        .collect::<Result<_>>()
+        .map(PmnistSweepReport)
+}
+
+fn save_pmnist_sweep(reports: &PmnistSweepReport, dir: &Path) -> Result<()> {
+    save_pmnist_outputs(&reports.0, dir)
 }
 
 /// Complete the configuration, apply `--set`, run the driver, write report, figures and record.

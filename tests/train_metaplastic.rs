@@ -1,0 +1,353 @@
+//! Tests of the metaplastic BNN (Laborieux et al., Nature Communications 2021) and of the
+//! permuted-MNIST task builder.
+
+use xbar::data::tasks::{permuted_tasks, pixel_permutation};
+use xbar::data::{Dataset, Split, mnist10k};
+use xbar::device::preset;
+use xbar::train::metaplastic::{
+    AdamHyper, MetaRule, MetaplasticBnn, PmnistConfig, PmnistReport, f_meta, modulate,
+    run_pmnist_on, save_pmnist_outputs,
+};
+
+/// A small MNIST-10k split: the first `train` / `test` digits.
+fn small_mnist(train: usize, test: usize) -> Split {
+    let data = mnist10k().expect("embedded MNIST-10k");
+    Split {
+        train: data.train.take(train),
+        test: data.test.take(test),
+    }
+}
+
+/// A network of `sizes` on RRAM 2T2R pairs, programmed to its initial signs.
+fn rram_net(sizes: &[usize], seed: u64) -> MetaplasticBnn {
+    let device = preset::load("rram_hfo2", &toml::Table::new()).expect("rram preset");
+    let mut net = MetaplasticBnn::new(sizes, 0.1, device, false, seed).expect("network");
+    net.program_all();
+    net
+}
+
+/// The first `batch` images of `data` and their labels.
+fn batch_of(data: &Dataset, start: usize, batch: usize) -> (Vec<f32>, Vec<u8>) {
+    let d = data.features();
+    (
+        data.images[start * d..(start + batch) * d].to_vec(),
+        data.labels[start..start + batch].to_vec(),
+    )
+}
+
+/// Train `steps` mini-batches of 50 images with `rule`; returns the trained network.
+fn train_steps(rule: MetaRule, steps: usize, data: &Dataset) -> MetaplasticBnn {
+    let mut net = rram_net(&[784, 64, 10], 7);
+    let mut opt = net.optimizer();
+    let hyper = AdamHyper::paper();
+    for s in 0..steps {
+        let (x, y) = batch_of(data, (s * 50) % (data.len() - 50), 50);
+        net.train_step(&x, &y, &mut opt, &hyper, rule, [0, s as u64])
+            .expect("train step");
+    }
+    net
+}
+
+/// With m = 0, f_meta = 1 − tanh²(0) = 1 exactly, so the metaplastic rule must be the
+/// plain BNN update bit for bit (hidden weights, binary weights and batch norm); m = 1.35
+/// must differ (the comparison can fail).
+#[test]
+fn m_zero_is_bit_identical_to_the_plain_bnn_update() {
+    let data = small_mnist(1000, 10).train;
+    let plain = train_steps(MetaRule::Plain, 40, &data);
+    let m0 = train_steps(MetaRule::Metaplastic { m: 0.0 }, 40, &data);
+    let m135 = train_steps(MetaRule::Metaplastic { m: 1.35 }, 40, &data);
+    for l in 0..plain.depth() {
+        let bits = |n: &MetaplasticBnn| -> Vec<u32> {
+            n.hidden_weights(l)
+                .unwrap()
+                .iter()
+                .map(|w| w.to_bits())
+                .collect()
+        };
+        assert_eq!(bits(&plain), bits(&m0), "layer {l} hidden weights");
+        assert_eq!(plain.forward_weights(l), m0.forward_weights(l));
+        assert_ne!(
+            bits(&plain),
+            bits(&m135),
+            "layer {l}: m = 1.35 changed nothing"
+        );
+    }
+    assert_eq!(plain.batch_norm(), m0.batch_norm());
+}
+
+/// The paper's rule: an update that moves W_h towards zero (sign(W_h)·Δ < 0) is scaled by
+/// f_meta = 1 − tanh²(m·W_h); an update away from zero is unchanged. Checked for both
+/// signs of W_h and of Δ against tanh computed in f64.
+#[test]
+fn f_meta_attenuates_only_updates_towards_zero() {
+    let m = 1.35f32;
+    for &w in &[0.8f32, -0.8, 0.05, -2.5, 3.0] {
+        let expected = 1.0 - (f64::from(m) * f64::from(w)).tanh().powi(2);
+        assert!(
+            (f64::from(f_meta(m, w)) - expected).abs() < 1e-6,
+            "f_meta({w})"
+        );
+        for &delta in &[0.01f32, -0.01] {
+            let got = modulate(MetaRule::Metaplastic { m }, w, delta);
+            let towards_zero = w * delta < 0.0;
+            if towards_zero {
+                let want = f64::from(delta) * expected;
+                assert!(
+                    (f64::from(got) - want).abs() < 1e-8,
+                    "w {w} Δ {delta}: {got}"
+                );
+                assert!(
+                    got.abs() < delta.abs() && got * delta > 0.0,
+                    "w {w} Δ {delta}"
+                );
+            } else {
+                assert_eq!(
+                    got, delta,
+                    "w {w} Δ {delta}: an update away from zero changed"
+                );
+            }
+            assert_eq!(modulate(MetaRule::Plain, w, delta), delta);
+        }
+    }
+    // f_meta is 1 at W_h = 0 and for m = 0, even in W_h, and falls with |W_h|.
+    assert_eq!(f_meta(m, 0.0), 1.0);
+    assert_eq!(f_meta(0.0, 1.7), 1.0);
+    assert_eq!(f_meta(m, 0.6), f_meta(m, -0.6));
+    assert!(f_meta(m, 2.0) < f_meta(m, 1.0) && f_meta(m, 1.0) < f_meta(m, 0.5));
+    // Strongly consolidated weights (|W_h| = 5/m) barely move towards zero.
+    assert!(modulate(MetaRule::Metaplastic { m }, 5.0 / m, -0.01).abs() < 1e-5);
+}
+
+/// Every permutation is a rearrangement of 0..784, fixed by (seed, task), task 0 the
+/// identity when asked; applying it moves pixel `perm[i]` to position `i`.
+#[test]
+fn permutations_are_permutations_fixed_by_seed() {
+    let tasks = permuted_tasks(784, 5, 11, true).unwrap();
+    assert_eq!(tasks[0].permutation, (0..784).collect::<Vec<_>>());
+    for t in &tasks[1..] {
+        let mut sorted = t.permutation.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..784).collect::<Vec<_>>(), "task {}", t.index);
+        assert_eq!(t.permutation, pixel_permutation(784, 11, t.index));
+        let moved = t
+            .permutation
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| i != *p)
+            .count();
+        assert!(moved > 700, "task {}: only {moved} pixels moved", t.index);
+    }
+    assert_ne!(tasks[1].permutation, tasks[2].permutation);
+    assert_ne!(tasks[1].permutation, pixel_permutation(784, 12, 1));
+    // A shorter sequence is a prefix of a longer one; seed-only dependence.
+    assert_eq!(
+        permuted_tasks(784, 3, 11, true).unwrap(),
+        tasks[..3].to_vec()
+    );
+    assert_ne!(permuted_tasks(784, 2, 11, false).unwrap()[0], tasks[0]);
+    let data = small_mnist(3, 1).train;
+    let permuted = tasks[2].apply(&data).unwrap();
+    for n in 0..data.len() {
+        for (i, &p) in tasks[2].permutation.iter().enumerate() {
+            assert_eq!(permuted.image(n)[i], data.image(n)[p]);
+        }
+    }
+    assert_eq!(permuted.labels, data.labels);
+}
+
+/// A write happens exactly when a hidden weight changes sign: the flips a step reports
+/// equal the sign changes of W_h, each write is two pulses (SET + RESET of the 2T2R
+/// pair), and RRAM writes cost energy.
+#[test]
+fn writes_are_the_sign_flips_of_the_hidden_weights() {
+    let data = small_mnist(200, 10).train;
+    let mut net = rram_net(&[784, 64, 10], 3);
+    let mut opt = net.optimizer();
+    let hyper = AdamHyper::paper();
+    let mut total_flips = 0;
+    for s in 0..3 {
+        let before: Vec<Vec<f32>> = (0..2)
+            .map(|l| net.hidden_weights(l).unwrap().to_vec())
+            .collect();
+        let (x, y) = batch_of(&data, s * 50, 50);
+        let rule = MetaRule::Metaplastic { m: 1.35 };
+        let r = net
+            .train_step(&x, &y, &mut opt, &hyper, rule, [0, s as u64])
+            .unwrap();
+        for (l, old) in before.iter().enumerate() {
+            let changed = old
+                .iter()
+                .zip(net.hidden_weights(l).unwrap())
+                .filter(|(a, b)| (**a >= 0.0) != (**b >= 0.0))
+                .count() as u64;
+            assert_eq!(r.flips_per_layer[l], changed, "step {s} layer {l}");
+            let signs: Vec<f32> = net
+                .hidden_weights(l)
+                .unwrap()
+                .iter()
+                .map(|&w| if w >= 0.0 { 1.0 } else { -1.0 })
+                .collect();
+            assert_eq!(net.forward_weights(l).unwrap(), signs.as_slice());
+        }
+        let flips: u64 = r.flips_per_layer.iter().sum();
+        assert_eq!(r.writes.synapse_writes, flips);
+        assert_eq!(r.writes.pulses, 2 * flips);
+        assert!(flips == 0 || r.writes.energy_j > 0.0);
+        total_flips += flips;
+    }
+    assert!(total_flips > 0, "three Adam steps flipped no weight");
+}
+
+/// A tiny permuted-MNIST configuration (784-64-64-10, 2 tasks).
+fn tiny_config(meta: f32) -> PmnistConfig {
+    PmnistConfig {
+        hidden: vec![64, 64],
+        meta,
+        updates_per_task: 20,
+        batch_size: 50,
+        tasks: 2,
+        eval_batch_size: 250,
+        ..PmnistConfig::default()
+    }
+}
+
+fn without_timing(mut r: PmnistReport) -> PmnistReport {
+    r.train_seconds = 0.0;
+    r
+}
+
+/// Same seed ⇒ identical report (accuracies, writes, energies) with 1 and 2 threads: the
+/// products are split by shape only and every random stream is named by (seed, path).
+#[test]
+fn a_run_is_identical_with_one_and_two_threads() {
+    let data = small_mnist(1000, 500);
+    let run = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| run_pmnist_on(&tiny_config(1.35), &data, 5).unwrap())
+    };
+    let (one, two) = (without_timing(run(1)), without_timing(run(2)));
+    assert_eq!(one, two);
+    assert!(one.task_writes.iter().all(|t| t.writes.synapse_writes > 0));
+}
+
+/// Catastrophic forgetting and its mitigation (Laborieux et al. 2021, Fig. 2): after
+/// learning a second permuted task, a plain BNN (m = 0) has lost much of task 0, while a
+/// metaplastic BNN keeps more of it. Scaled down (784-128-128-10, 2,000 images, 400
+/// updates per task at η = 0.02 so that |W_h| reaches 1/m within the run; m = 3).
+#[test]
+fn metaplasticity_reduces_forgetting_of_the_first_task() {
+    let data = small_mnist(2000, 1000);
+    let config = |meta: f32| PmnistConfig {
+        hidden: vec![128, 128],
+        meta,
+        learning_rate: 0.02,
+        updates_per_task: 400,
+        batch_size: 100,
+        tasks: 2,
+        eval_batch_size: 500,
+        ..PmnistConfig::default()
+    };
+    let plain = run_pmnist_on(&config(0.0), &data, 2).unwrap();
+    let meta = run_pmnist_on(&config(3.0), &data, 2).unwrap();
+    let task0_after = |r: &PmnistReport| (r.accuracy[0][0], r.accuracy[1][0]);
+    let (p_learned, p_kept) = task0_after(&plain);
+    let (m_learned, m_kept) = task0_after(&meta);
+    assert!(
+        p_learned > 0.8 && m_learned > 0.75,
+        "task 0 not learned: {p_learned} {m_learned}"
+    );
+    assert!(
+        p_kept < p_learned - 0.1,
+        "m = 0 did not forget: {p_learned} -> {p_kept}"
+    );
+    assert!(
+        m_kept > p_kept + 0.05,
+        "m = 3 kept {m_kept} of task 0, m = 0 kept {p_kept}"
+    );
+    assert!(meta.accuracy[1][1] > 0.6, "m = 3 could not learn task 1");
+}
+
+/// Bad settings are refused with the field named; unknown fields are refused.
+#[test]
+fn config_errors_name_the_field() {
+    let err = |c: PmnistConfig| format!("{:#}", c.validate().unwrap_err());
+    assert!(
+        err(PmnistConfig {
+            meta: -1.0,
+            ..Default::default()
+        })
+        .contains("meta")
+    );
+    assert!(
+        err(PmnistConfig {
+            batch_size: 1,
+            ..Default::default()
+        })
+        .contains("batch_size")
+    );
+    assert!(
+        err(PmnistConfig {
+            hidden: vec![],
+            ..Default::default()
+        })
+        .contains("hidden")
+    );
+    assert!(
+        err(PmnistConfig {
+            learning_rate: 0.0,
+            ..Default::default()
+        })
+        .contains("learning_rate")
+    );
+    let unknown = toml::from_str::<PmnistConfig>("hiden = [10]");
+    assert!(unknown.unwrap_err().to_string().contains("hiden"));
+    let parsed: PmnistConfig = toml::from_str("meta = 0.5\nupdates_per_task = 7").unwrap();
+    assert_eq!(
+        (parsed.meta, parsed.updates_per_task, parsed.tasks),
+        (0.5, 7, 6)
+    );
+    let data = small_mnist(200, 10);
+    let bad_device = PmnistConfig {
+        device: "no_such_device".into(),
+        ..tiny_config(0.0)
+    };
+    let e = format!("{:#}", run_pmnist_on(&bad_device, &data, 1).unwrap_err());
+    assert!(e.contains("device"), "{e}");
+}
+
+/// The CSV table holds one row per (run, task trained) with the accuracy matrix, and the
+/// forgetting and mean-accuracy figures are written as PNG and SVG.
+#[test]
+fn outputs_hold_the_forgetting_matrix_and_plots() {
+    let data = small_mnist(500, 250);
+    let reports: Vec<PmnistReport> = [0.0, 1.35]
+        .iter()
+        .map(|&m| run_pmnist_on(&tiny_config(m), &data, 9).unwrap())
+        .collect();
+    for r in &reports {
+        assert_eq!(r.accuracy.len(), 2);
+        assert!(r.accuracy.iter().all(|row| row.len() == 2));
+        let mean1 = (r.accuracy[1][0] + r.accuracy[1][1]) / 2.0;
+        assert!((r.mean_accuracy_learned[1] - mean1).abs() < 1e-12);
+        assert_eq!(r.mean_accuracy_learned[0], r.accuracy[0][0]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    save_pmnist_outputs(&reports, dir.path()).unwrap();
+    let csv = std::fs::read_to_string(dir.path().join("pmnist.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * 2, "{csv}");
+    assert!(csv.lines().next().unwrap().contains("accuracy_task_1"));
+    for stem in ["pmnist_forgetting", "pmnist_mean_accuracy"] {
+        for ext in ["png", "svg"] {
+            let f = dir.path().join(format!("{stem}.{ext}"));
+            assert!(
+                std::fs::metadata(&f).unwrap().len() > 1000,
+                "{}",
+                f.display()
+            );
+        }
+    }
+}
