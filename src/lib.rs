@@ -17,6 +17,7 @@ pub mod crossbar;
 pub mod data;
 pub mod device;
 pub mod experiment;
+pub(crate) mod linalg;
 pub mod nn;
 pub mod plot;
 pub mod results;

@@ -17,7 +17,6 @@
 //! `Σ w x ≥ τ` per neuron; ternary neurons get two thresholds the same way. The output
 //! layer's batch norm becomes a per-class scale and offset.
 
-use super::gemm;
 use super::mlp::softmax_cross_entropy;
 use super::operator::{
     Classifier, Layer, MatrixOperator, Network, Neuron, argmax_rows, check_data_fits,
@@ -25,6 +24,7 @@ use super::operator::{
 use super::optim::ParamState;
 use super::train::{EpochReport, TrainConfig, TrainReport, epoch_order, gather, random_shifts};
 use crate::data::Dataset;
+use crate::linalg;
 use crate::rng;
 use anyhow::{Result, bail, ensure};
 use rand::{Rng, RngExt};
@@ -176,7 +176,7 @@ impl MatrixOperator for QuantizedMatrix {
             self.outputs
         );
         let w: Vec<f32> = self.weights.iter().map(|&v| f32::from(v)).collect();
-        gemm::a_bt(x, &w, batch, self.inputs, self.outputs, y);
+        linalg::a_bt(x, &w, batch, self.inputs, self.outputs, y);
         Ok(())
     }
 }
@@ -392,7 +392,7 @@ impl QuantizedMlp {
         for (l, layer) in self.layers.iter().enumerate() {
             let wq = quantize(&layer.hidden, self.quantization);
             let mut a = vec![0.0; batch * layer.outputs];
-            gemm::a_bt(&act, &wq, batch, layer.inputs, layer.outputs, &mut a);
+            linalg::a_bt(&act, &wq, batch, layer.inputs, layer.outputs, &mut a);
             for row in a.chunks_exact_mut(layer.outputs) {
                 for (j, v) in row.iter_mut().enumerate() {
                     let s = (layer.running_var[j] + BN_EPSILON).sqrt();
@@ -612,10 +612,10 @@ impl QuantizedMlp {
             let (da, dgamma, dbeta) =
                 batch_norm_backward(&dy, &cache.xhat, &cache.inv_std, &layer.gamma, n);
             let mut dw = vec![0.0; layer.hidden.len()];
-            gemm::at_b(&da, &cache.input, n, batch, layer.inputs, &mut dw);
+            linalg::at_b(&da, &cache.input, n, batch, layer.inputs, &mut dw);
             if l > 0 {
                 let mut dx = vec![0.0; batch * layer.inputs];
-                gemm::a_b(&da, &cache.wq, batch, n, layer.inputs, &mut dx);
+                linalg::a_b(&da, &cache.wq, batch, n, layer.inputs, &mut dx);
                 dy = dx;
             }
             let [sw, sg, sb] = &mut states[l];
@@ -639,7 +639,7 @@ impl QuantizedMlp {
             let wq = quantize(&layer.hidden, self.quantization);
             let n = layer.outputs;
             let mut a = vec![0.0; batch * n];
-            gemm::a_bt(&act, &wq, batch, layer.inputs, n, &mut a);
+            linalg::a_bt(&act, &wq, batch, layer.inputs, n, &mut a);
             let (mean, var) = column_moments(&a, n);
             let inv_std: Vec<f32> = var.iter().map(|v| 1.0 / (v + BN_EPSILON).sqrt()).collect();
             let mut xhat = a;

@@ -4,9 +4,9 @@
 //! Weights are stored in PyTorch's `nn.Linear` layout: `outputs x inputs`, row-major `f32`,
 //! plus one bias per output. A layer computes `y = x · Wᵀ + b` for a batch of row vectors.
 
-use super::gemm;
 use super::noise::WeightNoise;
 use super::operator::{Classifier, Layer, MatrixOperator, Network, Neuron};
+use crate::linalg;
 use crate::rng;
 use anyhow::{Context, Result, ensure};
 use rand_distr::{Distribution, StandardNormal};
@@ -103,7 +103,7 @@ impl Dense {
     /// `y = x · Wᵀ + b`, no activation (`x` is `batch x inputs`).
     fn affine(&self, x: &[f32], batch: usize) -> Vec<f32> {
         let mut y = vec![0.0; batch * self.outputs];
-        gemm::a_bt(x, &self.weight, batch, self.inputs, self.outputs, &mut y);
+        linalg::a_bt(x, &self.weight, batch, self.inputs, self.outputs, &mut y);
         for row in y.chunks_exact_mut(self.outputs) {
             row.iter_mut().zip(&self.bias).for_each(|(v, b)| *v += b);
         }
@@ -129,7 +129,7 @@ impl MatrixOperator for Dense {
             self.inputs,
             self.outputs
         );
-        gemm::a_bt(x, &self.weight, batch, self.inputs, self.outputs, y);
+        linalg::a_bt(x, &self.weight, batch, self.inputs, self.outputs, y);
         Ok(())
     }
 }
@@ -343,7 +343,7 @@ pub(crate) fn backprop(
         let layer = &layers[i];
         let input = if i == 0 { x } else { &outs[i - 1] };
         let mut weight = vec![0.0; layer.weight.len()];
-        gemm::at_b(
+        linalg::at_b(
             &delta,
             input,
             layer.outputs,
@@ -358,7 +358,7 @@ pub(crate) fn backprop(
         grads.push(DenseGradient { weight, bias });
         if i > 0 {
             let mut back = vec![0.0; batch * layer.inputs];
-            gemm::a_b(
+            linalg::a_b(
                 &delta,
                 &layer.weight,
                 batch,

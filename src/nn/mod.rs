@@ -12,7 +12,6 @@
 //!   layout (save, load, import from NumPy).
 
 pub mod binary;
-mod gemm;
 pub mod mlp;
 pub mod noise;
 pub mod npy;

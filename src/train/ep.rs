@@ -21,7 +21,6 @@
 //! layer-wise learning rates 0.08 and 0.04, `U(±1/√fan_in)` initialisation; they are
 //! [`EpConfig::default`].
 
-mod linalg;
 pub mod network;
 pub mod synapse;
 

@@ -9,7 +9,6 @@
 //! - [`synapses`]: the 2T2R pair and its write cost (pulses, energy);
 //! - [`pmnist`]: the permuted-MNIST continual-learning experiment (`run_pmnist`).
 
-mod gemm;
 pub mod network;
 pub mod pmnist;
 pub mod rule;

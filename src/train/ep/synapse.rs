@@ -11,7 +11,7 @@
 use anyhow::{Result, ensure};
 use rand::RngExt;
 
-use super::linalg;
+use crate::linalg;
 
 /// A weight update as a sum of outer products: `ΔW = scale · Σ_r post_r ⊗ pre_r`, i.e.
 /// `ΔW = scale · postᵀ · pre` with `post` (`rows x outputs`) and `pre` (`rows x inputs`).

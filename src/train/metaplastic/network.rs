@@ -11,13 +11,13 @@
 //! Hidden weights are not clipped (metaplasticity needs them to grow).
 //!
 //! Every random draw comes from `xbar::rng::stream(seed, path)` and every product from
-//! the thread-count-independent blocks of [`super::gemm`], so training is bit-identical
+//! the thread-count-independent blocks of [`crate::linalg`], so training is bit-identical
 //! for any number of threads.
 
-use super::gemm;
 use super::rule::{AdamHyper, AdamMoments, MetaRule, adam_delta, modulate_meta};
 use super::synapses::{WriteTally, program_pair, stored_bit};
 use crate::device::{AnyDevice, AnyState, Device};
+use crate::linalg;
 use crate::rng;
 use anyhow::{Result, ensure};
 use rand::RngExt;
@@ -338,10 +338,10 @@ impl MetaplasticBnn {
             let (da, dgamma, dbeta) =
                 batch_norm_backward(&dy, &cache.xhat, &cache.inv_std, &layer.gamma, n);
             let mut dw = vec![0.0; layer.hidden.len()];
-            gemm::at_b(&da, &cache.input, n, batch, layer.inputs, &mut dw);
+            linalg::at_b(&da, &cache.input, n, batch, layer.inputs, &mut dw);
             if l > 0 {
                 let mut dx = vec![0.0; batch * layer.inputs];
-                gemm::a_b(&da, &layer.forward, batch, n, layer.inputs, &mut dx);
+                linalg::a_b(&da, &layer.forward, batch, n, layer.inputs, &mut dx);
                 dy = dx;
             }
             let [sw, sg, sb] = &mut optimizer.layers[l];
@@ -434,7 +434,7 @@ impl MetaplasticBnn {
         for (l, layer) in self.layers.iter().enumerate() {
             let n = layer.outputs;
             let mut a = vec![0.0; batch * n];
-            gemm::a_bt(&act, &layer.forward, batch, layer.inputs, n, &mut a);
+            linalg::a_bt(&act, &layer.forward, batch, layer.inputs, n, &mut a);
             let (mean, var) = column_moments(&a, n);
             let inv_std: Vec<f32> = var.iter().map(|v| 1.0 / (v + BN_EPSILON).sqrt()).collect();
             let mut xhat = a;

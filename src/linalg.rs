@@ -1,5 +1,5 @@
-//! Deterministic parallel matrix products for the digital synapses of equilibrium
-//! propagation, on row-major `f32` slices.
+//! Deterministic parallel matrix products on row-major `f32` slices, shared by the
+//! digital networks, equilibrium propagation and the metaplastic BNN.
 //!
 //! The output matrix is cut into blocks of rows or columns whose size depends only on the
 //! shapes, never on the thread count; each block is one sequential faer product and the
@@ -26,7 +26,7 @@ const BLOCK_ALIGN: usize = 16;
 
 /// `c (m x n) = a (m x k) · bᵀ`, where `b` is `n x k` (a weight matrix `outputs x inputs`
 /// applied to a batch of row vectors).
-pub(super) fn a_bt(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, c: &mut [f32]) {
+pub(crate) fn a_bt(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, c: &mut [f32]) {
     let lhs = MatRef::from_row_major_slice(a, m, k);
     let rhs = MatRef::from_row_major_slice(b, n, k).transpose();
     product(lhs, rhs, c);
@@ -34,7 +34,7 @@ pub(super) fn a_bt(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, c: &mut [
 
 /// `c (m x n) = a (m x k) · b (k x n)` (a batch of row vectors times a weight matrix: the
 /// transposed read `y · W`).
-pub(super) fn a_b(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, c: &mut [f32]) {
+pub(crate) fn a_b(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, c: &mut [f32]) {
     let lhs = MatRef::from_row_major_slice(a, m, k);
     let rhs = MatRef::from_row_major_slice(b, k, n);
     product(lhs, rhs, c);
@@ -42,7 +42,7 @@ pub(super) fn a_b(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, c: &mut [f
 
 /// `c (m x n) = aᵀ · b`, where `a` is `k x m` and `b` is `k x n` (the sum over `k` rows of
 /// outer products: a weight update).
-pub(super) fn at_b(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, c: &mut [f32]) {
+pub(crate) fn at_b(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, c: &mut [f32]) {
     let lhs = MatRef::from_row_major_slice(a, k, m).transpose();
     let rhs = MatRef::from_row_major_slice(b, k, n);
     product(lhs, rhs, c);
