@@ -269,3 +269,57 @@ fn a_study_writes_its_report_figures_and_record() {
     assert!(!bad.status.success() && stderr(&bad).contains("devicez"));
     assert!(!dir.path().join("bad").exists());
 }
+
+/// The digital twin: ideal devices, ideal converters, no read noise and no faults give
+/// exactly the accuracy of the floating-point network (for every repeat).
+#[test]
+fn ideal_hardware_reproduces_the_digital_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("twin.toml");
+    std::fs::write(
+        &file,
+        r#"
+[experiment]
+name = "twin"
+seed = 5
+repeats = 2
+
+[data]
+train_limit = 1000
+test_limit = 500
+
+[network]
+hidden = [32, 16]
+
+[train]
+epochs = 2
+
+[hardware]
+device = "ideal"
+
+[hardware.tile]
+max_rows = 100
+max_cols = 20
+programming = { method = "open_loop" }
+periphery = { dac_bits = 0, adc = { bits = 0 }, read_noise = false }
+
+[[plot]]
+x = "hardware.t_inference_s"
+y = "accuracy"
+
+[[sweep]]
+path = "hardware.t_inference_s"
+values = [1.0, 1e5]
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = run_tiny(&file, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let results = read(&out.join("results.csv"));
+    for line in results.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        assert_eq!(cells[3], cells[4], "accuracy vs digital accuracy: {line}");
+        assert!(cells[3].parse::<f64>().unwrap() > 0.5, "{line}");
+    }
+}

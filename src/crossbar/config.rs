@@ -201,7 +201,9 @@ pub enum AdcRange {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdcConfig {
-    /// Resolution in bits (signed codes -(2^(b-1)-1)..=2^(b-1)-1); `None`: no quantisation.
+    /// Resolution in bits (signed codes -(2^(b-1)-1)..=2^(b-1)-1); `None` (written 0 in
+    /// TOML): no quantisation.
+    #[serde(with = "converter_bits")]
     pub bits: Option<u32>,
     /// Full-scale range; currents beyond it saturate.
     pub range: AdcRange,
@@ -245,7 +247,9 @@ pub struct PeripheryConfig {
     pub v_read_v: f64,
     /// Input value mapped to +v_read (inputs beyond +-input_full_scale saturate).
     pub input_full_scale: f64,
-    /// DAC resolution in bits (signed levels -(2^(b-1)-1)..=2^(b-1)-1); `None`: ideal.
+    /// DAC resolution in bits (signed levels -(2^(b-1)-1)..=2^(b-1)-1); `None` (written 0
+    /// in TOML): ideal.
+    #[serde(with = "converter_bits")]
     pub dac_bits: Option<u32>,
     /// Column ADCs.
     pub adc: AdcConfig,
@@ -281,11 +285,25 @@ impl Default for PeripheryConfig {
     }
 }
 
+/// Converter resolutions in configuration files: a number of bits, or 0 for an ideal
+/// (unquantised) converter, since TOML has no null.
+mod converter_bits {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bits: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(bits.unwrap_or(0))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        Ok(Some(u32::deserialize(d)?).filter(|&b| b > 0))
+    }
+}
+
 fn check_bits(name: &str, bits: Option<u32>) -> Result<()> {
     if let Some(b) = bits {
         ensure!(
             (2..=24).contains(&b),
-            "{name} must be between 2 and 24 bits (got {b}); omit it for an ideal converter"
+            "{name} must be between 2 and 24 bits (got {b}); use 0 for an ideal converter"
         );
     }
     Ok(())
