@@ -19,6 +19,7 @@ pub mod read;
 pub mod sense;
 pub mod tile;
 pub mod tiled;
+pub mod update;
 
 pub use config::{
     AdcConfig, AdcRange, BitSlicing, FaultConfig, MappingConfig, PeripheryConfig,

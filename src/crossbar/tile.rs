@@ -42,6 +42,8 @@ pub(crate) mod tags {
     pub const REFERENCE: u64 = 6;
     /// Sense-amplifier reads, per read operation and row.
     pub const SENSE: u64 = 7;
+    /// Pulsed outer-product updates, per update and row (`super::update`).
+    pub const UPDATE: u64 = 8;
 }
 
 /// Index of the positive and negative device of a pair.

@@ -21,6 +21,7 @@
 //! layer-wise learning rates 0.08 and 0.04, `U(±1/√fan_in)` initialisation; they are
 //! [`EpConfig::default`].
 
+pub mod crossbar;
 pub mod network;
 pub mod synapse;
 

@@ -2,3 +2,5 @@
 
 pub mod ep;
 pub mod metaplastic;
+pub mod rule;
+pub mod sgd;

@@ -1,0 +1,437 @@
+//! Pulsed on-chip learning: stochastic pulse-train updates on crossbar tiles, the
+//! learning-rule API, analog SGD and equilibrium propagation on tiles.
+
+use xbar::crossbar::update::{PairUpdate, PulsedUpdateConfig};
+use xbar::crossbar::{Tile, TileConfig};
+use xbar::device::{AnyDevice, preset};
+
+fn device(name: &str) -> AnyDevice {
+    preset::load(name, &toml::Table::new()).unwrap()
+}
+
+/// Gokmen & Vlasov (Front. Neurosci. 2016): with coincident stochastic pulse trains of
+/// `slots` bits and bit probabilities p_i (row) and q_j (column), device ij receives
+/// Binomial(slots, p_i q_j) pulses; the scheme scales p, q so that the mean weight change
+/// slots p_i q_j Δw_min equals the requested ΔW_ij. For the ideal linear device every pulse
+/// is exactly ±Δw_min, so the mean over N updates must match ΔW_ij within a few standard
+/// errors sqrt(slots p q (1 - p q) / N) Δw_min (bound: 5 standard errors, per element).
+#[test]
+fn ideal_device_mean_weight_change_equals_the_requested_update() {
+    let (n_in, n_out) = (4, 3);
+    let x = [0.9f32, -0.5, 0.2, 0.0];
+    let delta = [0.8f32, -0.3, 0.6];
+    let scale = 0.05f32;
+    let updates = 400;
+    for policy in [PairUpdate::Canonical, PairUpdate::SetOnly] {
+        let config = PulsedUpdateConfig {
+            pulse_train_length: 10,
+            pair_update: policy,
+        };
+        let mut tile = Tile::new(device("ideal"), n_in, n_out, TileConfig::ideal(), 7, 0).unwrap();
+        let zeros = vec![0.0; n_in * n_out];
+        let mut sum = vec![0.0f64; n_in * n_out];
+        let mut dw = 0.0;
+        for k in 0..updates {
+            tile.program_with_scale(&zeros, 1.0).unwrap();
+            dw = tile.weight_step().unwrap();
+            tile.apply_outer_product(&delta, &x, 1, scale, &config, k)
+                .unwrap();
+            for (s, w) in sum.iter_mut().zip(tile.effective_weights().unwrap()) {
+                *s += w;
+            }
+        }
+        // Ideal preset: 100 levels over the window, w_max = 1 -> one pulse = 0.01.
+        assert!((dw - 0.01).abs() < 1e-12, "weight step {dw}");
+        // Plan of the scheme: n = scale max|x| max|δ| / Δw = 3.6 pulses < BL = 10 slots.
+        let slots = 10.0;
+        let peak = (0.05f64 * 0.9 * 0.8 / dw / slots).sqrt();
+        for j in 0..n_out {
+            for i in 0..n_in {
+                let requested = f64::from(scale * delta[j] * x[i]);
+                let mean = sum[j * n_in + i] / updates as f64;
+                let pq =
+                    peak * f64::from(x[i].abs()) / 0.9 * peak * f64::from(delta[j].abs()) / 0.8;
+                let se = (slots * pq * (1.0 - pq) / updates as f64).sqrt() * dw;
+                assert!(
+                    (mean - requested).abs() <= 5.0 * se + 1e-12,
+                    "{policy:?} ({j},{i}): mean {mean} vs requested {requested} (se {se})"
+                );
+            }
+        }
+    }
+}
+
+/// Dense updates use stochastic rounding: device ij gets floor(|ΔW_ij|/Δw) pulses plus one
+/// with probability frac(|ΔW_ij|/Δw), so for the ideal device the mean change over N
+/// updates is ΔW_ij within 5 standard errors sqrt(f (1 - f) / N) Δw (f the fraction).
+#[test]
+fn ideal_device_mean_dense_change_equals_the_requested_update() {
+    let (n_in, n_out) = (3, 2);
+    // Row-major n_out x n_in, in units of the 0.01 step: 2.3, -0.7, 0, 1.5, -3.25, 0.05.
+    let delta_w = [0.023f32, -0.007, 0.0, 0.015, -0.0325, 0.0005];
+    let updates = 400;
+    let config = PulsedUpdateConfig::default();
+    let mut tile = Tile::new(device("ideal"), n_in, n_out, TileConfig::ideal(), 3, 0).unwrap();
+    let zeros = vec![0.0; n_in * n_out];
+    let mut sum = vec![0.0f64; n_in * n_out];
+    for k in 0..updates {
+        tile.program_with_scale(&zeros, 1.0).unwrap();
+        tile.apply_dense_update(&delta_w, &config, k).unwrap();
+        for (s, w) in sum.iter_mut().zip(tile.effective_weights().unwrap()) {
+            *s += w;
+        }
+    }
+    let dw = 0.01;
+    for (k, &d) in delta_w.iter().enumerate() {
+        let f = (f64::from(d).abs() / dw).fract();
+        let se = (f * (1.0 - f) / updates as f64).sqrt() * dw;
+        let mean = sum[k] / updates as f64;
+        assert!(
+            (mean - f64::from(d)).abs() <= 5.0 * se + 1e-6,
+            "element {k}: mean {mean} vs requested {d}"
+        );
+    }
+}
+
+/// After a pulsed update the tile refreshes only the touched pairs of its read cache; the
+/// result must equal a full rebuild (weights and noisy reads with the same noise stream).
+#[test]
+fn incremental_cache_refresh_equals_a_full_rebuild() {
+    use xbar::crossbar::Direction;
+    let (n_in, n_out) = (12, 9);
+    let mut config = TileConfig::ideal();
+    config.periphery.read_noise = true;
+    let mut tile = Tile::new(device("rram_hfo2"), n_in, n_out, config, 4, 1).unwrap();
+    let w: Vec<f64> = (0..n_in * n_out)
+        .map(|k| (k as f64 * 0.3).sin() * 0.4)
+        .collect();
+    tile.program(&w).unwrap();
+    let x: Vec<f32> = (0..2 * n_in)
+        .map(|k| ((k % 5) as f32 - 2.0) / 2.0)
+        .collect();
+    let d: Vec<f32> = (0..2 * n_out)
+        .map(|k| ((k % 3) as f32 - 1.0) / 2.0)
+        .collect();
+    let pulsed = PulsedUpdateConfig::default();
+    tile.apply_outer_product(&d, &x, 2, 0.3, &pulsed, 0)
+        .unwrap();
+    let dense: Vec<f32> = (0..n_in * n_out)
+        .map(|k| ((k % 7) as f32 - 3.0) * 0.01)
+        .collect();
+    tile.apply_dense_update(&dense, &pulsed, 1).unwrap();
+    let read = |tile: &Tile<AnyDevice>| {
+        let mut y = vec![0.0; n_out];
+        tile.read_batch_at(Direction::Forward, &x[..n_in], 1, &mut y, 99)
+            .unwrap();
+        (tile.effective_weights().unwrap(), y)
+    };
+    let (w_incremental, y_incremental) = read(&tile);
+    tile.set_read_time(tile.read_time_s().unwrap()).unwrap();
+    let (w_full, y_full) = read(&tile);
+    assert_eq!(w_incremental, w_full);
+    assert_eq!(y_incremental, y_full);
+    assert!(tile.ledger().total.programming_pulses > 0);
+}
+
+/// The update draws every random number from (seed, tile, UPDATE, update index, row), so
+/// the devices end in bit-identical states whatever the number of threads.
+#[test]
+fn pulsed_updates_are_bit_identical_for_one_and_two_threads() {
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let (n_in, n_out) = (20, 15);
+            let mut tile = Tile::new(
+                device("rram_hfo2"),
+                n_in,
+                n_out,
+                TileConfig::default(),
+                11,
+                2,
+            )
+            .unwrap();
+            let w: Vec<f64> = (0..n_in * n_out)
+                .map(|k| (k as f64 * 0.71).cos() * 0.5)
+                .collect();
+            tile.program(&w).unwrap();
+            let rows = 4;
+            let x: Vec<f32> = (0..rows * n_in)
+                .map(|k| ((k * 7 % 11) as f32 - 5.0) / 5.0)
+                .collect();
+            let d: Vec<f32> = (0..rows * n_out)
+                .map(|k| ((k * 5 % 9) as f32 - 4.0) / 4.0)
+                .collect();
+            for k in 0..3 {
+                tile.apply_outer_product(&d, &x, rows, 0.2, &PulsedUpdateConfig::default(), k)
+                    .unwrap();
+            }
+            (tile.effective_weights().unwrap(), tile.ledger().total)
+        })
+    };
+    let (w1, e1) = run(1);
+    let (w2, e2) = run(2);
+    assert!(e1.programming_pulses > 0);
+    assert_eq!(e1, e2);
+    assert!(w1.iter().zip(&w2).all(|(a, b)| a.to_bits() == b.to_bits()));
+}
+
+use xbar::train::ep::crossbar::CrossbarSynapses;
+use xbar::train::ep::{Activation, EpConfig, EpNetwork, SynapticLayer};
+
+/// A crossbar EP network with the same weights and biases as `digital`, on ideal tiles.
+fn crossbar_twin(
+    digital: &EpNetwork<xbar::train::ep::DigitalSynapses>,
+    seed: u64,
+) -> EpNetwork<CrossbarSynapses<AnyDevice>> {
+    let synapses = digital
+        .synapses()
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let (inputs, outputs) = (s.inputs(), s.outputs());
+            CrossbarSynapses::program(
+                device("ideal"),
+                inputs,
+                outputs,
+                s.weight(),
+                1.0,
+                TileConfig::ideal(),
+                PulsedUpdateConfig::default(),
+                seed,
+                k as u64,
+            )
+            .unwrap()
+        })
+        .collect();
+    EpNetwork::new(
+        synapses,
+        digital.biases().to_vec(),
+        Activation::SteepSigmoid,
+    )
+    .unwrap()
+}
+
+fn small_batch() -> (Vec<f32>, Vec<f32>, usize) {
+    let (batch, inputs, classes) = (3, 8, 3);
+    let x: Vec<f32> = (0..batch * inputs)
+        .map(|k| ((k * 5 % 7) as f32) / 6.0)
+        .collect();
+    let target = xbar::train::ep::one_hot(&[0, 2, 1], classes);
+    (x, target, batch)
+}
+
+/// With ideal devices and ideal periphery the tile's forward and transposed MVMs are the
+/// digital products (up to f32 rounding of the conductance mapping), so the free and
+/// nudged equilibria and the EP estimate -- the requested update -- equal floating-point EP.
+#[test]
+fn ideal_crossbar_ep_reproduces_digital_equilibria_and_estimates() {
+    let mut digital = EpNetwork::digital(&[8, 6, 3], Activation::SteepSigmoid, 5).unwrap();
+    let mut analog = crossbar_twin(&digital, 9);
+    let (x, target, batch) = small_batch();
+    let config = EpConfig::default();
+    let eq_d = digital
+        .equilibria(&x, &target, batch, &config, 1.0)
+        .unwrap();
+    let eq_a = analog.equilibria(&x, &target, batch, &config, 1.0).unwrap();
+    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| (p - q).abs() < 1e-5);
+    for (sd, sa) in eq_d.free.iter().zip(&eq_a.free) {
+        assert!(close(sd, sa), "free phase differs");
+    }
+    for (sd, sa) in eq_d.plus.iter().zip(&eq_a.plus) {
+        assert!(close(sd, sa), "nudged phase differs");
+    }
+    let est_d = digital.estimate(&x, &eq_d).unwrap();
+    let est_a = analog.estimate(&x, &eq_a).unwrap();
+    for (d, a) in est_d.iter().zip(&est_a) {
+        assert!(
+            close(&d.weight.dense(), &a.weight.dense()),
+            "EP estimate differs"
+        );
+        assert!(close(&d.bias, &a.bias));
+    }
+}
+
+/// One EP training step on ideal tiles changes each weight by the digital step in
+/// expectation (the pulse scheme is unbiased, module `crossbar::update`): the mean over
+/// 200 independent pulse streams matches the digital change within 5 standard errors
+/// (sample standard deviation / sqrt(200)) plus f32 rounding.
+#[test]
+fn ideal_crossbar_ep_step_matches_digital_step_in_expectation() {
+    let repeats = 200;
+    let digital0 = EpNetwork::digital(&[8, 6, 3], Activation::SteepSigmoid, 5).unwrap();
+    let (x, target, batch) = small_batch();
+    let config = EpConfig::default();
+    let lrs = [2.0f32, 2.0];
+    let mut digital = digital0.clone();
+    let eq = digital
+        .equilibria(&x, &target, batch, &config, 1.0)
+        .unwrap();
+    let est = digital.estimate(&x, &eq).unwrap();
+    digital.apply_estimates(est, &lrs).unwrap();
+    for k in 0..2 {
+        let before = digital0.synapses()[k].weight();
+        let want: Vec<f32> = digital.synapses()[k]
+            .weight()
+            .iter()
+            .zip(before)
+            .map(|(a, b)| a - b)
+            .collect();
+        let (mut sum, mut sq) = (vec![0f64; want.len()], vec![0f64; want.len()]);
+        for r in 0..repeats {
+            let mut analog = crossbar_twin(&digital0, 100 + r);
+            let eq = analog.equilibria(&x, &target, batch, &config, 1.0).unwrap();
+            let est = analog.estimate(&x, &eq).unwrap();
+            let start = analog.synapses()[k].weight().unwrap();
+            analog.apply_estimates(est, &lrs).unwrap();
+            let after = analog.synapses()[k].weight().unwrap();
+            for (i, (a, b)) in after.iter().zip(&start).enumerate() {
+                let d = f64::from(a - b);
+                sum[i] += d;
+                sq[i] += d * d;
+            }
+        }
+        let n = repeats as f64;
+        let mut moved = 0;
+        for (i, &w) in want.iter().enumerate() {
+            let mean = sum[i] / n;
+            let sd = (sq[i] / n - mean * mean).max(0.0).sqrt();
+            moved += usize::from(mean != 0.0);
+            assert!(
+                (mean - f64::from(w)).abs() <= 5.0 * sd / n.sqrt() + 1e-5,
+                "layer {k} weight {i}: mean change {mean} vs digital {w}"
+            );
+        }
+        assert!(moved > want.len() / 2, "layer {k}: too few weights moved");
+    }
+}
+
+use xbar::train::sgd::{self, SgdConfig};
+
+fn small_sgd(device: &str) -> SgdConfig {
+    SgdConfig {
+        device: device.into(),
+        hidden: vec![32],
+        epochs: 2,
+        train_samples: Some(1500),
+        test_samples: Some(500),
+        ..SgdConfig::default()
+    }
+}
+
+/// Analog SGD on ideal devices with ideal periphery is digital SGD up to the pulse
+/// granularity (unbiased stochastic updates of 1 % of w_max): on a small MNIST subset both
+/// learn far above chance (10 %) and end within 5 points of each other.
+#[test]
+fn analog_sgd_on_ideal_devices_tracks_digital_sgd() {
+    let data = xbar::data::mnist10k().unwrap();
+    let digital = sgd::run(&small_sgd(sgd::DIGITAL), &data).unwrap();
+    let ideal = sgd::run(&small_sgd("ideal"), &data).unwrap();
+    let (a_d, a_i) = (digital.final_test_accuracy(), ideal.final_test_accuracy());
+    assert!(a_d > 0.75 && a_i > 0.75, "digital {a_d}, ideal {a_i}");
+    assert!((a_d - a_i).abs() < 0.05, "digital {a_d}, ideal {a_i}");
+    let last = ideal.epochs.last().unwrap();
+    assert!(last.programming_pulses > 0 && last.programming_energy_j > 0.0);
+    assert_eq!(digital.epochs.last().unwrap().programming_pulses, 0);
+}
+
+/// Configurations are strict: unknown fields and unknown presets are clear errors.
+#[test]
+fn sgd_config_rejects_unknown_fields_and_presets() {
+    let err = toml::from_str::<SgdConfig>("learning_rat = 0.1").unwrap_err();
+    assert!(err.to_string().contains("learning_rat"), "{err}");
+    let parsed: SgdConfig = toml::from_str("device = \"rram_hfo2\"\nepochs = 1").unwrap();
+    assert_eq!(parsed.hidden, SgdConfig::default().hidden);
+    let data = xbar::data::mnist10k().unwrap();
+    let err = sgd::run(&small_sgd("no_such_device"), &data).unwrap_err();
+    assert!(format!("{err:#}").contains("no_such_device"), "{err:#}");
+}
+
+// The worked example of docs/LEARNING_RULES.md, kept compiling and tested here.
+use xbar::train::ep::DigitalSynapses;
+use xbar::train::rule::{LearningRule, LocalSignals, SignalRequest, WeightChange};
+use xbar::train::sgd::{HiddenActivation, Mlp};
+
+/// The Manhattan rule (Zamanidoost et al., IEEE ISRA 2015): every weight whose
+/// mini-batch gradient exceeds a threshold moves by one fixed step in the gradient's
+/// direction -- one programming pulse per device and update, whatever the gradient size.
+struct Manhattan {
+    /// Weight change of one step (set it to the device's Δw_min: one pulse).
+    step: f32,
+    /// |gradient| below which a weight is left alone.
+    threshold: f32,
+}
+
+impl LearningRule for Manhattan {
+    fn name(&self) -> &str {
+        "manhattan"
+    }
+
+    fn signals(&self) -> SignalRequest {
+        SignalRequest {
+            error: true,
+            ..SignalRequest::default()
+        }
+    }
+
+    fn propose(&mut self, s: &LocalSignals<'_>) -> anyhow::Result<WeightChange> {
+        let error = s.require_error(self.name())?;
+        let (n_in, n_out) = (s.phase.inputs.len() / s.batch, error.len() / s.batch);
+        let mut grad = vec![0.0f32; n_out * n_in];
+        for b in 0..s.batch {
+            let x = &s.phase.inputs[b * n_in..(b + 1) * n_in];
+            for (j, &e) in error[b * n_out..(b + 1) * n_out].iter().enumerate() {
+                let row = &mut grad[j * n_in..(j + 1) * n_in];
+                row.iter_mut().zip(x).for_each(|(g, &xi)| *g += e * xi);
+            }
+        }
+        let step = |g: f32| match g.abs() > self.threshold {
+            true => self.step * g.signum(),
+            false => 0.0,
+        };
+        Ok(WeightChange::Dense(grad.into_iter().map(step).collect()))
+    }
+}
+
+/// The worked example: a new rule plugged into an MLP on RRAM tiles through the API
+/// learns MNIST far above chance (10 %) within one epoch of 1,500 images (measured:
+/// 80.4 % on 500 test images).
+#[test]
+fn a_new_rule_trains_an_rram_mlp_through_the_api() {
+    let data = xbar::data::mnist10k().unwrap();
+    let (train, test) = (data.train.take(1500), data.test.take(500));
+    let layers = [(784, 32), (32, 10)]
+        .iter()
+        .enumerate()
+        .map(|(k, &(n_in, n_out))| {
+            let init = DigitalSynapses::uniform_random(n_in, n_out, 1, k as u64).unwrap();
+            CrossbarSynapses::program(
+                device("rram_hfo2"),
+                n_in,
+                n_out,
+                init.weight(),
+                1.0,
+                TileConfig::ideal(),
+                PulsedUpdateConfig::default(),
+                1,
+                k as u64,
+            )
+            .unwrap()
+        })
+        .collect();
+    let mut mlp = Mlp::new(layers, HiddenActivation::Sigmoid).unwrap();
+    let step = mlp.layers()[0].tile().weight_step().unwrap() as f32;
+    let mut rule = Manhattan {
+        step,
+        threshold: 0.05,
+    };
+    for start in (0..train.len()).step_by(10) {
+        let x = &train.images[start * 784..(start + 10) * 784];
+        let labels = &train.labels[start..start + 10];
+        mlp.train_step(&mut rule, 0.1, x, labels).unwrap();
+    }
+    let accuracy = sgd::accuracy(&mut mlp, &test).unwrap();
+    assert!(accuracy > 0.7, "accuracy {accuracy}");
+}
