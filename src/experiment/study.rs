@@ -11,7 +11,9 @@
 use super::config::{ExperimentSection, Overrides, to_value, typed};
 use super::tree;
 use crate::bayes;
+use crate::plot::{Figure, Series, Style};
 use crate::results::{self, RunRecord, Timer};
+use crate::train::ep::{self, Activation, EpConfig, EpNetwork};
 use crate::train::metaplastic::{PmnistConfig, PmnistReport, run_pmnist, save_pmnist_outputs};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -28,6 +30,10 @@ pub const STUDIES: &[(&str, &str)] = &[
     (
         "bayesian_nn",
         "Bayesian neural network whose posterior samples are device reads: accuracy, calibration and out-of-distribution detection versus samples and device noise",
+    ),
+    (
+        "ep_mnist",
+        "equilibrium propagation (Scellier & Bengio 2017; Laborieux et al. 2021) on MNIST-10k: train and test accuracy per epoch, time per epoch",
     ),
     (
         "metaplastic_pmnist",
@@ -104,6 +110,7 @@ pub fn run_text(text: &str, overrides: &Overrides, out: Option<&Path>) -> Result
             bayes::mram_rng::run_mram_rng,
             bayes::mram_rng::plot_mram_rng,
         ),
+        "ep_mnist" => study(&section, body, overrides, out, run_ep_study, plot_ep_study),
         "metaplastic_pmnist" => study(
             &section,
             body,
@@ -137,6 +144,104 @@ impl Seeded for bayes::mram_rng::MramRngConfig {
     fn set_seed(&mut self, seed: u64) {
         self.seed = seed;
     }
+}
+
+/// Equilibrium propagation on MNIST-10k with digital (floating-point) synapses.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EpStudy {
+    /// Seed of the initial weights and of the training streams (the experiment seed).
+    pub seed: u64,
+    /// Hidden layer widths (784 inputs and 10 outputs are added).
+    pub hidden: Vec<usize>,
+    /// Neuron non-linearity.
+    pub activation: Activation,
+    /// Phases, nudging, learning rates, batch size, epochs.
+    pub training: EpConfig,
+}
+
+impl Default for EpStudy {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            hidden: vec![512],
+            activation: Activation::SteepSigmoid,
+            training: EpConfig::mnist10k_784_512_10(),
+        }
+    }
+}
+
+impl Seeded for EpStudy {
+    fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
+    }
+}
+
+/// One epoch of an [`EpStudy`].
+#[derive(Clone, Debug, Serialize)]
+pub struct EpStudyEpoch {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Training accuracy during the epoch (free-phase predictions before each update).
+    pub train_accuracy: f64,
+    /// Test accuracy after the epoch.
+    pub test_accuracy: f64,
+    /// Wall time of the epoch's training, seconds.
+    pub train_seconds: f64,
+}
+
+/// The epochs of an [`EpStudy`].
+#[derive(Serialize)]
+#[serde(transparent)]
+pub struct EpStudyReport(pub Vec<EpStudyEpoch>);
+
+fn run_ep_study(study: &EpStudy) -> Result<EpStudyReport> {
+    let data = crate::data::mnist10k()?;
+    let mut sizes = vec![data.train.features()];
+    sizes.extend(&study.hidden);
+    sizes.push(10);
+    let mut net = EpNetwork::digital(&sizes, study.activation, study.seed)?;
+    let config = EpConfig {
+        seed: study.seed,
+        ..study.training.clone()
+    };
+    let bar = indicatif::ProgressBar::new(config.epochs as u64);
+    let mut epochs = Vec::with_capacity(config.epochs);
+    for epoch in 0..config.epochs {
+        let start = std::time::Instant::now();
+        let report = ep::train_epoch(&mut net, &data.train, &config, epoch)?;
+        let train_seconds = start.elapsed().as_secs_f64();
+        let test_accuracy = ep::evaluate(&mut net, &data.test, config.free_steps)?;
+        epochs.push(EpStudyEpoch {
+            epoch: epoch + 1,
+            train_accuracy: report.train_accuracy,
+            test_accuracy,
+            train_seconds,
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(EpStudyReport(epochs))
+}
+
+fn plot_ep_study(report: &EpStudyReport, dir: &Path) -> Result<()> {
+    let epochs = &report.0;
+    let mut fig = Figure::new("Equilibrium propagation on MNIST-10k", "epoch", "accuracy");
+    let series =
+        |f: fn(&EpStudyEpoch) -> f64| epochs.iter().map(|e| (e.epoch as f64, f(e))).collect();
+    fig.series.push(Series::new(
+        "test",
+        series(|e| e.test_accuracy),
+        Style::LinePoints,
+        0,
+    ));
+    fig.series.push(Series::new(
+        "train (during the epoch)",
+        series(|e| e.train_accuracy),
+        Style::LinePoints,
+        1,
+    ));
+    crate::plot::save(&fig, &dir.join("ep_accuracy"))
 }
 
 /// Permuted-MNIST runs for several metaplasticity strengths m, everything else equal.
