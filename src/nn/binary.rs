@@ -681,7 +681,7 @@ impl QuantizedMlp {
 }
 
 /// Per-column mean and biased variance of a `rows x n` row-major matrix (fixed order).
-fn column_moments(a: &[f32], n: usize) -> (Vec<f32>, Vec<f32>) {
+pub(crate) fn column_moments(a: &[f32], n: usize) -> (Vec<f32>, Vec<f32>) {
     let rows = (a.len() / n) as f64;
     let mut sum = vec![0.0f64; n];
     let mut sq = vec![0.0f64; n];
@@ -702,7 +702,7 @@ fn column_moments(a: &[f32], n: usize) -> (Vec<f32>, Vec<f32>) {
 
 /// Backward pass of batch norm `y = γ·x̂ + β`, `x̂ = (a − mean)·inv_std` with batch
 /// statistics: returns `(∂L/∂a, ∂L/∂γ, ∂L/∂β)` (Ioffe & Szegedy, ICML 2015).
-fn batch_norm_backward(
+pub(crate) fn batch_norm_backward(
     dy: &[f32],
     xhat: &[f32],
     inv_std: &[f32],

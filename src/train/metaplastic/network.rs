@@ -18,6 +18,7 @@ use super::rule::{AdamHyper, AdamMoments, MetaRule, adam_delta, modulate_meta};
 use super::synapses::{WriteTally, program_pair, stored_bit};
 use crate::device::{AnyDevice, AnyState, Device};
 use crate::linalg;
+use crate::nn::binary::{batch_norm_backward, column_moments};
 use crate::rng;
 use anyhow::{Result, ensure};
 use rand::RngExt;
@@ -494,59 +495,6 @@ fn fabricate(
         minus.extend(m);
     }
     (plus, minus)
-}
-
-/// Per-column mean and biased variance of a `rows x n` row-major matrix (fixed order).
-fn column_moments(a: &[f32], n: usize) -> (Vec<f32>, Vec<f32>) {
-    let rows = (a.len() / n) as f64;
-    let mut sum = vec![0.0f64; n];
-    let mut sq = vec![0.0f64; n];
-    for row in a.chunks_exact(n) {
-        for (j, &v) in row.iter().enumerate() {
-            sum[j] += f64::from(v);
-            sq[j] += f64::from(v) * f64::from(v);
-        }
-    }
-    let mean: Vec<f64> = sum.iter().map(|s| s / rows).collect();
-    let var = sq
-        .iter()
-        .zip(&mean)
-        .map(|(q, m)| ((q / rows - m * m).max(0.0)) as f32)
-        .collect();
-    (mean.into_iter().map(|m| m as f32).collect(), var)
-}
-
-/// Backward pass of batch norm `y = γ·x̂ + β` with batch statistics: returns
-/// `(∂L/∂a, ∂L/∂γ, ∂L/∂β)` (Ioffe & Szegedy, ICML 2015).
-fn batch_norm_backward(
-    dy: &[f32],
-    xhat: &[f32],
-    inv_std: &[f32],
-    gamma: &[f32],
-    n: usize,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let b = (dy.len() / n) as f32;
-    let mut dgamma = vec![0.0f32; n];
-    let mut dbeta = vec![0.0f32; n];
-    for (drow, hrow) in dy.chunks_exact(n).zip(xhat.chunks_exact(n)) {
-        for j in 0..n {
-            dgamma[j] += drow[j] * hrow[j];
-            dbeta[j] += drow[j];
-        }
-    }
-    // With dx̂ = γ·dy: ∂L/∂a = inv_std/B · (B·dx̂ − Σ dx̂ − x̂·Σ dx̂·x̂).
-    let mut da = vec![0.0f32; dy.len()];
-    for ((arow, drow), hrow) in da
-        .chunks_exact_mut(n)
-        .zip(dy.chunks_exact(n))
-        .zip(xhat.chunks_exact(n))
-    {
-        for j in 0..n {
-            let g = gamma[j];
-            arow[j] = inv_std[j] / b * (b * g * drow[j] - g * dbeta[j] - hrow[j] * g * dgamma[j]);
-        }
-    }
-    (da, dgamma, dbeta)
 }
 
 /// Mean softmax cross-entropy of `logits` (`batch x classes`) and its gradient.
