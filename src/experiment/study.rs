@@ -11,10 +11,12 @@
 use super::config::{ExperimentSection, Overrides, to_value, typed};
 use super::tree;
 use crate::bayes;
+use crate::crossbar::update::PairUpdate;
 use crate::plot::{Figure, Series, Style};
 use crate::results::{self, RunRecord, Timer};
 use crate::train::ep::{self, Activation, EpConfig, EpNetwork};
 use crate::train::metaplastic::{PmnistConfig, PmnistReport, run_pmnist, save_pmnist_outputs};
+use crate::train::sgd::{self, SgdConfig, SgdReport};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -30,6 +32,10 @@ pub const STUDIES: &[(&str, &str)] = &[
     (
         "bayesian_nn",
         "Bayesian neural network whose posterior samples are device reads: accuracy, calibration and out-of-distribution detection versus samples and device noise",
+    ),
+    (
+        "analog_sgd",
+        "analog SGD with pulsed outer-product updates on device tiles, one run per device, against digital SGD: test accuracy per epoch, pulses and energy",
     ),
     (
         "ep_mnist",
@@ -110,6 +116,14 @@ pub fn run_text(text: &str, overrides: &Overrides, out: Option<&Path>) -> Result
             bayes::mram_rng::run_mram_rng,
             bayes::mram_rng::plot_mram_rng,
         ),
+        "analog_sgd" => study(
+            &section,
+            body,
+            overrides,
+            out,
+            run_sgd_study,
+            plot_sgd_study,
+        ),
         "ep_mnist" => study(&section, body, overrides, out, run_ep_study, plot_ep_study),
         "metaplastic_pmnist" => study(
             &section,
@@ -144,6 +158,97 @@ impl Seeded for bayes::mram_rng::MramRngConfig {
     fn set_seed(&mut self, seed: u64) {
         self.seed = seed;
     }
+}
+
+/// Analog SGD runs that differ only in their device (and pair-update policy).
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SgdStudy {
+    /// Seed of every run (the experiment seed).
+    pub seed: u64,
+    /// One run per entry: a device preset (or "digital") and the pair-update policy.
+    pub runs: Vec<SgdRun>,
+    /// Everything else, shared by the runs (its `device`, `pulses.pair_update` and `seed`
+    /// are replaced per run).
+    pub training: SgdConfig,
+}
+
+/// The device-specific part of one analog-SGD run.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SgdRun {
+    /// Device preset name or path, or "digital" for floating-point weights.
+    pub device: String,
+    /// Which device of a differential pair a pulse goes to.
+    pub pair_update: PairUpdate,
+}
+
+impl Default for SgdStudy {
+    fn default() -> Self {
+        let run = |device: &str, pair_update| SgdRun {
+            device: device.into(),
+            pair_update,
+        };
+        Self {
+            seed: 1,
+            runs: vec![
+                run("digital", PairUpdate::Canonical),
+                run("ideal", PairUpdate::Canonical),
+                run("rram_hfo2", PairUpdate::Canonical),
+                run("pcm_gst", PairUpdate::SetOnly),
+            ],
+            training: SgdConfig::default(),
+        }
+    }
+}
+
+impl Seeded for SgdStudy {
+    fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
+    }
+}
+
+/// The reports of an [`SgdStudy`], one per run.
+#[derive(Serialize)]
+#[serde(transparent)]
+pub struct SgdStudyReport(pub Vec<SgdReport>);
+
+fn run_sgd_study(study: &SgdStudy) -> Result<SgdStudyReport> {
+    let data = crate::data::mnist10k()?;
+    study
+        .runs
+        .iter()
+        .map(|r| {
+            let mut config = study.training.clone();
+            config.device = r.device.clone();
+            config.pulses.pair_update = r.pair_update;
+            config.seed = study.seed;
+            sgd::run(&config, &data).with_context(|| format!("run on {}", r.device))
+        })
+        .collect::<Result<_>>()
+        .map(SgdStudyReport)
+}
+
+fn plot_sgd_study(report: &SgdStudyReport, dir: &Path) -> Result<()> {
+    let mut fig = Figure::new(
+        "Analog SGD with pulsed updates, MNIST-10k",
+        "epochs trained",
+        "test accuracy",
+    );
+    for (k, run) in report.0.iter().enumerate() {
+        let points = run
+            .epochs
+            .iter()
+            .map(|e| ((e.epoch + 1) as f64, e.test_accuracy))
+            .collect();
+        fig.series.push(Series::new(
+            run.device.clone(),
+            points,
+            Style::LinePoints,
+            k,
+        ));
+    }
+    crate::plot::save(&fig, &dir.join("sgd_accuracy"))
 }
 
 /// Equilibrium propagation on MNIST-10k with digital (floating-point) synapses.
