@@ -617,28 +617,23 @@ impl<D: Device> Tile<D> {
     /// Noise-free conductances of every device of `plane` and `polarity` (Set = G+,
     /// Reset = G-) at the present read time, siemens, row-major n_in x n_out.
     pub fn conductances(&self, plane: usize, polarity: Polarity) -> Result<Vec<f64>> {
-        ensure!(
-            plane < self.planes,
-            "plane {plane} does not exist (the tile has {} planes)",
-            self.planes
-        );
-        let t_s = self.read_time_s().unwrap_or(0.0);
-        let sign = match polarity {
-            Polarity::Set => POS,
-            Polarity::Reset => NEG,
-        };
-        Ok((0..self.n_in * self.n_out)
-            .map(|k| {
-                let cell =
-                    &self.cells[self.cell_index(k / self.n_out, k % self.n_out, plane, sign)];
-                self.device.conductance_at(cell, t_s)
-            })
-            .collect())
+        self.per_device(plane, polarity, D::conductance_at)
     }
 
     /// Read-noise standard deviations (from the device model) of every device of `plane`
     /// and `polarity` at the present read time, siemens, row-major n_in x n_out.
     pub fn read_noise_sigmas(&self, plane: usize, polarity: Polarity) -> Result<Vec<f64>> {
+        self.per_device(plane, polarity, D::read_noise_sigma)
+    }
+
+    /// `quantity(device, cell, t)` for every device of `plane` and `polarity` at the present
+    /// read time, row-major n_in x n_out.
+    fn per_device(
+        &self,
+        plane: usize,
+        polarity: Polarity,
+        quantity: fn(&D, &D::State, f64) -> f64,
+    ) -> Result<Vec<f64>> {
         ensure!(
             plane < self.planes,
             "plane {plane} does not exist (the tile has {} planes)",
@@ -653,7 +648,7 @@ impl<D: Device> Tile<D> {
             .map(|k| {
                 let cell =
                     &self.cells[self.cell_index(k / self.n_out, k % self.n_out, plane, sign)];
-                self.device.read_noise_sigma(cell, t_s)
+                quantity(&self.device, cell, t_s)
             })
             .collect())
     }
