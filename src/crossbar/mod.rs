@@ -12,6 +12,7 @@
 pub mod config;
 pub mod energy;
 pub mod ir_drop;
+mod kernels;
 pub mod mapping;
 pub mod normal;
 pub mod periphery;

@@ -5,13 +5,18 @@
 //! vectors (the chunk's GEMMs run on all rayon threads, each output element accumulated
 //! in the same order whatever the split; each vector's noise comes from its own stream,
 //! so outputs are bit-identical whatever the thread count):
-//! 1. DAC: u = quantise(x / input_full_scale) (fraction of v_read);
+//! 1. DAC: u = quantise(x / input_full_scale) (fraction of v_read), in fixed blocks of
+//!    vectors run in parallel, which also sum u^2 per line for the read energy;
 //! 2. per plane s: mean currents I = U G_s (one dense f32 GEMM with faer),
 //!    with G_s = (G+ - G-)(t) / g_unit cached per inference time;
 //! 3. read noise: every device's read noise is an independent zero-mean Gaussian of
 //!    sigma_ij(t), so column j's current noise is Gaussian with variance
 //!    sum_i u_i^2 sigma_ij^2: a second GEMM of U∘U with the cached sigma^2 matrix and one
-//!    draw per output give exactly the distribution of N x M per-device draws. The
+//!    draw per output give exactly the distribution of N x M per-device draws (with
+//!    several threads the two GEMMs run side by side, each on half of them; batches of
+//!    fewer than 8 vectors use instead the fused one-pass kernel of
+//!    [`super::kernels`], with sigma^2 stored in bfloat16 to halve its memory traffic,
+//!    at most 0.2 % rounding per variance). The
 //!    shortcut assumes Gaussian, independent, additive device noise; it does not hold for
 //!    non-Gaussian noise (random telegraph noise, reads clamped at G >= 0 when sigma is
 //!    comparable to G) nor through the nonlinear wire network of IR drop (where the noise
@@ -38,6 +43,7 @@ use rayon::prelude::*;
 
 use super::energy::EnergyBreakdown;
 use super::ir_drop::IrDropSolver;
+use super::kernels::{Bf16, SmallBatch};
 use super::normal::fill_standard_normal;
 use super::periphery::{AdcBank, Dac};
 use super::tile::{Direction, ReadCache, Tile, tags};
@@ -53,6 +59,9 @@ pub const CHUNK_VECTORS: usize = 256;
 /// matrix-vector kernels).
 const GEMM_MIN_BATCH: usize = 8;
 
+/// Input vectors per block of the DAC conversion (fixed, for thread-count independence).
+const INPUT_BLOCK_VECTORS: usize = 32;
+
 /// Per-thread scratch buffers, reused across reads (no allocation on the hot path).
 #[derive(Default)]
 struct Scratch {
@@ -61,7 +70,6 @@ struct Scratch {
     current: Vec<f32>,
     variance: Vec<f32>,
     z: Vec<f32>,
-    u2_sum: Vec<f32>,
     rngs: Vec<XbarRng>,
 }
 
@@ -85,6 +93,8 @@ struct ReadPlan<'a> {
     var: &'a [Vec<f32>],
     g_t: &'a [Vec<f32>],
     var_t: &'a [Vec<f32>],
+    /// Per plane, the sensed-major variances in bfloat16 (small batches).
+    var_small: &'a [Vec<Bf16>],
     adcs: &'a [AdcBank],
     /// Per plane: c_s * input_full_scale * drift_scale.
     factors: Vec<f32>,
@@ -109,18 +119,23 @@ impl ReadPlan<'_> {
     /// `plane`'s conductances (`variance = false`) or read-noise variances as a row-major
     /// matrix, sensed x driven (`sensed_major`) or driven x sensed.
     fn operand(&self, plane: usize, variance: bool, sensed_major: bool) -> MatRef<'_, f32> {
-        // g is n_in x n_out (rows driven forward), g_t is n_out x n_in.
-        let forward = self.direction == Direction::Forward;
-        let m = match (forward == sensed_major, variance) {
-            (true, false) => &self.g_t[plane],
-            (true, true) => &self.var_t[plane],
-            (false, false) => &self.g[plane],
-            (false, true) => &self.var[plane],
-        };
+        let m = self.matrix(plane, variance, sensed_major);
         if sensed_major {
             MatRef::from_row_major_slice(m, self.n_sensed, self.n_driven)
         } else {
             MatRef::from_row_major_slice(m, self.n_driven, self.n_sensed)
+        }
+    }
+
+    /// The row-major storage behind [`ReadPlan::operand`].
+    fn matrix(&self, plane: usize, variance: bool, sensed_major: bool) -> &[f32] {
+        // g is n_in x n_out (rows driven forward), g_t is n_out x n_in.
+        let forward = self.direction == Direction::Forward;
+        match (forward == sensed_major, variance) {
+            (true, false) => &self.g_t[plane],
+            (true, true) => &self.var_t[plane],
+            (false, false) => &self.g[plane],
+            (false, true) => &self.var[plane],
         }
     }
 
@@ -163,13 +178,7 @@ impl ReadPlan<'_> {
         resize(&mut s.u2, nb * n_in);
         resize(&mut s.current, nb * n_out);
         resize(&mut s.z, n_out);
-        let u = &mut s.u[..nb * n_in];
-        self.dac.convert_slice(x, u);
-        let u2 = &mut s.u2[..nb * n_in];
-        for (a, &b) in u2.iter_mut().zip(u.iter()) {
-            *a = b * b;
-        }
-        let energy = self.energy_sum(u2, &mut s.u2_sum);
+        let energy = self.convert_inputs(x, &mut s.u[..nb * n_in], &mut s.u2[..nb * n_in], par);
         let use_var = !self.var.is_empty();
         if use_var {
             resize(&mut s.variance, nb * n_out);
@@ -183,16 +192,7 @@ impl ReadPlan<'_> {
         }
         y.fill(0.0);
         for plane in 0..self.g.len() {
-            let current = &mut s.current[..nb * n_out];
-            let u = &s.u[..nb * n_in];
-            match self.ir.get(plane) {
-                Some(solvers) => self.ir_currents(solvers, u, current),
-                None => self.product(current, plane, false, u, nb, par),
-            }
-            if use_var {
-                let variance = &mut s.variance[..nb * n_out];
-                self.product(variance, plane, true, &s.u2[..nb * n_in], nb, par);
-            }
+            self.plane_products(plane, nb, par, s);
             let variance = use_var.then(|| &s.variance[..nb * n_out]);
             let current = &s.current[..nb * n_out];
             if matches!(par, Par::Seq) || nb == 1 {
@@ -205,6 +205,52 @@ impl ReadPlan<'_> {
             }
         }
         energy
+    }
+
+    /// Mean currents (into `s.current`) and read-noise variances (into `s.variance`, when
+    /// read noise is on) of plane `plane` for the chunk's `nb` vectors: the fused
+    /// bfloat16-variance kernel for small batches on ideal wires, GEMMs or the IR-drop
+    /// solver otherwise.
+    fn plane_products(&self, plane: usize, nb: usize, par: Par, s: &mut Scratch) {
+        let (n_in, n_out) = (self.n_driven, self.n_sensed);
+        let (u, u2) = (&s.u[..nb * n_in], &s.u2[..nb * n_in]);
+        let current = &mut s.current[..nb * n_out];
+        let use_var = !self.var.is_empty();
+        if use_var && self.ir.is_empty() && nb < GEMM_MIN_BATCH {
+            let kernel = SmallBatch {
+                g: self.matrix(plane, false, true),
+                var: &self.var_small[plane],
+                u,
+                u2,
+                n_driven: n_in,
+                n_sensed: n_out,
+            };
+            kernel.run(current, &mut s.variance[..nb * n_out]);
+            return;
+        }
+        let variance = &mut s.variance[..if use_var { nb * n_out } else { 0 }];
+        let side_by_side = match par {
+            Par::Rayon(threads) if use_var && self.ir.is_empty() => Some(threads.get()),
+            _ => None,
+        };
+        if let Some(threads) = side_by_side {
+            // The two GEMMs side by side, each on half the threads: on few cores this
+            // beats running them one after the other, each on all threads.
+            let split = |n: usize| if n > 1 { Par::rayon(n) } else { Par::Seq };
+            let (t_var, t_mean) = (threads / 2, threads - threads / 2);
+            rayon::join(
+                || self.product(current, plane, false, u, nb, split(t_mean)),
+                || self.product(variance, plane, true, u2, nb, split(t_var)),
+            );
+            return;
+        }
+        match self.ir.get(plane) {
+            Some(solvers) => self.ir_currents(solvers, u, current),
+            None => self.product(current, plane, false, u, nb, par),
+        }
+        if use_var {
+            self.product(variance, plane, true, u2, nb, par);
+        }
     }
 
     /// Noise, ADC and digital scaling of vector `b` of a chunk into its outputs.
@@ -290,17 +336,45 @@ impl ReadPlan<'_> {
         }
     }
 
-    /// sum over vectors and driven lines of u^2 * G_sum (siemens): the squared inputs are
-    /// first summed over the vectors (f32, vectorised), then weighted in f64.
-    fn energy_sum(&self, u2: &[f32], sums: &mut Vec<f32>) -> f64 {
-        sums.clear();
-        sums.resize(self.n_driven, 0.0);
-        for ub in u2.chunks(self.n_driven) {
-            for (acc, &v) in sums.iter_mut().zip(ub) {
-                *acc += v;
+    /// DAC conversion of the chunk's inputs `x` into `u` and their squares `u2`; returns
+    /// sum over vectors and driven lines of u^2 * G_sum (siemens). Done in fixed blocks of
+    /// [`INPUT_BLOCK_VECTORS`] vectors (in parallel unless `par` is sequential), each
+    /// summing its squared inputs per line in f32 before weighting them in f64; the block
+    /// sums are added in order, so the result does not depend on the thread count.
+    fn convert_inputs(&self, x: &[f32], u: &mut [f32], u2: &mut [f32], par: Par) -> f64 {
+        let block = INPUT_BLOCK_VECTORS * self.n_driven;
+        let blocks = x
+            .chunks(block)
+            .zip(u.chunks_mut(block))
+            .zip(u2.chunks_mut(block));
+        let energies: Vec<f64> = if matches!(par, Par::Seq) {
+            blocks
+                .map(|((x, u), u2)| self.convert_block(x, u, u2))
+                .collect()
+        } else {
+            let blocks = x
+                .par_chunks(block)
+                .zip(u.par_chunks_mut(block))
+                .zip(u2.par_chunks_mut(block));
+            blocks
+                .map(|((x, u), u2)| self.convert_block(x, u, u2))
+                .collect()
+        };
+        energies.iter().sum()
+    }
+
+    /// [`ReadPlan::convert_inputs`] for one block of vectors.
+    fn convert_block(&self, x: &[f32], u: &mut [f32], u2: &mut [f32]) -> f64 {
+        self.dac.convert_slice(x, u);
+        let mut line_sums = vec![0f32; self.n_driven];
+        for (u_b, u2_b) in u.chunks(self.n_driven).zip(u2.chunks_mut(self.n_driven)) {
+            for ((q, &v), acc) in u2_b.iter_mut().zip(u_b).zip(line_sums.iter_mut()) {
+                *q = v * v;
+                *acc += *q;
             }
         }
-        sums.iter()
+        line_sums
+            .iter()
             .zip(self.driven_g_sum_s)
             .map(|(&v, &g)| f64::from(v) * g)
             .sum()
@@ -428,6 +502,10 @@ impl<D: Device> Tile<D> {
             var: &cache.var,
             g_t: &cache.g_t,
             var_t: &cache.var_t,
+            var_small: match direction {
+                Direction::Forward => &cache.var_t_bf16,
+                Direction::Transposed => &cache.var_bf16,
+            },
             adcs,
             factors: self
                 .plane_factors()

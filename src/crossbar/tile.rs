@@ -21,6 +21,7 @@ use super::config::{
 };
 use super::energy::{EnergyBreakdown, EnergyLedger};
 use super::ir_drop::{IrDropSolver, SolveMode, WireParams};
+use super::kernels::{Bf16, to_bf16};
 use super::mapping::{Mapping, PairTarget};
 use super::periphery::AdcBank;
 use crate::device::{Device, Polarity, StuckAt, WriteReport};
@@ -92,6 +93,11 @@ pub(crate) struct ReadCache {
     pub g_t: Vec<Vec<f32>>,
     /// `var` transposed (n_out x n_in row-major).
     pub var_t: Vec<Vec<f32>>,
+    /// `var_t` in bfloat16: the sensed-major variances of small-batch forward reads
+    /// (see [`super::kernels`]).
+    pub var_t_bf16: Vec<Vec<Bf16>>,
+    /// `var` in bfloat16: the sensed-major variances of small-batch transposed reads.
+    pub var_bf16: Vec<Vec<Bf16>>,
     /// Per row, sum over columns and planes of G+ + G-, siemens (array read energy).
     pub row_g_sum_s: Vec<f64>,
     /// Per column, sum over rows and planes of G+ + G-, siemens.
@@ -100,6 +106,33 @@ pub(crate) struct ReadCache {
     pub drift_scale: f64,
     /// Per plane, IR-drop solvers of the G+ and G- arrays (resistive wires only).
     pub ir: Vec<[IrDropSolver; 2]>,
+}
+
+impl ReadCache {
+    /// Store the normalised conductance `g` and read-noise variance `var` (when read
+    /// noise is on) of device pair (`row`, `col`) of `plane` in every copy of the cache,
+    /// for a tile of `n_in` rows and `n_out` columns.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn store_pair(
+        &mut self,
+        plane: usize,
+        row: usize,
+        col: usize,
+        n_in: usize,
+        n_out: usize,
+        g: f32,
+        var: f32,
+    ) {
+        let (driven_major, sensed_major) = (row * n_out + col, col * n_in + row);
+        self.g[plane][driven_major] = g;
+        self.g_t[plane][sensed_major] = g;
+        if let Some(v) = self.var.get_mut(plane) {
+            v[driven_major] = var;
+            self.var_t[plane][sensed_major] = var;
+            self.var_bf16[plane][driven_major] = Bf16::from_f32(var);
+            self.var_t_bf16[plane][sensed_major] = Bf16::from_f32(var);
+        }
+    }
 }
 
 /// A crossbar tile of devices of model `D`.
@@ -413,9 +446,11 @@ impl<D: Device> Tile<D> {
         }
         let col_g_sum_s = self.column_conductance_sums(t_s);
         let g_t = g.iter().map(|m| transpose(m, n_in, n_out)).collect();
-        let var_t = var.iter().map(|m| transpose(m, n_in, n_out)).collect();
+        let var_t: Vec<Vec<f32>> = var.iter().map(|m| transpose(m, n_in, n_out)).collect();
         Ok(ReadCache {
             t_s,
+            var_t_bf16: var_t.iter().map(|m| to_bf16(m)).collect(),
+            var_bf16: var.iter().map(|m| to_bf16(m)).collect(),
             g,
             var,
             g_t,

@@ -408,17 +408,16 @@ impl<D: Device> Tile<D> {
                     device.conductance_at(neg, t_s),
                 );
                 let g = ((gp - gn) * inv_unit) as f32;
-                cache.g[0][row * n_out + col] = g;
-                cache.g_t[0][col * n_in + row] = g;
-                if let Some(var) = cache.var.get_mut(0) {
+                let var = if cache.var.is_empty() {
+                    0.0
+                } else {
                     let (sp, sn) = (
                         device.read_noise_sigma(pos, t_s),
                         device.read_noise_sigma(neg, t_s),
                     );
-                    let v = ((sp * sp + sn * sn) * inv_unit * inv_unit) as f32;
-                    var[row * n_out + col] = v;
-                    cache.var_t[0][col * n_in + row] = v;
-                }
+                    ((sp * sp + sn * sn) * inv_unit * inv_unit) as f32
+                };
+                cache.store_pair(0, row, col, n_in, n_out, g, var);
                 cache.row_g_sum_s[row] += gp + gn - old_sum_s;
                 cache.col_g_sum_s[col] += gp + gn - old_sum_s;
             }
