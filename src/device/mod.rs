@@ -49,6 +49,22 @@ pub struct Pulse {
     pub width_s: f64,
 }
 
+impl Pulse {
+    /// The pulse of `polarity` from a preset's nominal SET and RESET pulses, each given
+    /// as (amplitude V, width s).
+    pub fn by_polarity(polarity: Polarity, set: (f64, f64), reset: (f64, f64)) -> Self {
+        let (amplitude_v, width_s) = match polarity {
+            Polarity::Set => set,
+            Polarity::Reset => reset,
+        };
+        Pulse {
+            polarity,
+            amplitude_v,
+            width_s,
+        }
+    }
+}
+
 /// What one pulse did to a cell.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct PulseReport {

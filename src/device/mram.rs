@@ -22,7 +22,8 @@
 //! [`Device::program`] snaps to the state nearest the target (no analog levels).
 
 use super::params::{
-    ParamError, bernoulli, lognormal_factor, non_negative, one_minus_exp_neg, positive, probability,
+    ParamError, all_non_negative, all_positive, bernoulli, lognormal_factor, one_minus_exp_neg,
+    stuck_fractions,
 };
 use super::{Device, Polarity, Pulse, PulseReport, StuckAt, WriteReport};
 use rand::Rng;
@@ -78,7 +79,7 @@ pub struct MramParams {
 impl MramParams {
     /// Check every field; the first problem found is returned.
     pub fn validate(&self) -> Result<(), ParamError> {
-        for (field, v) in [
+        all_positive(&[
             ("r_p_ohm", self.r_p_ohm),
             ("tmr", self.tmr),
             ("delta", self.delta),
@@ -91,25 +92,16 @@ impl MramParams {
             ("reset_pulse_v", self.reset_pulse_v),
             ("reset_pulse_width_s", self.reset_pulse_width_s),
             ("t_read_s", self.t_read_s),
-        ] {
-            positive(field, v)?;
-        }
-        for (field, v) in [
+        ])?;
+        all_non_negative(&[
             ("r_access_ohm", self.r_access_ohm),
             ("d2d_r_p_sigma", self.d2d_r_p_sigma),
             ("d2d_tmr_sigma", self.d2d_tmr_sigma),
             ("d2d_ic0_sigma", self.d2d_ic0_sigma),
             ("v_read_v", self.v_read_v),
             ("read_noise_rel", self.read_noise_rel),
-        ] {
-            non_negative(field, v)?;
-        }
-        probability("p_stuck_lrs", self.p_stuck_lrs)?;
-        probability("p_stuck_hrs", self.p_stuck_hrs)?;
-        probability(
-            "p_stuck_lrs + p_stuck_hrs",
-            self.p_stuck_lrs + self.p_stuck_hrs,
-        )
+        ])?;
+        stuck_fractions(self.p_stuck_lrs, self.p_stuck_hrs)
     }
 }
 
@@ -326,15 +318,8 @@ impl Device for Mram {
 
     fn nominal_pulse(&self, polarity: Polarity) -> Pulse {
         let p = &self.params;
-        let (amplitude_v, width_s) = match polarity {
-            Polarity::Set => (p.set_pulse_v, p.set_pulse_width_s),
-            Polarity::Reset => (p.reset_pulse_v, p.reset_pulse_width_s),
-        };
-        Pulse {
-            polarity,
-            amplitude_v,
-            width_s,
-        }
+        let set = (p.set_pulse_v, p.set_pulse_width_s);
+        Pulse::by_polarity(polarity, set, (p.reset_pulse_v, p.reset_pulse_width_s))
     }
 
     fn conductance_at(&self, state: &MramState, _t_s: f64) -> f64 {

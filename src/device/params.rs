@@ -74,6 +74,26 @@ pub fn probability(field: &str, v: f64) -> Result<(), ParamError> {
     }
 }
 
+/// Every `(field, value)` must be finite and strictly positive.
+pub fn all_positive(fields: &[(&str, f64)]) -> Result<(), ParamError> {
+    fields.iter().try_for_each(|&(field, v)| positive(field, v))
+}
+
+/// Every `(field, value)` must be finite and not negative.
+pub fn all_non_negative(fields: &[(&str, f64)]) -> Result<(), ParamError> {
+    fields
+        .iter()
+        .try_for_each(|&(field, v)| non_negative(field, v))
+}
+
+/// The stuck-at-LRS and stuck-at-HRS fractions of a preset: each a probability, and
+/// together at most 1.
+pub fn stuck_fractions(p_stuck_lrs: f64, p_stuck_hrs: f64) -> Result<(), ParamError> {
+    probability("p_stuck_lrs", p_stuck_lrs)?;
+    probability("p_stuck_hrs", p_stuck_hrs)?;
+    probability("p_stuck_lrs + p_stuck_hrs", p_stuck_lrs + p_stuck_hrs)
+}
+
 /// `upper` must be strictly greater than `lower` (e.g. a conductance window).
 pub fn ordered(
     field_lower: &str,

@@ -22,7 +22,8 @@
 //! re-programs the cell: its drift exponent is redrawn and its drift clock restarts.
 
 use super::params::{
-    ParamError, lognormal_factor, non_negative, ordered, positive, probability, standard_normal,
+    ParamError, all_non_negative, all_positive, lognormal_factor, non_negative, ordered, positive,
+    standard_normal, stuck_fractions,
 };
 use super::{Device, Polarity, Pulse, PulseReport, StuckAt, WriteReport};
 use rand::Rng;
@@ -123,7 +124,7 @@ impl PcmParams {
         ] {
             super::params::finite(field, v)?;
         }
-        for (field, v) in [
+        all_non_negative(&[
             ("prog_noise_scale", self.prog_noise_scale),
             ("nu_mean_min", self.nu_mean_min),
             ("nu_sigma_min", self.nu_sigma_min),
@@ -139,9 +140,7 @@ impl PcmParams {
             ("g_reset_sigma_s", self.g_reset_sigma_s),
             ("set_threshold_v", self.set_threshold_v),
             ("reset_threshold_v", self.reset_threshold_v),
-        ] {
-            non_negative(field, v)?;
-        }
+        ])?;
         non_negative("nu_mean_max", self.nu_mean_max)?;
         non_negative("nu_sigma_max", self.nu_sigma_max)?;
         if self.nu_mean_max < self.nu_mean_min {
@@ -160,22 +159,15 @@ impl PcmParams {
                 self.nu_sigma_max,
             )?;
         }
-        for (field, v) in [
+        all_positive(&[
             ("t0_s", self.t0_s),
             ("t_read_s", self.t_read_s),
             ("set_pulse_v", self.set_pulse_v),
             ("set_pulse_width_s", self.set_pulse_width_s),
             ("reset_pulse_v", self.reset_pulse_v),
             ("reset_pulse_width_s", self.reset_pulse_width_s),
-        ] {
-            positive(field, v)?;
-        }
-        probability("p_stuck_lrs", self.p_stuck_lrs)?;
-        probability("p_stuck_hrs", self.p_stuck_hrs)?;
-        probability(
-            "p_stuck_lrs + p_stuck_hrs",
-            self.p_stuck_lrs + self.p_stuck_hrs,
-        )
+        ])?;
+        stuck_fractions(self.p_stuck_lrs, self.p_stuck_hrs)
     }
 }
 
@@ -393,15 +385,8 @@ impl Device for Pcm {
 
     fn nominal_pulse(&self, polarity: Polarity) -> Pulse {
         let p = &self.params;
-        let (amplitude_v, width_s) = match polarity {
-            Polarity::Set => (p.set_pulse_v, p.set_pulse_width_s),
-            Polarity::Reset => (p.reset_pulse_v, p.reset_pulse_width_s),
-        };
-        Pulse {
-            polarity,
-            amplitude_v,
-            width_s,
-        }
+        let set = (p.set_pulse_v, p.set_pulse_width_s);
+        Pulse::by_polarity(polarity, set, (p.reset_pulse_v, p.reset_pulse_width_s))
     }
 
     fn conductance_at(&self, state: &PcmState, t_s: f64) -> f64 {

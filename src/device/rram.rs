@@ -31,8 +31,8 @@
 //! decade of time after `t_relax`. Binary states do not relax.
 
 use super::params::{
-    ParamError, at_least_one, bernoulli, lognormal_factor, non_negative, one_minus_exp_neg,
-    ordered, positive, probability, standard_normal,
+    ParamError, all_non_negative, all_positive, at_least_one, bernoulli, lognormal_factor,
+    non_negative, one_minus_exp_neg, ordered, positive, standard_normal, stuck_fractions,
 };
 use super::{Device, Polarity, Pulse, PulseReport, StuckAt, WriteReport};
 use rand::Rng;
@@ -137,7 +137,7 @@ impl RramParams {
                 });
             }
         }
-        for (field, v) in [
+        all_non_negative(&[
             ("c2c_sigma", self.c2c_sigma),
             ("d2d_window_sigma", self.d2d_window_sigma),
             ("d2d_step_sigma", self.d2d_step_sigma),
@@ -147,16 +147,9 @@ impl RramParams {
             ("sigma_ln_r_lrs_ref", self.sigma_ln_r_lrs_ref),
             ("lrs_spread_exponent", self.lrs_spread_exponent),
             ("sigma_ln_r_hrs", self.sigma_ln_r_hrs),
-        ] {
-            non_negative(field, v)?;
-        }
-        probability("p_stuck_lrs", self.p_stuck_lrs)?;
-        probability("p_stuck_hrs", self.p_stuck_hrs)?;
-        probability(
-            "p_stuck_lrs + p_stuck_hrs",
-            self.p_stuck_lrs + self.p_stuck_hrs,
-        )?;
-        for (field, v) in [
+        ])?;
+        stuck_fractions(self.p_stuck_lrs, self.p_stuck_hrs)?;
+        all_positive(&[
             ("v_c_v", self.v_c_v),
             ("t_relax_s", self.t_relax_s),
             ("i_compliance_a", self.i_compliance_a),
@@ -170,9 +163,7 @@ impl RramParams {
             ("set_pulse_width_s", self.set_pulse_width_s),
             ("reset_pulse_v", self.reset_pulse_v),
             ("reset_pulse_width_s", self.reset_pulse_width_s),
-        ] {
-            positive(field, v)?;
-        }
+        ])?;
         Ok(())
     }
 }
@@ -524,15 +515,8 @@ impl Device for Rram {
 
     fn nominal_pulse(&self, polarity: Polarity) -> Pulse {
         let p = &self.params;
-        let (amplitude_v, width_s) = match polarity {
-            Polarity::Set => (p.set_pulse_v, p.set_pulse_width_s),
-            Polarity::Reset => (p.reset_pulse_v, p.reset_pulse_width_s),
-        };
-        Pulse {
-            polarity,
-            amplitude_v,
-            width_s,
-        }
+        let set = (p.set_pulse_v, p.set_pulse_width_s);
+        Pulse::by_polarity(polarity, set, (p.reset_pulse_v, p.reset_pulse_width_s))
     }
 
     fn conductance_at(&self, state: &RramState, t_s: f64) -> f64 {
