@@ -11,6 +11,7 @@
 //! legacy-SSE instruction on that core (scalar code built for baseline x86-64, libm's
 //! `expf`) pays a state-transition penalty — measured here as a 50x slower sigmoid.
 
+use anyhow::{Result, ensure};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
@@ -23,6 +24,27 @@ const MACS_PER_BLOCK: usize = 1 << 20;
 const MAX_BLOCKS: usize = 16;
 /// Block edges are multiples of this many rows/columns (the f32 SIMD micro-kernel height).
 const BLOCK_ALIGN: usize = 16;
+
+/// Check the shapes of a batched product: `x` holds `batch >= 1` row vectors of `n_x`
+/// values and `y` room for `batch` vectors of `n_y`; `what` names the product in the error.
+pub(crate) fn check_batch_shapes(
+    what: &str,
+    x: &[f32],
+    y: &[f32],
+    batch: usize,
+    n_x: usize,
+    n_y: usize,
+) -> Result<()> {
+    ensure!(batch > 0, "{what}: the batch must hold at least one vector");
+    ensure!(
+        x.len() == batch * n_x && y.len() == batch * n_y,
+        "{what}: input has {} values and output {}, expected batch x inputs = {batch} x {n_x} \
+         and batch x outputs = {batch} x {n_y}",
+        x.len(),
+        y.len()
+    );
+    Ok(())
+}
 
 /// `c (m x n) = a (m x k) · bᵀ`, where `b` is `n x k` (a weight matrix `outputs x inputs`
 /// applied to a batch of row vectors).

@@ -48,6 +48,7 @@ use super::normal::fill_standard_normal;
 use super::periphery::{AdcBank, Dac};
 use super::tile::{Direction, ReadCache, Tile, tags};
 use crate::device::Device;
+use crate::linalg::check_batch_shapes;
 use crate::rng::{XbarRng, stream};
 
 /// Input vectors per chunk (the batch is processed chunk by chunk; inside a chunk the
@@ -455,7 +456,8 @@ impl<D: Device> Tile<D> {
             .as_ref()
             .context("the tile has not been programmed yet: call program() first")?;
         let plan = self.read_plan(cache, direction, read_index);
-        check_shapes(x, y, batch, plan.n_driven, plan.n_sensed)?;
+        let (n_x, n_y) = (plan.n_driven, plan.n_sensed);
+        check_batch_shapes("crossbar read", x, y, batch, n_x, n_y)?;
         let chunk_in = CHUNK_VECTORS * plan.n_driven;
         let chunk_out = CHUNK_VECTORS * plan.n_sensed;
         let threads = rayon::current_num_threads();
@@ -578,21 +580,4 @@ impl<D: Device> Tile<D> {
         }
         Ok(peaks)
     }
-}
-
-fn check_shapes(x: &[f32], y: &[f32], batch: usize, n_in: usize, n_out: usize) -> Result<()> {
-    ensure!(batch > 0, "batch must hold at least one vector");
-    ensure!(
-        x.len() == batch * n_in,
-        "input has {} values, expected batch x inputs = {batch} x {n_in} = {}",
-        x.len(),
-        batch * n_in
-    );
-    ensure!(
-        y.len() == batch * n_out,
-        "output buffer has {} values, expected batch x outputs = {batch} x {n_out} = {}",
-        y.len(),
-        batch * n_out
-    );
-    Ok(())
 }

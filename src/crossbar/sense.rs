@@ -20,6 +20,7 @@ use super::periphery::{draw_offset, pcsa_binary, pcsa_ternary};
 use super::read::gemm;
 use super::tile::{Tile, tags};
 use crate::device::Device;
+use crate::linalg::check_batch_shapes;
 use crate::rng::stream;
 
 impl<D: Device> Tile<D> {
@@ -96,14 +97,7 @@ impl<D: Device> Tile<D> {
     /// independent sensing per vector), then y = w_max * S x digitally (`x` row-major
     /// batch x n_in, `y` batch x n_out).
     pub fn forward_sensed_batch(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
-        ensure!(
-            batch > 0 && x.len() == batch * self.n_in && y.len() == batch * self.n_out,
-            "sensed MVM: input has {} values and output {}, expected {batch} x {} and {batch} x {}",
-            x.len(),
-            y.len(),
-            self.n_in,
-            self.n_out
-        );
+        check_batch_shapes("sensed MVM", x, y, batch, self.n_in, self.n_out)?;
         let read_index = self.read_counter;
         let sensed = self.sense_weights_at(read_index)?;
         self.read_counter += 1;

@@ -14,6 +14,7 @@ use super::config::TileConfig;
 use super::energy::EnergyBreakdown;
 use super::tile::{Direction, ProgramReport, Tile};
 use crate::device::Device;
+use crate::linalg::check_batch_shapes;
 
 /// A weight matrix spread over a grid of tiles.
 pub struct TiledMatrix<D: Device + Clone> {
@@ -167,13 +168,7 @@ impl<D: Device + Clone> TiledMatrix<D> {
             Direction::Forward => (self.n_in, self.n_out),
             Direction::Transposed => (self.n_out, self.n_in),
         };
-        ensure!(
-            batch > 0 && x.len() == batch * n_x && y.len() == batch * n_y,
-            "tiled MVM: input has {} values and output {}, expected {batch} x {n_x} and \
-             {batch} x {n_y}",
-            x.len(),
-            y.len()
-        );
+        check_batch_shapes("tiled MVM", x, y, batch, n_x, n_y)?;
         let rows = blocks(self.n_in, self.max_rows);
         let cols = blocks(self.n_out, self.max_cols);
         let (x_blocks, y_blocks) = match direction {

@@ -167,14 +167,8 @@ impl MatrixOperator for QuantizedMatrix {
     }
 
     fn apply(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
-        ensure!(
-            x.len() == batch * self.inputs && y.len() == batch * self.outputs,
-            "quantised product: x holds {} values and y {}, expected {batch} x {} and {batch} x {}",
-            x.len(),
-            y.len(),
-            self.inputs,
-            self.outputs
-        );
+        let (n_x, n_y) = (self.inputs, self.outputs);
+        linalg::check_batch_shapes("quantised product", x, y, batch, n_x, n_y)?;
         let w: Vec<f32> = self.weights.iter().map(|&v| f32::from(v)).collect();
         linalg::a_bt(x, &w, batch, self.inputs, self.outputs, y);
         Ok(())

@@ -121,14 +121,7 @@ impl MatrixOperator for Dense {
     }
 
     fn apply(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
-        ensure!(
-            x.len() == batch * self.inputs && y.len() == batch * self.outputs,
-            "dense product: x holds {} values and y {}, expected {batch} x {} and {batch} x {}",
-            x.len(),
-            y.len(),
-            self.inputs,
-            self.outputs
-        );
+        linalg::check_batch_shapes("dense product", x, y, batch, self.inputs, self.outputs)?;
         linalg::a_bt(x, &self.weight, batch, self.inputs, self.outputs, y);
         Ok(())
     }
