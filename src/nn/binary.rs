@@ -500,12 +500,7 @@ impl Classifier for QuantizedMlp {
     }
 
     fn logits(&mut self, x: &[f32], batch: usize) -> Result<Vec<f32>> {
-        ensure!(
-            x.len() == batch * self.inputs(),
-            "input holds {} values, expected {batch} vectors of {}",
-            x.len(),
-            self.inputs()
-        );
+        self.check_inputs(x, batch)?;
         Ok(self.infer(x, batch))
     }
 }

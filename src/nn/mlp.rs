@@ -272,12 +272,7 @@ impl Classifier for Mlp {
     }
 
     fn logits(&mut self, x: &[f32], batch: usize) -> Result<Vec<f32>> {
-        ensure!(
-            x.len() == batch * self.inputs(),
-            "input holds {} values, expected {batch} vectors of {}",
-            x.len(),
-            self.inputs()
-        );
+        self.check_inputs(x, batch)?;
         Ok(forward(&self.layers, x, batch).pop().unwrap_or_default())
     }
 }

@@ -45,6 +45,17 @@ pub trait Classifier {
     fn classes(&self) -> usize;
     /// Class scores (`batch x classes`, row-major) of `batch` row-major input vectors.
     fn logits(&mut self, x: &[f32], batch: usize) -> Result<Vec<f32>>;
+
+    /// Check that `x` holds `batch` input vectors (for implementations of `logits`).
+    fn check_inputs(&self, x: &[f32], batch: usize) -> Result<()> {
+        ensure!(
+            x.len() == batch * self.inputs(),
+            "input holds {} values, expected {batch} vectors of {}",
+            x.len(),
+            self.inputs()
+        );
+        Ok(())
+    }
 }
 
 /// Index of the largest score in each row of `scores` (`classes` per row; first on ties).
@@ -294,12 +305,7 @@ impl<Op: MatrixOperator> Classifier for Network<Op> {
     }
 
     fn logits(&mut self, x: &[f32], batch: usize) -> Result<Vec<f32>> {
-        ensure!(
-            x.len() == batch * self.inputs(),
-            "input holds {} values, expected {batch} vectors of {}",
-            x.len(),
-            self.inputs()
-        );
+        self.check_inputs(x, batch)?;
         let mut act = match self.input_threshold {
             Some(t) => x.iter().map(|&v| if v >= t { 1.0 } else { -1.0 }).collect(),
             None => x.to_vec(),
