@@ -29,7 +29,16 @@ fn ep_benches(c: &mut Criterion) {
         group.bench_function(format!("784_512_10_{name}_train_epoch_8000"), |b| {
             b.iter(|| {
                 epoch += 1;
-                black_box(train_epoch(&mut net, &split.train, &reference, epoch).expect("train"))
+                black_box(
+                    train_epoch(
+                        &mut net,
+                        &split.train,
+                        &reference,
+                        &mut reference.rule(),
+                        epoch,
+                    )
+                    .expect("train"),
+                )
             })
         });
     }
@@ -39,7 +48,10 @@ fn ep_benches(c: &mut Criterion) {
     group.bench_function("784_512_10_steep_sigmoid_batch_10_train_epoch_8000", |b| {
         b.iter(|| {
             epoch += 1;
-            black_box(train_epoch(&mut net, &split.train, &tuned, epoch).expect("train"))
+            black_box(
+                train_epoch(&mut net, &split.train, &tuned, &mut tuned.rule(), epoch)
+                    .expect("train"),
+            )
         })
     });
     let mut net = EpNetwork::digital(&[784, 512, 10], Activation::HardSigmoid, 1).expect("net");
@@ -56,7 +68,9 @@ fn ep_benches(c: &mut Criterion) {
     group.bench_function("784_512_512_10_hard_sigmoid_train_epoch_8000", |b| {
         b.iter(|| {
             epoch += 1;
-            black_box(train_epoch(&mut net, &split.train, &deep, epoch).expect("train"))
+            black_box(
+                train_epoch(&mut net, &split.train, &deep, &mut deep.rule(), epoch).expect("train"),
+            )
         })
     });
     group.finish();

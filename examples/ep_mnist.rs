@@ -82,10 +82,11 @@ fn main() -> Result<()> {
     };
     let mut net = EpNetwork::digital(&sizes, activation, config.seed)?;
     println!("sizes {sizes:?}, {nudging:?}, {activation:?}, {config:?}");
+    let mut rule = config.rule();
     let mut total_s = 0.0;
     for epoch in 0..epochs {
         let start = std::time::Instant::now();
-        let report = train_epoch(&mut net, &split.train, &config, epoch)?;
+        let report = train_epoch(&mut net, &split.train, &config, &mut rule, epoch)?;
         let train_s = start.elapsed().as_secs_f64();
         total_s += train_s;
         let test = evaluate(&mut net, &split.test, config.free_steps)?;

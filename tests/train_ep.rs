@@ -12,9 +12,10 @@
 use nalgebra::{DMatrix, DVector};
 use rand::RngExt;
 use xbar::train::ep::{
-    Activation, DigitalSynapses, EpConfig, EpNetwork, Nudging, OuterProductUpdate, States,
-    SynapticLayer, evaluate, one_hot, train, train_epoch,
+    Activation, DigitalSynapses, EpConfig, EpNetwork, EquilibriumPropagation, Nudging,
+    OuterProductUpdate, States, SynapticLayer, evaluate, one_hot, train, train_epoch,
 };
+use xbar::train::rule::{LearningRule, WeightChange};
 
 /// Per-layer (weight, bias) gradients or estimates, in f64.
 type LayerGradient = (Vec<f64>, Vec<f64>);
@@ -149,12 +150,23 @@ fn ep_estimate(
     config: &EpConfig,
 ) -> (Vec<LayerGradient>, States) {
     let eq = net.equilibria(x, target, batch, config, 1.0).unwrap();
-    let est = net.estimate(x, &eq).unwrap();
-    let out = est
-        .iter()
-        .map(|e| {
-            let w = e.weight.dense().iter().map(|&v| f64::from(v)).collect();
-            let b = e.bias.iter().map(|&v| f64::from(v)).collect();
+    let mut rule = EquilibriumPropagation {
+        learning_rates: vec![1.0; net.synapses().len()],
+    };
+    let out = (0..net.synapses().len())
+        .map(|k| {
+            let WeightChange::OuterProduct(update) =
+                rule.propose(&eq.signals(x, k).unwrap()).unwrap()
+            else {
+                panic!("EP proposes outer products")
+            };
+            let w = update.dense().iter().map(|&v| f64::from(v)).collect();
+            let b = eq
+                .bias_estimate(k)
+                .unwrap()
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect();
             (w, b)
         })
         .collect();
@@ -199,7 +211,14 @@ fn free_phase_descends_the_energy_to_a_fixed_point() {
     let split = xbar::data::mnist10k().unwrap();
     let mut net = EpNetwork::digital(&[784, 128, 10], Activation::HardSigmoid, 3).unwrap();
     let config = EpConfig::default();
-    train_epoch(&mut net, &split.train.take(2000), &config, 0).unwrap();
+    train_epoch(
+        &mut net,
+        &split.train.take(2000),
+        &config,
+        &mut config.rule(),
+        0,
+    )
+    .unwrap();
     let batch = 20;
     let x = &split.test.images[..batch * 784];
     let drive = net.input_drive(x, batch).unwrap();
@@ -326,7 +345,7 @@ fn training_is_bit_identical_with_one_and_two_threads() {
         let run = |threads| {
             pool(threads).install(|| {
                 let mut net = EpNetwork::digital(&sizes, Activation::HardSigmoid, 11).unwrap();
-                train(&mut net, &data, &config).unwrap();
+                train(&mut net, &data, &config, &mut config.rule()).unwrap();
                 net
             })
         };
@@ -350,7 +369,7 @@ fn one_epoch_of_reference_ep_learns_mnist() {
     let config = EpConfig::default();
     let mut net = EpNetwork::digital(&[784, 512, 10], Activation::HardSigmoid, 1).unwrap();
     let before = evaluate(&mut net, &split.test, config.free_steps).unwrap();
-    let report = train(&mut net, &split.train, &config).unwrap();
+    let report = train(&mut net, &split.train, &config, &mut config.rule()).unwrap();
     let after = evaluate(&mut net, &split.test, config.free_steps).unwrap();
     assert!(
         before < 0.3,
@@ -410,14 +429,92 @@ fn bad_settings_are_rejected_with_clear_errors() {
         learning_rates: vec![0.1],
         ..EpConfig::default()
     };
-    let err = format!("{:#}", train(&mut net, &data, &wrong_rates).unwrap_err());
+    let err = format!(
+        "{:#}",
+        train(&mut net, &data, &wrong_rates, &mut wrong_rates.rule()).unwrap_err()
+    );
     assert!(err.contains("learning_rates"), "{err}");
     let zero_beta = EpConfig {
         beta: 0.0,
         ..EpConfig::default()
     };
-    let err = format!("{:#}", train(&mut net, &data, &zero_beta).unwrap_err());
+    let err = format!(
+        "{:#}",
+        train(&mut net, &data, &zero_beta, &mut zero_beta.rule()).unwrap_err()
+    );
     assert!(err.contains("beta"), "{err}");
     let mut wrong_input = EpNetwork::digital(&[100, 16, 10], Activation::HardSigmoid, 1).unwrap();
-    assert!(train(&mut wrong_input, &data, &EpConfig::default()).is_err());
+    let config = EpConfig::default();
+    assert!(train(&mut wrong_input, &data, &config, &mut config.rule()).is_err());
+}
+
+/// The EP rule reads the second phase and divides by the difference of the two phases'
+/// nudging strengths: without a second phase, with equal β or without a learning rate
+/// for the layer it refuses with a message saying what is missing, and an EP network
+/// refuses a rule that needs an error signal it cannot provide.
+#[test]
+fn the_ep_rule_needs_a_second_phase_a_nudge_and_a_learning_rate() {
+    use xbar::train::rule::{LocalSignals, Phase, SignalRequest};
+    let (inputs, outputs) = ([0.5f32, 1.0], [0.2f32]);
+    let phase = |beta| Phase {
+        inputs: &inputs,
+        outputs: &outputs,
+        beta,
+    };
+    let signals = |second| LocalSignals {
+        layer: 0,
+        batch: 1,
+        phase: phase(0.0),
+        error: None,
+        second_phase: second,
+    };
+    let mut rule = EquilibriumPropagation {
+        learning_rates: vec![0.1],
+    };
+    assert!(rule.signals().second_phase && !rule.signals().error);
+    let err = format!("{:#}", rule.propose(&signals(None)).unwrap_err());
+    assert!(err.contains("second phase"), "{err}");
+    let err = format!(
+        "{:#}",
+        rule.propose(&signals(Some(phase(0.0)))).unwrap_err()
+    );
+    assert!(err.contains("β"), "{err}");
+    let mut no_rates = EquilibriumPropagation {
+        learning_rates: Vec::new(),
+    };
+    let err = format!(
+        "{:#}",
+        no_rates.propose(&signals(Some(phase(0.1)))).unwrap_err()
+    );
+    assert!(err.contains("learning rate"), "{err}");
+
+    struct NeedsError;
+    impl LearningRule for NeedsError {
+        fn name(&self) -> &str {
+            "needs_error"
+        }
+        fn signals(&self) -> SignalRequest {
+            SignalRequest {
+                error: true,
+                second_phase: false,
+            }
+        }
+        fn propose(&mut self, _: &LocalSignals<'_>) -> anyhow::Result<WeightChange> {
+            Ok(WeightChange::None)
+        }
+    }
+    let split = xbar::data::mnist10k().unwrap();
+    let mut net = EpNetwork::digital(&[784, 8, 10], Activation::HardSigmoid, 1).unwrap();
+    let config = EpConfig {
+        learning_rates: vec![0.1, 0.1],
+        ..EpConfig::default()
+    };
+    let err = format!(
+        "{:#}",
+        train(&mut net, &split.train.take(10), &config, &mut NeedsError).unwrap_err()
+    );
+    assert!(
+        err.contains("needs_error") && err.contains("error signal"),
+        "{err}"
+    );
 }

@@ -179,7 +179,9 @@ fn pulsed_updates_are_bit_identical_for_one_and_two_threads() {
 }
 
 use xbar::train::ep::crossbar::CrossbarSynapses;
-use xbar::train::ep::{Activation, EpConfig, EpNetwork, SynapticLayer};
+use xbar::train::ep::{
+    Activation, EpConfig, EpNetwork, Equilibria, EquilibriumPropagation, SynapticLayer,
+};
 
 /// A crossbar EP network with the same weights and biases as `digital`, on ideal tiles.
 fn crossbar_twin(
@@ -243,14 +245,27 @@ fn ideal_crossbar_ep_reproduces_digital_equilibria_and_estimates() {
     for (sd, sa) in eq_d.plus.iter().zip(&eq_a.plus) {
         assert!(close(sd, sa), "nudged phase differs");
     }
-    let est_d = digital.estimate(&x, &eq_d).unwrap();
-    let est_a = analog.estimate(&x, &eq_a).unwrap();
-    for (d, a) in est_d.iter().zip(&est_a) {
+    let mut rule = config.rule();
+    for k in 0..2 {
+        let proposed = |eq: &Equilibria, rule: &mut EquilibriumPropagation| match rule
+            .propose(&eq.signals(&x, k).unwrap())
+            .unwrap()
+        {
+            WeightChange::OuterProduct(update) => update.dense(),
+            other => panic!("EP proposes outer products, got {other:?}"),
+        };
         assert!(
-            close(&d.weight.dense(), &a.weight.dense()),
-            "EP estimate differs"
+            close(&proposed(&eq_d, &mut rule), &proposed(&eq_a, &mut rule)),
+            "EP update of layer {k} differs"
         );
-        assert!(close(&d.bias, &a.bias));
+        let (bias_d, bias_a) = (
+            eq_d.bias_estimate(k).unwrap(),
+            eq_a.bias_estimate(k).unwrap(),
+        );
+        assert!(
+            close(&bias_d, &bias_a),
+            "bias estimate of layer {k} differs"
+        );
     }
 }
 
@@ -263,14 +278,18 @@ fn ideal_crossbar_ep_step_matches_digital_step_in_expectation() {
     let repeats = 200;
     let digital0 = EpNetwork::digital(&[8, 6, 3], Activation::SteepSigmoid, 5).unwrap();
     let (x, target, batch) = small_batch();
-    let config = EpConfig::default();
-    let lrs = [2.0f32, 2.0];
+    let config = EpConfig {
+        learning_rates: vec![2.0, 2.0],
+        ..EpConfig::default()
+    };
+    let mut rule = config.rule();
     let mut digital = digital0.clone();
     let eq = digital
         .equilibria(&x, &target, batch, &config, 1.0)
         .unwrap();
-    let est = digital.estimate(&x, &eq).unwrap();
-    digital.apply_estimates(est, &lrs).unwrap();
+    digital
+        .learn(&x, &eq, &mut rule, &config.learning_rates)
+        .unwrap();
     for k in 0..2 {
         let before = digital0.synapses()[k].weight();
         let want: Vec<f32> = digital.synapses()[k]
@@ -283,9 +302,10 @@ fn ideal_crossbar_ep_step_matches_digital_step_in_expectation() {
         for r in 0..repeats {
             let mut analog = crossbar_twin(&digital0, 100 + r);
             let eq = analog.equilibria(&x, &target, batch, &config, 1.0).unwrap();
-            let est = analog.estimate(&x, &eq).unwrap();
             let start = analog.synapses()[k].weight().unwrap();
-            analog.apply_estimates(est, &lrs).unwrap();
+            analog
+                .learn(&x, &eq, &mut rule, &config.learning_rates)
+                .unwrap();
             let after = analog.synapses()[k].weight().unwrap();
             for (i, (a, b)) in after.iter().zip(&start).enumerate() {
                 let d = f64::from(a - b);
@@ -434,4 +454,77 @@ fn a_new_rule_trains_an_rram_mlp_through_the_api() {
     }
     let accuracy = sgd::accuracy(&mut mlp, &test).unwrap();
     assert!(accuracy > 0.7, "accuracy {accuracy}");
+}
+
+/// SET-only updates push both devices of every pair up their window (the weight is the
+/// difference, the headroom shrinks); a refresh reads the weights and programs them back
+/// in canonical form, one device of each pair at the bottom of the window. Ideal devices
+/// program exactly, so the weights are unchanged and every lower device is back at
+/// g_min = 0. With `refresh_interval = 3` this happens by itself after every third update.
+#[test]
+fn refresh_restores_the_headroom_of_set_only_pairs() {
+    use xbar::device::Polarity;
+    use xbar::train::ep::OuterProductUpdate;
+    let (n_in, n_out) = (8, 6);
+    let set_only = PulsedUpdateConfig {
+        pulse_train_length: 10,
+        pair_update: PairUpdate::SetOnly,
+    };
+    let w0: Vec<f32> = (0..n_in * n_out)
+        .map(|k| (k as f32 * 0.37).sin() * 0.3)
+        .collect();
+    let program = |interval| {
+        let mut syn = CrossbarSynapses::program(
+            device("ideal"),
+            n_in,
+            n_out,
+            &w0,
+            1.0,
+            TileConfig::ideal(),
+            set_only,
+            2,
+            0,
+        )
+        .unwrap();
+        syn.set_refresh_interval(interval);
+        syn
+    };
+    // Updates of alternating sign: every pair receives pulses on both of its devices
+    // (about 7 per update and device: 0.1 x 0.8 x 0.9 / 0.01).
+    let update = |k: usize| OuterProductUpdate {
+        post: vec![0.8; n_out],
+        pre: vec![0.9; n_in],
+        rows: 1,
+        scale: if k % 2 == 0 { 0.1 } else { -0.1 },
+    };
+    let lower_devices = |syn: &CrossbarSynapses<AnyDevice>| {
+        let tile = syn.tile();
+        let (gp, gn) = (
+            tile.conductances(0, Polarity::Set).unwrap(),
+            tile.conductances(0, Polarity::Reset).unwrap(),
+        );
+        gp.iter()
+            .zip(&gn)
+            .map(|(p, n)| p.min(*n))
+            .collect::<Vec<f64>>()
+    };
+    let mut manual = program(0);
+    for k in 0..3 {
+        manual.apply_update(&update(k)).unwrap();
+    }
+    assert!(
+        lower_devices(&manual).iter().all(|&g| g > 0.0),
+        "SET-only pulses should lift both devices of every pair"
+    );
+    let before = manual.weight().unwrap();
+    manual.refresh().unwrap();
+    let after = manual.weight().unwrap();
+    assert!(before.iter().zip(&after).all(|(a, b)| (a - b).abs() < 1e-6));
+    assert!(lower_devices(&manual).iter().all(|&g| g == 0.0));
+    let mut automatic = program(3);
+    for k in 0..3 {
+        automatic.apply_update(&update(k)).unwrap();
+    }
+    assert_eq!(automatic.weight().unwrap(), after);
+    assert!(lower_devices(&automatic).iter().all(|&g| g == 0.0));
 }

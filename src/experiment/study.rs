@@ -310,11 +310,12 @@ fn run_ep_study(study: &EpStudy) -> Result<EpStudyReport> {
         seed: study.seed,
         ..study.training.clone()
     };
+    let mut rule = config.rule();
     let bar = indicatif::ProgressBar::new(config.epochs as u64);
     let mut epochs = Vec::with_capacity(config.epochs);
     for epoch in 0..config.epochs {
         let start = std::time::Instant::now();
-        let report = ep::train_epoch(&mut net, &data.train, &config, epoch)?;
+        let report = ep::train_epoch(&mut net, &data.train, &config, &mut rule, epoch)?;
         let train_seconds = start.elapsed().as_secs_f64();
         let test_accuracy = ep::evaluate(&mut net, &data.test, config.free_steps)?;
         epochs.push(EpStudyEpoch {

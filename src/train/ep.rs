@@ -14,7 +14,11 @@
 //!
 //! The weights sit behind the [`SynapticLayer`] trait (forward read, transposed read,
 //! outer-product update): [`DigitalSynapses`] is the floating-point reference, and a
-//! crossbar tile dropped in instead runs the same dynamics on its devices.
+//! crossbar tile dropped in instead runs the same dynamics on its devices. The weight
+//! update of step 3 is a [`LearningRule`] of the on-chip API
+//! ([`EquilibriumPropagation`], which reads the layers' activities in the second phase),
+//! applied with [`crate::train::rule::apply_change`]; [`train_epoch`] takes any such
+//! rule. The neuron biases are digital and take the EP step.
 //!
 //! Reference settings (the authors' code, `Laborieux-Axel/Equilibrium-Propagation`, MNIST
 //! MLP): 784-512-10, `T1 = 30`, `T2 = 10`, `β = 0.1`, mini-batches of 50, plain SGD with
@@ -23,9 +27,11 @@
 
 pub mod crossbar;
 pub mod network;
+pub mod rule;
 pub mod synapse;
 
-pub use network::{Activation, EpNetwork, Equilibria, LayerEstimate, Nudge, States};
+pub use network::{Activation, EpNetwork, Equilibria, Nudge, States};
+pub use rule::EquilibriumPropagation;
 pub use synapse::{DigitalSynapses, OuterProductUpdate, SynapticLayer};
 
 use anyhow::{Context, Result, ensure};
@@ -33,6 +39,7 @@ use rand::RngExt;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use super::rule::{LearningRule, PlasticSynapses};
 use crate::data::Dataset;
 use crate::nn::operator::{argmax_rows, check_data_fits};
 
@@ -112,6 +119,13 @@ impl EpConfig {
             batch_size: 10,
             epochs: 30,
             ..EpConfig::default()
+        }
+    }
+
+    /// The EP weight update with these settings' learning rates.
+    pub fn rule(&self) -> EquilibriumPropagation {
+        EquilibriumPropagation {
+            learning_rates: self.learning_rates.clone(),
         }
     }
 
@@ -220,11 +234,15 @@ impl<S: SynapticLayer> EpNetwork<S> {
     }
 }
 
-/// Train `net` for one epoch (`epoch` selects the shuffle and random signs) with EP.
-pub fn train_epoch<S: SynapticLayer>(
+/// Train `net` for one epoch (`epoch` selects the shuffle and random signs) with EP: the
+/// phases of `config` give each mini-batch's equilibria, `rule` (usually
+/// [`EpConfig::rule`]) proposes the weight changes from them, and the digital biases take
+/// the EP step with `config.learning_rates` ([`EpNetwork::learn`]).
+pub fn train_epoch<S: PlasticSynapses, R: LearningRule + ?Sized>(
     net: &mut EpNetwork<S>,
     data: &Dataset,
     config: &EpConfig,
+    rule: &mut R,
     epoch: usize,
 ) -> Result<EpEpochReport> {
     config
@@ -269,8 +287,7 @@ pub fn train_epoch<S: SynapticLayer>(
             .zip(&labels)
             .filter(|&(&p, &l)| p == usize::from(l))
             .count();
-        let estimates = net.estimate(&x, &eq)?;
-        net.apply_estimates(estimates, &config.learning_rates)
+        net.learn(&x, &eq, rule, &config.learning_rates)
             .with_context(|| format!("epoch {epoch}, mini-batch {b}"))?;
     }
     Ok(EpEpochReport {
@@ -279,14 +296,15 @@ pub fn train_epoch<S: SynapticLayer>(
     })
 }
 
-/// Train for `config.epochs` epochs; returns one report per epoch.
-pub fn train<S: SynapticLayer>(
+/// Train for `config.epochs` epochs with `rule`; returns one report per epoch.
+pub fn train<S: PlasticSynapses, R: LearningRule + ?Sized>(
     net: &mut EpNetwork<S>,
     data: &Dataset,
     config: &EpConfig,
+    rule: &mut R,
 ) -> Result<Vec<EpEpochReport>> {
     (0..config.epochs)
-        .map(|epoch| train_epoch(net, data, config, epoch))
+        .map(|epoch| train_epoch(net, data, config, rule, epoch))
         .collect()
 }
 

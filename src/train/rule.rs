@@ -10,8 +10,11 @@
 //! [`CrossbarSynapses`] layer every change becomes programming pulses with all device
 //! non-idealities; on [`DigitalSynapses`] it is a floating-point add, the reference.
 //!
-//! The analog SGD baseline ([`super::sgd`]) is a rule of this API; `docs/LEARNING_RULES.md`
-//! shows a complete new rule in about fifty lines.
+//! Every on-chip rule of xbar is a rule of this API: the analog SGD baseline
+//! ([`super::sgd::Sgd`], error signal), equilibrium propagation
+//! ([`super::ep::EquilibriumPropagation`], second phase) and the metaplastic rule of
+//! binarized networks. `docs/LEARNING_RULES.md` shows a complete new rule in about fifty
+//! lines.
 
 use anyhow::{Context, Result, ensure};
 
@@ -35,6 +38,10 @@ pub struct Phase<'a> {
     pub inputs: &'a [f32],
     /// Post-synaptic activity, `batch x outputs`, row-major.
     pub outputs: &'a [f32],
+    /// Nudging strength `β` of the output towards the target under which these activities
+    /// settled (0 for a free or feed-forward phase): a contrastive rule divides the
+    /// difference of two phases by the difference of their `β`.
+    pub beta: f32,
 }
 
 /// What a rule sees of one synaptic layer for one mini-batch.
@@ -44,20 +51,29 @@ pub struct LocalSignals<'a> {
     pub layer: usize,
     /// Samples in the mini-batch.
     pub batch: usize,
-    /// Activities of the (first) phase.
+    /// Activities of the (first) phase: the forward pass of a feed-forward network, or the
+    /// reference phase of a contrastive rule (the free phase, or the `−β` phase of
+    /// symmetric nudging).
     pub phase: Phase<'a>,
     /// Error at the outputs, `batch x outputs` (when requested): the direction in which the
     /// outputs' pre-activations should move, e.g. `-∂L/∂u` for backprop.
     pub error: Option<&'a [f32]>,
-    /// Activities of the second phase (when requested).
+    /// Activities of the second phase (when requested), e.g. the `+β` nudged phase.
     pub second_phase: Option<Phase<'a>>,
 }
 
-impl LocalSignals<'_> {
+impl<'a> LocalSignals<'a> {
     /// The error signal, or an error naming the rule that forgot to request it.
-    pub fn require_error(&self, rule: &str) -> Result<&[f32]> {
+    pub fn require_error(&self, rule: &str) -> Result<&'a [f32]> {
         self.error.with_context(|| {
             format!("rule {rule} reads an error signal: request it in LearningRule::signals")
+        })
+    }
+
+    /// The second phase, or an error naming the rule that forgot to request it.
+    pub fn require_second_phase(&self, rule: &str) -> Result<Phase<'a>> {
+        self.second_phase.with_context(|| {
+            format!("rule {rule} reads a second phase: request it in LearningRule::signals")
         })
     }
 }

@@ -15,8 +15,8 @@ use anyhow::{Context, Result, ensure};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::ep::crossbar::CrossbarSynapses;
-use super::ep::{DigitalSynapses, OuterProductUpdate, SynapticLayer};
+use super::ep::crossbar::{CrossbarSynapses, program_layers};
+use super::ep::{DigitalSynapses, OuterProductUpdate};
 use super::rule::{
     LearningRule, LocalSignals, Phase, PlasticSynapses, SignalRequest, WeightChange, apply_change,
 };
@@ -241,6 +241,21 @@ impl<L: PlasticSynapses> Mlp<L> {
         &self.layers
     }
 
+    /// The synaptic layers, mutable (e.g. to reset the tiles' ledgers).
+    pub fn layers_mut(&mut self) -> &mut [L] {
+        &mut self.layers
+    }
+
+    /// The hidden-layer non-linearity.
+    pub fn activation(&self) -> HiddenActivation {
+        self.activation
+    }
+
+    /// Number of outputs (classes).
+    pub fn outputs(&self) -> usize {
+        self.layers[self.layers.len() - 1].outputs()
+    }
+
     /// Forward pass of a batch.
     fn forward(&mut self, x: &[f32], batch: usize) -> Result<Activities> {
         let mut h = vec![x.to_vec()];
@@ -308,6 +323,7 @@ impl<L: PlasticSynapses> Mlp<L> {
                 phase: Phase {
                     inputs: &h[k],
                     outputs: &h[k + 1],
+                    beta: 0.0,
                 },
                 error: Some(&delta),
                 second_phase: None,
@@ -349,8 +365,10 @@ fn layer_sizes(config: &SgdConfig, inputs: usize) -> Vec<usize> {
     sizes
 }
 
-/// Initial weights `U(±1/√fan_in)` of every layer (PyTorch's `nn.Linear` default).
-fn initial_layers(sizes: &[usize], seed: u64) -> Result<Vec<DigitalSynapses>> {
+/// Initial weights `U(±1/√fan_in)` of every layer of an MLP with layer sizes `sizes`
+/// (input first; PyTorch's `nn.Linear` default), layer k from the stream
+/// `(seed, [INIT_STREAM + k])`.
+pub fn initial_layers(sizes: &[usize], seed: u64) -> Result<Vec<DigitalSynapses>> {
     sizes
         .windows(2)
         .enumerate()
@@ -381,23 +399,8 @@ pub fn run(config: &SgdConfig, data: &Split) -> Result<SgdReport> {
         let device = preset::load(&config.device, &config.device_overrides)
             .with_context(|| format!("device preset {:?}", config.device))?;
         let tile = config.tile.clone().unwrap_or_else(TileConfig::ideal);
-        let layers = digital
-            .iter()
-            .enumerate()
-            .map(|(k, l)| {
-                CrossbarSynapses::program(
-                    device.clone(),
-                    l.inputs(),
-                    l.outputs(),
-                    l.weight(),
-                    config.w_max,
-                    tile.clone(),
-                    config.pulses,
-                    config.seed,
-                    k as u64,
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let w_max = vec![config.w_max; digital.len()];
+        let layers = program_layers(&device, &digital, &w_max, &tile, config.pulses, config.seed)?;
         let mut mlp = Mlp::new(layers, config.activation)?;
         train_epochs(&mut mlp, config, &train, &test, programming_cost)?
     };
@@ -424,33 +427,23 @@ fn train_epochs<L: PlasticSynapses>(
     test: &Dataset,
     cost: impl Fn(&Mlp<L>) -> (u64, f64),
 ) -> Result<Vec<SgdEpoch>> {
-    check_data_fits(train.features(), CLASSES, train)?;
     let mut rule = Sgd {
         learning_rate: config.learning_rate,
     };
     let mut reports = Vec::with_capacity(config.epochs);
     for epoch in 0..config.epochs {
         let start = Instant::now();
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        order.shuffle(&mut crate::rng::stream(
-            config.seed,
-            &[SHUFFLE_STREAM, epoch as u64],
-        ));
-        let mut correct = 0;
-        for indices in order.chunks(config.batch_size) {
-            let x: Vec<f32> = indices
-                .iter()
-                .flat_map(|&i| train.image(i).to_vec())
-                .collect();
-            let labels: Vec<u8> = indices.iter().map(|&i| train.labels[i]).collect();
-            let predicted = mlp.train_step(&mut rule, config.learning_rate, &x, &labels)?;
-            correct += count_correct(&predicted, &labels);
-        }
+        let schedule = EpochSchedule {
+            batch_size: config.batch_size,
+            seed: config.seed,
+            epoch,
+        };
+        let train_accuracy = train_epoch(mlp, &mut rule, config.learning_rate, train, schedule)?;
         let train_time_s = start.elapsed().as_secs_f64();
         let (programming_pulses, programming_energy_j) = cost(mlp);
         reports.push(SgdEpoch {
             epoch,
-            train_accuracy: correct as f64 / train.len() as f64,
+            train_accuracy,
             test_accuracy: accuracy(mlp, test)?,
             programming_pulses,
             programming_energy_j,
@@ -458,6 +451,49 @@ fn train_epochs<L: PlasticSynapses>(
         });
     }
     Ok(reports)
+}
+
+/// Mini-batches of one training epoch: size, and the seed and epoch index that select the
+/// shuffle (stream `(seed, [SHUFFLE_STREAM, epoch])`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EpochSchedule {
+    /// Images per mini-batch (the last one may be smaller).
+    pub batch_size: usize,
+    /// Seed of the shuffle.
+    pub seed: u64,
+    /// Epoch index, from 0.
+    pub epoch: usize,
+}
+
+/// Train `mlp` for one epoch of shuffled mini-batches with `rule` (weights) and a digital
+/// bias step of rate `bias_learning_rate`; returns the fraction of training images
+/// classified correctly during the epoch (before the update of their mini-batch).
+pub fn train_epoch<L: PlasticSynapses, R: LearningRule>(
+    mlp: &mut Mlp<L>,
+    rule: &mut R,
+    bias_learning_rate: f32,
+    train: &Dataset,
+    schedule: EpochSchedule,
+) -> Result<f64> {
+    check_data_fits(mlp.layers()[0].inputs(), mlp.outputs(), train)?;
+    ensure!(!train.is_empty(), "cannot train on an empty data set");
+    ensure!(schedule.batch_size > 0, "batch_size must be at least 1");
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    order.shuffle(&mut crate::rng::stream(
+        schedule.seed,
+        &[SHUFFLE_STREAM, schedule.epoch as u64],
+    ));
+    let mut correct = 0;
+    for indices in order.chunks(schedule.batch_size) {
+        let x: Vec<f32> = indices
+            .iter()
+            .flat_map(|&i| train.image(i).to_vec())
+            .collect();
+        let labels: Vec<u8> = indices.iter().map(|&i| train.labels[i]).collect();
+        let predicted = mlp.train_step(rule, bias_learning_rate, &x, &labels)?;
+        correct += count_correct(&predicted, &labels);
+    }
+    Ok(correct as f64 / train.len() as f64)
 }
 
 fn count_correct(predicted: &[usize], labels: &[u8]) -> usize {

@@ -12,7 +12,7 @@
 
 use anyhow::{Context, Result, ensure};
 
-use super::synapse::{OuterProductUpdate, SynapticLayer};
+use super::synapse::{DigitalSynapses, OuterProductUpdate, SynapticLayer};
 use crate::crossbar::update::{PulsedUpdateConfig, PulsedUpdateReport};
 use crate::crossbar::{Tile, TileConfig};
 use crate::device::Device;
@@ -24,6 +24,8 @@ pub struct CrossbarSynapses<D: Device> {
     update: PulsedUpdateConfig,
     /// Updates applied so far (selects the random streams of the next one).
     updates: u64,
+    /// Re-program every pair after this many updates (0 = never).
+    refresh_interval: u64,
     /// Cost of the last update.
     last_update: PulsedUpdateReport,
 }
@@ -59,8 +61,44 @@ impl<D: Device> CrossbarSynapses<D> {
             tile,
             update,
             updates: 0,
+            refresh_interval: 0,
             last_update: PulsedUpdateReport::default(),
         })
+    }
+
+    /// Refresh every pair ([`CrossbarSynapses::refresh`]) after every `updates` updates
+    /// (0 = never).
+    pub fn set_refresh_interval(&mut self, updates: u64) {
+        self.refresh_interval = updates;
+    }
+
+    /// Read every pair's weight and program it back in the mapping's canonical form (one
+    /// device of each pair at the bottom of its window). Pairs trained SET-only climb
+    /// towards the top of the window until their steps vanish; refreshing them restores
+    /// the headroom (the "occasional refresh" of multi-PCM synapses, Boybat et al., Nat.
+    /// Commun. 2018; Nandakumar et al., Front. Neurosci. 2020). The programming pulses and
+    /// energy go to the tile's ledger; the weights are read without noise and written with
+    /// the device's programming error.
+    pub fn refresh(&mut self) -> Result<()> {
+        let w_max = self
+            .tile
+            .mapping()
+            .context("a refresh needs a programmed tile")?
+            .w_max();
+        let weights = self.tile.effective_weights()?;
+        self.tile
+            .program_with_scale(&weights, w_max)
+            .context("refreshing the tile")?;
+        Ok(())
+    }
+
+    /// Count an applied update and refresh when due.
+    fn count_update(&mut self) -> Result<()> {
+        self.updates += 1;
+        if self.refresh_interval > 0 && self.updates % self.refresh_interval == 0 {
+            self.refresh()?;
+        }
+        Ok(())
     }
 
     /// The tile.
@@ -94,9 +132,44 @@ impl<D: Device> CrossbarSynapses<D> {
         self.last_update = self
             .tile
             .apply_dense_update(delta_w, &self.update, self.updates)?;
-        self.updates += 1;
-        Ok(())
+        self.count_update()
     }
+}
+
+/// Program every digital layer of `layers` (input side first) onto its own tile of
+/// `device`s: layer k with weight scale `w_max[k]` and tile id k.
+pub fn program_layers<D: Device + Clone>(
+    device: &D,
+    layers: &[DigitalSynapses],
+    w_max: &[f64],
+    tile: &TileConfig,
+    update: PulsedUpdateConfig,
+    seed: u64,
+) -> Result<Vec<CrossbarSynapses<D>>> {
+    ensure!(
+        w_max.len() == layers.len(),
+        "{} weight scales w_max for {} synaptic layers",
+        w_max.len(),
+        layers.len()
+    );
+    layers
+        .iter()
+        .zip(w_max)
+        .enumerate()
+        .map(|(k, (layer, &w_max))| {
+            CrossbarSynapses::program(
+                device.clone(),
+                layer.inputs(),
+                layer.outputs(),
+                layer.weight(),
+                w_max,
+                tile.clone(),
+                update,
+                seed,
+                k as u64,
+            )
+        })
+        .collect()
 }
 
 impl<D: Device> SynapticLayer for CrossbarSynapses<D> {
@@ -131,8 +204,7 @@ impl<D: Device> SynapticLayer for CrossbarSynapses<D> {
             &self.update,
             self.updates,
         )?;
-        self.updates += 1;
-        Ok(())
+        self.count_update()
     }
 }
 

@@ -28,7 +28,8 @@ use rand::RngExt;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::synapse::{DigitalSynapses, OuterProductUpdate, SynapticLayer};
+use super::synapse::{DigitalSynapses, SynapticLayer};
+use crate::train::rule::{LearningRule, LocalSignals, Phase, PlasticSynapses, apply_change};
 
 /// Neuron states per rayon task when applying the activation (each element is computed
 /// independently, so the split never changes a result).
@@ -88,23 +89,62 @@ pub struct Equilibria {
 }
 
 impl Equilibria {
-    /// The two states contrasted and `Δβ` between them: `(plus, minus, 2β)` for symmetric
-    /// nudging, `(plus, free, β)` otherwise.
-    pub fn contrast(&self) -> (&States, &States, f32) {
+    /// The two phases the weight update contrasts, each with its nudging strength: first
+    /// the reference phase (`−β` for symmetric nudging, the free phase otherwise), then
+    /// the `+β` phase.
+    pub fn phases(&self) -> [(&States, f32); 2] {
         match &self.minus {
-            Some(minus) => (&self.plus, minus, 2.0 * self.beta_plus),
-            None => (&self.plus, &self.free, self.beta_plus),
+            Some(minus) => [(minus, -self.beta_plus), (&self.plus, self.beta_plus)],
+            None => [(&self.free, 0.0), (&self.plus, self.beta_plus)],
         }
     }
-}
 
-/// The EP estimate of `-∂L/∂θ` for one synaptic layer (batch mean).
-#[derive(Clone, Debug)]
-pub struct LayerEstimate {
-    /// Weight part: `ΔW = (ρ(s_k^a) ρ(s_{k-1}^a)ᵀ − ρ(s_k^b) ρ(s_{k-1}^b)ᵀ) / (Δβ · batch)`.
-    pub weight: OuterProductUpdate,
-    /// Bias part: `Δb = Σ_batch (s_k^a − s_k^b) / (Δβ · batch)`.
-    pub bias: Vec<f32>,
+    /// What a learning rule sees of synaptic layer `layer`: the pre- and post-synaptic
+    /// rates of both phases ([`Equilibria::phases`]), with the clamped input `x` below the
+    /// first layer.
+    pub fn signals<'a>(&'a self, x: &'a [f32], layer: usize) -> Result<LocalSignals<'a>> {
+        let [first, second] = self.phases();
+        ensure!(
+            layer < first.0.len(),
+            "synaptic layer {layer} does not exist: the network has {} neuron layers",
+            first.0.len()
+        );
+        let phase = |(states, beta): (&'a States, f32)| Phase {
+            inputs: if layer == 0 { x } else { &states[layer - 1] },
+            outputs: &states[layer],
+            beta,
+        };
+        Ok(LocalSignals {
+            layer,
+            batch: self.batch,
+            phase: phase(first),
+            error: None,
+            second_phase: Some(phase(second)),
+        })
+    }
+
+    /// The EP estimate of `−∂L/∂b_k` for neuron layer `layer` (batch mean of
+    /// `L = ½‖s_L − y‖²`): `Σ_batch (s_k^a − s_k^b) / (Δβ · batch)`, `a` and `b` the two
+    /// phases of [`Equilibria::phases`] and `Δβ` the difference of their nudging strengths.
+    pub fn bias_estimate(&self, layer: usize) -> Result<Vec<f32>> {
+        let [(b, beta_b), (a, beta_a)] = self.phases();
+        ensure!(
+            layer < a.len() && self.batch > 0,
+            "neuron layer {layer} does not exist or the batch is empty"
+        );
+        let delta_beta = beta_a - beta_b;
+        ensure!(delta_beta != 0.0, "EP needs a non-zero nudging strength β");
+        let scale = 1.0 / (delta_beta * self.batch as f32);
+        let n = a[layer].len() / self.batch;
+        let mut bias = vec![0.0; n];
+        for (row_a, row_b) in a[layer].chunks_exact(n).zip(b[layer].chunks_exact(n)) {
+            for (acc, (p, q)) in bias.iter_mut().zip(row_a.iter().zip(row_b)) {
+                *acc += p - q;
+            }
+        }
+        bias.iter_mut().for_each(|v| *v *= scale);
+        Ok(bias)
+    }
 }
 
 /// A layered energy-based network on any [`SynapticLayer`]s.
@@ -395,71 +435,42 @@ impl<S: SynapticLayer> EpNetwork<S> {
         }
         Ok(energy)
     }
+}
 
-    /// The EP estimate of `-∂L/∂θ` (batch mean of `L = ½‖s_L − y‖²`) for every synaptic
-    /// layer, from the input `x` and the equilibria of a training step.
-    pub fn estimate(&self, x: &[f32], eq: &Equilibria) -> Result<Vec<LayerEstimate>> {
-        let (a, b, delta_beta) = eq.contrast();
-        ensure!(delta_beta != 0.0, "EP needs a non-zero nudging strength β");
-        let batch = eq.batch;
-        let scale = 1.0 / (delta_beta * batch as f32);
-        let mut out = Vec::with_capacity(self.synapses.len());
-        for k in 0..self.synapses.len() {
-            let n = self.synapses[k].outputs();
-            let difference: Vec<f32> = a[k].iter().zip(&b[k]).map(|(p, q)| p - q).collect();
-            let mut bias = vec![0.0; n];
-            for row in difference.chunks_exact(n) {
-                bias.iter_mut().zip(row).for_each(|(acc, d)| *acc += d);
-            }
-            bias.iter_mut().for_each(|v| *v *= scale);
-            let weight = if k == 0 {
-                // The clamped input is the same in both states: one outer product per sample.
-                OuterProductUpdate {
-                    post: difference,
-                    pre: x.to_vec(),
-                    rows: batch,
-                    scale,
-                }
-            } else {
-                let mut post = a[k].clone();
-                post.extend(b[k].iter().map(|v| -v));
-                let mut pre = a[k - 1].clone();
-                pre.extend_from_slice(&b[k - 1]);
-                OuterProductUpdate {
-                    post,
-                    pre,
-                    rows: 2 * batch,
-                    scale,
-                }
-            };
-            out.push(LayerEstimate { weight, bias });
-        }
-        Ok(out)
-    }
-
-    /// Apply an SGD step `θ += lr_k · estimate_k` to every layer (weights through the
-    /// synaptic layers' outer-product updates, biases digitally).
-    pub fn apply_estimates(
+impl<S: PlasticSynapses> EpNetwork<S> {
+    /// One learning step from the equilibria `eq` of a training step on the input `x`: the
+    /// rule proposes each synaptic layer's change from the layer's local signals
+    /// ([`Equilibria::signals`]) and [`apply_change`] applies it (programming pulses on a
+    /// crossbar, an `f32` add on digital synapses); the biases, digital, take the EP step
+    /// `b_k += η_k · `[`Equilibria::bias_estimate`] with `bias_learning_rates[k] = η_k`.
+    pub fn learn<R: LearningRule + ?Sized>(
         &mut self,
-        estimates: Vec<LayerEstimate>,
-        learning_rates: &[f32],
+        x: &[f32],
+        eq: &Equilibria,
+        rule: &mut R,
+        bias_learning_rates: &[f32],
     ) -> Result<()> {
         ensure!(
-            estimates.len() == self.synapses.len() && learning_rates.len() == estimates.len(),
-            "{} estimates and {} learning rates for {} synaptic layers",
-            estimates.len(),
-            learning_rates.len(),
+            !rule.signals().error,
+            "rule {} reads an error signal at the layers' outputs, which an EP network does not \
+             provide: it offers the two phases' activities (SignalRequest::second_phase)",
+            rule.name()
+        );
+        ensure!(
+            bias_learning_rates.len() == self.synapses.len(),
+            "{} bias learning rates for {} synaptic layers",
+            bias_learning_rates.len(),
             self.synapses.len()
         );
-        for (k, (mut est, &lr)) in estimates.into_iter().zip(learning_rates).enumerate() {
-            est.weight.scale *= lr;
-            self.synapses[k]
-                .apply_update(&est.weight)
+        for (k, &learning_rate) in bias_learning_rates.iter().enumerate() {
+            let change = rule.propose(&eq.signals(x, k)?)?;
+            apply_change(&mut self.synapses[k], &change)
                 .with_context(|| format!("weight update of synaptic layer {k}"))?;
+            let estimate = eq.bias_estimate(k)?;
             self.biases[k]
                 .iter_mut()
-                .zip(&est.bias)
-                .for_each(|(b, d)| *b += lr * d);
+                .zip(&estimate)
+                .for_each(|(b, d)| *b += learning_rate * d);
         }
         Ok(())
     }
