@@ -1,12 +1,17 @@
 //! Tests of the metaplastic BNN (Laborieux et al., Nature Communications 2021) and of the
 //! permuted-MNIST task builder.
 
+use rand::RngExt;
 use xbar::data::tasks::{permuted_tasks, pixel_permutation};
 use xbar::data::{Dataset, Split, mnist10k};
-use xbar::device::preset;
+use xbar::device::{AnyDevice, preset};
+use xbar::train::ep::OuterProductUpdate;
 use xbar::train::metaplastic::{
-    AdamHyper, MetaRule, MetaplasticBnn, PmnistConfig, PmnistReport, f_meta, modulate,
-    run_pmnist_on, save_pmnist_outputs,
+    AdamHyper, BinarySynapses, MetaRule, MetaplasticAdam, MetaplasticBnn, PmnistConfig,
+    PmnistReport, WriteTally, f_meta, modulate, run_pmnist_on, save_pmnist_outputs,
+};
+use xbar::train::rule::{
+    LearningRule, LocalSignals, Phase, SignalRequest, WeightChange, apply_change,
 };
 
 /// A small MNIST-10k split: the first `train` / `test` digits.
@@ -18,12 +23,22 @@ fn small_mnist(train: usize, test: usize) -> Split {
     }
 }
 
-/// A network of `sizes` on RRAM 2T2R pairs, programmed to its initial signs.
-fn rram_net(sizes: &[usize], seed: u64) -> MetaplasticBnn {
-    let device = preset::load("rram_hfo2", &toml::Table::new()).expect("rram preset");
-    let mut net = MetaplasticBnn::new(sizes, 0.1, device, false, seed).expect("network");
+fn rram() -> AnyDevice {
+    preset::load("rram_hfo2", &toml::Table::new()).expect("rram preset")
+}
+
+/// A network of `sizes` on RRAM 2T2R pairs, programmed to its initial signs, and its
+/// metaplastic Adam rule (paper hyper-parameters).
+fn rram_net(sizes: &[usize], seed: u64, meta: MetaRule) -> (MetaplasticBnn, MetaplasticAdam) {
+    let (mut net, hidden) = MetaplasticBnn::new(sizes, 0.1, rram(), false, seed).expect("network");
     net.program_all();
-    net
+    let rule = MetaplasticAdam::new(hidden, AdamHyper::paper(), meta).expect("rule");
+    (net, rule)
+}
+
+/// `+1` for `w ≥ 0`, else `−1`.
+fn sign(w: f32) -> f32 {
+    if w >= 0.0 { 1.0 } else { -1.0 }
 }
 
 /// The first `batch` images of `data` and their labels.
@@ -35,17 +50,17 @@ fn batch_of(data: &Dataset, start: usize, batch: usize) -> (Vec<f32>, Vec<u8>) {
     )
 }
 
-/// Train `steps` mini-batches of 50 images with `rule`; returns the trained network.
-fn train_steps(rule: MetaRule, steps: usize, data: &Dataset) -> MetaplasticBnn {
-    let mut net = rram_net(&[784, 64, 10], 7);
-    let mut opt = net.optimizer();
-    let hyper = AdamHyper::paper();
+/// Train `steps` mini-batches of 50 images with `meta`; returns the trained network and
+/// its rule.
+fn train_steps(meta: MetaRule, steps: usize, data: &Dataset) -> (MetaplasticBnn, MetaplasticAdam) {
+    let (mut net, mut rule) = rram_net(&[784, 64, 10], 7, meta);
+    let mut bn_adam = net.batch_norm_adam(AdamHyper::paper());
     for s in 0..steps {
         let (x, y) = batch_of(data, (s * 50) % (data.len() - 50), 50);
-        net.train_step(&x, &y, &mut opt, &hyper, rule, [0, s as u64])
+        net.train_step(&mut rule, &mut bn_adam, &x, &y, [0, s as u64])
             .expect("train step");
     }
-    net
+    (net, rule)
 }
 
 /// With m = 0, f_meta = 1 − tanh²(0) = 1 exactly, so the metaplastic rule must be the
@@ -57,23 +72,24 @@ fn m_zero_is_bit_identical_to_the_plain_bnn_update() {
     let plain = train_steps(MetaRule::Plain, 40, &data);
     let m0 = train_steps(MetaRule::Metaplastic { m: 0.0 }, 40, &data);
     let m135 = train_steps(MetaRule::Metaplastic { m: 1.35 }, 40, &data);
-    for l in 0..plain.depth() {
-        let bits = |n: &MetaplasticBnn| -> Vec<u32> {
-            n.hidden_weights(l)
+    for l in 0..plain.0.depth() {
+        let bits = |r: &MetaplasticAdam| -> Vec<u32> {
+            r.hidden_weights(l)
                 .unwrap()
                 .iter()
                 .map(|w| w.to_bits())
                 .collect()
         };
-        assert_eq!(bits(&plain), bits(&m0), "layer {l} hidden weights");
-        assert_eq!(plain.forward_weights(l), m0.forward_weights(l));
+        let binary = |n: &MetaplasticBnn| n.synapses(l).unwrap().weights().to_vec();
+        assert_eq!(bits(&plain.1), bits(&m0.1), "layer {l} hidden weights");
+        assert_eq!(binary(&plain.0), binary(&m0.0), "layer {l} binary weights");
         assert_ne!(
-            bits(&plain),
-            bits(&m135),
+            bits(&plain.1),
+            bits(&m135.1),
             "layer {l}: m = 1.35 changed nothing"
         );
     }
-    assert_eq!(plain.batch_norm(), m0.batch_norm());
+    assert_eq!(plain.0.batch_norm(), m0.0.batch_norm());
 }
 
 /// The paper's rule: an update that moves W_h towards zero (sign(W_h)·Δ < 0) is scaled by
@@ -162,33 +178,27 @@ fn permutations_are_permutations_fixed_by_seed() {
 #[test]
 fn writes_are_the_sign_flips_of_the_hidden_weights() {
     let data = small_mnist(200, 10).train;
-    let mut net = rram_net(&[784, 64, 10], 3);
-    let mut opt = net.optimizer();
-    let hyper = AdamHyper::paper();
+    let (mut net, mut rule) = rram_net(&[784, 64, 10], 3, MetaRule::Metaplastic { m: 1.35 });
+    let mut bn_adam = net.batch_norm_adam(AdamHyper::paper());
     let mut total_flips = 0;
     for s in 0..3 {
         let before: Vec<Vec<f32>> = (0..2)
-            .map(|l| net.hidden_weights(l).unwrap().to_vec())
+            .map(|l| rule.hidden_weights(l).unwrap().to_vec())
             .collect();
         let (x, y) = batch_of(&data, s * 50, 50);
-        let rule = MetaRule::Metaplastic { m: 1.35 };
         let r = net
-            .train_step(&x, &y, &mut opt, &hyper, rule, [0, s as u64])
+            .train_step(&mut rule, &mut bn_adam, &x, &y, [0, s as u64])
             .unwrap();
         for (l, old) in before.iter().enumerate() {
+            let hidden = rule.hidden_weights(l).unwrap();
             let changed = old
                 .iter()
-                .zip(net.hidden_weights(l).unwrap())
-                .filter(|(a, b)| (**a >= 0.0) != (**b >= 0.0))
+                .zip(hidden)
+                .filter(|(a, b)| sign(**a) != sign(**b))
                 .count() as u64;
             assert_eq!(r.flips_per_layer[l], changed, "step {s} layer {l}");
-            let signs: Vec<f32> = net
-                .hidden_weights(l)
-                .unwrap()
-                .iter()
-                .map(|&w| if w >= 0.0 { 1.0 } else { -1.0 })
-                .collect();
-            assert_eq!(net.forward_weights(l).unwrap(), signs.as_slice());
+            let signs: Vec<f32> = hidden.iter().map(|&w| sign(w)).collect();
+            assert_eq!(net.synapses(l).unwrap().weights(), signs.as_slice());
         }
         let flips: u64 = r.flips_per_layer.iter().sum();
         assert_eq!(r.writes.synapse_writes, flips);
@@ -197,6 +207,229 @@ fn writes_are_the_sign_flips_of_the_hidden_weights() {
         total_flips += flips;
     }
     assert!(total_flips > 0, "three Adam steps flipped no weight");
+}
+
+/// Shapes of the single-layer checks of the rule and the 2T2R layer.
+const OUTPUTS: usize = 24;
+const INPUTS: usize = 40;
+const BATCH: usize = 16;
+
+/// `n` values uniform in `range` from stream `(seed, [stream])`.
+fn uniform(n: usize, range: std::ops::Range<f32>, seed: u64, stream: u64) -> Vec<f32> {
+    let mut r = xbar::rng::stream(seed, &[stream]);
+    (0..n).map(|_| r.random_range(range.clone())).collect()
+}
+
+/// Hidden weights of one layer: every other weight near zero (`±0.02`, so one Adam step of
+/// 0.05 can flip it), the others far from it (`±3`; `f_meta(1.35, W_h) < 0.01` beyond
+/// `|W_h| ≈ 2.2`).
+fn mixed_hidden_weights() -> Vec<f32> {
+    let near = uniform(OUTPUTS * INPUTS, -0.02..0.02, 21, 0);
+    let far = uniform(OUTPUTS * INPUTS, -3.0..3.0, 21, 1);
+    (0..OUTPUTS * INPUTS)
+        .map(|i| if i % 2 == 0 { near[i] } else { far[i] })
+        .collect()
+}
+
+/// A fabricated and programmed RRAM 2T2R layer of binary weights `sign(initial)`.
+fn rram_layer(initial: &[f32]) -> BinarySynapses {
+    let mut layer =
+        BinarySynapses::fabricate(rram(), INPUTS, OUTPUTS, initial, false, 4, 0).unwrap();
+    let mut initial_writes = WriteTally::default();
+    layer.program_all(&mut initial_writes);
+    assert_eq!(initial_writes.synapse_writes, (OUTPUTS * INPUTS) as u64);
+    assert_eq!(layer.take_writes(), WriteTally::default());
+    layer
+}
+
+/// One proposal of the rule for a single layer (inputs uniform in [0, 1), errors in
+/// ±1), with Adam's step size raised to 0.05; returns the hidden weights before and after
+/// and the proposed change.
+fn propose_once(meta: MetaRule) -> (Vec<f32>, Vec<f32>, WeightChange) {
+    let before = mixed_hidden_weights();
+    let hyper = AdamHyper {
+        learning_rate: 0.05,
+        ..AdamHyper::paper()
+    };
+    let mut rule = MetaplasticAdam::new(vec![before.clone()], hyper, meta).unwrap();
+    assert!(rule.signals().error && !rule.signals().second_phase);
+    let inputs = uniform(BATCH * INPUTS, 0.0..1.0, 22, 0);
+    let outputs = vec![0.0; BATCH * OUTPUTS];
+    let error = uniform(BATCH * OUTPUTS, -1.0..1.0, 22, 1);
+    let signals = LocalSignals {
+        layer: 0,
+        batch: BATCH,
+        phase: Phase {
+            inputs: &inputs,
+            outputs: &outputs,
+            beta: 0.0,
+        },
+        error: Some(&error),
+        second_phase: None,
+    };
+    let change = rule.propose(&signals).unwrap();
+    let after = rule.hidden_weights(0).unwrap().to_vec();
+    (before, after, change)
+}
+
+/// Through the learning-rule API (`propose` + `apply_change`), the metaplastic rule
+/// proposes the change of the binary weights, sign(W_h') − sign(W_h) (±2 at a flip, 0
+/// elsewhere), and the 2T2R layer re-programs exactly the flipped pairs: its write count
+/// is the number of sign flips, two pulses each, and its weights are then sign(W_h').
+#[test]
+fn the_rule_through_the_api_reprograms_only_the_flipped_pairs() {
+    for meta in [MetaRule::Plain, MetaRule::Metaplastic { m: 1.35 }] {
+        let (before, after, change) = propose_once(meta);
+        let WeightChange::Dense(delta) = &change else {
+            panic!("{meta:?}: expected a dense change, got {change:?}");
+        };
+        let expected: Vec<f32> = before
+            .iter()
+            .zip(&after)
+            .map(|(&b, &a)| sign(a) - sign(b))
+            .collect();
+        assert_eq!(delta, &expected, "{meta:?}");
+        assert!(delta.iter().all(|&d| d == 0.0 || d.abs() == 2.0));
+        let flips = delta.iter().filter(|&&d| d != 0.0).count() as u64;
+        assert!(flips > 0, "{meta:?}: one step flipped no weight");
+        assert!(
+            flips < (OUTPUTS * INPUTS / 2) as u64,
+            "{meta:?}: far weights flipped"
+        );
+
+        let mut layer = rram_layer(&before);
+        apply_change(&mut layer, &change).unwrap();
+        let writes = layer.take_writes();
+        assert_eq!(writes.synapse_writes, flips, "{meta:?}");
+        assert_eq!(writes.pulses, 2 * flips, "{meta:?}: SET + RESET per write");
+        assert!(writes.energy_j > 0.0);
+        let signs: Vec<f32> = after.iter().map(|&w| sign(w)).collect();
+        assert_eq!(layer.weights(), signs.as_slice(), "{meta:?}");
+        // No flip, no write.
+        apply_change(&mut layer, &WeightChange::Dense(vec![0.0; delta.len()])).unwrap();
+        assert_eq!(layer.take_writes(), WriteTally::default());
+        assert_eq!(layer.weights(), signs.as_slice());
+    }
+}
+
+/// Through the API, f_meta = 1 − tanh²(m·W_h) only attenuates steps towards zero: from the
+/// same weights and signals, Adam's first step δ is the same for m = 0 and m = 1.35 (it
+/// does not depend on m), so every weight moving away from zero must land on the same
+/// value bit for bit, and every weight moving towards zero must move by δ·f_meta (checked
+/// against tanh in f64) — hence the metaplastic flips are a subset of the plain ones.
+#[test]
+fn the_rule_through_the_api_attenuates_only_steps_towards_zero() {
+    let m = 1.35f32;
+    let (before, plain, _) = propose_once(MetaRule::Plain);
+    let (_, meta, _) = propose_once(MetaRule::Metaplastic { m });
+    let (mut towards, mut away, mut consolidated) = (0, 0, 0);
+    for ((&w, &p), &q) in before.iter().zip(&plain).zip(&meta) {
+        let (d_plain, d_meta) = (f64::from(p - w), f64::from(q - w));
+        if f64::from(w) * d_plain < 0.0 {
+            towards += 1;
+            let f = 1.0 - (f64::from(m) * f64::from(w)).tanh().powi(2);
+            assert!(
+                (d_meta - d_plain * f).abs() < 1e-6,
+                "W_h {w}: step {d_meta}, expected {d_plain} x {f}"
+            );
+            // Never amplified nor reversed (up to the f32 rounding of W_h + δ).
+            assert!(
+                d_meta.abs() <= d_plain.abs() + 1e-6 && d_meta * d_plain >= 0.0,
+                "W_h {w}: step {d_meta}, plain {d_plain}"
+            );
+            consolidated += usize::from(f < 0.01);
+        } else {
+            away += 1;
+            assert_eq!(
+                p.to_bits(),
+                q.to_bits(),
+                "W_h {w}: a step away from zero changed"
+            );
+        }
+        if sign(q) != sign(w) {
+            assert_ne!(sign(p), sign(w), "W_h {w} flipped only with metaplasticity");
+        }
+    }
+    assert!(towards > 50 && away > 50, "{towards} towards, {away} away");
+    assert!(
+        consolidated > 20,
+        "only {consolidated} strongly attenuated steps"
+    );
+}
+
+/// An outer-product change is carried out by a binary layer as its dense form,
+/// W ← sign(W + ΔW): same weights and same writes, one per sign change.
+#[test]
+fn an_outer_product_change_is_rebinarised_like_its_dense_form() {
+    let initial = mixed_hidden_weights();
+    let update = OuterProductUpdate {
+        post: uniform(BATCH * OUTPUTS, -1.0..1.0, 23, 0),
+        pre: uniform(BATCH * INPUTS, -1.0..1.0, 23, 1),
+        rows: BATCH,
+        scale: 0.5,
+    };
+    let dense = update.dense();
+    let mut by_outer = rram_layer(&initial);
+    let mut by_dense = rram_layer(&initial);
+    apply_change(&mut by_outer, &WeightChange::OuterProduct(update)).unwrap();
+    apply_change(&mut by_dense, &WeightChange::Dense(dense.clone())).unwrap();
+    let expected: Vec<f32> = initial
+        .iter()
+        .zip(&dense)
+        .map(|(&w, &d)| sign(sign(w) + d))
+        .collect();
+    let changes = initial
+        .iter()
+        .zip(&expected)
+        .filter(|(w, e)| sign(**w) != **e)
+        .count() as u64;
+    assert!(changes > 0 && changes < (OUTPUTS * INPUTS) as u64);
+    assert_eq!(by_outer.weights(), expected.as_slice());
+    assert_eq!(by_dense.weights(), expected.as_slice());
+    let writes = by_outer.take_writes();
+    assert_eq!(writes.synapse_writes, changes);
+    assert_eq!(writes, by_dense.take_writes());
+    let bad = apply_change(
+        &mut by_dense,
+        &WeightChange::Dense(vec![f32::NAN; dense.len()]),
+    );
+    assert!(format!("{:#}", bad.unwrap_err()).contains("non-finite"));
+}
+
+/// A rule that asks for a second phase, which a binarized network does not run.
+struct TwoPhaseRule;
+
+impl LearningRule for TwoPhaseRule {
+    fn name(&self) -> &str {
+        "two_phase"
+    }
+
+    fn signals(&self) -> SignalRequest {
+        SignalRequest {
+            error: false,
+            second_phase: true,
+        }
+    }
+
+    fn propose(&mut self, _: &LocalSignals<'_>) -> anyhow::Result<WeightChange> {
+        Ok(WeightChange::None)
+    }
+}
+
+/// The network refuses a rule whose signals it cannot provide, naming the rule.
+#[test]
+fn a_rule_needing_a_second_phase_is_refused() {
+    let (mut net, _) = MetaplasticBnn::new(&[20, 8, 3], 0.1, rram(), false, 1).unwrap();
+    let mut bn_adam = net.batch_norm_adam(AdamHyper::paper());
+    let x = uniform(4 * 20, 0.0..1.0, 24, 0);
+    let err = net
+        .train_step(&mut TwoPhaseRule, &mut bn_adam, &x, &[0, 1, 2, 1], [0, 0])
+        .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("two_phase") && message.contains("second phase"),
+        "{message}"
+    );
 }
 
 /// A tiny permuted-MNIST configuration (784-64-64-10, 2 tasks).

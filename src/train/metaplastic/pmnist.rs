@@ -11,7 +11,7 @@
 //! 4,000 updates of 100 images (50 epochs of MNIST-10k's 8,000) per task.
 
 use super::network::{BatchNormParams, MetaplasticBnn};
-use super::rule::{AdamHyper, MetaRule};
+use super::rule::{AdamHyper, MetaRule, MetaplasticAdam};
 use super::synapses::WriteTally;
 use crate::data::tasks::{PermutedTask, permuted_tasks};
 use crate::data::{Dataset, Split, mnist10k};
@@ -215,17 +215,17 @@ pub fn run_pmnist_on(config: &PmnistConfig, data: &Split, seed: u64) -> Result<P
         .chain(config.hidden.iter().copied())
         .chain(std::iter::once(classes))
         .collect();
-    let mut net = MetaplasticBnn::new(
+    let (mut net, hidden) = MetaplasticBnn::new(
         &sizes,
         config.init_width,
         device,
         config.device_bit_errors,
         seed,
     )?;
+    let meta = MetaRule::Metaplastic { m: config.meta };
+    let mut rule = MetaplasticAdam::new(hidden, config.adam(), meta)?;
     let synapses: usize = sizes.windows(2).map(|s| s[0] * s[1]).sum();
     let initial_programming = net.program_all();
-    let rule = MetaRule::Metaplastic { m: config.meta };
-    let hyper = config.adam();
     let mut snapshots: Vec<BatchNormParams> = Vec::new();
     let mut report = PmnistReport {
         config: config.clone(),
@@ -241,7 +241,7 @@ pub fn run_pmnist_on(config: &PmnistConfig, data: &Split, seed: u64) -> Result<P
     };
     for task in &tasks {
         let start = Instant::now();
-        let writes = train_task(&mut net, &train, task, config, &hyper, rule, seed)?;
+        let writes = train_task(&mut net, &mut rule, &train, task, config, seed)?;
         report.train_seconds += start.elapsed().as_secs_f64();
         report.task_writes.push(TaskWrites {
             writes_per_synapse: writes.1.synapse_writes as f64 / synapses as f64,
@@ -259,30 +259,30 @@ pub fn run_pmnist_on(config: &PmnistConfig, data: &Split, seed: u64) -> Result<P
         report.mean_abs_hidden.push(
             (0..net.depth())
                 .map(|l| {
-                    let w = net.hidden_weights(l).unwrap_or_default();
+                    let w = rule.hidden_weights(l).unwrap_or_default();
                     w.iter().map(|v| f64::from(v.abs())).sum::<f64>() / w.len().max(1) as f64
                 })
                 .collect(),
         );
     }
     report.final_device_bit_error_rate = (0..net.depth())
-        .filter_map(|l| net.device_bit_error_rate(l))
+        .filter_map(|l| net.synapses(l).map(|s| s.device_bit_error_rate()))
         .collect();
     Ok(report)
 }
 
-/// Train one task for `updates_per_task` steps with a fresh Adam memory; returns the
+/// Train one task for `updates_per_task` steps with fresh Adam memories; returns the
 /// flips per layer and the write cost.
 fn train_task(
     net: &mut MetaplasticBnn,
+    rule: &mut MetaplasticAdam,
     train: &Dataset,
     task: &PermutedTask,
     config: &PmnistConfig,
-    hyper: &AdamHyper,
-    rule: MetaRule,
     seed: u64,
 ) -> Result<(Vec<u64>, WriteTally)> {
-    let mut optimizer = net.optimizer();
+    rule.reset_moments();
+    let mut batch_norm_adam = net.batch_norm_adam(config.adam());
     let batches_per_epoch = train.len() / config.batch_size;
     let mut flips = vec![0u64; net.depth()];
     let mut tally = WriteTally::default();
@@ -294,8 +294,8 @@ fn train_task(
         }
         let indices = &order[b * config.batch_size..(b + 1) * config.batch_size];
         let (x, labels) = gather_permuted(train, indices, task);
-        let phase = [task.index as u64, step as u64];
-        let r = net.train_step(&x, &labels, &mut optimizer, hyper, rule, phase)?;
+        let write_stream = [task.index as u64, step as u64];
+        let r = net.train_step(rule, &mut batch_norm_adam, &x, &labels, write_stream)?;
         flips
             .iter_mut()
             .zip(&r.flips_per_layer)

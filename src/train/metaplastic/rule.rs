@@ -9,9 +9,23 @@
 //! to push back across zero, which protects its binary weight `sign(W_h)`: the binary
 //! weights that matter for past tasks are consolidated. With `m = 0`, `f_meta = 1` and
 //! the rule is plain Adam on the hidden weights (a standard binarized network).
+//!
+//! [`MetaplasticAdam`] is this rule behind the learning-rule API ([`LearningRule`]): it
+//! keeps every layer's hidden weights and Adam moments, reads the backpropagated error at
+//! the layer's pre-batch-norm outputs and the layer's inputs, takes the modulated Adam step
+//! and proposes the change of the binary weights, `ΔW_b = sign(W_h') − sign(W_h)`: `±2`
+//! where the sign flipped, 0 elsewhere — so a 2T2R layer
+//! ([`super::synapses::BinarySynapses`]) re-programs exactly the flipped pairs.
 
-use anyhow::{Result, ensure};
+use super::super::rule::{LearningRule, LocalSignals, SignalRequest, WeightChange};
+use super::synapses::binary_weight;
+use crate::linalg;
+use anyhow::{Context, Result, ensure};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+
+/// Hidden weights per parallel work item of the Adam step.
+const STEP_CHUNK: usize = 8192;
 
 /// Adam hyper-parameters of the hidden weights and batch-norm parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -126,7 +140,7 @@ pub fn modulate(rule: MetaRule, w_h: f32, delta: f32) -> f32 {
 
 /// [`modulate`] for strength `m`, written without branches (a select) so loops vectorise.
 #[inline]
-pub(crate) fn modulate_meta(m: f32, w_h: f32, delta: f32) -> f32 {
+fn modulate_meta(m: f32, w_h: f32, delta: f32) -> f32 {
     let towards_zero = w_h * delta < 0.0;
     let f = f_meta(m, w_h);
     delta * if towards_zero { f } else { 1.0 }
@@ -191,4 +205,147 @@ pub fn adam_delta(
     *m = hyper.beta1 * *m + (1.0 - hyper.beta1) * g;
     *v = hyper.beta2 * *v + (1.0 - hyper.beta2) * g * g;
     -step_size * *m / (v.sqrt() + hyper.epsilon)
+}
+
+/// The hidden weights of one layer and their Adam memory.
+#[derive(Clone, Debug)]
+struct HiddenLayer {
+    weights: Vec<f32>,
+    moments: AdamMoments,
+}
+
+impl HiddenLayer {
+    /// Take the modulated Adam step from the ascent direction `ascent = −∂L/∂W_b` and
+    /// overwrite `ascent` with the change of the binary weights.
+    fn step(&mut self, hyper: &AdamHyper, meta: MetaRule, ascent: &mut [f32]) {
+        let step_size = self.moments.advance(hyper);
+        let c = STEP_CHUNK;
+        self.weights
+            .par_chunks_mut(c)
+            .zip(ascent.par_chunks_mut(c))
+            .zip(self.moments.first.par_chunks_mut(c))
+            .zip(self.moments.second.par_chunks_mut(c))
+            .for_each(|(((w, d), m), v)| {
+                // Adam's proposals first, in a branch-free loop the compiler vectorises.
+                let moments = m.iter_mut().zip(v.iter_mut());
+                for ((di, &wi), (mi, vi)) in d.iter_mut().zip(&*w).zip(moments) {
+                    *di = adam_delta(hyper, step_size, wi, -*di, mi, vi);
+                }
+                // Then the modulated step and the change of the binary weight.
+                match meta {
+                    MetaRule::Plain => {
+                        for (wi, di) in w.iter_mut().zip(d.iter_mut()) {
+                            let old = *wi;
+                            *wi += *di;
+                            *di = binary_weight(*wi) - binary_weight(old);
+                        }
+                    }
+                    MetaRule::Metaplastic { m } => {
+                        for (wi, di) in w.iter_mut().zip(d.iter_mut()) {
+                            let old = *wi;
+                            *wi += modulate_meta(m, old, *di);
+                            *di = binary_weight(*wi) - binary_weight(old);
+                        }
+                    }
+                }
+            });
+    }
+}
+
+/// The metaplastic Adam rule of a binarized network as a [`LearningRule`]: it owns the
+/// hidden weights `W_h` and Adam moments of every layer, and proposes for layer `k` the
+/// dense change of its binary weights, `sign(W_h') − sign(W_h)` (`±2` where the sign
+/// flipped, 0 elsewhere).
+///
+/// It requests the error at the layer's outputs — for a binarized layer followed by batch
+/// norm, the backpropagated `−∂L/∂a` at the pre-batch-norm sums `a = W_b·x` — and forms the
+/// gradient of the binary weights `∂L/∂W_b = −Σ_batch error ⊗ input`, which is used as the
+/// gradient of `W_h` (straight-through), as in Courbariaux, Hubara et al. 2016.
+#[derive(Clone, Debug)]
+pub struct MetaplasticAdam {
+    hyper: AdamHyper,
+    meta: MetaRule,
+    layers: Vec<HiddenLayer>,
+}
+
+impl MetaplasticAdam {
+    /// The rule for layers with initial hidden weights `hidden[k]` (`outputs x inputs`,
+    /// row-major), with fresh Adam moments.
+    pub fn new(hidden: Vec<Vec<f32>>, hyper: AdamHyper, meta: MetaRule) -> Result<Self> {
+        hyper.validate().context("metaplastic Adam")?;
+        if let MetaRule::Metaplastic { m } = meta {
+            ensure!(
+                m.is_finite() && m >= 0.0,
+                "metaplasticity m = {m} must be finite and >= 0"
+            );
+        }
+        let layers = hidden
+            .into_iter()
+            .map(|weights| HiddenLayer {
+                moments: AdamMoments::new(weights.len()),
+                weights,
+            })
+            .collect();
+        Ok(MetaplasticAdam {
+            hyper,
+            meta,
+            layers,
+        })
+    }
+
+    /// Hidden weights of layer `layer` (`outputs x inputs`, row-major).
+    pub fn hidden_weights(&self, layer: usize) -> Option<&[f32]> {
+        self.layers.get(layer).map(|l| l.weights.as_slice())
+    }
+
+    /// Forget the Adam moments of every layer (the paper starts fresh ones for every
+    /// task); the hidden weights are kept.
+    pub fn reset_moments(&mut self) {
+        for l in &mut self.layers {
+            l.moments = AdamMoments::new(l.weights.len());
+        }
+    }
+}
+
+impl LearningRule for MetaplasticAdam {
+    fn name(&self) -> &str {
+        "metaplastic_adam"
+    }
+
+    fn signals(&self) -> SignalRequest {
+        SignalRequest {
+            error: true,
+            second_phase: false,
+        }
+    }
+
+    fn propose(&mut self, signals: &LocalSignals<'_>) -> Result<WeightChange> {
+        let error = signals.require_error(self.name())?;
+        let (batch, x) = (signals.batch, signals.phase.inputs);
+        let depth = self.layers.len();
+        let layer = self.layers.get_mut(signals.layer).with_context(|| {
+            format!(
+                "metaplastic Adam holds hidden weights of {depth} layers, not of layer {}",
+                signals.layer
+            )
+        })?;
+        ensure!(
+            batch > 0 && error.len() % batch == 0 && x.len() % batch == 0,
+            "metaplastic Adam: {} error and {} input values do not split into {batch} samples",
+            error.len(),
+            x.len()
+        );
+        let (outputs, inputs) = (error.len() / batch, x.len() / batch);
+        ensure!(
+            outputs * inputs == layer.weights.len(),
+            "metaplastic Adam: layer {} has {} hidden weights, the signals {outputs} outputs x \
+             {inputs} inputs",
+            signals.layer,
+            layer.weights.len()
+        );
+        let mut change = vec![0.0; outputs * inputs];
+        linalg::at_b(error, x, outputs, batch, inputs, &mut change);
+        layer.step(&self.hyper, self.meta, &mut change);
+        Ok(WeightChange::Dense(change))
+    }
 }
