@@ -131,7 +131,7 @@ fn product(lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>, c: &mut [f32]) {
 
 /// Zero the upper halves of the vector registers of the calling core if it has AVX
 /// (see the module documentation); a no-op elsewhere.
-fn clear_upper_vector_state() {
+pub(crate) fn clear_upper_vector_state() {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx") {
         // SAFETY: the CPU supports AVX (checked just above), which is all `zero_upper`

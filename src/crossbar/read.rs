@@ -48,7 +48,7 @@ use super::normal::fill_standard_normal;
 use super::periphery::{AdcBank, Dac};
 use super::tile::{Direction, ReadCache, Tile, tags};
 use crate::device::Device;
-use crate::linalg::check_batch_shapes;
+use crate::linalg::{check_batch_shapes, clear_upper_vector_state};
 use crate::rng::{XbarRng, stream};
 
 /// Input vectors per chunk (the batch is processed chunk by chunk; inside a chunk the
@@ -161,6 +161,7 @@ impl ReadPlan<'_> {
             let rhs = self.operand(plane, variance, false);
             matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, par);
         }
+        clear_upper_vector_state();
     }
 
     /// Read one chunk of `x.len() / n_driven` vectors into `y`; returns the chunk's
@@ -395,6 +396,7 @@ pub(crate) fn gemm(
     let dst = MatMut::from_column_major_slice_mut(out, n_out, nb);
     let rhs = MatRef::from_column_major_slice(u, n_in, nb);
     matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
+    clear_upper_vector_state();
 }
 
 impl<D: Device> Tile<D> {
