@@ -1,7 +1,10 @@
 //! End-to-end tests of `xbar crossbar solve`: the built binary on small CSV files.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::xbar;
+use std::process::Output;
 use xbar::crossbar::ir_drop::{IrDropSolver, SolveMode, WireParams};
 
 /// 2 rows x 3 columns of conductances (S), as written to G.csv below.
@@ -12,13 +15,6 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("write test file");
     path
-}
-
-fn xbar(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xbar"))
-        .args(args)
-        .output()
-        .expect("run xbar")
 }
 
 /// Run `xbar crossbar solve` on G.csv and a voltage file, returning the output.

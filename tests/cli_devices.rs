@@ -1,30 +1,9 @@
 //! The `xbar devices` and `xbar characterize` commands, run as a user would run them.
 
 use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn xbar(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xbar"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn xbar_threads(args: &[&str], threads: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xbar"))
-        .args(args)
-        .env("RAYON_NUM_THREADS", threads)
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{stderr, stdout, xbar, xbar_threads};
 
 #[test]
 fn devices_lists_the_four_presets() {

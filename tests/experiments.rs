@@ -4,24 +4,12 @@
 //! input fails cleanly without leaving output behind.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::{read, stderr, xbar};
+use std::process::Output;
 use xbar::experiment::config::{self, Overrides};
 use xbar::experiment::study;
-
-fn xbar(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xbar"))
-        .args(args)
-        .output()
-        .expect("the xbar binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 /// A small but real inference sweep: a 784-16-10 MLP trained for one epoch on 600
 /// digits, deployed on PCM tiles and read at two times, two repeats.

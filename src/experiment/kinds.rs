@@ -19,15 +19,22 @@ pub trait ExperimentKind: JobKind {
 }
 
 /// The kinds, with a one-line description each.
-pub const KINDS: &[(&str, &str)] = &[(
-    "inference",
-    "train (or import) a network digitally, deploy it on crossbar tiles of a device preset, measure accuracy and energy",
-)];
+pub const KINDS: &[(&str, &str)] = &[
+    (
+        "inference",
+        "train (or import) a network digitally, deploy it on crossbar tiles of a device preset, measure accuracy and energy",
+    ),
+    (
+        "on_chip_training",
+        "train a network on crossbar tiles with an on-chip rule (equilibrium propagation or analog SGD), every update a pulse train: accuracy against the digital twin, pulses and write energy",
+    ),
+];
 
 /// The kind called `name`.
 pub fn by_name(name: &str) -> Result<Box<dyn ExperimentKind>> {
     match name {
         "inference" => Ok(Box::new(super::inference::Inference::default())),
+        "on_chip_training" => Ok(Box::new(super::training::OnChipTraining::default())),
         other => {
             let known: Vec<String> = KINDS
                 .iter()

@@ -18,4 +18,5 @@ pub mod stats;
 pub mod study;
 pub mod sweep;
 pub mod table;
+pub mod training;
 pub mod tree;

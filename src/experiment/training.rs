@@ -1,0 +1,641 @@
+//! The `on_chip_training` experiment kind: train a network on the chip itself, every
+//! weight update a train of programming pulses on simulated devices, and measure its test
+//! accuracy and what the updates cost.
+//!
+//! Sections:
+//! - `[data]`: data set and how much of it (`source`, `train_limit`, `test_limit`);
+//! - `[network]`: `hidden` layer sizes (inputs and classes come from the data);
+//! - `[rule]`: `kind = "ep"` (equilibrium propagation, [`crate::train::ep`]) or `"sgd"`
+//!   (analog SGD, [`crate::train::sgd`]), `epochs`, and each rule's settings in `[rule.ep]`
+//!   (phases, nudging, per-layer learning rates, batch size, activation) and `[rule.sgd]`
+//!   (learning rate, batch size, activation), so that one sweep can switch rules;
+//! - `[hardware]`: `device` (a preset name or file, or `"digital"` for `f32` weights),
+//!   `device_params` overrides, `variability_scale`, `w_max` (weight mapped to a full
+//!   conductance window: one number, or one per synaptic layer), `pulses` (pulse-train
+//!   length and which device of a pair is pulsed), `refresh_interval` (re-program every
+//!   pair after this many updates of its layer; 0 = never) and `tile` (periphery; keys not
+//!   given keep the ideal periphery of `TileConfig::ideal()`: training reads are exact
+//!   unless a non-ideality is asked for);
+//! - `[labels]`: free-form values recorded with each job and ignored by the simulation.
+//!   A zipped sweep axis can set them next to the parameters it changes, so that one file
+//!   holds several one-dimensional sweeps: e.g. `labels.sweep` as the plot's panel and
+//!   `labels.x` as its common x column.
+//!
+//! Metrics per job: `accuracy` (test accuracy of the network trained on the hardware),
+//! `digital_accuracy` (the same network — same initial weights, same mini-batches —
+//! trained with `f32` weights), `train_accuracy` (during the last epoch),
+//! `pulses_per_update`, `write_energy_per_update_j` and `write_time_per_update_s`
+//! (programming pulses, their energy and the pulsing time of all tiles, one after the
+//! other, per mini-batch update, refreshes included; 0 for digital weights).
+//!
+//! Random streams: the initial weights come from `(seed, [INIT_STREAM, repeat])` and the
+//! mini-batch order (and random nudging signs) from `(seed, [TRAIN_STREAM, repeat])`, so
+//! every point of a repeat starts from the same network and sees the same data (paired
+//! comparisons); the devices, their programming and every pulse come from
+//! `(seed, [HARDWARE_STREAM, repeat, point])`. Results do not depend on the thread count.
+//! The digital twin depends only on data, network, rule and repeat: it is trained once per
+//! repeat in [`JobKind::prepare`].
+
+use super::config::{to_value, typed};
+use super::inference::DataConfig;
+use super::kinds::ExperimentKind;
+use super::run::{JobId, JobKind};
+use crate::crossbar::update::PulsedUpdateConfig;
+use crate::crossbar::{TileConfig, WeightEncoding};
+use crate::data::{Dataset, Split};
+use crate::device::{AnyDevice, preset};
+use crate::train::ep::crossbar::{CrossbarSynapses, program_layers};
+use crate::train::ep::{self, Activation, DigitalSynapses, EpConfig, EpNetwork, Nudging};
+use crate::train::rule::PlasticSynapses;
+use crate::train::sgd::{self, EpochSchedule, HiddenActivation, Mlp, Sgd};
+use anyhow::{Context, Result, bail, ensure};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use toml::Value;
+
+/// `hardware.device` value that trains `f32` weights.
+pub const DIGITAL: &str = sgd::DIGITAL;
+/// Stream tag of the initial weights (per repeat).
+const INIT_STREAM: u64 = 0x1_417;
+/// Stream tag of the mini-batch order and nudging signs (per repeat).
+const TRAIN_STREAM: u64 = 0x7_2A1;
+/// Stream tag of the hardware: fabrication, programming, pulses (per repeat and point).
+const HARDWARE_STREAM: u64 = 0x4_A2D;
+
+/// `[network]`: the layers between the data's inputs and its classes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSection {
+    /// Hidden layer sizes, input side first.
+    pub hidden: Vec<usize>,
+}
+
+impl Default for NetworkSection {
+    fn default() -> Self {
+        Self { hidden: vec![256] }
+    }
+}
+
+/// Which on-chip learning rule trains the network.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    /// Equilibrium propagation on a layered energy-based network.
+    #[default]
+    Ep,
+    /// Analog SGD (backpropagation) on a multilayer perceptron.
+    Sgd,
+}
+
+/// `[rule.ep]`: equilibrium-propagation settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EpSection {
+    /// Free-phase steps T1 (also used for inference).
+    pub free_steps: usize,
+    /// Steps of each nudged phase T2.
+    pub nudged_steps: usize,
+    /// Nudging strength β (> 0).
+    pub beta: f32,
+    /// One-sided, random-sign or symmetric nudging.
+    pub nudging: Nudging,
+    /// Learning rate of each synaptic layer, input side first.
+    pub learning_rates: Vec<f32>,
+    /// Images per mini-batch.
+    pub batch_size: usize,
+    /// Neuron non-linearity ρ.
+    pub activation: Activation,
+}
+
+impl Default for EpSection {
+    fn default() -> Self {
+        let reference = EpConfig::mnist10k_784_512_10();
+        Self {
+            free_steps: reference.free_steps,
+            nudged_steps: reference.nudged_steps,
+            beta: reference.beta,
+            nudging: reference.nudging,
+            learning_rates: reference.learning_rates,
+            batch_size: reference.batch_size,
+            activation: Activation::SteepSigmoid,
+        }
+    }
+}
+
+/// `[rule.sgd]`: analog-SGD settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SgdSection {
+    /// Learning rate η of weights and biases.
+    pub learning_rate: f32,
+    /// Images per mini-batch.
+    pub batch_size: usize,
+    /// Hidden-layer non-linearity.
+    pub activation: HiddenActivation,
+}
+
+impl Default for SgdSection {
+    fn default() -> Self {
+        let reference = sgd::SgdConfig::default();
+        Self {
+            learning_rate: reference.learning_rate,
+            batch_size: reference.batch_size,
+            activation: reference.activation,
+        }
+    }
+}
+
+/// `[rule]`: the learning rule and its training budget.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuleSection {
+    /// The rule that trains the network.
+    pub kind: RuleKind,
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Settings of equilibrium propagation (used when `kind = "ep"`).
+    pub ep: EpSection,
+    /// Settings of analog SGD (used when `kind = "sgd"`).
+    pub sgd: SgdSection,
+}
+
+/// `[hardware]`: the devices that hold the weights and how they are pulsed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HardwareSection {
+    /// Device preset name or file, or `"digital"` for `f32` weights.
+    pub device: String,
+    /// Overrides of the preset's parameters, by name (e.g. `c2c_sigma = 0.02`).
+    pub device_params: toml::Table,
+    /// Multiplies every variability parameter of the device after the overrides
+    /// (`device::preset::variability_parameters`): 1 = as published, 0 = noise-free.
+    pub variability_scale: f64,
+    /// Weight mapped to a full conductance window: one number for every layer, or an
+    /// array with one per synaptic layer (input side first).
+    pub w_max: Value,
+    /// Pulse-train length and pair-update policy of the weight updates.
+    pub pulses: PulsedUpdateConfig,
+    /// Re-program every differential pair of a layer to its present weight after this
+    /// many updates of the layer (0 = never): the refresh that SET-only pairs need
+    /// once both devices approach the top of their window.
+    pub refresh_interval: u64,
+    /// The tile: mapping, periphery, faults, wires, energy.
+    pub tile: TileConfig,
+}
+
+impl Default for HardwareSection {
+    fn default() -> Self {
+        Self {
+            device: "rram_hfo2".to_string(),
+            device_params: toml::Table::new(),
+            variability_scale: 1.0,
+            w_max: Value::Float(1.0),
+            pulses: PulsedUpdateConfig::default(),
+            refresh_interval: 0,
+            tile: TileConfig::ideal(),
+        }
+    }
+}
+
+impl HardwareSection {
+    /// The device model: preset, overrides, variability scale.
+    fn device(&self) -> Result<AnyDevice> {
+        preset::load_scaled(&self.device, &self.device_params, self.variability_scale)
+            .context("hardware.device / hardware.device_params / hardware.variability_scale")
+    }
+
+    /// The weight scale of each of `layers` synaptic layers.
+    fn w_max(&self, layers: usize) -> Result<Vec<f64>> {
+        let number = |v: &Value| v.as_float().or_else(|| v.as_integer().map(|i| i as f64));
+        let values = match &self.w_max {
+            Value::Array(items) => {
+                ensure!(
+                    items.len() == layers,
+                    "hardware.w_max has {} entries but the network has {layers} synaptic \
+                     layers: give one number, or one per layer",
+                    items.len()
+                );
+                items.iter().map(number).collect::<Option<Vec<f64>>>()
+            }
+            single => number(single).map(|w| vec![w; layers]),
+        };
+        let values = values.with_context(|| {
+            format!(
+                "hardware.w_max = {}: must be a number or an array of numbers",
+                self.w_max
+            )
+        })?;
+        ensure!(
+            values.iter().all(|w| w.is_finite() && *w > 0.0),
+            "hardware.w_max = {}: every weight scale must be a positive number",
+            self.w_max
+        );
+        Ok(values)
+    }
+
+    fn validate(&self, layers: usize) -> Result<()> {
+        self.w_max(layers)?;
+        self.pulses.validate().context("hardware.pulses")?;
+        self.tile.validate().context("[hardware.tile]")?;
+        let mapping = &self.tile.mapping;
+        ensure!(
+            mapping.encoding == WeightEncoding::Analog && mapping.bit_slicing.is_none(),
+            "hardware.tile.mapping: pulsed training needs analog differential pairs without \
+             bit slicing (encoding = \"analog\", no bit_slicing)"
+        );
+        ensure!(
+            mapping.weight_max.is_none(),
+            "hardware.tile.mapping.weight_max: the weight scale of a trained tile is \
+             hardware.w_max; remove mapping.weight_max"
+        );
+        if self.device != DIGITAL {
+            self.device()?;
+        }
+        Ok(())
+    }
+}
+
+/// All sections of an on-chip training experiment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingConfig {
+    /// Data set.
+    pub data: DataConfig,
+    /// Network.
+    pub network: NetworkSection,
+    /// Learning rule.
+    pub rule: RuleSection,
+    /// Hardware.
+    pub hardware: HardwareSection,
+    /// Free-form labels of the point (not used by the simulation).
+    pub labels: toml::Table,
+}
+
+impl TrainingConfig {
+    fn parse(config: &Value) -> Result<Self> {
+        let c: TrainingConfig = typed(config.clone(), "the experiment's sections")?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<()> {
+        ensure!(
+            self.network.hidden.iter().all(|&h| h > 0),
+            "network.hidden = {:?}: every hidden layer needs at least one neuron",
+            self.network.hidden
+        );
+        ensure!(self.rule.epochs > 0, "rule.epochs must be at least 1");
+        let layers = self.network.hidden.len() + 1;
+        match self.rule.kind {
+            RuleKind::Ep => self.ep_config(0).validate(layers).context("[rule.ep]")?,
+            RuleKind::Sgd => {
+                let s = &self.rule.sgd;
+                ensure!(
+                    s.learning_rate.is_finite() && s.learning_rate > 0.0,
+                    "rule.sgd.learning_rate = {}: must be a positive number",
+                    s.learning_rate
+                );
+                ensure!(s.batch_size > 0, "rule.sgd.batch_size must be at least 1");
+            }
+        }
+        self.hardware.validate(layers)?;
+        if let Some((key, v)) = self.labels.iter().find(|(_, v)| !is_scalar(v)) {
+            bail!("labels.{key} = {v}: a label must be a string, a number or a boolean");
+        }
+        Ok(())
+    }
+
+    /// The EP training settings, with the shuffle and nudging-sign seed `seed`.
+    fn ep_config(&self, seed: u64) -> EpConfig {
+        let e = &self.rule.ep;
+        EpConfig {
+            free_steps: e.free_steps,
+            nudged_steps: e.nudged_steps,
+            beta: e.beta,
+            nudging: e.nudging,
+            learning_rates: e.learning_rates.clone(),
+            batch_size: e.batch_size,
+            epochs: self.rule.epochs,
+            seed,
+        }
+    }
+
+    /// Images per mini-batch of the configured rule.
+    fn batch_size(&self) -> usize {
+        match self.rule.kind {
+            RuleKind::Ep => self.rule.ep.batch_size,
+            RuleKind::Sgd => self.rule.sgd.batch_size,
+        }
+    }
+
+    /// The part of the configuration that determines the digitally trained twin.
+    fn twin_key(&self, repeat: u32) -> Result<String> {
+        Ok(format!(
+            "{}#{repeat}",
+            serde_json::to_string(&(&self.data, &self.network, &self.rule))?
+        ))
+    }
+}
+
+fn is_scalar(v: &Value) -> bool {
+    matches!(
+        v,
+        Value::String(_) | Value::Integer(_) | Value::Float(_) | Value::Boolean(_)
+    )
+}
+
+/// The seeds of one job.
+#[derive(Clone, Copy, Debug)]
+struct Seeds {
+    init: u64,
+    train: u64,
+    hardware: u64,
+}
+
+impl Seeds {
+    fn of(job: JobId) -> Self {
+        let repeat = u64::from(job.repeat);
+        Self {
+            init: crate::rng::stream_key(job.seed, &[INIT_STREAM, repeat]),
+            train: crate::rng::stream_key(job.seed, &[TRAIN_STREAM, repeat]),
+            hardware: crate::rng::stream_key(
+                job.seed,
+                &[HARDWARE_STREAM, repeat, job.point as u64],
+            ),
+        }
+    }
+}
+
+/// A network of either rule on synaptic layers `S`.
+enum Model<S> {
+    Ep(EpNetwork<S>),
+    Sgd(Mlp<S>),
+}
+
+impl Model<DigitalSynapses> {
+    /// The untrained network of `c` for data with `inputs` features and `classes` classes.
+    fn initial(c: &TrainingConfig, inputs: usize, classes: usize, seed: u64) -> Result<Self> {
+        let mut sizes = vec![inputs];
+        sizes.extend(&c.network.hidden);
+        sizes.push(classes);
+        Ok(match c.rule.kind {
+            RuleKind::Ep => Model::Ep(EpNetwork::digital(&sizes, c.rule.ep.activation, seed)?),
+            RuleKind::Sgd => Model::Sgd(Mlp::new(
+                sgd::initial_layers(&sizes, seed)?,
+                c.rule.sgd.activation,
+            )?),
+        })
+    }
+
+    /// The same network with every weight matrix programmed onto its own tile.
+    fn on_tiles(
+        &self,
+        hardware: &HardwareSection,
+        seed: u64,
+    ) -> Result<Model<CrossbarSynapses<AnyDevice>>> {
+        let device = hardware.device()?;
+        let program = |layers: &[DigitalSynapses]| -> Result<Vec<CrossbarSynapses<AnyDevice>>> {
+            let w_max = hardware.w_max(layers.len())?;
+            let mut tiles = program_layers(
+                &device,
+                layers,
+                &w_max,
+                &hardware.tile,
+                hardware.pulses,
+                seed,
+            )?;
+            for tile in &mut tiles {
+                tile.set_refresh_interval(hardware.refresh_interval);
+                tile.tile_mut().ledger_mut().reset();
+            }
+            Ok(tiles)
+        };
+        Ok(match self {
+            Model::Ep(net) => Model::Ep(EpNetwork::new(
+                program(net.synapses())?,
+                net.biases().to_vec(),
+                net.activation(),
+            )?),
+            Model::Sgd(mlp) => Model::Sgd(Mlp::new(program(mlp.layers())?, mlp.activation())?),
+        })
+    }
+}
+
+impl<S: PlasticSynapses> Model<S> {
+    /// Train for the configured epochs on `data`; returns the training accuracy of the
+    /// last epoch.
+    fn train(&mut self, c: &TrainingConfig, data: &Dataset, seed: u64) -> Result<f64> {
+        let mut train_accuracy = 0.0;
+        for epoch in 0..c.rule.epochs {
+            train_accuracy = match self {
+                Model::Ep(net) => {
+                    let config = c.ep_config(seed);
+                    let mut rule = config.rule();
+                    ep::train_epoch(net, data, &config, &mut rule, epoch)?.train_accuracy
+                }
+                Model::Sgd(mlp) => {
+                    let s = &c.rule.sgd;
+                    let mut rule = Sgd {
+                        learning_rate: s.learning_rate,
+                    };
+                    let schedule = EpochSchedule {
+                        batch_size: s.batch_size,
+                        seed,
+                        epoch,
+                    };
+                    sgd::train_epoch(mlp, &mut rule, s.learning_rate, data, schedule)?
+                }
+            }
+        }
+        Ok(train_accuracy)
+    }
+
+    /// Test accuracy on `data` (EP: free-phase prediction after T1 steps).
+    fn accuracy(&mut self, c: &TrainingConfig, data: &Dataset) -> Result<f64> {
+        match self {
+            Model::Ep(net) => ep::evaluate(net, data, c.rule.ep.free_steps),
+            Model::Sgd(mlp) => sgd::accuracy(mlp, data),
+        }
+    }
+
+    fn synapses(&self) -> &[S] {
+        match self {
+            Model::Ep(net) => net.synapses(),
+            Model::Sgd(mlp) => mlp.layers(),
+        }
+    }
+}
+
+/// Test and last-epoch training accuracy of a trained network.
+#[derive(Clone, Copy, Debug)]
+struct Accuracies {
+    test: f64,
+    train: f64,
+}
+
+/// Train `model` on the training set and test it.
+fn train_and_test<S: PlasticSynapses>(
+    model: &mut Model<S>,
+    c: &TrainingConfig,
+    split: &Split,
+    seeds: Seeds,
+) -> Result<Accuracies> {
+    let train = model.train(c, &split.train, seeds.train)?;
+    let test = model.accuracy(c, &split.test)?;
+    Ok(Accuracies { test, train })
+}
+
+/// The on-chip training experiment kind.
+#[derive(Default)]
+pub struct OnChipTraining {
+    /// Data sets by configuration, loaded once.
+    data: Mutex<HashMap<String, Arc<Split>>>,
+    /// Accuracies of the digitally trained twins by twin key, filled in `prepare`.
+    twins: Mutex<HashMap<String, Accuracies>>,
+}
+
+fn poisoned() -> anyhow::Error {
+    anyhow::anyhow!("a worker thread panicked while holding a cache")
+}
+
+impl OnChipTraining {
+    fn data(&self, config: &DataConfig) -> Result<Arc<Split>> {
+        let key = serde_json::to_string(config)?;
+        let mut cache = self.data.lock().map_err(|_| poisoned())?;
+        if let Some(d) = cache.get(&key) {
+            return Ok(d.clone());
+        }
+        let d = Arc::new(config.load()?);
+        ensure!(
+            !d.train.is_empty() && !d.test.is_empty(),
+            "data: the training or the test set is empty"
+        );
+        cache.insert(key, d.clone());
+        Ok(d)
+    }
+
+    fn initial_model(&self, c: &TrainingConfig, seeds: Seeds) -> Result<Model<DigitalSynapses>> {
+        let split = self.data(&c.data)?;
+        let classes = split.train.classes().max(split.test.classes());
+        Model::initial(c, split.train.features(), classes, seeds.init)
+    }
+
+    fn twin(&self, c: &TrainingConfig, repeat: u32) -> Result<Accuracies> {
+        let key = c.twin_key(repeat)?;
+        let cache = self.twins.lock().map_err(|_| poisoned())?;
+        cache
+            .get(&key)
+            .copied()
+            .context("internal error: the digital twin of this job was not trained in prepare")
+    }
+}
+
+impl JobKind for OnChipTraining {
+    fn validate(&self, config: &Value) -> Result<()> {
+        TrainingConfig::parse(config).map(|_| ())
+    }
+
+    fn prepare(&self, jobs: &[(&Value, JobId)]) -> Result<()> {
+        for (config, job) in jobs {
+            let c = TrainingConfig::parse(config)?;
+            let key = c.twin_key(job.repeat)?;
+            if self
+                .twins
+                .lock()
+                .map_err(|_| poisoned())?
+                .contains_key(&key)
+            {
+                continue;
+            }
+            let seeds = Seeds::of(*job);
+            let split = self.data(&c.data)?;
+            let mut model = self.initial_model(&c, seeds)?;
+            let twin = train_and_test(&mut model, &c, &split, seeds)
+                .with_context(|| format!("training the digital twin of repeat {}", job.repeat))?;
+            self.twins.lock().map_err(|_| poisoned())?.insert(key, twin);
+        }
+        Ok(())
+    }
+
+    fn run(&self, config: &Value, job: JobId) -> Result<Vec<f64>> {
+        let c = TrainingConfig::parse(config)?;
+        let twin = self.twin(&c, job.repeat)?;
+        if c.hardware.device == DIGITAL {
+            return Ok(vec![twin.test, twin.test, twin.train, 0.0, 0.0, 0.0]);
+        }
+        let split = self.data(&c.data)?;
+        let seeds = Seeds::of(job);
+        let mut model = self
+            .initial_model(&c, seeds)?
+            .on_tiles(&c.hardware, seeds.hardware)?;
+        let train = model.train(&c, &split.train, seeds.train)?;
+        let updates = (c.rule.epochs * split.train.len().div_ceil(c.batch_size())) as f64;
+        let (pulses, energy_j, time_s) = model.synapses().iter().fold((0.0, 0.0, 0.0), |acc, l| {
+            let total = &l.tile().ledger().total;
+            (
+                acc.0 + total.programming_pulses as f64,
+                acc.1 + total.programming_j,
+                acc.2 + total.programming_time_s,
+            )
+        });
+        let test = model.accuracy(&c, &split.test)?;
+        Ok(vec![
+            test,
+            twin.test,
+            train,
+            pulses / updates,
+            energy_j / updates,
+            time_s / updates,
+        ])
+    }
+}
+
+impl ExperimentKind for OnChipTraining {
+    fn metrics(&self) -> Vec<String> {
+        [
+            "accuracy",
+            "digital_accuracy",
+            "train_accuracy",
+            "pulses_per_update",
+            "write_energy_per_update_j",
+            "write_time_per_update_s",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    fn complete(&self, body: Value) -> Result<Value> {
+        let c: TrainingConfig = typed(with_ideal_tile(body)?, "the experiment's sections")?;
+        to_value(&c)
+    }
+}
+
+/// Fill the keys of `hardware.tile` that the file does not give from the ideal tile
+/// (`TileConfig::ideal()`), so that a partial tile section changes only what it names.
+fn with_ideal_tile(mut body: Value) -> Result<Value> {
+    let Some(given) = body.get_mut("hardware").and_then(|h| h.get_mut("tile")) else {
+        return Ok(body);
+    };
+    let mut tile = to_value(&TileConfig::ideal())?;
+    merge(&mut tile, given.clone());
+    *given = tile;
+    Ok(body)
+}
+
+/// Overlay `top` onto `base`: tables merge key by key, anything else replaces.
+fn merge(base: &mut Value, top: Value) {
+    match (base, top) {
+        (Value::Table(b), Value::Table(t)) => {
+            for (key, value) in t {
+                match b.get_mut(&key) {
+                    Some(slot) => merge(slot, value),
+                    None => {
+                        b.insert(key, value);
+                    }
+                }
+            }
+        }
+        (slot, top) => *slot = top,
+    }
+}

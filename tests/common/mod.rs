@@ -1,0 +1,38 @@
+//! Helpers shared by the end-to-end tests that run the built `xbar` binary.
+// Each test crate includes this module and uses only some of the helpers.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Run `xbar` with `args` and wait for it.
+pub fn xbar(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xbar"))
+        .args(args)
+        .output()
+        .expect("the xbar binary runs")
+}
+
+/// Run `xbar` with `args` on a rayon pool of `threads` threads.
+pub fn xbar_threads(args: &[&str], threads: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xbar"))
+        .args(args)
+        .env("RAYON_NUM_THREADS", threads)
+        .output()
+        .expect("the xbar binary runs")
+}
+
+/// The standard output of a run, as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The standard error of a run, as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A text file's contents; panics naming the file.
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
