@@ -12,8 +12,20 @@ use xbar::experiment::sweep::Shard;
 use xbar::experiment::table::{PlotSpec, ResultsTable, figures};
 use xbar::experiment::tree;
 
+/// The experiment kinds (`experiment.kind`), one per line, for `xbar run --help`.
+fn kinds_help() -> String {
+    let kinds = xbar::experiment::kinds::KINDS
+        .iter()
+        .chain(xbar::experiment::study::STUDIES)
+        .map(|(name, what)| format!("  {name}: {what}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!("Experiment kinds (experiment.kind):\n{kinds}")
+}
+
 /// Arguments of `xbar run`.
 #[derive(Debug, Args)]
+#[command(after_help = kinds_help())]
 pub struct RunArgs {
     /// Experiment file (TOML), e.g. experiments/quickstart.toml.
     file: PathBuf,
