@@ -76,6 +76,8 @@ struct Scratch {
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    /// Per-line sums of u^2 of one input block (see `ReadPlan::convert_block`).
+    static LINE_SUMS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 fn resize(buffer: &mut Vec<f32>, len: usize) {
@@ -345,41 +347,39 @@ impl ReadPlan<'_> {
     /// sums are added in order, so the result does not depend on the thread count.
     fn convert_inputs(&self, x: &[f32], u: &mut [f32], u2: &mut [f32], par: Par) -> f64 {
         let block = INPUT_BLOCK_VECTORS * self.n_driven;
-        let blocks = x
-            .chunks(block)
-            .zip(u.chunks_mut(block))
-            .zip(u2.chunks_mut(block));
-        let energies: Vec<f64> = if matches!(par, Par::Seq) {
-            blocks
+        if matches!(par, Par::Seq) {
+            let blocks = x.chunks(block).zip(u.chunks_mut(block));
+            return blocks
+                .zip(u2.chunks_mut(block))
                 .map(|((x, u), u2)| self.convert_block(x, u, u2))
-                .collect()
-        } else {
-            let blocks = x
-                .par_chunks(block)
-                .zip(u.par_chunks_mut(block))
-                .zip(u2.par_chunks_mut(block));
-            blocks
-                .map(|((x, u), u2)| self.convert_block(x, u, u2))
-                .collect()
-        };
+                .sum();
+        }
+        let blocks = x.par_chunks(block).zip(u.par_chunks_mut(block));
+        let energies: Vec<f64> = blocks
+            .zip(u2.par_chunks_mut(block))
+            .map(|((x, u), u2)| self.convert_block(x, u, u2))
+            .collect();
         energies.iter().sum()
     }
 
     /// [`ReadPlan::convert_inputs`] for one block of vectors.
     fn convert_block(&self, x: &[f32], u: &mut [f32], u2: &mut [f32]) -> f64 {
         self.dac.convert_slice(x, u);
-        let mut line_sums = vec![0f32; self.n_driven];
-        for (u_b, u2_b) in u.chunks(self.n_driven).zip(u2.chunks_mut(self.n_driven)) {
-            for ((q, &v), acc) in u2_b.iter_mut().zip(u_b).zip(line_sums.iter_mut()) {
-                *q = v * v;
-                *acc += *q;
+        LINE_SUMS.with_borrow_mut(|line_sums| {
+            line_sums.clear();
+            line_sums.resize(self.n_driven, 0.0);
+            for (u_b, u2_b) in u.chunks(self.n_driven).zip(u2.chunks_mut(self.n_driven)) {
+                for ((q, &v), acc) in u2_b.iter_mut().zip(u_b).zip(line_sums.iter_mut()) {
+                    *q = v * v;
+                    *acc += *q;
+                }
             }
-        }
-        line_sums
-            .iter()
-            .zip(self.driven_g_sum_s)
-            .map(|(&v, &g)| f64::from(v) * g)
-            .sum()
+            line_sums
+                .iter()
+                .zip(self.driven_g_sum_s)
+                .map(|(&v, &g)| f64::from(v) * g)
+                .sum()
+        })
     }
 }
 
