@@ -6,8 +6,7 @@
 use std::path::{Path, PathBuf};
 mod common;
 
-use common::{read, stderr, xbar};
-use std::process::Output;
+use common::{read, stderr, xbar_run};
 
 /// Both rules on ideal, RRAM and PCM tiles: a 784-16-10 network, one epoch of 300
 /// digits, 200 test digits.
@@ -58,18 +57,6 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
-fn run(file: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "run",
-        file.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    xbar(&args)
-}
-
 /// Rows of a results file as maps from column name to cell.
 fn rows(results: &str) -> Vec<std::collections::HashMap<String, String>> {
     let mut lines = results.lines();
@@ -99,9 +86,9 @@ fn a_tiny_training_sweep_is_identical_with_one_and_two_threads() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "tiny.toml", TINY);
     let (one, two) = (dir.path().join("one"), dir.path().join("two"));
-    let o = run(&file, &one, &["--threads", "1"]);
+    let o = xbar_run(&file, &one, &["--threads", "1"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = run(&file, &two, &["--threads", "2"]);
+    let o = xbar_run(&file, &two, &["--threads", "2"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let results = read(&one.join("results.csv"));
     assert_eq!(results, read(&two.join("results.csv")));
@@ -170,7 +157,7 @@ values = [1.0]
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "ideal.toml", text);
     let out = dir.path().join("out");
-    let o = run(&file, &out, &[]);
+    let o = xbar_run(&file, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     for row in rows(&read(&out.join("results.csv"))) {
         let (on_chip, digital) = (number(&row, "accuracy"), number(&row, "digital_accuracy"));
@@ -206,7 +193,7 @@ fn bad_keys_and_values_fail_with_a_message_naming_them() {
         ("labels.note=[1, 2]", "labels.note"),
     ];
     for (set, needle) in cases {
-        let o = run(&file, &out, &["--set", set]);
+        let o = xbar_run(&file, &out, &["--set", set]);
         assert!(!o.status.success(), "--set {set} should fail");
         assert!(stderr(&o).contains(needle), "--set {set}: {}", stderr(&o));
         assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
@@ -214,7 +201,7 @@ fn bad_keys_and_values_fail_with_a_message_naming_them() {
     }
     let misspelt = TINY.replace("[rule.ep]", "[rule.equilibrium]");
     let file = write(dir.path(), "misspelt.toml", &misspelt);
-    let o = run(&file, &out, &[]);
+    let o = xbar_run(&file, &out, &[]);
     assert!(
         !o.status.success() && stderr(&o).contains("equilibrium"),
         "{}",
@@ -222,7 +209,7 @@ fn bad_keys_and_values_fail_with_a_message_naming_them() {
     );
     let unknown_rule = TINY.replace("values = [\"ep\", \"sgd\"]", "values = [\"ep\", \"hebb\"]");
     let file = write(dir.path(), "hebb.toml", &unknown_rule);
-    let o = run(&file, &out, &[]);
+    let o = xbar_run(&file, &out, &[]);
     assert!(
         !o.status.success() && stderr(&o).contains("hebb"),
         "{}",

@@ -6,8 +6,7 @@
 use std::path::{Path, PathBuf};
 mod common;
 
-use common::{read, stderr, xbar};
-use std::process::Output;
+use common::{read, stderr, xbar, xbar_run};
 use xbar::experiment::config::{self, Overrides};
 use xbar::experiment::study;
 
@@ -53,18 +52,6 @@ fn tiny_file(dir: &Path) -> PathBuf {
     path
 }
 
-fn run_tiny(file: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "run",
-        file.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    xbar(&args)
-}
-
 #[test]
 fn every_committed_experiment_file_validates() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
@@ -99,7 +86,7 @@ fn every_committed_experiment_file_validates() {
 fn a_tiny_sweep_writes_results_summary_record_and_plot() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let o = run_tiny(&tiny_file(dir.path()), &out, &[]);
+    let o = xbar_run(&tiny_file(dir.path()), &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let results = read(&out.join("results.csv"));
     assert_eq!(results.lines().count(), 1 + 4, "{results}");
@@ -129,8 +116,8 @@ fn results_do_not_depend_on_the_thread_count() {
     let dir = tempfile::tempdir().unwrap();
     let file = tiny_file(dir.path());
     let (one, two) = (dir.path().join("one"), dir.path().join("two"));
-    assert!(run_tiny(&file, &one, &["--threads", "1"]).status.success());
-    assert!(run_tiny(&file, &two, &["--threads", "2"]).status.success());
+    assert!(xbar_run(&file, &one, &["--threads", "1"]).status.success());
+    assert!(xbar_run(&file, &two, &["--threads", "2"]).status.success());
     assert_eq!(
         read(&one.join("results.csv")),
         read(&two.join("results.csv"))
@@ -142,10 +129,10 @@ fn shards_merge_into_the_full_run_and_reruns_resume() {
     let dir = tempfile::tempdir().unwrap();
     let file = tiny_file(dir.path());
     let full = dir.path().join("full");
-    assert!(run_tiny(&file, &full, &[]).status.success());
+    assert!(xbar_run(&file, &full, &[]).status.success());
     let (s0, s1) = (dir.path().join("s0"), dir.path().join("s1"));
-    assert!(run_tiny(&file, &s0, &["--shard", "0/2"]).status.success());
-    assert!(run_tiny(&file, &s1, &["--shard", "1/2"]).status.success());
+    assert!(xbar_run(&file, &s0, &["--shard", "0/2"]).status.success());
+    assert!(xbar_run(&file, &s1, &["--shard", "1/2"]).status.success());
     let merged = dir.path().join("merged");
     let o = xbar(&[
         "merge",
@@ -163,7 +150,7 @@ fn shards_merge_into_the_full_run_and_reruns_resume() {
         read(&merged.join("summary.csv")),
         read(&full.join("summary.csv"))
     );
-    let again = run_tiny(&file, &full, &[]);
+    let again = xbar_run(&file, &full, &[]);
     assert!(again.status.success());
     assert!(
         stderr(&again).contains("resuming: 4 of 4 jobs already done"),
@@ -191,7 +178,7 @@ fn bad_input_fails_with_a_message_naming_the_key_and_no_output() {
         (vec!["--shard", "2/2"], "--shard"),
     ];
     for (extra, needle) in cases {
-        let o = run_tiny(&file, &out, &extra);
+        let o = xbar_run(&file, &out, &extra);
         assert!(!o.status.success(), "{extra:?} should fail");
         assert!(stderr(&o).contains(needle), "{extra:?}: {}", stderr(&o));
         assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
@@ -214,7 +201,7 @@ fn bad_input_fails_with_a_message_naming_the_key_and_no_output() {
     assert!(!o.status.success() && stderr(&o).contains("cannot read the experiment file"));
     let plain = dir.path().join("plain-file");
     std::fs::write(&plain, "x").unwrap();
-    let o = run_tiny(&file, &plain.join("sub"), &[]);
+    let o = xbar_run(&file, &plain.join("sub"), &[]);
     assert!(
         !o.status.success() && stderr(&o).contains("--out"),
         "{}",
@@ -302,7 +289,7 @@ values = [1.0, 1e5]
     )
     .unwrap();
     let out = dir.path().join("out");
-    let o = run_tiny(&file, &out, &[]);
+    let o = xbar_run(&file, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let results = read(&out.join("results.csv"));
     for line in results.lines().skip(1) {

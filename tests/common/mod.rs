@@ -13,6 +13,19 @@ pub fn xbar(args: &[&str]) -> Output {
         .expect("the xbar binary runs")
 }
 
+/// `xbar run FILE --out OUT --quiet` plus `extra` arguments.
+pub fn xbar_run(file: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "run",
+        file.to_str().expect("UTF-8 path"),
+        "--out",
+        out.to_str().expect("UTF-8 path"),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    xbar(&args)
+}
+
 /// Run `xbar` with `args` on a rayon pool of `threads` threads.
 pub fn xbar_threads(args: &[&str], threads: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xbar"))
