@@ -416,7 +416,7 @@ impl<D: Device> Tile<D> {
     }
 
     /// Build G(t) and sigma^2(t) for every plane, dead lines zeroed.
-    fn build_cache(&self, t_s: f64) -> Result<ReadCache> {
+    pub(crate) fn build_cache(&self, t_s: f64) -> Result<ReadCache> {
         let (n_in, n_out) = (self.n_in, self.n_out);
         let read_noise = self.config.periphery.read_noise;
         let inv_unit = 1.0 / self.g_unit_s;
