@@ -539,7 +539,7 @@ fn program_pair(
 
 impl DeviceSampler {
     /// Map `posterior` onto `device`: choose each layer's range and measure its pair noise
-    /// on up to [`DEVICE_NOISE_SAMPLE`] of its own weights.
+    /// on up to `DEVICE_NOISE_SAMPLE` of its own weights.
     pub fn new(
         posterior: &Posterior,
         device: AnyDevice,

@@ -2,9 +2,10 @@
 //! digital combination of bit slices, for one vector or a batch, forward or transposed.
 //!
 //! Data flow for a batch X (row-major batch x n, f32), per chunk of [`CHUNK_VECTORS`]
-//! vectors (the chunk's GEMMs run on all rayon threads, each output element accumulated
-//! in the same order whatever the split; each vector's noise comes from its own stream,
-//! so outputs are bit-identical whatever the thread count):
+//! vectors (the chunk's GEMMs use the rayon threads, each output element accumulated in
+//! the same order whatever the split; each vector's noise comes from its own stream, so
+//! outputs are bit-identical whatever the thread count; after every faer product the
+//! upper vector registers are cleared, as in `crate::linalg`):
 //! 1. DAC: u = quantise(x / input_full_scale) (fraction of v_read), in fixed blocks of
 //!    vectors run in parallel, which also sum u^2 per line for the read energy;
 //! 2. per plane s: mean currents I = U G_s (one dense f32 GEMM with faer),
@@ -15,7 +16,7 @@
 //!    draw per output give exactly the distribution of N x M per-device draws (with
 //!    several threads the two GEMMs run side by side, each on half of them; batches of
 //!    fewer than 8 vectors use instead the fused one-pass kernel of
-//!    [`super::kernels`], with sigma^2 stored in bfloat16 to halve its memory traffic,
+//!    `super::kernels`, with sigma^2 stored in bfloat16 to halve its memory traffic,
 //!    at most 0.2 % rounding per variance). The
 //!    shortcut assumes Gaussian, independent, additive device noise; it does not hold for
 //!    non-Gaussian noise (random telegraph noise, reads clamped at G >= 0 when sigma is

@@ -1,7 +1,7 @@
 //! One crossbar tile: an N x M array of device pairs with its periphery.
 //!
 //! Input i drives array row i and output j is read at array column j, so a weight
-//! matrix W (n_out x n_in, y = W x) is stored transposed: cell (i, j) holds W[j][i].
+//! matrix W (n_out x n_in, y = W x) is stored transposed: cell (i, j) holds `W[j][i]`.
 //! The tile fabricates its devices (variability and faults), programs a weight matrix
 //! (open loop or write-verify), caches the effective conductance matrix G(t) and the
 //! read-noise variance matrix sigma^2(t) for the present inference time, and reads it
