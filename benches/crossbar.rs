@@ -149,8 +149,8 @@ fn report_ratios(_c: &mut Criterion) {
             Par::rayon(threads)
         };
         let (mut ideal, mut noisy) = (f64::INFINITY, f64::INFINITY);
-        for _ in 0..5 {
-            ideal = ideal.min(min_time(10, &mut || {
+        for _ in 0..20 {
+            ideal = ideal.min(min_time(20, &mut || {
                 pool.install(|| {
                     let dst = MatMut::from_row_major_slice_mut(&mut y, BATCH, N);
                     let lhs = MatRef::from_row_major_slice(&x, BATCH, N);
@@ -158,7 +158,7 @@ fn report_ratios(_c: &mut Criterion) {
                     matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, par);
                 })
             }));
-            noisy = noisy.min(min_time(10, &mut || {
+            noisy = noisy.min(min_time(20, &mut || {
                 pool.install(|| tile.forward_batch(&x, BATCH, &mut y).expect("mvm"))
             }));
         }
