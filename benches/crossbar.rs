@@ -53,14 +53,20 @@ fn pool(threads: usize) -> rayon::ThreadPool {
         .expect("thread pool")
 }
 
-fn bench_mvm(c: &mut Criterion) {
+/// The noisy 512 x 512 PCM tile programmed with random weights and read one day later,
+/// a batch of inputs, an ideal f32 matrix of the same shape, and an output buffer.
+fn mvm_setup() -> (Tile<xbar::device::AnyDevice>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let weights: Vec<f64> = random_vec(N * N, 1).iter().map(|&w| f64::from(w)).collect();
     let mut tile = pcm_tile(N, noisy_config());
     tile.program(&weights).expect("program");
     tile.set_read_time(ONE_DAY_S).expect("drift");
     let x = random_vec(BATCH * N, 2);
     let g32 = random_vec(N * N, 3);
-    let mut y = vec![0f32; BATCH * N];
+    (tile, x, g32, vec![0f32; BATCH * N])
+}
+
+fn bench_mvm(c: &mut Criterion) {
+    let (mut tile, x, g32, mut y) = mvm_setup();
     let mut group = c.benchmark_group("mvm_512");
     for threads in [1usize, 2] {
         let pool = pool(threads);
@@ -134,13 +140,7 @@ fn min_time(reps: usize, f: &mut dyn FnMut()) -> f64 {
 /// Interleaved minimum-time ratios noisy tile / ideal product (printed), so that load from
 /// other processes, which inflates criterion's means, cancels out.
 fn report_ratios(_c: &mut Criterion) {
-    let weights: Vec<f64> = random_vec(N * N, 1).iter().map(|&w| f64::from(w)).collect();
-    let mut tile = pcm_tile(N, noisy_config());
-    tile.program(&weights).expect("program");
-    tile.set_read_time(ONE_DAY_S).expect("drift");
-    let x = random_vec(BATCH * N, 2);
-    let g32 = random_vec(N * N, 3);
-    let mut y = vec![0f32; BATCH * N];
+    let (mut tile, x, g32, mut y) = mvm_setup();
     for threads in [1usize, 2] {
         let pool = pool(threads);
         let par = if threads == 1 {
