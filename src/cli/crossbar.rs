@@ -116,11 +116,7 @@ fn run_solve(args: &SolveArgs) -> Result<()> {
         r_driver_ohm: args.r_driver,
         r_sense_ohm: args.r_sense,
     };
-    let mode = if args.approx {
-        SolveMode::Approx
-    } else {
-        SolveMode::Exact
-    };
+    let mode = SolveMode::approximate_if(args.approx);
     let solver = IrDropSolver::new(&g_s, n_rows, n_cols, &wires, mode).with_context(|| {
         format!(
             "cannot build the network from {}",

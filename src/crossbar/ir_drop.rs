@@ -145,6 +145,17 @@ pub enum SolveMode {
     Approx,
 }
 
+impl SolveMode {
+    /// [`SolveMode::Approx`] when `approximate`, else [`SolveMode::Exact`].
+    pub fn approximate_if(approximate: bool) -> Self {
+        if approximate {
+            SolveMode::Approx
+        } else {
+            SolveMode::Exact
+        }
+    }
+}
+
 /// Node voltages, output currents and convergence figures of one solve.
 #[derive(Debug, Clone)]
 pub struct IrDropSolution {

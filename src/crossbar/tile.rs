@@ -474,11 +474,7 @@ impl<D: Device> Tile<D> {
             r_driver_ohm: wires.r_driver_ohm,
             r_sense_ohm: wires.r_sense_ohm,
         };
-        let mode = if wires.approximate {
-            SolveMode::Approx
-        } else {
-            SolveMode::Exact
-        };
+        let mode = SolveMode::approximate_if(wires.approximate);
         let solver = |plane: usize, sign: usize| {
             let g: Vec<f64> = (0..self.n_in * self.n_out)
                 .map(|k| {
