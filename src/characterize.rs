@@ -123,6 +123,19 @@ pub fn run_protocol(
     }
 }
 
+/// An estimate of the memory the protocols hold at once, bytes: the conductance traces of
+/// the pulse train (one `f64` per pulse and device), the drift reads (two `f64` per read
+/// time and device), the programmed samples (one `f64` per trial and target) and one
+/// device state per device.
+pub fn estimated_bytes(device: &AnyDevice, config: &CharacterizeConfig) -> f64 {
+    let devices = config.devices as f64;
+    let pulses = 2.0 * (device.pulses_across_window() as f64 * 1.25).max(10.0) + 1.0;
+    let read_times = (DRIFT_DECADES.1 - DRIFT_DECADES.0) * DRIFT_POINTS_PER_DECADE as f64 + 1.0;
+    let state = std::mem::size_of::<crate::device::AnyState>() as f64;
+    let targets = TARGET_FRACTIONS.len() as f64;
+    devices * (8.0 * pulses + 16.0 * read_times + state) + 8.0 * config.trials as f64 * targets
+}
+
 fn written(out: &Path, stem: &str, table: &Table) -> Result<Vec<String>> {
     table.write(&out.join(format!("{stem}.csv")))?;
     Ok(["csv", "png", "svg"]

@@ -8,7 +8,8 @@
 //! - [`train`]: on-chip learning rules (equilibrium propagation, metaplasticity, pulsed SGD);
 //! - [`bayes`]: Bayesian inference with device randomness (Bayesian machine, device-sampled BNNs, MRAM random bits);
 //! - [`data`]: IDX data sets and the embedded MNIST-10k;
-//! - [`results`], [`plot`]: atomic result files and figures shared by every command;
+//! - [`results`], [`plot`]: atomic result files, locked output directories and figures
+//!   shared by every command; [`memory`]: estimates checked before large allocations;
 //! - [`characterize`]: the standard device characterisation protocols.
 
 pub mod bayes;
@@ -18,6 +19,7 @@ pub mod data;
 pub mod device;
 pub mod experiment;
 pub(crate) mod linalg;
+pub mod memory;
 pub mod nn;
 pub mod plot;
 pub mod results;

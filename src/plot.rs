@@ -154,7 +154,7 @@ pub fn save_panels(figs: &[Figure], columns: usize, stem: &Path) -> Result<()> {
     let rows = figs.len().div_ceil(columns);
     let size = (PANEL_PX.0 * columns as u32, PANEL_PX.1 * rows as u32);
     for ext in ["png", "svg"] {
-        let final_path = stem.with_extension(ext);
+        let final_path = figure_path(stem, ext);
         let tmp = temp_sibling(&final_path)?;
         let drawn = if ext == "png" {
             let root = BitMapBackend::new(&tmp, size).into_drawing_area();
@@ -171,6 +171,19 @@ pub fn save_panels(figs: &[Figure], columns: usize, stem: &Path) -> Result<()> {
             .with_context(|| format!("moving the figure into place at {}", final_path.display()))?;
     }
     Ok(())
+}
+
+/// The file `<stem>.<ext>`. The stem is kept whole (dots in it are part of the name, as in
+/// `accuracy-vs-hardware.t_inference_s`), except that a `.png` or `.svg` ending is
+/// replaced rather than doubled.
+pub fn figure_path(stem: &Path, ext: &str) -> PathBuf {
+    let stem = match stem.extension().and_then(|e| e.to_str()) {
+        Some("png" | "svg") => stem.with_extension(""),
+        _ => stem.to_path_buf(),
+    };
+    let mut name = stem.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{ext}"));
+    stem.with_file_name(name)
 }
 
 /// A temporary path next to `path` that keeps its extension (plotters picks the format from it).
@@ -495,6 +508,17 @@ mod tests {
         assert_eq!(format_number(100.0), "100");
         assert_eq!(format_number(1e-6), "1e-6");
         assert_eq!(format_number(2.5e7), "2.5e7");
+    }
+
+    #[test]
+    fn figure_paths_keep_dots_in_the_stem() {
+        let p = |stem: &str, ext| figure_path(Path::new(stem), ext);
+        assert_eq!(
+            p("d/plot-accuracy-vs-hardware.t_inference_s", "png"),
+            Path::new("d/plot-accuracy-vs-hardware.t_inference_s.png")
+        );
+        assert_eq!(p("fig.v2", "svg"), Path::new("fig.v2.svg"));
+        assert_eq!(p("fig.png", "svg"), Path::new("fig.svg"));
     }
 
     #[test]

@@ -3,12 +3,18 @@
 //! never leaves a partial results file behind.
 //!
 //! Every command that produces numbers writes a [`RunRecord`] beside them: the resolved
-//! configuration, the seed, the xbar version, the thread count and the timings, so that a
-//! figure can be regenerated exactly.
+//! configuration, the seed, the xbar version, the thread count, the fingerprints of the
+//! input files and the timings, so that a figure can be regenerated exactly.
+//!
+//! An output directory is held by one run at a time ([`OutputDir`]: an OS file lock that
+//! a crashed run cannot leave stuck), and results already in it are never deleted: the
+//! commands that write results check what is there first (see `docs/RESULTS.md`).
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::fs::{File, TryLockError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -33,6 +39,167 @@ pub fn prepare_output_dir(dir: &Path) -> Result<()> {
     })?;
     std::fs::remove_file(&probe).ok();
     Ok(())
+}
+
+/// Name of the lock file inside an output directory.
+pub const LOCK_FILE: &str = ".xbar.lock";
+
+/// An output directory held by this process: created if needed, checked writable and
+/// locked with an exclusive OS advisory lock on [`LOCK_FILE`], so that a second run into
+/// the same directory fails at once instead of overwriting this one's results. The OS
+/// releases the lock when the process ends, however it ends (no stale lock after a crash).
+#[derive(Debug)]
+pub struct OutputDir {
+    path: PathBuf,
+    created: bool,
+    _lock: File,
+}
+
+impl OutputDir {
+    /// Create (if needed), check and lock `dir`.
+    pub fn acquire(dir: &Path) -> Result<OutputDir> {
+        let created = !dir.exists();
+        prepare_output_dir(dir)?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("cannot create the lock file {}", lock_path.display()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => bail!(
+                "another xbar run is writing into {} (it holds {}); wait until it has finished, \
+                 or give this run another --out",
+                dir.display(),
+                lock_path.display()
+            ),
+            Err(TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", lock_path.display()));
+            }
+        }
+        Ok(OutputDir {
+            path: dir.to_path_buf(),
+            created,
+            _lock: lock,
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Give the directory up after a run that saved no result: the files this run wrote
+    /// (`written`, relative to the directory) and the lock file are removed, and the
+    /// directory too if this run created it and it is now empty. Nothing else is touched.
+    pub fn abandon(self, written: &[&str]) {
+        for name in written.iter().chain([&LOCK_FILE]) {
+            let _ = std::fs::remove_file(self.path.join(name));
+        }
+        if self.created {
+            let _ = std::fs::remove_dir(&self.path);
+        }
+    }
+}
+
+/// Whether `dir` already holds the finished results of this very run (`finished` names the
+/// file a finished run writes last besides `run.json`; its record's configuration and input
+/// fingerprints equal `config` and `inputs`). Finished results of anything else are an
+/// error: they are never overwritten.
+pub fn holds_this_run(
+    dir: &Path,
+    finished: &str,
+    config: &serde_json::Value,
+    inputs: &BTreeMap<String, String>,
+) -> Result<bool> {
+    let markers = ["results.csv", "report.json", finished];
+    let Some(marker) = markers.iter().find(|m| dir.join(m).exists()) else {
+        return Ok(false);
+    };
+    let record: serde_json::Value = std::fs::read_to_string(dir.join("run.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .with_context(|| {
+            format!(
+                "{} holds results ({marker}) but no readable run.json: give this run another --out",
+                dir.display()
+            )
+        })?;
+    // Compare as read back from text: an f32 field is written as its shortest decimal,
+    // which reads back as a different f64 than the widened value in memory.
+    let config: serde_json::Value = serde_json::from_str(&serde_json::to_string(config)?)?;
+    let same_config = record.get("config") == Some(&config);
+    let same_inputs = record
+        .get("inputs")
+        .and_then(|i| serde_json::from_value::<BTreeMap<String, String>>(i.clone()).ok())
+        == Some(inputs.clone());
+    if *marker == finished && same_config && same_inputs {
+        return Ok(true);
+    }
+    let what = if same_config {
+        "an input file has changed since"
+    } else {
+        "another configuration, seed or command"
+    };
+    bail!(
+        "{} holds the finished results of another run ({what}); they are kept: give this \
+         run another --out",
+        dir.display()
+    )
+}
+
+/// SHA-256 of a file's contents (the value `sha256sum FILE` prints), or of a directory's:
+/// SHA-256 over every file below it in sorted order of relative path, each as
+/// `path NUL length NUL contents`.
+pub fn sha256_of_path(path: &Path) -> Result<String> {
+    let mut hasher = Sha256::new();
+    if path.is_dir() {
+        let mut files = Vec::new();
+        list_files(path, path, &mut files)?;
+        files.sort();
+        for rel in files {
+            let bytes = std::fs::read(path.join(&rel))
+                .with_context(|| format!("cannot read {}", path.join(&rel).display()))?;
+            hasher.update(rel.as_bytes());
+            hasher.update([0]);
+            hasher.update(bytes.len().to_string().as_bytes());
+            hasher.update([0]);
+            hasher.update(&bytes);
+        }
+    } else {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        hasher.update(&bytes);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Relative paths (with `/`) of every file below `dir`.
+fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("cannot list {}", dir.display()))?
+            .path();
+        if path.is_dir() {
+            list_files(root, &path, out)?;
+        } else if let Ok(rel) = path.strip_prefix(root) {
+            out.push(rel.to_string_lossy().replace('\\', "/"));
+        }
+    }
+    Ok(())
+}
+
+/// Text with a leading UTF-8 byte-order mark removed (spreadsheet programs write one).
+pub fn strip_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
 /// Write `bytes` to `path` atomically: a temporary sibling file, flushed, then renamed.
@@ -115,9 +282,16 @@ impl Table {
     }
 }
 
-/// A float printed so that parsing it back gives the same value (Rust's shortest round-trip form).
+/// A float printed so that parsing it back gives the same value (Rust's shortest
+/// round-trip form), in scientific notation below 1e-4 and from 1e16 in magnitude so that
+/// no number is printed as hundreds of digits.
 pub fn format_float(v: f64) -> String {
-    format!("{v}")
+    let magnitude = v.abs();
+    if v != 0.0 && v.is_finite() && !(1e-4..1e16).contains(&magnitude) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
 }
 
 /// Serialise `value` as pretty JSON and write it atomically.
@@ -180,6 +354,8 @@ pub struct RunRecord {
     pub timings_s: BTreeMap<String, f64>,
     /// Files written by the run, relative to the output directory.
     pub outputs: Vec<String>,
+    /// SHA-256 of every input file or directory the run read, by path.
+    pub inputs: BTreeMap<String, String>,
 }
 
 impl RunRecord {
@@ -194,6 +370,7 @@ impl RunRecord {
             started_utc: utc_now_iso8601(),
             timings_s: BTreeMap::new(),
             outputs: Vec::new(),
+            inputs: BTreeMap::new(),
         }
     }
 }
@@ -258,6 +435,49 @@ mod tests {
             t.push_numbers(&[1.0]).is_err(),
             "a short row must be refused"
         );
+    }
+
+    #[test]
+    fn large_and_small_floats_print_in_scientific_notation_and_round_trip() {
+        for v in [2e294, 1.5e-9, 0.0010000000474974513, 123.25, 0.0, -7e20] {
+            let text = format_float(v);
+            assert!(text.len() < 30, "{text}");
+            assert_eq!(text.parse::<f64>().unwrap(), v);
+        }
+        assert_eq!(format_float(2e294), "2e294");
+        assert_eq!(format_float(0.5), "0.5");
+    }
+
+    #[test]
+    fn a_locked_output_directory_is_refused_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let held = OutputDir::acquire(&out).unwrap();
+        let err = format!("{:#}", OutputDir::acquire(&out).unwrap_err());
+        assert!(err.contains("another xbar run"), "{err}");
+        held.abandon(&[]);
+        assert!(
+            !out.exists(),
+            "an unused directory this run created is removed"
+        );
+        std::fs::create_dir(&out).unwrap();
+        OutputDir::acquire(&out).unwrap().abandon(&[]);
+        assert!(out.exists(), "a directory this run did not create is kept");
+    }
+
+    #[test]
+    fn file_and_directory_hashes_follow_their_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.txt");
+        std::fs::write(&file, b"abc").unwrap();
+        // FIPS 180-2 test vector for "abc".
+        assert_eq!(
+            sha256_of_path(&file).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let before = sha256_of_path(dir.path()).unwrap();
+        std::fs::write(dir.path().join("b.txt"), b"").unwrap();
+        assert_ne!(sha256_of_path(dir.path()).unwrap(), before);
     }
 
     #[test]

@@ -495,7 +495,7 @@ fn refresh_restores_the_headroom_of_set_only_pairs() {
         post: vec![0.8; n_out],
         pre: vec![0.9; n_in],
         rows: 1,
-        scale: if k % 2 == 0 { 0.1 } else { -0.1 },
+        scale: if k.is_multiple_of(2) { 0.1 } else { -0.1 },
     };
     let lower_devices = |syn: &CrossbarSynapses<AnyDevice>| {
         let tile = syn.tile();

@@ -324,7 +324,7 @@ impl Observations {
 /// Average-pool `data` in `pool x pool` blocks and quantise to `levels` levels.
 pub fn observe(data: &Dataset, pool: usize, levels: usize) -> Result<Observations> {
     require(
-        pool >= 1 && data.rows % pool == 0 && data.cols % pool == 0,
+        pool >= 1 && data.rows.is_multiple_of(pool) && data.cols.is_multiple_of(pool),
         "pool",
         &format!("must divide the image size {}x{}", data.rows, data.cols),
     )?;

@@ -186,15 +186,31 @@ pub enum AdcRange {
     /// (every input at full scale with the sign of its conductance difference,
     /// v_read sum_i |G+_ij - G-_ij|), set at programming.
     ColumnMax {
-        /// Fraction of the worst-case current, in (0, 1].
+        /// Fraction of the worst-case current, in (0, 1] (default 1: the full worst case).
+        #[serde(default = "full_worst_case")]
         fraction: f64,
     },
     /// Per column: `margin` x the largest |current| seen over calibration inputs
     /// ([`super::Tile::calibrate_adc`]); `ColumnMax { fraction: 1 }` until calibrated.
     Calibrated {
-        /// Headroom factor over the largest calibration current, >= 1 usually.
+        /// Headroom factor over the largest calibration current, >= 1 usually (default
+        /// [`DEFAULT_CALIBRATION_MARGIN`]).
+        #[serde(default = "default_calibration_margin")]
         margin: f64,
     },
+}
+
+/// Default headroom of calibrated ADC ranges over the largest calibration current: 20 %,
+/// so that test inputs somewhat stronger than any calibration input do not saturate (the
+/// value every reference experiment uses).
+pub const DEFAULT_CALIBRATION_MARGIN: f64 = 1.2;
+
+fn default_calibration_margin() -> f64 {
+    DEFAULT_CALIBRATION_MARGIN
+}
+
+fn full_worst_case() -> f64 {
+    1.0
 }
 
 /// Column ADCs.

@@ -116,6 +116,26 @@ pub struct WireParams {
 }
 
 impl WireParams {
+    /// These wires with every resistance too small to matter in `f64` set to 0: a
+    /// resistance `r` in series with lines that carry at most `g_line` siemens changes the
+    /// currents by a relative amount below `r g_line` (times the number of wire segments for
+    /// `r_wire`); below half the machine epsilon the exact solution is the one without it,
+    /// and solving with it would only lose precision (1 / r overflows the scale of the
+    /// system: r_wire = 1e-200 ohm returned zero currents).
+    fn without_negligible(&self, g_s: &[f64], n_rows: usize, n_cols: usize) -> WireParams {
+        let row_sums = (0..n_rows).map(|i| g_s[i * n_cols..(i + 1) * n_cols].iter().sum::<f64>());
+        let col_sums = (0..n_cols).map(|j| (0..n_rows).map(|i| g_s[i * n_cols + j]).sum::<f64>());
+        let g_line = row_sums.chain(col_sums).fold(0f64, f64::max);
+        let segments = (n_rows + n_cols) as f64;
+        let negligible = |r: f64, count: f64| r * count * g_line < f64::EPSILON / 2.0;
+        let keep = |r: f64, count: f64| if negligible(r, count) { 0.0 } else { r };
+        WireParams {
+            r_wire_ohm: keep(self.r_wire_ohm, segments),
+            r_driver_ohm: keep(self.r_driver_ohm, 1.0),
+            r_sense_ohm: keep(self.r_sense_ohm, 1.0),
+        }
+    }
+
     /// Check that every resistance is finite and non-negative.
     pub fn validate(&self) -> Result<()> {
         for (name, r) in [
@@ -260,6 +280,7 @@ impl IrDropSolver {
             );
         }
         wires.validate()?;
+        let wires = &wires.without_negligible(g_siemens, n_rows, n_cols);
         let network = if wires.r_wire_ohm == 0.0 {
             Self::lumped_network(g_siemens, n_rows, n_cols, wires)?
         } else {
@@ -452,7 +473,7 @@ impl IrDropSolver {
     fn solve_batch_oriented(&self, transposed: bool, inputs: &[f64]) -> Vec<f64> {
         let (n_in, n_out) = self.io_sizes(transposed);
         assert!(
-            inputs.len() % n_in == 0,
+            inputs.len().is_multiple_of(n_in),
             "IR-drop batch: {} values is not a whole number of {n_in}-voltage vectors",
             inputs.len()
         );

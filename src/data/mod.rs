@@ -117,6 +117,28 @@ static MNIST10K_TEST_IMAGES: &[u8] =
 static MNIST10K_TEST_LABELS: &[u8] =
     include_bytes!("../../data/mnist10k/t10k-labels-idx1-ubyte.gz");
 
+/// Names of the embedded data sets (`data.source` values that are not paths).
+pub const EMBEDDED: &[&str] = &["mnist10k"];
+
+impl Split {
+    /// Check that the training and test images have the same shape (a model trained on
+    /// one cannot read the other); `origin` names the data in the error.
+    pub fn check_shapes(&self, origin: &str) -> Result<()> {
+        let (tr, te) = (&self.train, &self.test);
+        if (tr.rows, tr.cols) != (te.rows, te.cols) {
+            bail!(
+                "{origin}: the training images are {}x{} pixels but the test images are {}x{}: \
+                 both splits of a data set must have one image size",
+                tr.rows,
+                tr.cols,
+                te.rows,
+                te.cols
+            );
+        }
+        Ok(())
+    }
+}
+
 /// The embedded MNIST-10k set: 8,000 training and 2,000 test digits, 28 x 28 pixels.
 pub fn mnist10k() -> Result<Split> {
     let parse = |bytes: &[u8], name: &str| {
@@ -155,7 +177,7 @@ pub fn load_idx_dir(dir: &Path) -> Result<Split> {
         )
     };
     let load = |stem: &str| -> Result<IdxArray> { read_idx_file(&find(stem)?) };
-    Ok(Split {
+    let split = Split {
         train: Dataset::from_idx(
             &load("train-images-idx3-ubyte")?,
             &load("train-labels-idx1-ubyte")?,
@@ -166,7 +188,9 @@ pub fn load_idx_dir(dir: &Path) -> Result<Split> {
             &load("t10k-labels-idx1-ubyte")?,
             &format!("{} (test)", dir.display()),
         )?,
-    })
+    };
+    split.check_shapes(&format!("data directory {}", dir.display()))?;
+    Ok(split)
 }
 
 #[cfg(test)]

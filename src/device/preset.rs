@@ -44,6 +44,23 @@ pub const BUILTIN: [(&str, &str); 4] = [
     ),
 ];
 
+/// The largest conductance a parameter in siemens may take: 1 S, a 1-ohm cell (memory
+/// cells are below about 10 mS; the limit only catches unit mistakes such as `g_max_s =
+/// 25` for 25 uS).
+pub const MAX_CELL_CONDUCTANCE_S: f64 = 1.0;
+
+/// The smallest resistance a parameter in ohms may take (the same limit, seen as resistance).
+pub const MIN_CELL_RESISTANCE_OHM: f64 = 1.0 / MAX_CELL_CONDUCTANCE_S;
+
+/// A TOML number as `f64`.
+fn number(v: &toml::Value) -> Option<f64> {
+    match v {
+        toml::Value::Float(f) => Some(*f),
+        toml::Value::Integer(i) => Some(*i as f64),
+        _ => None,
+    }
+}
+
 /// Model names accepted in the `model` field.
 pub const MODELS: [&str; 4] = ["ideal", "rram", "pcm", "mram"];
 
@@ -297,9 +314,38 @@ impl Preset {
         Ok(table)
     }
 
+    /// Conductances and resistances must be those of a memory cell: a value beyond them is
+    /// almost always a unit mistake, and it would make every energy and current absurd.
+    fn check_cell_ranges(&self, table: &toml::Table) -> Result<()> {
+        for p in &self.params {
+            let Some(value) = table.get(&p.name).and_then(number) else {
+                continue;
+            };
+            let (limit_ok, limit) = match p.unit.as_str() {
+                "S" => (
+                    value.abs() <= MAX_CELL_CONDUCTANCE_S,
+                    "at most 1 S (a 1-ohm cell)",
+                ),
+                "ohm" => (value >= MIN_CELL_RESISTANCE_OHM, "at least 1 ohm"),
+                _ => (true, ""),
+            };
+            if !limit_ok {
+                bail!(
+                    "{}: params.{} = {value:e} {} is not a memory cell's value ({limit}): check \
+                     the unit",
+                    self.origin,
+                    p.name,
+                    p.unit
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Build the device, with `overrides` replacing parameters by name, and validate it.
     pub fn build(&self, overrides: &toml::Table) -> Result<AnyDevice> {
         let table = self.resolved_params(overrides)?;
+        self.check_cell_ranges(&table)?;
         let origin = self.origin.as_str();
         let device = match self.model.as_str() {
             "ideal" => {

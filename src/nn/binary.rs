@@ -517,7 +517,18 @@ pub fn train_quantized(
     data: &Dataset,
     config: &TrainConfig,
 ) -> Result<TrainReport> {
+    train_quantized_observed(net, data, config, &mut |_| {})
+}
+
+/// [`train_quantized`], calling `on_epoch` with each finished epoch's report.
+pub fn train_quantized_observed(
+    net: &mut QuantizedMlp,
+    data: &Dataset,
+    config: &TrainConfig,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<TrainReport> {
     config.validate()?;
+    config.check_shift_fits(data)?;
     ensure!(
         config.weight_noise.is_none(),
         "weight_noise applies to real-valued MLPs; train binary/ternary networks without it"
@@ -556,12 +567,14 @@ pub fn train_quantized(
             seen += labels.len();
         }
         lr *= config.learning_rate_decay;
-        report.epochs.push(EpochReport {
+        let epoch_report = EpochReport {
             epoch,
             loss: loss_sum / seen as f64,
             train_accuracy: correct as f64 / seen as f64,
             seconds: start.elapsed().as_secs_f64(),
-        });
+        };
+        on_epoch(&epoch_report);
+        report.epochs.push(epoch_report);
     }
     Ok(report)
 }

@@ -83,6 +83,22 @@ impl TrainConfig {
         }
         Ok(())
     }
+
+    /// Check that the random shifts leave most of an image of `data` in view: a shift of
+    /// half the image side or more moves the digit out of the frame.
+    pub fn check_shift_fits(&self, data: &Dataset) -> Result<()> {
+        let side = data.rows.min(data.cols);
+        ensure!(
+            2 * self.max_shift_px < side,
+            "training max_shift_px = {} would shift the {}x{} images out of view: use less than \
+             half the image side (at most {} here; 2 is the usual augmentation)",
+            self.max_shift_px,
+            data.rows,
+            data.cols,
+            side.saturating_sub(1) / 2
+        );
+        Ok(())
+    }
 }
 
 /// What happened in one epoch.
@@ -169,7 +185,18 @@ pub(crate) fn random_shifts<R: rand::Rng>(
 
 /// Train `mlp` on `data` in place and return the per-epoch history.
 pub fn train(mlp: &mut Mlp, data: &Dataset, config: &TrainConfig) -> Result<TrainReport> {
+    train_observed(mlp, data, config, &mut |_| {})
+}
+
+/// [`train`], calling `on_epoch` with each finished epoch's report (for progress display).
+pub fn train_observed(
+    mlp: &mut Mlp,
+    data: &Dataset,
+    config: &TrainConfig,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<TrainReport> {
     config.validate()?;
+    config.check_shift_fits(data)?;
     let classes = mlp.classes();
     check_data_fits(mlp.inputs(), classes, data)?;
     ensure!(!data.is_empty(), "cannot train on an empty data set");
@@ -219,12 +246,14 @@ pub fn train(mlp: &mut Mlp, data: &Dataset, config: &TrainConfig) -> Result<Trai
             }
         }
         lr *= config.learning_rate_decay;
-        report.epochs.push(EpochReport {
+        let epoch_report = EpochReport {
             epoch,
             loss: loss_sum / data.len() as f64,
             train_accuracy: correct as f64 / data.len() as f64,
             seconds: start.elapsed().as_secs_f64(),
-        });
+        };
+        on_epoch(&epoch_report);
+        report.epochs.push(epoch_report);
     }
     Ok(report)
 }

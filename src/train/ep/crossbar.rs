@@ -95,7 +95,7 @@ impl<D: Device> CrossbarSynapses<D> {
     /// Count an applied update and refresh when due.
     fn count_update(&mut self) -> Result<()> {
         self.updates += 1;
-        if self.refresh_interval > 0 && self.updates % self.refresh_interval == 0 {
+        if self.refresh_interval > 0 && self.updates.is_multiple_of(self.refresh_interval) {
             self.refresh()?;
         }
         Ok(())
@@ -226,7 +226,7 @@ fn pulse_cost(post: &[f32], pre: &[f32], rows: usize) -> f64 {
 /// products (many pulses that saturate bounded devices) by products of the small
 /// differences. Returned only when it lowers the expected pulse count.
 fn contrastive_form(update: &OuterProductUpdate) -> Option<OuterProductUpdate> {
-    if update.rows < 2 || update.rows % 2 != 0 {
+    if update.rows < 2 || !update.rows.is_multiple_of(2) {
         return None;
     }
     let h = update.rows / 2;
