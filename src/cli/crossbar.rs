@@ -5,6 +5,7 @@ use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use xbar::crossbar::ir_drop::{IrDropSolver, SolveMode, WireParams};
+use xbar::device::preset::MAX_CELL_CONDUCTANCE_S;
 
 /// Crossbar circuit tools.
 #[derive(Debug, Subcommand)]
@@ -128,19 +129,33 @@ fn run_solve(args: &SolveArgs) -> Result<()> {
     } else {
         solver.solve(&v_in)
     };
+    if let Some(k) = currents_a.iter().position(|i| !i.is_finite()) {
+        bail!(
+            "the solution is not finite (current {} = {}): the network is outside the range \
+             where the solver is accurate; please report these files",
+            k + 1,
+            currents_a[k]
+        );
+    }
     let mut out = String::with_capacity(currents_a.len() * 24);
     for i in currents_a {
-        out.push_str(&format!("{i:e}\n"));
+        // Adding 0 turns a -0 (an empty column's rounding) into 0.
+        out.push_str(&format!("{:e}\n", i + 0.0));
     }
     print!("{out}");
     Ok(())
 }
 
-/// Non-blank lines of a text file with their 1-based line numbers.
+/// The largest drive voltage accepted, volts: far beyond any crossbar read (below 1 V) or
+/// write (a few volts) voltage, so a larger value is a unit mistake.
+const MAX_DRIVE_V: f64 = 1e3;
+
+/// Non-blank lines of a text file with their 1-based line numbers (a UTF-8 byte-order mark,
+/// as spreadsheet programs write, is ignored).
 fn data_lines(path: &Path) -> Result<Vec<(usize, String)>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let lines: Vec<(usize, String)> = text
+    let lines: Vec<(usize, String)> = xbar::results::strip_bom(&text)
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
@@ -199,6 +214,13 @@ fn read_conductances(path: &Path) -> Result<(Vec<f64>, usize, usize)> {
                 path.display(),
                 col + 1
             );
+            ensure!(
+                g <= MAX_CELL_CONDUCTANCE_S,
+                "{}:{line}: conductance in column {} is {g:e} S, more than a memory cell's \
+                 {MAX_CELL_CONDUCTANCE_S} S (a 1-ohm cell): check the unit (siemens)",
+                path.display(),
+                col + 1
+            );
             g_s.push(g);
         }
     }
@@ -215,7 +237,14 @@ fn read_voltages(path: &Path) -> Result<Vec<f64>> {
                 "{}:{line}: expected one voltage per line, found {text:?}",
                 path.display()
             );
-            parse_value(text, path, *line, "voltage")
+            let v = parse_value(text, path, *line, "voltage")?;
+            ensure!(
+                v.abs() <= MAX_DRIVE_V,
+                "{}:{line}: voltage {v:e} V is beyond the {MAX_DRIVE_V} V any crossbar is \
+                 driven with: check the unit (volts)",
+                path.display()
+            );
+            Ok(v)
         })
         .collect()
 }

@@ -3,10 +3,13 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use xbar::characterize::estimated_bytes;
 use xbar::characterize::{CharacterizeConfig, Outcome, Protocol, run_protocol};
 use xbar::device::preset::{self, Preset};
-use xbar::results::{RunRecord, Timer, prepare_output_dir, write_json};
+use xbar::experiment::run::progress_bar;
+use xbar::results::{OutputDir, RunRecord, Timer, holds_this_run, sha256_of_path, write_json};
 
 /// Arguments of `xbar devices`.
 #[derive(Debug, Args)]
@@ -29,7 +32,8 @@ enum DevicesAction {
 pub struct CharacterizeArgs {
     /// Preset name (see `xbar devices`) or path to a preset file.
     name: String,
-    /// Output directory (created if needed).
+    /// Output directory (created if needed; finished results of another run there are never
+    /// overwritten).
     #[arg(long)]
     out: PathBuf,
     /// Devices in the pulse-train and drift protocols, and devices the switching trials cycle through.
@@ -44,6 +48,9 @@ pub struct CharacterizeArgs {
     /// Override a preset parameter, e.g. `--set c2c_sigma=0.02` (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     overrides: Vec<String>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
 }
 
 /// Run `xbar devices [show NAME]`.
@@ -113,33 +120,23 @@ pub fn run_characterize(args: CharacterizeArgs) -> Result<()> {
     if args.devices == 0 || args.trials == 0 {
         anyhow::bail!("--devices and --trials must be at least 1");
     }
-    prepare_output_dir(&args.out)?;
     let config = CharacterizeConfig {
         devices: args.devices,
         trials: args.trials,
         seed: args.seed,
     };
-    let mut timer = Timer::start();
-    let mut outputs = Vec::new();
-    let mut protocols = serde_json::Map::new();
-    for protocol in Protocol::ALL {
-        let outcome = timer
-            .time(protocol.name(), || {
-                run_protocol(protocol, &device, &preset.name, &config, &args.out)
-            })
-            .with_context(|| format!("protocol {}", protocol.name()))?;
-        match outcome {
-            Outcome::Written(files) => {
-                println!("{}: wrote {}", protocol.name(), files.join(", "));
-                protocols.insert(protocol.name().into(), "written".into());
-                outputs.extend(files);
-            }
-            Outcome::Skipped(reason) => {
-                println!("{}: skipped ({reason})", protocol.name());
-                protocols.insert(protocol.name().into(), format!("skipped: {reason}").into());
-            }
-        }
-    }
+    xbar::memory::ensure_fits(
+        estimated_bytes(&device, &config),
+        &format!(
+            "characterising {} devices with {} trials",
+            config.devices, config.trials
+        ),
+        "use fewer --devices or --trials",
+    )?;
+    let inputs = match std::path::Path::new(&args.name) {
+        p if p.is_file() => BTreeMap::from([(args.name.clone(), sha256_of_path(p)?)]),
+        _ => BTreeMap::new(),
+    };
     let config_json = serde_json::json!({
         "device": preset.name,
         "model": preset.model,
@@ -148,9 +145,41 @@ pub fn run_characterize(args: CharacterizeArgs) -> Result<()> {
         "overrides": overrides,
         "devices": config.devices,
         "trials": config.trials,
-        "protocols": protocols,
+        "seed": config.seed,
     });
+    let _dir = OutputDir::acquire(&args.out)?;
+    if holds_this_run(&args.out, "run.json", &config_json, &inputs)? {
+        println!(
+            "{} already holds this characterisation (same preset, settings and seed): nothing to do",
+            args.out.display()
+        );
+        return Ok(());
+    }
+    let mut timer = Timer::start();
+    let mut outputs = Vec::new();
+    let bar = progress_bar(!args.quiet, Protocol::ALL.len(), "protocols");
+    bar.enable_steady_tick(std::time::Duration::from_millis(250));
+    for protocol in Protocol::ALL {
+        bar.set_message(protocol.name());
+        let outcome = timer
+            .time(protocol.name(), || {
+                run_protocol(protocol, &device, &preset.name, &config, &args.out)
+            })
+            .with_context(|| format!("protocol {}", protocol.name()))?;
+        bar.inc(1);
+        match outcome {
+            Outcome::Written(files) => {
+                bar.suspend(|| println!("{}: wrote {}", protocol.name(), files.join(", ")));
+                outputs.extend(files);
+            }
+            Outcome::Skipped(reason) => {
+                bar.suspend(|| println!("{}: skipped ({reason})", protocol.name()));
+            }
+        }
+    }
+    bar.finish_and_clear();
     let mut record = RunRecord::new("characterize", config_json, config.seed);
+    record.inputs = inputs;
     record.timings_s = timer.seconds();
     outputs.push("run.json".to_string());
     record.outputs = outputs;

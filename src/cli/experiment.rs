@@ -29,10 +29,12 @@ fn kinds_help() -> String {
 pub struct RunArgs {
     /// Experiment file (TOML), e.g. experiments/quickstart.toml.
     file: PathBuf,
-    /// Output directory [default: results/<experiment file stem>].
+    /// Output directory [default: results/<experiment file stem>]. Results already there
+    /// are kept: the run resumes them if they come from the same inputs, and refuses
+    /// otherwise.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Worker threads [default: all cores]. Results do not depend on it.
+    /// Worker threads [default: all cores; at most the number of cores]. Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
     /// Master seed, replacing experiment.seed.
@@ -130,7 +132,10 @@ pub fn run_experiment(args: RunArgs) -> Result<()> {
     with_threads(args.threads, || run::execute(&plan, kind.as_ref(), &opts))?;
     println!("results in {}", out.display());
     for spec in &plan.plots {
-        println!("plot: {}", out.join(format!("{}.png", spec.name)).display());
+        let png = xbar::plot::figure_path(&out.join(&spec.name), "png");
+        if png.exists() {
+            println!("plot: {}", png.display());
+        }
     }
     Ok(())
 }
@@ -142,7 +147,9 @@ fn default_out(file: &Path) -> PathBuf {
     PathBuf::from("results").join(stem)
 }
 
-/// Run `f` on a rayon pool of `threads` threads (the global pool when `None`).
+/// Run `f` on a rayon pool of `threads` threads (the global pool when `None`). More
+/// threads than the machine's cores only add overhead, so the count is capped there, with
+/// a warning (results do not depend on it).
 fn with_threads<T: Send>(
     threads: Option<usize>,
     f: impl FnOnce() -> Result<T> + Send,
@@ -150,11 +157,19 @@ fn with_threads<T: Send>(
     match threads {
         None => f(),
         Some(0) => bail!("--threads 0: use at least one thread"),
-        Some(n) => rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .context("cannot start the worker threads")?
-            .install(f),
+        Some(n) => {
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            if n > cores {
+                eprintln!(
+                    "warning: --threads {n} is more than the {cores} cores of this machine; using {cores}"
+                );
+            }
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n.min(cores))
+                .build()
+                .context("cannot start the worker threads")?
+                .install(f)
+        }
     }
 }
 
@@ -185,13 +200,13 @@ pub fn run_plot(args: PlotArgs) -> Result<()> {
     let figs = figures(&table, &spec)?;
     let stem = args.out.unwrap_or_else(|| {
         let dir = csv.parent().unwrap_or(Path::new("."));
-        dir.join(format!("plot-{}-vs-{}", args.y, args.x).replace(['/', ' '], "_"))
+        dir.join(format!("plot-{}-vs-{}", args.y, args.x).replace(['/', '\\', ' '], "_"))
     });
     if let Some(dir) = stem.parent().filter(|d| !d.as_os_str().is_empty()) {
         xbar::results::prepare_output_dir(dir)?;
     }
     xbar::plot::save_panels(&figs, figs.len().min(3), &stem)?;
-    println!("{}", stem.with_extension("png").display());
+    println!("{}", xbar::plot::figure_path(&stem, "png").display());
     Ok(())
 }
 

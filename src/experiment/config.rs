@@ -6,6 +6,7 @@
 //! `[[sweep]]` axes and optional `[[plot]]` figures. Unknown keys, values of the wrong
 //! type and out-of-range values are errors that name the key.
 
+use super::inputs::{self, Fingerprints};
 use super::kinds::{self, ExperimentKind};
 use super::run::Plan;
 use super::sweep::Axis;
@@ -58,8 +59,7 @@ pub struct Overrides {
 
 /// The `experiment.kind` of an experiment file (`inference` when not given).
 pub fn file_kind(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the experiment file {}", path.display()))?;
+    let text = read_experiment_file(path)?;
     let table: toml::Table = toml::from_str(&text)
         .with_context(|| format!("experiment file {}: malformed TOML", path.display()))?;
     match table.get("experiment").and_then(|e| e.get("kind")) {
@@ -72,20 +72,42 @@ pub fn file_kind(path: &Path) -> Result<String> {
     }
 }
 
-/// Read an experiment file and build its plan and kind.
+/// Read an experiment file and build its plan and kind. Relative paths in the file are
+/// taken relative to the file's directory (see [`inputs::resolve_relative_paths`]).
 pub fn load(path: &Path, overrides: &Overrides) -> Result<(Plan, Box<dyn ExperimentKind>)> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the experiment file {}", path.display()))?;
-    parse(&text, overrides).with_context(|| format!("experiment file {}", path.display()))
+    let text = read_experiment_file(path)?;
+    let dir = path.parent().unwrap_or(Path::new(""));
+    parse_in(&text, overrides, Some(dir))
+        .with_context(|| format!("experiment file {}", path.display()))
 }
 
-/// Build a plan from the text of an experiment file.
+/// The text of an experiment file (a UTF-8 byte-order mark removed).
+pub fn read_experiment_file(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the experiment file {}", path.display()))?;
+    Ok(crate::results::strip_bom(&text).to_string())
+}
+
+/// Build a plan from the text of an experiment file (relative paths are left as they are:
+/// relative to the working directory).
 pub fn parse(text: &str, overrides: &Overrides) -> Result<(Plan, Box<dyn ExperimentKind>)> {
+    parse_in(text, overrides, None)
+}
+
+fn parse_in(
+    text: &str,
+    overrides: &Overrides,
+    file_dir: Option<&Path>,
+) -> Result<(Plan, Box<dyn ExperimentKind>)> {
     let mut table: toml::Table = toml::from_str(text).context("malformed TOML")?;
     let experiment = table
         .remove("experiment")
         .context("missing the [experiment] section (name, kind, seed, repeats)")?;
-    let axes: Vec<Axis> = take_array(&mut table, "sweep")?;
+    let mut axes: Vec<Axis> = take_array(&mut table, "sweep")?;
+    for (i, axis) in axes.iter().enumerate() {
+        axis.validate(i)?;
+    }
+    check_distinct_sweep_paths(&axes)?;
     let swept: Vec<String> = axes.iter().flat_map(Axis::all_paths).collect();
     if let Some((path, _)) = overrides.sets.iter().find(|(p, _)| swept.contains(p)) {
         bail!(
@@ -95,13 +117,25 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<(Plan, Box<dyn Experim
     let plots: Vec<PlotSpec> = take_array(&mut table, "plot")?;
     let mut section: ExperimentSection = typed(experiment, "experiment")?;
     let kind = kinds::by_name(&section.kind)?;
-    let mut base = kind.complete(Value::Table(table))?;
+    let mut body = Value::Table(table);
+    if let Some(dir) = file_dir {
+        inputs::resolve_relative_paths(&mut body, dir);
+        for axis in &mut axes {
+            axis.values
+                .iter_mut()
+                .for_each(|v| inputs::resolve_relative_paths(v, dir));
+        }
+    }
+    let mut base = kind.complete(body)?;
     let mut whole = Value::Table(toml::Table::from_iter([(
         "experiment".to_string(),
         to_value(&section)?,
     )]));
+    let mut seed = overrides.seed;
     for (path, value) in &overrides.sets {
-        if path.starts_with("experiment.") {
+        if path == "experiment.seed" {
+            seed = Some(seed_value(value)?);
+        } else if path.starts_with("experiment.") {
             tree::set(&mut whole, path, value.clone()).with_context(|| format!("--set {path}"))?;
         } else if DRIVER_SECTIONS
             .iter()
@@ -109,23 +143,18 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<(Plan, Box<dyn Experim
         {
             bail!("--set {path}: sweeps and plots are set in the experiment file, not with --set");
         } else {
-            tree::set(&mut base, path, value.clone()).with_context(|| format!("--set {path}"))?;
-            base = kind
-                .complete(base)
+            base = set_and_complete(kind.as_ref(), base, path, value)
                 .with_context(|| format!("--set {path}"))?;
         }
     }
     section = typed(whole["experiment"].clone(), "experiment")?;
-    if let Some(seed) = overrides.seed {
+    if let Some(seed) = overrides.seed.or(seed) {
         section.seed = seed;
     }
     if section.repeats == 0 {
         bail!("experiment.repeats must be at least 1");
     }
-    for (i, axis) in axes.iter().enumerate() {
-        axis.validate(i)?;
-    }
-    let plan = Plan {
+    let mut plan = Plan {
         name: section.name.clone(),
         base,
         axes,
@@ -133,9 +162,85 @@ pub fn parse(text: &str, overrides: &Overrides) -> Result<(Plan, Box<dyn Experim
         repeats: section.repeats,
         metrics: kind.metrics(),
         plots,
+        inputs: Fingerprints::new(),
     };
     check_plots(&plan)?;
+    let configs = plan
+        .points()
+        .iter()
+        .map(|p| p.apply(&plan.base))
+        .collect::<Result<Vec<_>>>()?;
+    plan.inputs = inputs::fingerprint_inputs(&configs)?;
     Ok((plan, kind))
+}
+
+/// Apply one `--set` to the completed configuration and complete it again. Setting a
+/// string key of a tagged table to another variant (e.g. `...adc.range.mode=calibrated`)
+/// drops the keys of the old variant, so that the new one gets its defaults.
+fn set_and_complete(
+    kind: &dyn ExperimentKind,
+    base: Value,
+    path: &str,
+    value: &Value,
+) -> Result<Value> {
+    let mut changed = base.clone();
+    tree::set(&mut changed, path, value.clone())?;
+    let error = match kind.complete(changed) {
+        Ok(done) => return Ok(done),
+        Err(e) => e,
+    };
+    let switches_variant = value.is_str() && tree::get(&base, path).is_some_and(Value::is_str);
+    if switches_variant {
+        let mut switched = base;
+        tree::set_section_to_leaf(&mut switched, path, value.clone())?;
+        if let Ok(done) = kind.complete(switched) {
+            return Ok(done);
+        }
+    }
+    Err(error)
+}
+
+/// The master seed from `--set experiment.seed=S` (any whole number from 0 to 2^64 - 1;
+/// TOML integers stop at 2^63 - 1, so larger ones arrive as text).
+fn seed_value(value: &Value) -> Result<u64> {
+    let parsed = match value {
+        Value::Integer(i) => u64::try_from(*i).ok(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    parsed.with_context(|| {
+        format!(
+            "--set experiment.seed={value}: the seed must be a whole number from 0 to {}",
+            u64::MAX
+        )
+    })
+}
+
+/// A configuration path may be swept by one axis only: two axes on one path would label
+/// every point with both values while simulating only the last one.
+fn check_distinct_sweep_paths(axes: &[Axis]) -> Result<()> {
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    for (i, axis) in axes.iter().enumerate() {
+        for path in axis.all_paths() {
+            if let Some((_, first)) = seen.iter().find(|(p, _)| *p == path) {
+                if *first == i {
+                    bail!(
+                        "[[sweep]] entry {}: the path '{path}' is listed twice in `paths`",
+                        i + 1
+                    );
+                }
+                bail!(
+                    "[[sweep]] entries {} and {} both sweep '{path}': a path can be swept by one \
+                     axis only (merge their values into one entry, or use `paths` to change \
+                     several paths together)",
+                    first + 1,
+                    i + 1
+                );
+            }
+            seen.push((path, i));
+        }
+    }
+    Ok(())
 }
 
 fn take_array<T: serde::de::DeserializeOwned>(
@@ -160,15 +265,35 @@ pub fn typed<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result
         .map_err(|e: toml::de::Error| anyhow::anyhow!("in {what}: {}", e.message()))
 }
 
-/// Serialise a typed section back into a TOML value.
+/// Serialise a typed section back into a TOML value. `f32` fields come out widened to
+/// `f64` (0.001f32 as 0.0010000000474974513); they are written back as the shortest decimal
+/// that gives the same `f32`, so run records show the values that were configured.
 pub fn to_value<T: Serialize>(section: &T) -> Result<Value> {
-    Value::try_from(section).context("serialising the configuration")
+    let mut value = Value::try_from(section).context("serialising the configuration")?;
+    unwiden_f32(&mut value);
+    Ok(value)
+}
+
+/// Replace every float that is exactly an `f32` by the shortest decimal of that `f32`
+/// (the same `f32` when parsed back; `f64` values that are not exactly an `f32` are kept).
+fn unwiden_f32(value: &mut Value) {
+    match value {
+        Value::Float(f) if f.is_finite() && f64::from(*f as f32) == *f => {
+            if let Ok(short) = (*f as f32).to_string().parse::<f64>() {
+                *f = short;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(unwiden_f32),
+        Value::Table(t) => t.iter_mut().for_each(|(_, v)| unwiden_f32(v)),
+        _ => {}
+    }
 }
 
 fn check_plots(plan: &Plan) -> Result<()> {
     let paths = plan.axis_paths();
     for spec in &plan.plots {
         let what = format!("[[plot]] '{}'", spec.name);
+        check_file_stem(&spec.name).with_context(|| format!("{what}: name"))?;
         for (role, col) in [
             ("x", Some(&spec.x)),
             ("series", spec.series.as_ref()),
@@ -192,4 +317,54 @@ fn check_plots(plan: &Plan) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A plot name is a file name inside the output directory: no path separator, not hidden,
+/// not empty.
+fn check_file_stem(name: &str) -> Result<()> {
+    let bad = name.is_empty()
+        || name.starts_with('.')
+        || name.contains(['/', '\\', ':'])
+        || name.chars().any(char::is_control);
+    if bad {
+        bail!(
+            "'{name}' is not a plain file name: plots are written inside the output directory, \
+             so use letters, digits, '-', '_' and '.' without path separators (e.g. accuracy_vs_time)"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widened_f32_values_print_as_configured() {
+        #[derive(Serialize)]
+        struct S {
+            a: f32,
+            b: f64,
+        }
+        let v = to_value(&S { a: 0.001, b: 0.1 }).unwrap();
+        assert_eq!(v["a"].as_float(), Some(0.001));
+        assert_eq!(v["b"].as_float(), Some(0.1));
+    }
+
+    #[test]
+    fn plot_names_with_path_separators_are_refused() {
+        for bad in ["../../escaped", "a/b", "", ".hidden", "c:\\x"] {
+            assert!(check_file_stem(bad).is_err(), "{bad}");
+        }
+        check_file_stem("accuracy_vs_time.v2").unwrap();
+    }
+
+    #[test]
+    fn large_seeds_are_accepted_as_text() {
+        assert_eq!(
+            seed_value(&Value::String("18446744073709551615".into())).unwrap(),
+            u64::MAX
+        );
+        assert!(seed_value(&Value::Integer(-1)).is_err());
+    }
 }

@@ -144,10 +144,10 @@ impl Deployment<'_> {
         let mut net = mlp.deploy(|i, dense| {
             let weights: Vec<f64> = dense.weight().iter().map(|&w| f64::from(w)).collect();
             let matrix = self.program(i, dense.inputs(), dense.outputs(), &weights)?;
-            let w_max = weights
-                .iter()
-                .fold(0f64, |m, w| m.max(w.abs()))
-                .max(f64::MIN_POSITIVE);
+            // Errors relative to the layer's largest |weight|; a layer of zero weights has
+            // no scale, and its error is stated in weight units.
+            let largest = weights.iter().fold(0f64, |m, w| m.max(w.abs()));
+            let w_max = if largest > 0.0 { largest } else { 1.0 };
             for (e, w) in matrix.effective_weights()?.iter().zip(&weights) {
                 sq_error += ((e - w) / w_max).powi(2);
             }

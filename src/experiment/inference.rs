@@ -27,6 +27,7 @@ use crate::device::{AnyDevice, preset};
 use crate::nn::binary::{InputEncoding, Quantization, QuantizedMatrix, QuantizedMlp};
 use crate::nn::{self, Mlp, Network, TrainConfig};
 use anyhow::{Context, Result, ensure};
+use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -69,6 +70,11 @@ impl DataConfig {
         } else {
             data::load_idx_dir(std::path::Path::new(&self.source)).context("data.source")?
         };
+        ensure!(
+            !split.train.is_empty() && !split.test.is_empty(),
+            "data.source = {}: the training or the test split is empty",
+            self.source
+        );
         if self.train_limit > 0 {
             split.train = split.train.take(self.train_limit);
         }
@@ -268,16 +274,79 @@ impl Inference {
         Ok(d)
     }
 
-    fn train_network(&self, c: &InferenceConfig, job: JobId) -> Result<Trained> {
-        let split = self.data(&c.data)?;
+    /// Layer sizes: the data's inputs, the hidden layers, the data's classes.
+    fn sizes(c: &InferenceConfig, split: &Split) -> Vec<usize> {
         let mut sizes = vec![split.train.features()];
         sizes.extend(&c.network.hidden);
         sizes.push(split.train.classes().max(split.test.classes()));
+        sizes
+    }
+
+    /// Imported weights must have the configured architecture: the data's inputs and
+    /// classes, and `network.hidden` as hidden layers (so that the run record states the
+    /// shape that ran).
+    fn check_imported(c: &InferenceConfig, split: &Split) -> Result<()> {
+        if c.network.weights.is_empty() {
+            return Ok(());
+        }
+        let mlp = nn::weights::load_mlp(std::path::Path::new(&c.network.weights))
+            .context("network.weights")?;
+        let found = mlp.sizes();
+        let expected = Self::sizes(c, split);
+        let hidden = &found[1..found.len() - 1];
+        ensure!(
+            found == expected,
+            "network.weights = {}: the weights are a {} network, but the configuration says {} \
+             ({} inputs and {} classes from the data, network.hidden = {:?}); set \
+             network.hidden = {hidden:?} to import them",
+            c.network.weights,
+            dashed(&found),
+            dashed(&expected),
+            expected[0],
+            expected[expected.len() - 1],
+            c.network.hidden
+        );
+        Ok(())
+    }
+
+    /// Refuse a job whose network would not fit in memory: training holds the weights,
+    /// their gradients, two optimiser moments and a noisy copy (5 x 4 bytes per weight) plus
+    /// the activations of a batch; each deployment (one per worker thread at a time) holds
+    /// two device states and the cached conductance and noise matrices per device.
+    fn check_memory(c: &InferenceConfig, split: &Split) -> Result<()> {
+        let sizes = Self::sizes(c, split);
+        let weights: f64 = sizes
+            .windows(2)
+            .map(|w| (w[0] as f64 + 1.0) * w[1] as f64)
+            .sum();
+        let neurons: f64 = sizes.iter().map(|&n| n as f64).sum();
+        let training = 20.0 * weights + 16.0 * c.train.batch_size as f64 * neurons;
+        let slices = c
+            .hardware
+            .tile
+            .mapping
+            .bit_slicing
+            .as_ref()
+            .map_or(1.0, |b| f64::from(b.slices));
+        let per_device = std::mem::size_of::<crate::device::AnyState>() as f64 + 18.0;
+        let deployment = 2.0 * slices * weights * per_device;
+        let parallel_jobs = rayon::current_num_threads() as f64;
+        crate::memory::ensure_fits(
+            training + parallel_jobs * deployment,
+            &format!("a {} network", dashed(&sizes)),
+            "use smaller network.hidden layers (or fewer --threads)",
+        )
+    }
+
+    fn train_network(&self, c: &InferenceConfig, job: JobId, bar: &ProgressBar) -> Result<Trained> {
+        let split = self.data(&c.data)?;
+        let sizes = Self::sizes(c, &split);
         let init_seed = crate::rng::stream_key(job.seed, &[INIT_STREAM, u64::from(job.repeat)]);
         let train = TrainConfig {
             seed: crate::rng::stream_key(job.seed, &[TRAIN_STREAM, u64::from(job.repeat)]),
             ..c.train.clone()
         };
+        let mut on_epoch = |_: &nn::EpochReport| bar.inc(1);
         let mut network = match c.network.kind {
             NetworkKind::Mlp if !c.network.weights.is_empty() => TrainedNetwork::Mlp(
                 nn::weights::load_mlp(std::path::Path::new(&c.network.weights))
@@ -285,7 +354,7 @@ impl Inference {
             ),
             NetworkKind::Mlp => {
                 let mut mlp = Mlp::random(&sizes, init_seed)?;
-                nn::train(&mut mlp, &split.train, &train)?;
+                nn::train::train_observed(&mut mlp, &split.train, &train, &mut on_epoch)?;
                 TrainedNetwork::Mlp(mlp)
             }
             NetworkKind::Bnn | NetworkKind::Tnn => {
@@ -300,7 +369,12 @@ impl Inference {
                     InputEncoding::Real
                 };
                 let mut net = QuantizedMlp::random(&sizes, q, input, init_seed)?;
-                nn::binary::train_quantized(&mut net, &split.train, &train)?;
+                nn::binary::train_quantized_observed(
+                    &mut net,
+                    &split.train,
+                    &train,
+                    &mut on_epoch,
+                )?;
                 TrainedNetwork::Quantized(net.fold()?)
             }
         };
@@ -328,28 +402,45 @@ impl JobKind for Inference {
     fn validate(&self, config: &Value) -> Result<()> {
         let c = Self::parse(config)?;
         c.hardware.device()?;
-        Ok(())
+        let split = self.data(&c.data)?;
+        Self::check_imported(&c, &split)?;
+        Self::check_memory(&c, &split)
     }
 
-    fn prepare(&self, jobs: &[(&Value, JobId)]) -> Result<()> {
+    fn prepare(&self, jobs: &[(&Value, JobId)], progress: bool) -> Result<()> {
+        let mut to_train: Vec<(String, InferenceConfig, JobId)> = Vec::new();
         for (config, job) in jobs {
             let c = Self::parse(config)?;
             let key = c.training_key(job.repeat)?;
-            if !self
+            let known = self
                 .trained
                 .lock()
                 .map_err(|_| poisoned())?
-                .contains_key(&key)
-            {
-                let t = self
-                    .train_network(&c, *job)
-                    .with_context(|| format!("training the network of repeat {}", job.repeat))?;
-                self.trained
-                    .lock()
-                    .map_err(|_| poisoned())?
-                    .insert(key, Arc::new(t));
+                .contains_key(&key);
+            if !known && !to_train.iter().any(|(k, _, _)| *k == key) {
+                to_train.push((key, c, *job));
             }
         }
+        let epochs = |c: &InferenceConfig| {
+            if c.network.weights.is_empty() {
+                c.train.epochs
+            } else {
+                0
+            }
+        };
+        let total: usize = to_train.iter().map(|(_, c, _)| epochs(c)).sum();
+        let bar = super::run::progress_bar(progress && total > 0, total, "epochs");
+        for (key, c, job) in to_train {
+            bar.set_message(format!("training the network of repeat {}", job.repeat));
+            let t = self
+                .train_network(&c, job, &bar)
+                .with_context(|| format!("training the network of repeat {}", job.repeat))?;
+            self.trained
+                .lock()
+                .map_err(|_| poisoned())?
+                .insert(key, Arc::new(t));
+        }
+        bar.finish_and_clear();
         Ok(())
     }
 
@@ -399,6 +490,12 @@ impl JobKind for Inference {
             outcome.pj_per_mac,
         ])
     }
+
+    fn unbounded_metrics(&self) -> &'static [&'static str] {
+        // Devices far beyond their published variability can store infinite conductances
+        // (a log-normal spread overflows): the weights are then lost, and the error says so.
+        &["weight_rms_error"]
+    }
 }
 
 impl ExperimentKind for Inference {
@@ -419,4 +516,13 @@ impl ExperimentKind for Inference {
         let c: InferenceConfig = typed(body, "the experiment's sections")?;
         to_value(&c)
     }
+}
+
+/// Layer sizes as `784-256-10`.
+fn dashed(sizes: &[usize]) -> String {
+    sizes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("-")
 }

@@ -12,6 +12,7 @@
 pub mod config;
 pub mod deploy;
 pub mod inference;
+pub mod inputs;
 pub mod kinds;
 pub mod run;
 pub mod stats;

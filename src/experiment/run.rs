@@ -6,10 +6,11 @@
 //! `summary.csv` (mean, std, 95 % CI and n per point), `run.json` (the plan — resolved
 //! configuration, sweep, seed, repeats —, version, threads, timings) and the plots.
 
+use super::inputs::{self, Fingerprints};
 use super::sweep::{Axis, Point, Shard};
 use super::table::{PlotSpec, ResultsTable, figures, summarize};
 use super::tree::value_label;
-use crate::results::{self, RunRecord, Table, Timer, format_float};
+use crate::results::{self, OutputDir, RunRecord, Table, Timer, format_float};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
@@ -42,6 +43,9 @@ pub struct Plan {
     pub metrics: Vec<String>,
     /// Figures to draw from the results.
     pub plots: Vec<PlotSpec>,
+    /// SHA-256 of every input file the points read (preset files, data, weights), by path.
+    #[serde(default)]
+    pub inputs: Fingerprints,
 }
 
 impl Plan {
@@ -56,7 +60,8 @@ impl Plan {
     }
 
     /// A fingerprint of everything that determines the numbers (not the plots):
-    /// FNV-1a 64 of the canonical JSON of base, axes, seed, repeats and metrics.
+    /// FNV-1a 64 of the canonical JSON of base, axes, seed, repeats, metrics and the
+    /// contents of the input files.
     pub fn fingerprint(&self) -> Result<String> {
         let canonical = serde_json::to_string(&(
             &self.base,
@@ -64,6 +69,7 @@ impl Plan {
             self.seed,
             self.repeats,
             &self.metrics,
+            &self.inputs,
         ))?;
         let hash = canonical.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
@@ -89,12 +95,18 @@ pub trait JobKind: Sync {
     fn validate(&self, point_config: &Value) -> Result<()>;
     /// Work shared by several jobs (e.g. training the network that every hardware point
     /// deploys), done once before the parallel job loop so that jobs never wait on each
-    /// other. Receives every job about to run with its point's configuration.
-    fn prepare(&self, _jobs: &[(&Value, JobId)]) -> Result<()> {
+    /// other. Receives every job about to run with its point's configuration; shows a
+    /// progress bar when `progress` is set.
+    fn prepare(&self, _jobs: &[(&Value, JobId)], _progress: bool) -> Result<()> {
         Ok(())
     }
     /// Run one job and return one value per metric of the plan, in order.
     fn run(&self, point_config: &Value, job: JobId) -> Result<Vec<f64>>;
+    /// Metrics that may legitimately be infinite (e.g. an error of weights that device
+    /// conductances overflowed); every other metric must be finite, and NaN never is.
+    fn unbounded_metrics(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// How to run.
@@ -121,15 +133,59 @@ struct Row {
 struct RunFile {
     plan: Plan,
     fingerprint: String,
+    /// The shard the last run into this directory was asked to do.
     shard: Option<Shard>,
+    /// Whether `results.csv` holds every job of the plan.
     complete: bool,
+    /// Jobs in `results.csv`.
     jobs_done: usize,
+    /// Jobs of the whole plan (every point times every repeat).
     jobs_total: usize,
+    /// Why the summary or the figures could not be written, if they could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    figures_error: Option<String>,
     #[serde(flatten)]
     meta: serde_json::Value,
 }
 
+/// What a running experiment has saved so far, for the message printed on an interrupt.
+static SAVED: Mutex<Option<Saved>> = Mutex::new(None);
+
+#[derive(Clone, Debug)]
+struct Saved {
+    out: PathBuf,
+    done: usize,
+    total: usize,
+}
+
+fn note_saved(out: &Path, done: usize, total: usize) {
+    if let Ok(mut saved) = SAVED.lock() {
+        *saved = Some(Saved {
+            out: out.to_path_buf(),
+            done,
+            total,
+        });
+    }
+}
+
+/// The message for an interrupted run: how many jobs are saved where, and how to resume.
+/// `None` when no experiment is running.
+pub fn interrupt_message() -> Option<String> {
+    let saved = SAVED.lock().ok()?.clone()?;
+    Some(format!(
+        "interrupted: {} of {} jobs are saved in {}; run the same command again to resume",
+        saved.done,
+        saved.total,
+        saved.out.display()
+    ))
+}
+
 /// Run (or resume) the plan's jobs and write results, summary, plots and run record.
+///
+/// The output directory is locked for the run. Results already in it are kept: if they
+/// come from the same plan (same configuration, seed, repeats and input contents) the run
+/// resumes, doing only the missing jobs of its shard; otherwise it refuses, naming what
+/// differs.
 pub fn execute(plan: &Plan, kind: &dyn JobKind, opts: &RunOptions) -> Result<()> {
     let mut timer = Timer::start();
     let points = plan.points();
@@ -141,55 +197,140 @@ pub fn execute(plan: &Plan, kind: &dyn JobKind, opts: &RunOptions) -> Result<()>
             Ok(c)
         })
         .collect::<Result<_>>()?;
-    results::prepare_output_dir(&opts.out)?;
     let fingerprint = plan.fingerprint()?;
-    let mut done = previous_rows(&opts.out, &fingerprint, plan)?;
-    let todo: Vec<JobId> = points
+    let dir = OutputDir::acquire(&opts.out)?;
+    let previous = previous_rows(&opts.out, &fingerprint, plan)?;
+    let owned: Vec<usize> = points
         .iter()
-        .filter(|p| opts.shard.is_none_or(|s| s.owns(p.index)))
-        .flat_map(|p| (0..plan.repeats).map(move |repeat| (p.index, repeat)))
-        .filter(|&(point, repeat)| !done.iter().any(|r| r.point == point && r.repeat == repeat))
+        .map(|p| p.index)
+        .filter(|&i| opts.shard.is_none_or(|s| s.owns(i)))
+        .collect();
+    let todo: Vec<JobId> = owned
+        .iter()
+        .flat_map(|&point| (0..plan.repeats).map(move |repeat| (point, repeat)))
+        .filter(|&(point, repeat)| {
+            !previous
+                .iter()
+                .any(|r| r.point == point && r.repeat == repeat)
+        })
         .map(|(point, repeat)| JobId {
             point,
             repeat,
             seed: plan.seed,
         })
         .collect();
-    done.retain(|r| opts.shard.is_none_or(|s| s.owns(r.point)));
-    let total = todo.len() + done.len();
-    if !done.is_empty() {
-        eprintln!(
-            "resuming: {} of {} jobs already done in {}",
-            done.len(),
-            total,
-            opts.out.display()
-        );
-    }
-    let started = RunFile {
+    let total = points.len() * plan.repeats as usize;
+    announce(plan, opts, owned.len(), todo.len(), previous.len());
+    let mut record = RunFile {
         plan: plan.clone(),
-        fingerprint: fingerprint.clone(),
+        fingerprint,
         shard: opts.shard,
-        complete: false,
-        jobs_done: done.len(),
+        complete: previous.len() == total,
+        jobs_done: previous.len(),
         jobs_total: total,
+        figures_error: None,
         meta: run_meta(plan, &timer, Vec::new())?,
     };
-    results::write_json(&opts.out.join(RUN_JSON), &started)?;
+    results::write_json(&opts.out.join(RUN_JSON), &record)?;
+    note_saved(&opts.out, previous.len(), total);
     let pending: Vec<(&Value, JobId)> = todo.iter().map(|&j| (&configs[j.point], j)).collect();
-    timer.time("prepare", || kind.prepare(&pending))?;
-    let bar = progress_bar(opts.progress, todo.len());
-    let rows = Mutex::new(done);
-    let write_progress = |rows: &[Row]| write_results(&opts.out, plan, &points, rows);
+    let prepared = timer.time("prepare", || kind.prepare(&pending, opts.progress));
+    if let Err(e) = prepared {
+        if previous.is_empty() && !opts.out.join(RESULTS_CSV).exists() {
+            dir.abandon(&[RUN_JSON]);
+        }
+        return Err(e);
+    }
+    let had_results = !previous.is_empty();
+    let rows = match run_jobs(
+        plan, kind, opts, &points, &configs, &todo, previous, &mut timer,
+    ) {
+        Ok(rows) => rows,
+        Err(e) => {
+            if !had_results && !opts.out.join(RESULTS_CSV).exists() {
+                dir.abandon(&[RUN_JSON]);
+            }
+            return Err(e);
+        }
+    };
+    record.jobs_done = rows.len();
+    record.complete = rows.len() == total;
+    record.meta = run_meta(plan, &timer, vec![RESULTS_CSV.into(), RUN_JSON.into()])?;
+    results::write_json(&opts.out.join(RUN_JSON), &record)?;
+    if rows.is_empty() {
+        eprintln!("no job has a result yet: no summary or plot written");
+        return Ok(());
+    }
+    let finished = timer.time("summary and plots", || finish(&opts.out, plan));
+    let outputs = match finished {
+        Ok(outputs) => outputs,
+        Err(e) => {
+            record.figures_error = Some(format!("{e:#}"));
+            record.meta = run_meta(plan, &timer, vec![RESULTS_CSV.into(), RUN_JSON.into()])?;
+            results::write_json(&opts.out.join(RUN_JSON), &record)?;
+            return Err(e.context(format!(
+                "every job's result is saved in {}, but the summary or plots failed; fix the \
+                 cause and run the same command again to redraw them",
+                opts.out.join(RESULTS_CSV).display()
+            )));
+        }
+    };
+    record.meta = run_meta(plan, &timer, outputs)?;
+    results::write_json(&opts.out.join(RUN_JSON), &record)
+}
+
+/// Say what this run will do: resume, shard share, empty shard.
+fn announce(plan: &Plan, opts: &RunOptions, owned_points: usize, todo: usize, previous: usize) {
+    if let (Some(shard), 0) = (opts.shard, owned_points) {
+        eprintln!(
+            "shard {}/{} owns none of the {} points of '{}': nothing to run",
+            shard.index,
+            shard.count,
+            plan.points().len(),
+            plan.name
+        );
+        return;
+    }
+    if previous > 0 {
+        let mine = owned_points * plan.repeats as usize;
+        eprintln!(
+            "resuming: {} of {} jobs already done in {} ({} results kept in the directory)",
+            mine - todo,
+            mine,
+            opts.out.display(),
+            previous
+        );
+    }
+}
+
+/// Run the jobs in parallel, saving every finished one at once; returns every row of the
+/// directory (earlier ones included).
+#[allow(clippy::too_many_arguments)]
+fn run_jobs(
+    plan: &Plan,
+    kind: &dyn JobKind,
+    opts: &RunOptions,
+    points: &[Point],
+    configs: &[Value],
+    todo: &[JobId],
+    previous: Vec<Row>,
+    timer: &mut Timer,
+) -> Result<Vec<Row>> {
+    let total = points.len() * plan.repeats as usize;
+    let bar = progress_bar(opts.progress, todo.len(), "jobs");
+    let rows = Mutex::new(previous);
     let outcome = timer.time("jobs", || {
         todo.par_iter().try_for_each(|&job| -> Result<()> {
-            let metrics = kind.run(&configs[job.point], job).with_context(|| {
+            let context = || {
                 format!(
-                    "{} (repeat {})",
+                    "{} (repeat {}, seed {})",
                     point_context(plan, &points[job.point]),
-                    job.repeat
+                    job.repeat,
+                    job.seed
                 )
-            })?;
-            check_metrics(plan, &metrics)?;
+            };
+            let metrics = kind.run(&configs[job.point], job).with_context(context)?;
+            check_metrics(plan, kind, &metrics).with_context(context)?;
             let mut rows = rows
                 .lock()
                 .map_err(|_| anyhow::anyhow!("a worker thread panicked"))?;
@@ -198,7 +339,8 @@ pub fn execute(plan: &Plan, kind: &dyn JobKind, opts: &RunOptions) -> Result<()>
                 repeat: job.repeat,
                 metrics,
             });
-            write_progress(&rows)?;
+            write_results(&opts.out, plan, points, &rows)?;
+            note_saved(&opts.out, rows.len(), total);
             bar.inc(1);
             Ok(())
         })
@@ -207,19 +349,16 @@ pub fn execute(plan: &Plan, kind: &dyn JobKind, opts: &RunOptions) -> Result<()>
     let rows = rows
         .into_inner()
         .map_err(|_| anyhow::anyhow!("a worker thread panicked"))?;
-    outcome?;
-    write_results(&opts.out, plan, &points, &rows)?;
-    let outputs = timer.time("summary and plots", || finish(&opts.out, plan))?;
-    let record = RunFile {
-        plan: plan.clone(),
-        fingerprint,
-        shard: opts.shard,
-        complete: true,
-        jobs_done: rows.len(),
-        jobs_total: total,
-        meta: run_meta(plan, &timer, outputs)?,
-    };
-    results::write_json(&opts.out.join(RUN_JSON), &record)
+    if let Err(e) = outcome {
+        let saved = rows.len();
+        return Err(e.context(format!(
+            "{saved} of {total} jobs are saved in {}; fix the cause and run the same command \
+             again to resume",
+            opts.out.display()
+        )));
+    }
+    write_results(&opts.out, plan, points, &rows)?;
+    Ok(rows)
 }
 
 fn point_context(plan: &Plan, p: &Point) -> String {
@@ -239,7 +378,11 @@ fn point_context(plan: &Plan, p: &Point) -> String {
     )
 }
 
-fn check_metrics(plan: &Plan, metrics: &[f64]) -> Result<()> {
+/// A collapsed network is a result, not an error: its accuracy is a finite number and an
+/// error metric the kind declares unbounded may be infinite (recorded as `inf`). Any other
+/// non-finite value, and NaN always, is a defect of the simulation, reported with the
+/// point and seed.
+fn check_metrics(plan: &Plan, kind: &dyn JobKind, metrics: &[f64]) -> Result<()> {
     if metrics.len() != plan.metrics.len() {
         bail!(
             "a job returned {} metrics, the plan has {}",
@@ -247,52 +390,125 @@ fn check_metrics(plan: &Plan, metrics: &[f64]) -> Result<()> {
             plan.metrics.len()
         );
     }
+    let allowed = |name: &str, v: f64| {
+        v.is_finite() || (v.is_infinite() && kind.unbounded_metrics().contains(&name))
+    };
     if let Some((name, v)) = plan
         .metrics
         .iter()
         .zip(metrics)
-        .find(|(_, v)| !v.is_finite())
+        .find(|(name, v)| !allowed(name, **v))
     {
-        bail!("metric '{name}' came out as {v}: the simulation produced a non-finite number");
+        bail!(
+            "metric '{name}' came out as {v}: the simulation produced a non-finite number \
+             (a defect: please report it with this experiment file and seed)"
+        );
     }
     Ok(())
 }
 
-fn progress_bar(show: bool, len: usize) -> ProgressBar {
+/// A progress bar over `len` steps named `unit` (hidden unless `show`).
+pub fn progress_bar(show: bool, len: usize, unit: &str) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(len as u64);
-    if let Ok(style) =
-        ProgressStyle::with_template("{bar:40} {pos}/{len} jobs  {elapsed} elapsed, ETA {eta}")
-    {
+    let template =
+        format!("{{msg}} {{bar:40}} {{pos}}/{{len}} {unit}  {{elapsed}} elapsed, ETA {{eta}}");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
         bar.set_style(style);
     }
     bar
 }
 
-/// Rows already in the output directory from an earlier run of the same plan.
+/// Rows already in the output directory from an earlier run of the same plan; an error
+/// naming the difference if the directory holds results of anything else.
 fn previous_rows(out: &Path, fingerprint: &str, plan: &Plan) -> Result<Vec<Row>> {
     let run_json = out.join(RUN_JSON);
     let results_csv = out.join(RESULTS_CSV);
     if !results_csv.exists() {
+        if out.join(STUDY_REPORT).exists() {
+            bail!(
+                "{} holds the results of a study ({STUDY_REPORT}); give this run another --out",
+                out.display()
+            );
+        }
         return Ok(Vec::new());
     }
     let previous = read_run_file(&run_json).with_context(|| {
         format!(
-            "{} holds results but no readable {RUN_JSON}; use another --out",
+            "{} holds results but no readable {RUN_JSON}; give this run another --out",
             out.display()
         )
     })?;
     if previous.fingerprint != fingerprint {
         bail!(
-            "{} holds results of a different configuration (fingerprint {} vs {fingerprint}); \
-             use another --out or delete that directory",
+            "{} holds results made from other inputs: {}. They are kept; give this run \
+             another --out (or move those results away first)",
             out.display(),
-            previous.fingerprint
+            plan_difference(&previous.plan, plan)
         );
     }
     read_rows(&results_csv, plan)
+}
+
+/// The report file of a study (which a sweep never writes).
+const STUDY_REPORT: &str = "report.json";
+
+/// What differs between the plan of earlier results and this one, in words.
+fn plan_difference(before: &Plan, now: &Plan) -> String {
+    if before.name != now.name {
+        return format!("experiment '{}' there, '{}' now", before.name, now.name);
+    }
+    if before.seed != now.seed {
+        return format!("seed {} there, {} now", before.seed, now.seed);
+    }
+    if before.repeats != now.repeats {
+        return format!("{} repeats there, {} now", before.repeats, now.repeats);
+    }
+    if before.axes != now.axes {
+        return "the [[sweep]] axes differ".to_string();
+    }
+    if before.metrics != now.metrics {
+        return "the metrics differ (results of another xbar version or kind)".to_string();
+    }
+    match first_difference(&before.base, &now.base, "") {
+        Some(path) => format!(
+            "the configuration differs at '{path}' ({} there, {} now)",
+            show(crate::experiment::tree::get(&before.base, &path)),
+            show(crate::experiment::tree::get(&now.base, &path))
+        ),
+        None => inputs::changed_input(&before.inputs, &now.inputs)
+            .unwrap_or_else(|| "the configuration differs".to_string()),
+    }
+}
+
+fn show(v: Option<&Value>) -> String {
+    v.map_or_else(|| "not set".to_string(), ToString::to_string)
+}
+
+/// The dotted path of the first leaf where two configuration trees differ.
+fn first_difference(a: &Value, b: &Value, prefix: &str) -> Option<String> {
+    match (a, b) {
+        (Value::Table(ta), Value::Table(tb)) => {
+            let mut keys: Vec<&String> = ta.keys().chain(tb.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|k| {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match (ta.get(k), tb.get(k)) {
+                    (Some(x), Some(y)) => first_difference(x, y, &path),
+                    _ => Some(path),
+                }
+            })
+        }
+        _ if a == b => None,
+        _ => Some(prefix.to_string()),
+    }
 }
 
 fn read_run_file(path: &Path) -> Result<RunFile> {
@@ -369,7 +585,8 @@ fn finish(out: &Path, plan: &Plan) -> Result<Vec<String>> {
     for spec in &plan.plots {
         let figs = figures(&table, spec).with_context(|| format!("plot '{}'", spec.name))?;
         let columns = figs.len().min(3);
-        crate::plot::save_panels(&figs, columns, &out.join(&spec.name))?;
+        crate::plot::save_panels(&figs, columns, &out.join(&spec.name))
+            .with_context(|| format!("plot '{}'", spec.name))?;
         outputs.extend([format!("{}.png", spec.name), format!("{}.svg", spec.name)]);
     }
     print_summary(&table, plan)?;
@@ -392,14 +609,20 @@ fn print_summary(table: &ResultsTable, plan: &Plan) -> Result<()> {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         let mean: f64 = row[group.len()].parse().unwrap_or(f64::NAN);
-        let std: f64 = row[group.len() + 1].parse().unwrap_or(f64::NAN);
-        println!(
-            "{:<60} {metric} = {} ± {}  (n = {})",
-            label.join(" "),
+        let spread = match row[group.len() + 1].parse::<f64>() {
+            Ok(std) => format!(" ± {}", fmt4(std)),
+            Err(_) => String::new(),
+        };
+        let value = format!(
+            "{metric} = {}{spread}  (n = {})",
             fmt4(mean),
-            fmt4(std),
             row[row.len() - 1]
         );
+        if label.is_empty() {
+            println!("{value}");
+        } else {
+            println!("{:<60} {value}", label.join(" "));
+        }
     }
     Ok(())
 }
@@ -408,35 +631,40 @@ fn fmt4(v: f64) -> String {
     format!("{v:.4}")
 }
 
+/// The run-record fields beside the plan (version, threads, timings, outputs); the
+/// configuration, seed and input fingerprints are in the plan itself.
 fn run_meta(plan: &Plan, timer: &Timer, outputs: Vec<String>) -> Result<serde_json::Value> {
-    let mut record = RunRecord::new("run", serde_json::to_value(&plan.base)?, plan.seed);
+    let mut record = RunRecord::new("run", serde_json::Value::Null, plan.seed);
     record.timings_s = timer.seconds();
     record.outputs = outputs;
     let mut v = serde_json::to_value(record)?;
     if let Some(obj) = v.as_object_mut() {
-        obj.remove("config");
-        obj.remove("seed");
+        for key in ["config", "seed", "inputs"] {
+            obj.remove(key);
+        }
     }
     Ok(v)
 }
 
 /// Join the results of shard directories into `out` (summary, plots and run record
-/// included). All shards must come from the same plan.
+/// included). All shards must come from the same plan. Results already in `out` are kept:
+/// they join the union if they come from the same plan, and the merge is refused if not.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
     let Some(first) = dirs.first() else {
         bail!("xbar merge needs at least one results directory")
     };
     let base = read_run_file(&first.join(RUN_JSON))?;
-    let mut rows: Vec<Row> = Vec::new();
+    let _dir = OutputDir::acquire(out)?;
+    let mut rows = previous_rows(out, &base.fingerprint, &base.plan)
+        .context("the --out directory of the merge")?;
     for dir in dirs {
         let record = read_run_file(&dir.join(RUN_JSON))?;
         if record.fingerprint != base.fingerprint {
             bail!(
-                "{} comes from a different configuration than {} (fingerprints {} and {}): only shards of one run can be merged",
+                "{} comes from other inputs than {} ({}): only shards of one run can be merged",
                 dir.display(),
                 first.display(),
-                record.fingerprint,
-                base.fingerprint
+                plan_difference(&base.plan, &record.plan)
             );
         }
         for row in read_rows(&dir.join(RESULTS_CSV), &base.plan)? {
@@ -455,7 +683,6 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
             }
         }
     }
-    results::prepare_output_dir(out)?;
     let plan = &base.plan;
     let points = plan.points();
     if let Some(r) = rows.iter().find(|r| r.point >= points.len()) {
@@ -467,7 +694,6 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
     }
     let timer = Timer::start();
     write_results(out, plan, &points, &rows)?;
-    let outputs = finish(out, plan)?;
     let total = points.len() * plan.repeats as usize;
     if rows.len() < total {
         eprintln!(
@@ -476,15 +702,22 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<()> {
             total
         );
     }
-    let record = RunFile {
+    let mut record = RunFile {
         plan: plan.clone(),
         fingerprint: base.fingerprint,
         shard: None,
         complete: rows.len() == total,
         jobs_done: rows.len(),
         jobs_total: total,
-        meta: run_meta(plan, &timer, outputs)?,
+        figures_error: None,
+        meta: run_meta(plan, &timer, vec![RESULTS_CSV.into(), RUN_JSON.into()])?,
     };
+    results::write_json(&out.join(RUN_JSON), &record)?;
+    if rows.is_empty() {
+        eprintln!("the shards hold no result yet: no summary or plot written");
+        return Ok(());
+    }
+    record.meta = run_meta(plan, &timer, finish(out, plan)?)?;
     results::write_json(&out.join(RUN_JSON), &record)
 }
 
@@ -540,6 +773,7 @@ mod tests {
                 error: ErrorBars::Ci95,
                 ..PlotSpec::new("x.v", "m")
             }],
+            inputs: Fingerprints::new(),
         }
     }
 
@@ -634,7 +868,10 @@ mod tests {
         let err = execute(&other, &kind(), &opts(dir.path()))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("different configuration"), "{err}");
+        assert!(
+            err.contains("other inputs") && err.contains("seed 7 there, 8 now"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -659,6 +896,32 @@ mod tests {
                 "{f}"
             );
         }
+    }
+
+    /// A kind whose second metric is NaN at one point.
+    struct NanAt(usize);
+
+    impl JobKind for NanAt {
+        fn validate(&self, _: &Value) -> Result<()> {
+            Ok(())
+        }
+        fn run(&self, _: &Value, job: JobId) -> Result<Vec<f64>> {
+            let bad = if job.point == self.0 { f64::NAN } else { 1.0 };
+            Ok(vec![0.5, bad])
+        }
+    }
+
+    #[test]
+    fn a_nan_metric_is_a_defect_named_with_its_point_and_seed() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = format!(
+            "{:#}",
+            execute(&plan(), &NanAt(2), &opts(dir.path())).unwrap_err()
+        );
+        assert!(
+            err.contains("point 2 (x.v = 2)") && err.contains("seed 7") && err.contains("'twice'"),
+            "{err}"
+        );
     }
 
     #[test]

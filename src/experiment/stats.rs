@@ -31,10 +31,11 @@ pub struct Summary {
     pub n: usize,
     /// Arithmetic mean.
     pub mean: f64,
-    /// Sample standard deviation (n − 1 in the denominator; 0 for a single value).
-    pub std: f64,
-    /// Half-width of the 95 % confidence interval of the mean (0 for a single value).
-    pub ci95: f64,
+    /// Sample standard deviation (n − 1 in the denominator); `None` for a single value or
+    /// when a value is infinite (no spread can be stated).
+    pub std: Option<f64>,
+    /// Half-width of the 95 % confidence interval of the mean; `None` as for `std`.
+    pub ci95: Option<f64>,
 }
 
 impl Summary {
@@ -42,32 +43,49 @@ impl Summary {
     pub fn of(values: &[f64]) -> Summary {
         let n = values.len();
         let mean = values.iter().sum::<f64>() / n as f64;
-        if n < 2 {
+        if n < 2 || !mean.is_finite() {
             return Summary {
                 n,
                 mean,
-                std: 0.0,
-                ci95: 0.0,
+                std: None,
+                ci95: None,
             };
         }
-        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-        let std = var.sqrt();
+        let std = sample_std(values, mean);
         let t = T_975.get(n - 2).copied().unwrap_or(Z_975);
         Summary {
             n,
             mean,
-            std,
-            ci95: t * std / (n as f64).sqrt(),
+            std: Some(std),
+            ci95: Some(t * std / (n as f64).sqrt()),
         }
     }
 
-    /// The error-bar half-height of the requested kind.
+    /// The error-bar half-height of the requested kind (0, no bar, when it cannot be stated).
     pub fn error(&self, kind: ErrorBars) -> f64 {
         match kind {
             ErrorBars::Std => self.std,
             ErrorBars::Ci95 => self.ci95,
         }
+        .unwrap_or(0.0)
     }
+}
+
+/// Sample standard deviation around `mean`; for values so large that their squared
+/// deviations overflow, the deviations are scaled by the largest one first.
+fn sample_std(values: &[f64], mean: f64) -> f64 {
+    let dof = (values.len() - 1) as f64;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / dof;
+    if var.is_finite() {
+        return var.sqrt();
+    }
+    let scale = values.iter().fold(0f64, |m, v| m.max((v - mean).abs()));
+    let scaled = values
+        .iter()
+        .map(|v| ((v - mean) / scale).powi(2))
+        .sum::<f64>()
+        / dof;
+    scale * scaled.sqrt()
 }
 
 #[cfg(test)]
@@ -80,8 +98,13 @@ mod tests {
         let s = Summary::of(&[1.0, 2.0, 3.0, 4.0]);
         assert_eq!(s.n, 4);
         assert!((s.mean - 2.5).abs() < 1e-12);
-        assert!((s.std - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
-        assert!((s.ci95 - 3.182 * s.std / 2.0).abs() < 1e-12);
-        assert_eq!(Summary::of(&[7.0]).std, 0.0);
+        let std = s.std.unwrap();
+        assert!((std - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert!((s.ci95.unwrap() - 3.182 * std / 2.0).abs() < 1e-12);
+        assert_eq!(Summary::of(&[7.0]).std, None, "one value has no spread");
+        assert_eq!(Summary::of(&[1.0, f64::INFINITY]).ci95, None);
+        // Deviations whose squares overflow: std of {1e200, 3e200} is sqrt(2) * 1e200.
+        let big = Summary::of(&[1e200, 3e200]).std.unwrap();
+        assert!((big / (2f64.sqrt() * 1e200) - 1.0).abs() < 1e-12, "{big:e}");
     }
 }

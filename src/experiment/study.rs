@@ -8,12 +8,14 @@
 //! number of the study), the figures (PNG + SVG) and `run.json` (resolved configuration,
 //! seed, version, timings), all written atomically once the study has finished.
 
-use super::config::{ExperimentSection, Overrides, to_value, typed};
+use super::config::{ExperimentSection, Overrides, read_experiment_file, to_value, typed};
+use super::inputs;
+use super::run::RUN_JSON;
 use super::tree;
 use crate::bayes;
 use crate::crossbar::update::PairUpdate;
 use crate::plot::{Figure, Series, Style};
-use crate::results::{self, RunRecord, Timer};
+use crate::results::{self, OutputDir, RunRecord, Timer};
 use crate::train::ep::{self, Activation, EpConfig, EpNetwork};
 use crate::train::metaplastic::{PmnistConfig, PmnistReport, run_pmnist, save_pmnist_outputs};
 use crate::train::sgd::{self, SgdConfig, SgdReport};
@@ -56,24 +58,29 @@ pub fn is_study(kind: &str) -> bool {
     STUDIES.iter().any(|(k, _)| *k == kind)
 }
 
-/// Read a study file, run it and write its outputs into `out`.
+/// Read a study file, run it and write its outputs into `out`. Relative paths in the file
+/// are taken relative to the file's directory.
 pub fn run_file(path: &Path, overrides: &Overrides, out: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the experiment file {}", path.display()))?;
-    run_text(&text, overrides, Some(out))
+    let text = read_experiment_file(path)?;
+    run_text(&text, overrides, file_dir(path), Some(out))
         .with_context(|| format!("experiment file {}", path.display()))
 }
 
 /// Parse and validate a study file without running it.
 pub fn check_file(path: &Path, overrides: &Overrides) -> Result<()> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the experiment file {}", path.display()))?;
-    run_text(&text, overrides, None).with_context(|| format!("experiment file {}", path.display()))
+    let text = read_experiment_file(path)?;
+    run_text(&text, overrides, file_dir(path), None)
+        .with_context(|| format!("experiment file {}", path.display()))
 }
 
-/// Run a study from the text of its experiment file, writing into `out`; with `out =
-/// None`, only parse and check the configuration.
-pub fn run_text(text: &str, overrides: &Overrides, out: Option<&Path>) -> Result<()> {
+fn file_dir(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new(""))
+}
+
+/// Run a study from the text of its experiment file (whose relative paths are taken
+/// relative to `file_dir`), writing into `out`; with `out = None`, only parse and check the
+/// configuration.
+fn run_text(text: &str, overrides: &Overrides, file_dir: &Path, out: Option<&Path>) -> Result<()> {
     let mut table: toml::Table = toml::from_str(text).context("malformed TOML")?;
     let mut section: ExperimentSection = typed(
         table
@@ -88,9 +95,10 @@ pub fn run_text(text: &str, overrides: &Overrides, out: Option<&Path>) -> Result
     if let Some(other) = table.keys().find(|k| **k != kind) {
         bail!("[{other}]: a {kind} study has only the [experiment] and [{kind}] sections");
     }
-    let body = table
+    let mut body = table
         .remove(&kind)
         .unwrap_or_else(|| Value::Table(toml::Table::new()));
+    inputs::resolve_relative_paths(&mut body, file_dir);
     match kind.as_str() {
         "bayesian_machine" => study(
             &section,
@@ -433,22 +441,39 @@ where
     }
     config.set_seed(section.seed);
     let Some(out) = out else { return Ok(()) };
-    results::prepare_output_dir(out)?;
+    let config_json = serde_json::json!({ "experiment": section, kind: &config });
+    let inputs = inputs::fingerprint_inputs([&to_value(&config)?])?;
+    let dir = OutputDir::acquire(out)?;
+    if results::holds_this_run(out, REPORT_JSON, &config_json, &inputs)? {
+        println!(
+            "{} already holds this study's finished results (same configuration, seed and \
+             inputs): nothing to do",
+            out.display()
+        );
+        return Ok(());
+    }
     let mut timer = Timer::start();
     let report = timer
         .time("study", || run(&config))
-        .with_context(|| format!("{kind} study '{}'", section.name))?;
+        .with_context(|| format!("{kind} study '{}'", section.name));
+    let report = match report {
+        Ok(report) => report,
+        Err(e) => {
+            dir.abandon(&[]);
+            return Err(e);
+        }
+    };
     timer.time("figures", || plot(&report, out))?;
-    results::write_json(&out.join("report.json"), &report)?;
-    let mut record = RunRecord::new(
-        "run",
-        serde_json::json!({ "experiment": section, kind: &config }),
-        section.seed,
-    );
+    results::write_json(&out.join(REPORT_JSON), &report)?;
+    let mut record = RunRecord::new("run", config_json, section.seed);
+    record.inputs = inputs;
     record.timings_s = timer.seconds();
     record.outputs = output_files(out)?;
-    results::write_json(&out.join("run.json"), &record)
+    results::write_json(&out.join(RUN_JSON), &record)
 }
+
+/// The report of a study: every number it produced.
+const REPORT_JSON: &str = "report.json";
 
 /// The files of the output directory, sorted, plus `run.json`.
 fn output_files(out: &Path) -> Result<Vec<String>> {
@@ -457,7 +482,7 @@ fn output_files(out: &Path) -> Result<Vec<String>> {
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| !n.starts_with('.'))
         .collect();
-    files.push("run.json".to_string());
+    files.push(RUN_JSON.to_string());
     files.sort();
     files.dedup();
     Ok(files)

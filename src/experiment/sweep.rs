@@ -13,7 +13,7 @@ use toml::Value;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Axis {
-    /// The configuration path this axis changes (e.g. `hardware.adc_bits`).
+    /// The configuration path this axis changes (e.g. `hardware.tile.periphery.adc.bits`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// Several paths changed together: each value is then an array with one entry per path.

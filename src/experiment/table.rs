@@ -20,8 +20,9 @@ pub struct ResultsTable {
 impl ResultsTable {
     /// Read a CSV file with a header line.
     pub fn read(path: &Path) -> Result<ResultsTable> {
-        let mut reader = csv::Reader::from_path(path)
+        let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot open the results file {}", path.display()))?;
+        let mut reader = csv::Reader::from_reader(crate::results::strip_bom(&text).as_bytes());
         let columns = reader
             .headers()
             .with_context(|| format!("{}: cannot read the header line", path.display()))?
@@ -117,11 +118,8 @@ pub fn summarize(
                 .map(|&r| table.number(r, c))
                 .collect::<Result<_>>()?;
             let s = Summary::of(&values);
-            row.extend([
-                format_float(s.mean),
-                format_float(s.std),
-                format_float(s.ci95),
-            ]);
+            let optional = |v: Option<f64>| v.map(format_float).unwrap_or_default();
+            row.extend([format_float(s.mean), optional(s.std), optional(s.ci95)]);
         }
         row.push(rs.len().to_string());
         rows.push(row);
@@ -279,13 +277,19 @@ fn series_points(
         }
     }
     groups.sort_by(|a, b| a.0.total_cmp(&b.0));
-    Ok(groups
-        .into_iter()
-        .map(|(xv, ys)| {
-            let s = Summary::of(&ys);
-            ((xv, s.mean), s.error(error))
-        })
-        .collect())
+    let mut points = Vec::with_capacity(groups.len());
+    for (xv, ys) in groups {
+        let s = Summary::of(&ys);
+        if s.mean.is_finite() {
+            points.push(((xv, s.mean), s.error(error)));
+        } else {
+            eprintln!(
+                "note: {} = {} at {} = {xv} is not drawn (not a finite number)",
+                table.columns[y], s.mean, table.columns[x]
+            );
+        }
+    }
+    Ok(points)
 }
 
 #[cfg(test)]

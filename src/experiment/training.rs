@@ -536,8 +536,10 @@ impl JobKind for OnChipTraining {
         TrainingConfig::parse(config).map(|_| ())
     }
 
-    fn prepare(&self, jobs: &[(&Value, JobId)]) -> Result<()> {
+    fn prepare(&self, jobs: &[(&Value, JobId)], progress: bool) -> Result<()> {
+        let bar = super::run::progress_bar(progress, jobs.len(), "jobs prepared");
         for (config, job) in jobs {
+            bar.inc(1);
             let c = TrainingConfig::parse(config)?;
             let key = c.twin_key(job.repeat)?;
             if self
@@ -548,6 +550,10 @@ impl JobKind for OnChipTraining {
             {
                 continue;
             }
+            bar.set_message(format!(
+                "training the digital twin of repeat {}",
+                job.repeat
+            ));
             let seeds = Seeds::of(*job);
             let split = self.data(&c.data)?;
             let mut model = self.initial_model(&c, seeds)?;
@@ -555,6 +561,7 @@ impl JobKind for OnChipTraining {
                 .with_context(|| format!("training the digital twin of repeat {}", job.repeat))?;
             self.twins.lock().map_err(|_| poisoned())?.insert(key, twin);
         }
+        bar.finish_and_clear();
         Ok(())
     }
 

@@ -1,4 +1,4 @@
-//! Configuration trees addressed by dotted paths (`hardware.adc_bits`).
+//! Configuration trees addressed by dotted paths (`hardware.tile.periphery.adc.bits`).
 //!
 //! An experiment's configuration is first read as a TOML tree, completed with every
 //! default, and then changed by `--set PATH=VALUE` and by the sweep axes. Every section
@@ -19,7 +19,9 @@ pub fn get<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
 pub fn set(root: &mut Value, path: &str, value: Value) -> Result<()> {
     let keys: Vec<&str> = path.split('.').collect();
     if keys.iter().any(|k| k.is_empty()) {
-        bail!("'{path}' is not a valid configuration path (expected e.g. hardware.adc_bits)");
+        bail!(
+            "'{path}' is not a valid configuration path (expected e.g. hardware.tile.periphery.adc.bits)"
+        );
     }
     let (last, parents) = keys.split_last().context("empty configuration path")?;
     let parent_path = parents.join(".");
@@ -46,6 +48,20 @@ pub fn set(root: &mut Value, path: &str, value: Value) -> Result<()> {
     Ok(())
 }
 
+/// Replace the section that holds `path`'s leaf by a section with only that leaf (used to
+/// switch a tagged table to another variant, dropping the old variant's keys).
+pub fn set_section_to_leaf(root: &mut Value, path: &str, value: Value) -> Result<()> {
+    let (parent, last) = path
+        .rsplit_once('.')
+        .with_context(|| format!("'{path}' has no section to replace"))?;
+    let section = parent
+        .split('.')
+        .try_fold(&mut *root, |node, key| node.get_mut(key))
+        .with_context(|| unknown_path_message(path, parent))?;
+    *section = Value::Table(toml::Table::from_iter([(last.to_string(), value)]));
+    Ok(())
+}
+
 fn unknown_path_message(path: &str, missing: &str) -> String {
     format!(
         "unknown configuration path '{path}': '{missing}' does not exist \
@@ -68,7 +84,9 @@ pub fn parse_value(text: &str) -> Value {
 /// Split `PATH=VALUE` from the command line.
 pub fn parse_assignment(arg: &str) -> Result<(String, Value)> {
     let (path, value) = arg.split_once('=').with_context(|| {
-        format!("--set '{arg}' must have the form PATH=VALUE (e.g. hardware.adc_bits=6)")
+        format!(
+            "--set '{arg}' must have the form PATH=VALUE (e.g. hardware.tile.periphery.adc.bits=6)"
+        )
     })?;
     Ok((path.trim().to_string(), parse_value(value)))
 }
