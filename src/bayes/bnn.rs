@@ -35,6 +35,7 @@ use super::mram_rng::unit_histogram;
 use super::{require, require_positive};
 use crate::data::{Dataset, mnist10k};
 use crate::device::{AnyDevice, Device, preset};
+use crate::nn::optim::{Optimizer, ParamState};
 use crate::plot::{Figure, Series, Style, save};
 use crate::rng::stream;
 use anyhow::{Context, Result};
@@ -45,12 +46,6 @@ use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// Adam first-moment decay (Kingma & Ba, ICLR 2015).
-const ADAM_BETA1: f32 = 0.9;
-/// Adam second-moment decay.
-const ADAM_BETA2: f32 = 0.999;
-/// Adam denominator floor.
-const ADAM_EPSILON: f32 = 1e-8;
 /// Weights per layer used to measure the device noise of a pair.
 const DEVICE_NOISE_SAMPLE: usize = 2000;
 /// Images per forward batch at inference.
@@ -260,36 +255,6 @@ fn at_b(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, c: &mut [f32]) {
     );
 }
 
-/// Adam moments of one parameter array.
-#[derive(Clone, Debug)]
-struct AdamMoments {
-    m: Vec<f32>,
-    v: Vec<f32>,
-}
-
-impl AdamMoments {
-    fn new(n: usize) -> Self {
-        Self {
-            m: vec![0.0; n],
-            v: vec![0.0; n],
-        }
-    }
-
-    fn step(&mut self, params: &mut [f32], grads: &[f32], lr: f32, t: i32) {
-        let c1 = 1.0 - ADAM_BETA1.powi(t);
-        let c2 = 1.0 - ADAM_BETA2.powi(t);
-        for ((p, &g), (m, v)) in params
-            .iter_mut()
-            .zip(grads)
-            .zip(self.m.iter_mut().zip(&mut self.v))
-        {
-            *m = ADAM_BETA1 * *m + (1.0 - ADAM_BETA1) * g;
-            *v = ADAM_BETA2 * *v + (1.0 - ADAM_BETA2) * g * g;
-            *p -= lr * (*m / c1) / ((*v / c2).sqrt() + ADAM_EPSILON);
-        }
-    }
-}
-
 /// Trainable state of one layer.
 struct TrainLayer {
     inputs: usize,
@@ -297,7 +262,8 @@ struct TrainLayer {
     mu: Vec<f32>,
     rho: Vec<f32>,
     bias: Vec<f32>,
-    adam: [AdamMoments; 3],
+    /// Adam memories of `mu`, `rho` and `bias`.
+    adam: [ParamState; 3],
 }
 
 /// Softmax of each row of `z` (`rows x classes`) in place.
@@ -343,19 +309,15 @@ pub fn train_mlp(
                 mu,
                 rho: vec![init_rho; inputs * outputs],
                 bias: vec![0.0; outputs],
-                adam: [
-                    AdamMoments::new(inputs * outputs),
-                    AdamMoments::new(inputs * outputs),
-                    AdamMoments::new(outputs),
-                ],
+                adam: Default::default(),
             }
         })
         .collect();
     let kl_scale = (config.kl_weight / n as f64) as f32;
     let prior_var = (config.prior_sigma * config.prior_sigma) as f32;
     let lr = config.learning_rate as f32;
+    let adam = Optimizer::adam(lr);
     let mut order: Vec<usize> = (0..n).collect();
-    let mut step = 0;
     let mut last_loss = f64::NAN;
     for epoch in 0..config.epochs {
         let mut rng = stream(config.seed, &[u64::from(bayesian), 1, epoch as u64]);
@@ -425,7 +387,6 @@ pub fn train_mlp(
                 delta[r * classes + y] -= 1.0;
             }
             delta.iter_mut().for_each(|d| *d /= batch as f32);
-            step += 1;
             for l in (0..layers.len()).rev() {
                 let (inputs, outputs) = (layers[l].inputs, layers[l].outputs);
                 let mut g_w = vec![0.0; outputs * inputs];
@@ -456,11 +417,11 @@ pub fn train_mlp(
                     }
                 }
                 let [a_mu, a_rho, a_b] = &mut layer.adam;
-                a_mu.step(&mut layer.mu, &g_mu, lr, step);
+                a_mu.step(&adam, lr, &mut layer.mu, &g_mu);
                 if bayesian {
-                    a_rho.step(&mut layer.rho, &g_rho, lr, step);
+                    a_rho.step(&adam, lr, &mut layer.rho, &g_rho);
                 }
-                a_b.step(&mut layer.bias, &g_b, lr, step);
+                a_b.step(&adam, lr, &mut layer.bias, &g_b);
             }
         }
         last_loss = loss_sum / n as f64;

@@ -22,10 +22,10 @@
 
 use super::super::ep::SynapticLayer;
 use super::super::rule::{LearningRule, LocalSignals, Phase, apply_change};
-use super::rule::{AdamHyper, AdamMoments};
 use super::synapses::{BinarySynapses, WriteTally, binary_weight};
 use crate::device::AnyDevice;
 use crate::nn::binary::{batch_norm_backward, column_moments};
+use crate::nn::optim::{AdamHyper, AdamMoments};
 use crate::rng;
 use anyhow::{Context, Result, ensure};
 use rand::RngExt;

@@ -11,11 +11,12 @@
 //! 4,000 updates of 100 images (50 epochs of MNIST-10k's 8,000) per task.
 
 use super::network::{BatchNormParams, MetaplasticBnn};
-use super::rule::{AdamHyper, MetaRule, MetaplasticAdam};
+use super::rule::{MetaRule, MetaplasticAdam};
 use super::synapses::WriteTally;
 use crate::data::tasks::{PermutedTask, permuted_tasks};
 use crate::data::{Dataset, Split, mnist10k};
 use crate::device::preset;
+use crate::nn::optim::AdamHyper;
 use crate::plot::{self, Figure, Series, Style};
 use crate::results::Table;
 use crate::rng;
