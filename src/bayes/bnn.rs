@@ -35,12 +35,11 @@ use super::mram_rng::unit_histogram;
 use super::{require, require_positive};
 use crate::data::{Dataset, mnist10k};
 use crate::device::{AnyDevice, Device, preset};
+use crate::linalg;
 use crate::nn::optim::{Optimizer, ParamState};
 use crate::plot::{Figure, Series, Style, save};
 use crate::rng::stream;
 use anyhow::{Context, Result};
-use faer::linalg::matmul::matmul;
-use faer::{Accum, MatMut, MatRef, Par};
 use rand::RngExt;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
@@ -213,48 +212,6 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// `c (m x n) = a (m x k) b^T`, `b` being `n x k`.
-fn a_bt(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, c: &mut [f32]) {
-    let lhs = MatRef::from_row_major_slice(a, m, k);
-    let rhs = MatRef::from_row_major_slice(b, n, k).transpose();
-    matmul(
-        MatMut::from_row_major_slice_mut(c, m, n),
-        Accum::Replace,
-        lhs,
-        rhs,
-        1.0,
-        Par::Seq,
-    );
-}
-
-/// `c (m x n) = a (m x k) b (k x n)`.
-fn a_b(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, c: &mut [f32]) {
-    let lhs = MatRef::from_row_major_slice(a, m, k);
-    let rhs = MatRef::from_row_major_slice(b, k, n);
-    matmul(
-        MatMut::from_row_major_slice_mut(c, m, n),
-        Accum::Replace,
-        lhs,
-        rhs,
-        1.0,
-        Par::Seq,
-    );
-}
-
-/// `c (m x n) = a^T b`, `a` being `k x m`, `b` being `k x n`.
-fn at_b(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, c: &mut [f32]) {
-    let lhs = MatRef::from_row_major_slice(a, k, m).transpose();
-    let rhs = MatRef::from_row_major_slice(b, k, n);
-    matmul(
-        MatMut::from_row_major_slice_mut(c, m, n),
-        Accum::Replace,
-        lhs,
-        rhs,
-        1.0,
-        Par::Seq,
-    );
-}
-
 /// Trainable state of one layer.
 struct TrainLayer {
     inputs: usize,
@@ -269,13 +226,7 @@ struct TrainLayer {
 /// Softmax of each row of `z` (`rows x classes`) in place.
 fn softmax_rows(z: &mut [f32], classes: usize) {
     for row in z.chunks_mut(classes) {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0;
-        for v in row.iter_mut() {
-            *v = (*v - max).exp();
-            sum += *v;
-        }
-        row.iter_mut().for_each(|v| *v /= sum);
+        linalg::softmax_in_place(row);
     }
 }
 
@@ -366,7 +317,7 @@ pub fn train_mlp(
             for (l, (layer, w)) in layers.iter().zip(&weights).enumerate() {
                 let input = activations.last().map_or(&[][..], |a| a.as_slice());
                 let mut z = vec![0.0; batch * layer.outputs];
-                a_bt(input, w, batch, layer.inputs, layer.outputs, &mut z);
+                linalg::sequential::a_bt(input, w, batch, layer.inputs, layer.outputs, &mut z);
                 for row in z.chunks_mut(layer.outputs) {
                     row.iter_mut().zip(&layer.bias).for_each(|(v, b)| *v += b);
                 }
@@ -390,13 +341,13 @@ pub fn train_mlp(
             for l in (0..layers.len()).rev() {
                 let (inputs, outputs) = (layers[l].inputs, layers[l].outputs);
                 let mut g_w = vec![0.0; outputs * inputs];
-                at_b(&delta, &activations[l], outputs, batch, inputs, &mut g_w);
+                linalg::sequential::at_b(&delta, &activations[l], outputs, batch, inputs, &mut g_w);
                 let g_b: Vec<f32> = (0..outputs)
                     .map(|o| delta.chunks(outputs).map(|row| row[o]).sum())
                     .collect();
                 if l > 0 {
                     let mut back = vec![0.0; batch * inputs];
-                    a_b(&delta, &weights[l], batch, outputs, inputs, &mut back);
+                    linalg::sequential::a_b(&delta, &weights[l], batch, outputs, inputs, &mut back);
                     back.iter_mut().zip(&pre[l - 1]).for_each(|(d, &z)| {
                         if z <= 0.0 {
                             *d = 0.0;
@@ -643,11 +594,11 @@ fn forward(
     let mut a = x.to_vec();
     for (l, layer) in net.iter().enumerate() {
         let mut z = vec![0.0; batch * layer.outputs];
-        a_bt(&a, &layer.w, batch, layer.inputs, layer.outputs, &mut z);
+        linalg::sequential::a_bt(&a, &layer.w, batch, layer.inputs, layer.outputs, &mut z);
         if let Some(var) = &layer.read_var {
             let a2: Vec<f32> = a.iter().map(|v| v * v).collect();
             let mut v = vec![0.0; batch * layer.outputs];
-            a_bt(&a2, var, batch, layer.inputs, layer.outputs, &mut v);
+            linalg::sequential::a_bt(&a2, var, batch, layer.inputs, layer.outputs, &mut v);
             for (zi, vi) in z.iter_mut().zip(&v) {
                 *zi += vi.max(0.0).sqrt() * rng.sample::<f32, _>(StandardNormal);
             }

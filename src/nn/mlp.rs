@@ -304,13 +304,12 @@ pub(crate) fn softmax_cross_entropy(logits: &[f32], labels: &[u8]) -> (f64, Vec<
         .zip(grad.chunks_exact_mut(classes))
         .zip(labels)
     {
-        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let exps: Vec<f64> = row.iter().map(|&v| f64::from(v - max).exp()).collect();
-        let sum: f64 = exps.iter().sum();
-        loss += sum.ln() - f64::from(row[usize::from(label)] - max);
-        for (j, (gj, e)) in g.iter_mut().zip(&exps).enumerate() {
+        let mut probs = vec![0.0f64; classes];
+        let norm = linalg::softmax(row, &mut probs);
+        loss += norm.sum.ln() - f64::from(row[usize::from(label)] - norm.max);
+        for (j, (gj, p)) in g.iter_mut().zip(&probs).enumerate() {
             let onehot = if j == usize::from(label) { 1.0 } else { 0.0 };
-            *gj = ((e / sum - onehot) / batch as f64) as f32;
+            *gj = ((p - onehot) / batch as f64) as f32;
         }
     }
     (loss / batch as f64, grad)

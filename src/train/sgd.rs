@@ -24,6 +24,7 @@ use crate::crossbar::TileConfig;
 use crate::crossbar::update::PulsedUpdateConfig;
 use crate::data::{Dataset, Split};
 use crate::device::{Device, preset};
+use crate::linalg;
 use crate::nn::operator::{argmax_rows, check_data_fits};
 
 /// Name of the floating-point reference in [`SgdConfig::device`].
@@ -268,7 +269,7 @@ impl<L: PlasticSynapses> Mlp<L> {
                     .zip(&self.biases[k])
                     .for_each(|(v, b)| *v += b);
                 if k == last {
-                    softmax(row);
+                    linalg::softmax_in_place(row);
                 } else {
                     row.iter_mut().for_each(|v| *v = self.activation.apply(*v));
                 }
@@ -344,17 +345,6 @@ impl<L: PlasticSynapses> Mlp<L> {
         }
         Ok(predicted)
     }
-}
-
-/// Softmax of one row, in place.
-fn softmax(row: &mut [f32]) {
-    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let mut sum = 0.0;
-    row.iter_mut().for_each(|v| {
-        *v = (*v - max).exp();
-        sum += *v;
-    });
-    row.iter_mut().for_each(|v| *v /= sum);
 }
 
 /// Layer sizes of a configuration: 784, the hidden sizes, 10.

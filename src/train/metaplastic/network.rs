@@ -24,6 +24,7 @@ use super::super::ep::SynapticLayer;
 use super::super::rule::{LearningRule, LocalSignals, Phase, apply_change};
 use super::synapses::{BinarySynapses, WriteTally, binary_weight};
 use crate::device::AnyDevice;
+use crate::linalg;
 use crate::nn::binary::{batch_norm_backward, column_moments};
 use crate::nn::optim::{AdamHyper, AdamMoments};
 use crate::rng;
@@ -367,13 +368,11 @@ fn softmax_cross_entropy(logits: &[f32], labels: &[u8], classes: usize) -> (f64,
         .zip(grad.chunks_exact_mut(classes))
         .zip(labels)
     {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let sum: f32 = row.iter().map(|&z| (z - max).exp()).sum();
+        let norm = linalg::softmax(row, g);
         let label = usize::from(label);
-        loss += f64::from(sum.ln() + max - row[label]);
-        for (k, (gk, &z)) in g.iter_mut().zip(row).enumerate() {
-            let p = (z - max).exp() / sum;
-            *gk = (p - if k == label { 1.0 } else { 0.0 }) / batch as f32;
+        loss += f64::from(norm.sum.ln() + norm.max - row[label]);
+        for (k, gk) in g.iter_mut().enumerate() {
+            *gk = (*gk - if k == label { 1.0 } else { 0.0 }) / batch as f32;
         }
     }
     (loss / batch as f64, grad)
