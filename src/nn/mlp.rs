@@ -11,9 +11,6 @@ use crate::rng;
 use anyhow::{Context, Result, ensure};
 use rand_distr::{Distribution, StandardNormal};
 
-/// Stream index (first path element) of the weight initialisation streams.
-const INIT_STREAM: u64 = 0x1A17;
-
 /// A fully connected layer: weight matrix `outputs x inputs` (row-major) and biases.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dense {
@@ -53,13 +50,13 @@ impl Dense {
     }
 
     /// He-initialised layer (Gaussian weights of variance 2 / inputs, zero biases; He et
-    /// al., ICCV 2015), drawn from stream `(seed, [INIT_STREAM, layer])`.
+    /// al., ICCV 2015), drawn from stream `(seed, [MLP_INIT_STREAM, layer])`.
     pub fn he_random(inputs: usize, outputs: usize, seed: u64, layer: usize) -> Result<Dense> {
         ensure!(
             inputs > 0 && outputs > 0,
             "a dense layer needs at least one input and one output"
         );
-        let mut r = rng::stream(seed, &[INIT_STREAM, layer as u64]);
+        let mut r = rng::stream(seed, &[rng::MLP_INIT_STREAM, layer as u64]);
         let std = (2.0 / inputs as f64).sqrt();
         let weight = (0..inputs * outputs)
             .map(|_| {

@@ -35,8 +35,6 @@ use rand::RngExt;
 const BN_EPSILON: f32 = 1e-5;
 /// Width of the straight-through window: the sign's gradient passes where `|y| ≤ 1`.
 const STE_WINDOW: f32 = 1.0;
-/// Stream index of the hidden-weight and batch-norm initialisation.
-const INIT_STREAM: u64 = 0x3E7A_0001;
 
 /// One layer: binary synapses and batch norm.
 #[derive(Clone, Debug)]
@@ -122,7 +120,7 @@ impl MetaplasticBnn {
         let mut hidden_weights = Vec::with_capacity(sizes.len() - 1);
         for (l, s) in sizes.windows(2).enumerate() {
             let (inputs, outputs) = (s[0], s[1]);
-            let mut r = rng::stream(seed, &[INIT_STREAM, l as u64]);
+            let mut r = rng::stream(seed, &[rng::METAPLASTIC_INIT_STREAM, l as u64]);
             let half = init_width / 2.0;
             let hidden: Vec<f32> = (0..inputs * outputs)
                 .map(|_| r.random_range(-half..half))
