@@ -35,22 +35,16 @@ use super::mram_rng::unit_histogram;
 use super::{require, require_positive};
 use crate::data::{Dataset, mnist10k};
 use crate::device::{AnyDevice, Device, preset};
+use crate::linalg;
+use crate::nn::optim::{Optimizer, ParamState};
 use crate::plot::{Figure, Series, Style, save};
 use crate::rng::stream;
 use anyhow::{Context, Result};
-use faer::linalg::matmul::matmul;
-use faer::{Accum, MatMut, MatRef, Par};
 use rand::RngExt;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// Adam first-moment decay (Kingma & Ba, ICLR 2015).
-const ADAM_BETA1: f32 = 0.9;
-/// Adam second-moment decay.
-const ADAM_BETA2: f32 = 0.999;
-/// Adam denominator floor.
-const ADAM_EPSILON: f32 = 1e-8;
 /// Weights per layer used to measure the device noise of a pair.
 const DEVICE_NOISE_SAMPLE: usize = 2000;
 /// Images per forward batch at inference.
@@ -218,78 +212,6 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// `c (m x n) = a (m x k) b^T`, `b` being `n x k`.
-fn a_bt(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, c: &mut [f32]) {
-    let lhs = MatRef::from_row_major_slice(a, m, k);
-    let rhs = MatRef::from_row_major_slice(b, n, k).transpose();
-    matmul(
-        MatMut::from_row_major_slice_mut(c, m, n),
-        Accum::Replace,
-        lhs,
-        rhs,
-        1.0,
-        Par::Seq,
-    );
-}
-
-/// `c (m x n) = a (m x k) b (k x n)`.
-fn a_b(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, c: &mut [f32]) {
-    let lhs = MatRef::from_row_major_slice(a, m, k);
-    let rhs = MatRef::from_row_major_slice(b, k, n);
-    matmul(
-        MatMut::from_row_major_slice_mut(c, m, n),
-        Accum::Replace,
-        lhs,
-        rhs,
-        1.0,
-        Par::Seq,
-    );
-}
-
-/// `c (m x n) = a^T b`, `a` being `k x m`, `b` being `k x n`.
-fn at_b(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, c: &mut [f32]) {
-    let lhs = MatRef::from_row_major_slice(a, k, m).transpose();
-    let rhs = MatRef::from_row_major_slice(b, k, n);
-    matmul(
-        MatMut::from_row_major_slice_mut(c, m, n),
-        Accum::Replace,
-        lhs,
-        rhs,
-        1.0,
-        Par::Seq,
-    );
-}
-
-/// Adam moments of one parameter array.
-#[derive(Clone, Debug)]
-struct AdamMoments {
-    m: Vec<f32>,
-    v: Vec<f32>,
-}
-
-impl AdamMoments {
-    fn new(n: usize) -> Self {
-        Self {
-            m: vec![0.0; n],
-            v: vec![0.0; n],
-        }
-    }
-
-    fn step(&mut self, params: &mut [f32], grads: &[f32], lr: f32, t: i32) {
-        let c1 = 1.0 - ADAM_BETA1.powi(t);
-        let c2 = 1.0 - ADAM_BETA2.powi(t);
-        for ((p, &g), (m, v)) in params
-            .iter_mut()
-            .zip(grads)
-            .zip(self.m.iter_mut().zip(&mut self.v))
-        {
-            *m = ADAM_BETA1 * *m + (1.0 - ADAM_BETA1) * g;
-            *v = ADAM_BETA2 * *v + (1.0 - ADAM_BETA2) * g * g;
-            *p -= lr * (*m / c1) / ((*v / c2).sqrt() + ADAM_EPSILON);
-        }
-    }
-}
-
 /// Trainable state of one layer.
 struct TrainLayer {
     inputs: usize,
@@ -297,19 +219,14 @@ struct TrainLayer {
     mu: Vec<f32>,
     rho: Vec<f32>,
     bias: Vec<f32>,
-    adam: [AdamMoments; 3],
+    /// Adam memories of `mu`, `rho` and `bias`.
+    adam: [ParamState; 3],
 }
 
 /// Softmax of each row of `z` (`rows x classes`) in place.
 fn softmax_rows(z: &mut [f32], classes: usize) {
     for row in z.chunks_mut(classes) {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0;
-        for v in row.iter_mut() {
-            *v = (*v - max).exp();
-            sum += *v;
-        }
-        row.iter_mut().for_each(|v| *v /= sum);
+        linalg::softmax_in_place(row);
     }
 }
 
@@ -343,19 +260,15 @@ pub fn train_mlp(
                 mu,
                 rho: vec![init_rho; inputs * outputs],
                 bias: vec![0.0; outputs],
-                adam: [
-                    AdamMoments::new(inputs * outputs),
-                    AdamMoments::new(inputs * outputs),
-                    AdamMoments::new(outputs),
-                ],
+                adam: Default::default(),
             }
         })
         .collect();
     let kl_scale = (config.kl_weight / n as f64) as f32;
     let prior_var = (config.prior_sigma * config.prior_sigma) as f32;
     let lr = config.learning_rate as f32;
+    let adam = Optimizer::adam(lr);
     let mut order: Vec<usize> = (0..n).collect();
-    let mut step = 0;
     let mut last_loss = f64::NAN;
     for epoch in 0..config.epochs {
         let mut rng = stream(config.seed, &[u64::from(bayesian), 1, epoch as u64]);
@@ -404,7 +317,7 @@ pub fn train_mlp(
             for (l, (layer, w)) in layers.iter().zip(&weights).enumerate() {
                 let input = activations.last().map_or(&[][..], |a| a.as_slice());
                 let mut z = vec![0.0; batch * layer.outputs];
-                a_bt(input, w, batch, layer.inputs, layer.outputs, &mut z);
+                linalg::sequential::a_bt(input, w, batch, layer.inputs, layer.outputs, &mut z);
                 for row in z.chunks_mut(layer.outputs) {
                     row.iter_mut().zip(&layer.bias).for_each(|(v, b)| *v += b);
                 }
@@ -425,17 +338,16 @@ pub fn train_mlp(
                 delta[r * classes + y] -= 1.0;
             }
             delta.iter_mut().for_each(|d| *d /= batch as f32);
-            step += 1;
             for l in (0..layers.len()).rev() {
                 let (inputs, outputs) = (layers[l].inputs, layers[l].outputs);
                 let mut g_w = vec![0.0; outputs * inputs];
-                at_b(&delta, &activations[l], outputs, batch, inputs, &mut g_w);
+                linalg::sequential::at_b(&delta, &activations[l], outputs, batch, inputs, &mut g_w);
                 let g_b: Vec<f32> = (0..outputs)
                     .map(|o| delta.chunks(outputs).map(|row| row[o]).sum())
                     .collect();
                 if l > 0 {
                     let mut back = vec![0.0; batch * inputs];
-                    a_b(&delta, &weights[l], batch, outputs, inputs, &mut back);
+                    linalg::sequential::a_b(&delta, &weights[l], batch, outputs, inputs, &mut back);
                     back.iter_mut().zip(&pre[l - 1]).for_each(|(d, &z)| {
                         if z <= 0.0 {
                             *d = 0.0;
@@ -456,11 +368,11 @@ pub fn train_mlp(
                     }
                 }
                 let [a_mu, a_rho, a_b] = &mut layer.adam;
-                a_mu.step(&mut layer.mu, &g_mu, lr, step);
+                a_mu.step(&adam, lr, &mut layer.mu, &g_mu);
                 if bayesian {
-                    a_rho.step(&mut layer.rho, &g_rho, lr, step);
+                    a_rho.step(&adam, lr, &mut layer.rho, &g_rho);
                 }
-                a_b.step(&mut layer.bias, &g_b, lr, step);
+                a_b.step(&adam, lr, &mut layer.bias, &g_b);
             }
         }
         last_loss = loss_sum / n as f64;
@@ -682,11 +594,11 @@ fn forward(
     let mut a = x.to_vec();
     for (l, layer) in net.iter().enumerate() {
         let mut z = vec![0.0; batch * layer.outputs];
-        a_bt(&a, &layer.w, batch, layer.inputs, layer.outputs, &mut z);
+        linalg::sequential::a_bt(&a, &layer.w, batch, layer.inputs, layer.outputs, &mut z);
         if let Some(var) = &layer.read_var {
             let a2: Vec<f32> = a.iter().map(|v| v * v).collect();
             let mut v = vec![0.0; batch * layer.outputs];
-            a_bt(&a2, var, batch, layer.inputs, layer.outputs, &mut v);
+            linalg::sequential::a_bt(&a2, var, batch, layer.inputs, layer.outputs, &mut v);
             for (zi, vi) in z.iter_mut().zip(&v) {
                 *zi += vi.max(0.0).sqrt() * rng.sample::<f32, _>(StandardNormal);
             }

@@ -16,8 +16,7 @@ use crate::rng;
 use anyhow::{Result, ensure};
 use rand::RngExt;
 
-/// Stream index of the pixel permutations.
-const PERMUTATION_STREAM: u64 = 0x9E_2A17;
+use crate::rng::PERMUTATION_STREAM;
 
 /// One permuted-MNIST task: output pixel `i` of a permuted image is input pixel
 /// `permutation[i]`.

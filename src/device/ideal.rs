@@ -1,5 +1,6 @@
 //! The ideal device: exact, noise-free, linear. Every experiment's digital twin.
 
+use super::cell;
 use super::params::{ParamError, at_least_one, non_negative, ordered, positive};
 use super::{Device, Polarity, Pulse, PulseReport, StuckAt, WriteReport};
 use rand::Rng;
@@ -87,11 +88,7 @@ impl Device for Ideal {
             state.g_s = g_target_s.clamp(self.params.g_min_s, self.params.g_max_s);
         }
         let pulse = self.nominal_pulse(Polarity::Set);
-        WriteReport {
-            pulses: 1,
-            energy_j: pulse.amplitude_v.powi(2) * state.g_s * pulse.width_s,
-            time_s: pulse.width_s,
-        }
+        cell::one_pulse_write(&pulse, cell::joule_energy_j(&pulse, state.g_s))
     }
 
     fn apply_pulse<R: Rng + ?Sized>(
@@ -100,7 +97,7 @@ impl Device for Ideal {
         pulse: &Pulse,
         _rng: &mut R,
     ) -> PulseReport {
-        let energy_j = pulse.amplitude_v.powi(2) * state.g_s * pulse.width_s;
+        let energy_j = cell::joule_energy_j(pulse, state.g_s);
         if state.stuck.is_some() {
             return PulseReport {
                 switched: false,

@@ -16,6 +16,7 @@
 //! reproducible bit for bit.
 
 pub mod any;
+pub mod cell;
 pub mod ideal;
 pub mod mram;
 pub mod params;

@@ -21,6 +21,7 @@
 //! one sensed before the disturb. The retention time is `tau0 exp(Delta)`.
 //! [`Device::program`] snaps to the state nearest the target (no analog levels).
 
+use super::cell;
 use super::params::{
     ParamError, all_non_negative, all_positive, bernoulli, lognormal_factor, one_minus_exp_neg,
     stuck_fractions,
@@ -231,11 +232,7 @@ impl Mram {
 
     fn write_report(&self, state: &MramState, polarity: Polarity) -> WriteReport {
         let pulse = self.nominal_pulse(polarity);
-        WriteReport {
-            pulses: 1,
-            energy_j: self.pulse_energy_j(state, &pulse),
-            time_s: pulse.width_s,
-        }
+        cell::one_pulse_write(&pulse, self.pulse_energy_j(state, &pulse))
     }
 
     /// Energy dissipated in the junction, `I^2 R t`, joules.
@@ -253,14 +250,7 @@ impl Device for Mram {
         let r_p_ohm = p.r_p_ohm * lognormal_factor(p.d2d_r_p_sigma, rng);
         let tmr = p.tmr * lognormal_factor(p.d2d_tmr_sigma, rng);
         let ic0_a = p.ic0_a * lognormal_factor(p.d2d_ic0_sigma, rng);
-        let u: f64 = rand::RngExt::random(rng);
-        let stuck = if u < p.p_stuck_lrs {
-            Some(StuckAt::Lrs)
-        } else if u < p.p_stuck_lrs + p.p_stuck_hrs {
-            Some(StuckAt::Hrs)
-        } else {
-            None
-        };
+        let stuck = cell::draw_stuck(p.p_stuck_lrs, p.p_stuck_hrs, rng);
         let parallel = stuck != Some(StuckAt::Hrs);
         MramState {
             parallel,

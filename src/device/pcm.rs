@@ -21,6 +21,7 @@
 //! its threshold melt-quenches the cell back near the amorphous level (abrupt). Every pulse
 //! re-programs the cell: its drift exponent is redrawn and its drift clock restarts.
 
+use super::cell;
 use super::params::{
     ParamError, all_non_negative, all_positive, lognormal_factor, non_negative, ordered, positive,
     standard_normal, stuck_fractions,
@@ -272,10 +273,6 @@ impl Pcm {
             StuckAt::Hrs => self.params.g_min_s,
         }
     }
-
-    fn pulse_energy_j(g_s: f64, pulse: &Pulse) -> f64 {
-        pulse.amplitude_v.powi(2) * g_s * pulse.width_s
-    }
 }
 
 /// Mean of `|X|` for `X ~ N(mu, sigma)`.
@@ -310,14 +307,7 @@ impl Device for Pcm {
     fn fabricate<R: Rng + ?Sized>(&self, rng: &mut R) -> PcmState {
         let p = &self.params;
         let g_max_s = p.g_max_s * lognormal_factor(p.d2d_g_max_sigma, rng);
-        let u: f64 = rand::RngExt::random(rng);
-        let stuck = if u < p.p_stuck_lrs {
-            Some(StuckAt::Lrs)
-        } else if u < p.p_stuck_lrs + p.p_stuck_hrs {
-            Some(StuckAt::Hrs)
-        } else {
-            None
-        };
+        let stuck = cell::draw_stuck(p.p_stuck_lrs, p.p_stuck_hrs, rng);
         let mut state = PcmState {
             g_prog_s: p.g_min_s,
             g_target_norm: self.normalised(p.g_min_s),
@@ -336,17 +326,13 @@ impl Device for Pcm {
         rng: &mut R,
     ) -> WriteReport {
         let pulse = self.nominal_pulse(Polarity::Set);
-        let energy_j = Self::pulse_energy_j(state.g_prog_s, &pulse);
+        let energy_j = cell::joule_energy_j(&pulse, state.g_prog_s);
         if state.stuck.is_none() {
             let target = g_target_s.clamp(self.params.g_min_s, state.g_max_s);
             let noise = self.programming_sigma_s(target) * standard_normal(rng);
             self.reprogram(state, (target + noise).max(0.0), target, rng);
         }
-        WriteReport {
-            pulses: 1,
-            energy_j,
-            time_s: pulse.width_s,
-        }
+        cell::one_pulse_write(&pulse, energy_j)
     }
 
     fn apply_pulse<R: Rng + ?Sized>(
@@ -356,7 +342,7 @@ impl Device for Pcm {
         rng: &mut R,
     ) -> PulseReport {
         let p = &self.params;
-        let energy_j = Self::pulse_energy_j(state.g_prog_s, pulse);
+        let energy_j = cell::joule_energy_j(pulse, state.g_prog_s);
         let threshold = match pulse.polarity {
             Polarity::Set => p.set_threshold_v,
             Polarity::Reset => p.reset_threshold_v,

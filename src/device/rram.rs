@@ -30,6 +30,7 @@
 //! clamped to the window: a random displacement whose spread grows by `s` of the window per
 //! decade of time after `t_relax`. Binary states do not relax.
 
+use super::cell;
 use super::params::{
     ParamError, all_non_negative, all_positive, at_least_one, bernoulli, lognormal_factor,
     non_negative, one_minus_exp_neg, ordered, positive, standard_normal, stuck_fractions,
@@ -351,7 +352,7 @@ impl Rram {
     ) -> WriteReport {
         state.mode = RramMode::Binary;
         let pulse = self.nominal_pulse(if high { Polarity::Set } else { Polarity::Reset });
-        let energy_j = self.pulse_energy_j(state.g_s, &pulse);
+        let energy_j = cell::joule_energy_j(&pulse, state.g_s);
         if state.stuck.is_none() {
             state.g_s = if high {
                 self.draw_lrs_conductance(i_cc_a, rng)
@@ -359,11 +360,7 @@ impl Rram {
                 self.draw_hrs_conductance(rng)
             };
         }
-        WriteReport {
-            pulses: 1,
-            energy_j,
-            time_s: pulse.width_s,
-        }
+        cell::one_pulse_write(&pulse, energy_j)
     }
 
     fn draw_lrs_conductance<R: Rng + ?Sized>(&self, i_cc_a: f64, rng: &mut R) -> f64 {
@@ -375,10 +372,6 @@ impl Rram {
     fn draw_hrs_conductance<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
         let p = &self.params;
         1.0 / (p.r_hrs_median_ohm * lognormal_factor(p.sigma_ln_r_hrs, rng))
-    }
-
-    fn pulse_energy_j(&self, g_s: f64, pulse: &Pulse) -> f64 {
-        pulse.amplitude_v.powi(2) * g_s * pulse.width_s
     }
 
     fn stuck_conductance(&self, state: &RramState, stuck: StuckAt) -> f64 {
@@ -435,14 +428,7 @@ impl Device for Rram {
         let step_scale = lognormal_factor(p.d2d_step_sigma, rng);
         let (g_min_s, g_max_s) = (p.g_min_s * window_scale, p.g_max_s * window_scale);
         let span = g_max_s - g_min_s;
-        let u: f64 = rand::RngExt::random(rng);
-        let stuck = if u < p.p_stuck_lrs {
-            Some(StuckAt::Lrs)
-        } else if u < p.p_stuck_lrs + p.p_stuck_hrs {
-            Some(StuckAt::Hrs)
-        } else {
-            None
-        };
+        let stuck = cell::draw_stuck(p.p_stuck_lrs, p.p_stuck_hrs, rng);
         RramState {
             g_s: g_min_s,
             relax_z: 0.0,
@@ -463,7 +449,7 @@ impl Device for Rram {
     ) -> WriteReport {
         state.mode = RramMode::Analog;
         let pulse = self.nominal_pulse(Polarity::Set);
-        let energy_j = self.pulse_energy_j(state.g_s, &pulse);
+        let energy_j = cell::joule_energy_j(&pulse, state.g_s);
         if state.stuck.is_none() {
             let span = state.g_max_s - state.g_min_s;
             let target = g_target_s.clamp(state.g_min_s, state.g_max_s);
@@ -471,11 +457,7 @@ impl Device for Rram {
             state.g_s = (target + noise).clamp(state.g_min_s, state.g_max_s);
             state.relax_z = self.draw_relaxation(rng);
         }
-        WriteReport {
-            pulses: 1,
-            energy_j,
-            time_s: pulse.width_s,
-        }
+        cell::one_pulse_write(&pulse, energy_j)
     }
 
     fn program_binary<R: Rng + ?Sized>(
@@ -493,7 +475,7 @@ impl Device for Rram {
         pulse: &Pulse,
         rng: &mut R,
     ) -> PulseReport {
-        let energy_j = self.pulse_energy_j(self.conductance_at(state, 0.0), pulse);
+        let energy_j = cell::joule_energy_j(pulse, self.conductance_at(state, 0.0));
         if state.stuck.is_some() || !bernoulli(self.switching_probability(pulse), rng) {
             return PulseReport {
                 switched: false,

@@ -33,12 +33,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use toml::Value;
 
-/// Stream tag of network initialisation seeds (per repeat).
-const INIT_STREAM: u64 = 0x1_417;
-/// Stream tag of training seeds (per repeat).
-const TRAIN_STREAM: u64 = 0x7_2A1;
-/// Stream tag of hardware seeds (per repeat and point).
-const HARDWARE_STREAM: u64 = 0x4_A2D;
+use crate::rng::{
+    EXPERIMENT_HARDWARE_STREAM as HARDWARE_STREAM, EXPERIMENT_INIT_STREAM as INIT_STREAM,
+    EXPERIMENT_TRAIN_STREAM as TRAIN_STREAM,
+};
 
 /// `[data]`: which data set, and how much of it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -56,12 +56,10 @@ use toml::Value;
 
 /// `hardware.device` value that trains `f32` weights.
 pub const DIGITAL: &str = sgd::DIGITAL;
-/// Stream tag of the initial weights (per repeat).
-const INIT_STREAM: u64 = 0x1_417;
-/// Stream tag of the mini-batch order and nudging signs (per repeat).
-const TRAIN_STREAM: u64 = 0x7_2A1;
-/// Stream tag of the hardware: fabrication, programming, pulses (per repeat and point).
-const HARDWARE_STREAM: u64 = 0x4_A2D;
+use crate::rng::{
+    EXPERIMENT_HARDWARE_STREAM as HARDWARE_STREAM, EXPERIMENT_INIT_STREAM as INIT_STREAM,
+    EXPERIMENT_TRAIN_STREAM as TRAIN_STREAM,
+};
 
 /// `[network]`: the layers between the data's inputs and its classes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

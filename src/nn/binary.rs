@@ -45,12 +45,6 @@ pub const TERNARY_ACTIVATION_THRESHOLD: f32 = 0.5;
 pub const PIXEL_THRESHOLD: f32 = 0.5;
 /// Width of the straight-through window: the sign's gradient passes where `|y| ≤ 1`.
 const STE_WINDOW: f32 = 1.0;
-/// Stream index of the hidden-weight initialisation.
-const INIT_STREAM: u64 = 0xB1_1A17;
-/// Stream index of the bit-error draws of [`inject_bit_errors`].
-const BER_STREAM: u64 = 0xB1_7E44;
-/// Stream index of the augmentation shifts.
-const SHIFT_STREAM: u64 = 0xB1_5419;
 
 /// Weight and neuron alphabet of a quantised network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,7 +171,7 @@ impl MatrixOperator for QuantizedMatrix {
 
 /// Flip the weights of every layer of a folded network with probability
 /// `bit_error_rate` (see [`QuantizedMatrix::inject_bit_errors`]); layer `l` draws from
-/// stream `(seed, [BER_STREAM, l])`.
+/// stream `(seed, [BIT_ERROR_STREAM, l])`.
 pub fn inject_bit_errors(
     net: &mut Network<QuantizedMatrix>,
     bit_error_rate: f64,
@@ -186,7 +180,7 @@ pub fn inject_bit_errors(
     for (l, layer) in net.layers_mut().iter_mut().enumerate() {
         layer.op.inject_bit_errors(
             bit_error_rate,
-            &mut rng::stream(seed, &[BER_STREAM, l as u64]),
+            &mut rng::stream(seed, &[rng::BIT_ERROR_STREAM, l as u64]),
         )?;
     }
     Ok(())
@@ -295,7 +289,7 @@ struct Cache {
 impl QuantizedMlp {
     /// A network with the given layer sizes (e.g. `[784, 512, 10]`); hidden weights
     /// uniform in `±1/√inputs` (PyTorch's `nn.Linear` default) from stream
-    /// `(seed, [INIT_STREAM, layer])`, `γ = 1`, `β = 0`.
+    /// `(seed, [QUANTIZED_INIT_STREAM, layer])`, `γ = 1`, `β = 0`.
     pub fn random(
         sizes: &[usize],
         quantization: Quantization,
@@ -316,7 +310,7 @@ impl QuantizedMlp {
             .map(|(l, s)| {
                 let (inputs, outputs) = (s[0], s[1]);
                 let bound = 1.0 / (inputs as f32).sqrt();
-                let mut r = rng::stream(seed, &[INIT_STREAM, l as u64]);
+                let mut r = rng::stream(seed, &[rng::QUANTIZED_INIT_STREAM, l as u64]);
                 QLayer {
                     inputs,
                     outputs,
@@ -553,7 +547,10 @@ pub fn train_quantized_observed(
             .filter(|(_, c)| c.len() >= 2)
         {
             let (mut x, labels) = gather(data, indices);
-            let mut shift_rng = rng::stream(config.seed, &[SHIFT_STREAM, epoch as u64, b as u64]);
+            let mut shift_rng = rng::stream(
+                config.seed,
+                &[rng::QUANTIZED_SHIFT_STREAM, epoch as u64, b as u64],
+            );
             random_shifts(
                 &mut x,
                 data.rows,

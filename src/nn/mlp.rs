@@ -11,9 +11,6 @@ use crate::rng;
 use anyhow::{Context, Result, ensure};
 use rand_distr::{Distribution, StandardNormal};
 
-/// Stream index (first path element) of the weight initialisation streams.
-const INIT_STREAM: u64 = 0x1A17;
-
 /// A fully connected layer: weight matrix `outputs x inputs` (row-major) and biases.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dense {
@@ -53,13 +50,13 @@ impl Dense {
     }
 
     /// He-initialised layer (Gaussian weights of variance 2 / inputs, zero biases; He et
-    /// al., ICCV 2015), drawn from stream `(seed, [INIT_STREAM, layer])`.
+    /// al., ICCV 2015), drawn from stream `(seed, [MLP_INIT_STREAM, layer])`.
     pub fn he_random(inputs: usize, outputs: usize, seed: u64, layer: usize) -> Result<Dense> {
         ensure!(
             inputs > 0 && outputs > 0,
             "a dense layer needs at least one input and one output"
         );
-        let mut r = rng::stream(seed, &[INIT_STREAM, layer as u64]);
+        let mut r = rng::stream(seed, &[rng::MLP_INIT_STREAM, layer as u64]);
         let std = (2.0 / inputs as f64).sqrt();
         let weight = (0..inputs * outputs)
             .map(|_| {
@@ -304,13 +301,12 @@ pub(crate) fn softmax_cross_entropy(logits: &[f32], labels: &[u8]) -> (f64, Vec<
         .zip(grad.chunks_exact_mut(classes))
         .zip(labels)
     {
-        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let exps: Vec<f64> = row.iter().map(|&v| f64::from(v - max).exp()).collect();
-        let sum: f64 = exps.iter().sum();
-        loss += sum.ln() - f64::from(row[usize::from(label)] - max);
-        for (j, (gj, e)) in g.iter_mut().zip(&exps).enumerate() {
+        let mut probs = vec![0.0f64; classes];
+        let norm = linalg::softmax(row, &mut probs);
+        loss += norm.sum.ln() - f64::from(row[usize::from(label)] - norm.max);
+        for (j, (gj, p)) in g.iter_mut().zip(&probs).enumerate() {
             let onehot = if j == usize::from(label) { 1.0 } else { 0.0 };
-            *gj = ((e / sum - onehot) / batch as f64) as f32;
+            *gj = ((p - onehot) / batch as f64) as f32;
         }
     }
     (loss / batch as f64, grad)

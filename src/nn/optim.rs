@@ -1,4 +1,6 @@
-//! Gradient-descent optimisers: SGD with momentum and Adam (Kingma & Ba, ICLR 2015).
+//! Gradient-descent optimisers: SGD with momentum and Adam (Kingma & Ba, ICLR 2015) — the
+//! one Adam implementation ([`AdamMoments`]), used by the digital and binary networks, the
+//! Bayesian MLP and the metaplastic BNN.
 
 use anyhow::{Result, ensure};
 use serde::{Deserialize, Serialize};
@@ -81,25 +83,23 @@ impl Optimizer {
     }
 }
 
-/// Per-tensor optimiser memory (momentum / Adam moments and the step count).
+/// Per-tensor memory of an [`Optimizer`]: the SGD velocity or Adam's moments.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ParamState {
-    first: Vec<f32>,
-    second: Vec<f32>,
-    steps: i32,
+    velocity: Vec<f32>,
+    adam: AdamMoments,
 }
 
 impl ParamState {
     /// One update of `params` from `grad` with step size `lr` (which may decay over
     /// training, overriding the optimiser's own).
     pub(crate) fn step(&mut self, opt: &Optimizer, lr: f32, params: &mut [f32], grad: &[f32]) {
-        if self.first.len() != params.len() {
-            self.first = vec![0.0; params.len()];
-        }
-        self.steps = self.steps.saturating_add(1);
         match *opt {
             Optimizer::Sgd { momentum, .. } => {
-                for ((p, g), v) in params.iter_mut().zip(grad).zip(&mut self.first) {
+                if self.velocity.len() != params.len() {
+                    self.velocity = vec![0.0; params.len()];
+                }
+                for ((p, g), v) in params.iter_mut().zip(grad).zip(&mut self.velocity) {
                     *v = momentum * *v + g;
                     *p -= lr * *v;
                 }
@@ -110,21 +110,155 @@ impl ParamState {
                 epsilon,
                 ..
             } => {
-                if self.second.len() != params.len() {
-                    self.second = vec![0.0; params.len()];
+                if self.adam.first.len() != params.len() {
+                    self.adam = AdamMoments::new(params.len());
                 }
-                let c1 = 1.0 - beta1.powi(self.steps);
-                let c2 = 1.0 - beta2.powi(self.steps);
-                let it = params
-                    .iter_mut()
-                    .zip(grad)
-                    .zip(self.first.iter_mut().zip(&mut self.second));
-                for ((p, &g), (m, v)) in it {
-                    *m = beta1 * *m + (1.0 - beta1) * g;
-                    *v = beta2 * *v + (1.0 - beta2) * g * g;
-                    *p -= lr * (*m / c1) / ((*v / c2).sqrt() + epsilon);
-                }
+                self.adam
+                    .step_corrected_moments(beta1, beta2, epsilon, lr, params, grad);
             }
         }
     }
+}
+
+/// Hyper-parameters of Adam in PyTorch's form with L2 weight decay (see
+/// [`AdamMoments::step`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdamHyper {
+    /// Step size η.
+    pub learning_rate: f32,
+    /// Decay of the first-moment estimate, in `[0, 1)`.
+    pub beta1: f32,
+    /// Decay of the second-moment estimate, in `[0, 1)`.
+    pub beta2: f32,
+    /// Denominator floor ε, > 0.
+    pub epsilon: f32,
+    /// L2 weight decay λ added to every gradient (`g + λ·θ`), ≥ 0.
+    pub weight_decay: f32,
+}
+
+impl AdamHyper {
+    /// Check every field's range, naming the offending one.
+    pub fn validate(&self) -> Result<()> {
+        let lr = self.learning_rate;
+        ensure!(
+            lr.is_finite() && lr > 0.0,
+            "learning_rate = {lr} must be finite and > 0"
+        );
+        for (name, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            ensure!((0.0..1.0).contains(&v), "{name} = {v} must lie in [0, 1)");
+        }
+        let eps = self.epsilon;
+        ensure!(
+            eps.is_finite() && eps > 0.0,
+            "epsilon = {eps} must be finite and > 0"
+        );
+        let wd = self.weight_decay;
+        ensure!(
+            wd.is_finite() && wd >= 0.0,
+            "weight_decay = {wd} must be finite and >= 0"
+        );
+        Ok(())
+    }
+}
+
+/// Adam's memory for one tensor: first and second moments and the step count.
+///
+/// The one Adam of xbar, in the two forms its users need (each keeps its own arithmetic):
+/// [`Optimizer::Adam`] (digital MLPs, binary networks, the Bayesian MLP) bias-corrects the
+/// moments as in Kingma & Ba's Algorithm 1, `θ ← θ − η·m̂/(√v̂ + ε)`; [`AdamMoments::step`]
+/// (the metaplastic BNN) is PyTorch's form with the correction folded into the step size
+/// and ε added to the uncorrected `√v`, plus L2 weight decay. Both update the moments with
+/// the same [`update_moments`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AdamMoments {
+    /// First-moment estimate m, one per parameter.
+    pub first: Vec<f32>,
+    /// Second-moment estimate v, one per parameter.
+    pub second: Vec<f32>,
+    /// Steps taken.
+    pub steps: i32,
+}
+
+impl AdamMoments {
+    /// Zeroed moments for `len` parameters.
+    pub fn new(len: usize) -> Self {
+        AdamMoments {
+            first: vec![0.0; len],
+            second: vec![0.0; len],
+            steps: 0,
+        }
+    }
+
+    /// Count one more step and return the bias corrections `(1 − β1ᵗ, 1 − β2ᵗ)`.
+    fn bias_corrections(&mut self, beta1: f32, beta2: f32) -> (f32, f32) {
+        self.steps = self.steps.saturating_add(1);
+        (1.0 - beta1.powi(self.steps), 1.0 - beta2.powi(self.steps))
+    }
+
+    /// One step of Kingma & Ba's Adam with step size `lr`:
+    /// `θ ← θ − lr·(m/(1 − β1ᵗ))/(√(v/(1 − β2ᵗ)) + ε)`.
+    fn step_corrected_moments(
+        &mut self,
+        beta1: f32,
+        beta2: f32,
+        epsilon: f32,
+        lr: f32,
+        params: &mut [f32],
+        grad: &[f32],
+    ) {
+        let (c1, c2) = self.bias_corrections(beta1, beta2);
+        let it = params
+            .iter_mut()
+            .zip(grad)
+            .zip(self.first.iter_mut().zip(&mut self.second));
+        for ((p, &g), (m, v)) in it {
+            update_moments(beta1, beta2, g, m, v);
+            *p -= lr * (*m / c1) / ((*v / c2).sqrt() + epsilon);
+        }
+    }
+
+    /// Count one more step and return PyTorch's bias-corrected step size
+    /// `η·√(1 − β2ᵗ)/(1 − β1ᵗ)` (for [`adam_delta`]).
+    pub fn advance(&mut self, hyper: &AdamHyper) -> f32 {
+        let (c1, c2) = self.bias_corrections(hyper.beta1, hyper.beta2);
+        hyper.learning_rate * c2.sqrt() / c1
+    }
+
+    /// One step of PyTorch's Adam with weight decay on `params` from `grad`:
+    /// `θ ← θ + `[`adam_delta`].
+    pub fn step(&mut self, hyper: &AdamHyper, params: &mut [f32], grad: &[f32]) {
+        let step_size = self.advance(hyper);
+        let it = params
+            .iter_mut()
+            .zip(grad)
+            .zip(self.first.iter_mut().zip(&mut self.second));
+        for ((p, &g), (m, v)) in it {
+            *p += adam_delta(hyper, step_size, *p, g, m, v);
+        }
+    }
+}
+
+/// Adam's moment recursions for one parameter with gradient `g`:
+/// `m ← β1·m + (1 − β1)·g`, `v ← β2·v + (1 − β2)·g²`.
+#[inline]
+fn update_moments(beta1: f32, beta2: f32, g: f32, m: &mut f32, v: &mut f32) {
+    *m = beta1 * *m + (1.0 - beta1) * g;
+    *v = beta2 * *v + (1.0 - beta2) * g * g;
+}
+
+/// PyTorch's Adam for one parameter `p`: update its moments from gradient `g` plus weight
+/// decay and return the proposed step `−step_size·m/(√v + ε)` (`step_size` from
+/// [`AdamMoments::advance`]).
+#[inline]
+pub fn adam_delta(
+    hyper: &AdamHyper,
+    step_size: f32,
+    p: f32,
+    g: f32,
+    m: &mut f32,
+    v: &mut f32,
+) -> f32 {
+    let g = g + hyper.weight_decay * p;
+    update_moments(hyper.beta1, hyper.beta2, g, m, v);
+    -step_size * *m / (v.sqrt() + hyper.epsilon)
 }

@@ -17,12 +17,10 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
-/// Stream index of the per-epoch shuffles.
-const SHUFFLE_STREAM: u64 = 0x5_4FF1E;
-/// Stream index of the per-mini-batch weight noise.
-const NOISE_STREAM: u64 = 0x4_0153;
-/// Stream index of the per-mini-batch image shifts (data augmentation).
-const SHIFT_STREAM: u64 = 0x5_41F7;
+use crate::rng::{
+    BACKPROP_NOISE_STREAM as NOISE_STREAM, BACKPROP_SHIFT_STREAM as SHIFT_STREAM,
+    BACKPROP_SHUFFLE_STREAM as SHUFFLE_STREAM,
+};
 
 /// How to train a network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -45,10 +45,6 @@ use crate::nn::operator::{argmax_rows, check_data_fits};
 
 /// Images per relaxation batch in [`evaluate`] (bounds the state memory).
 const EVAL_BATCH: usize = 500;
-/// Stream index of the per-epoch shuffles (under the training seed).
-const SHUFFLE_STREAM: u64 = 1;
-/// Stream index of the random signs of β (under the training seed).
-const BETA_SIGN_STREAM: u64 = 2;
 
 /// How the output is nudged and which equilibria the update contrasts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -255,7 +251,7 @@ pub fn train_epoch<S: PlasticSynapses, R: LearningRule + ?Sized>(
     let mut order: Vec<usize> = (0..data.len()).collect();
     order.shuffle(&mut crate::rng::stream(
         config.seed,
-        &[SHUFFLE_STREAM, epoch as u64],
+        &[crate::rng::EPOCH_SHUFFLE_STREAM, epoch as u64],
     ));
     let mut correct = 0usize;
     let mut x = Vec::with_capacity(config.batch_size * d);
@@ -269,7 +265,7 @@ pub fn train_epoch<S: PlasticSynapses, R: LearningRule + ?Sized>(
         let target = one_hot(&labels, classes);
         let beta_sign = match config.nudging {
             Nudging::RandomSign => {
-                let path = [BETA_SIGN_STREAM, epoch as u64, b as u64];
+                let path = [crate::rng::EP_BETA_SIGN_STREAM, epoch as u64, b as u64];
                 if crate::rng::stream(config.seed, &path).random::<bool>() {
                     1.0
                 } else {

@@ -17,10 +17,11 @@ pub mod pmnist;
 pub mod rule;
 pub mod synapses;
 
+pub use crate::nn::optim::{AdamHyper, AdamMoments};
 pub use network::{BatchNormAdam, BatchNormParams, MetaplasticBnn, StepReport};
 pub use pmnist::{
     PmnistConfig, PmnistReport, TaskWrites, forgetting_panels, mean_accuracy_figure, pmnist_table,
     run_pmnist, run_pmnist_on, save_pmnist_outputs,
 };
-pub use rule::{AdamHyper, AdamMoments, MetaRule, MetaplasticAdam, f_meta, modulate};
+pub use rule::{MetaRule, MetaplasticAdam, f_meta, modulate};
 pub use synapses::{BinarySynapses, WriteTally};

@@ -24,14 +24,12 @@ use crate::crossbar::TileConfig;
 use crate::crossbar::update::PulsedUpdateConfig;
 use crate::data::{Dataset, Split};
 use crate::device::{Device, preset};
+use crate::linalg;
 use crate::nn::operator::{argmax_rows, check_data_fits};
+use crate::rng;
 
 /// Name of the floating-point reference in [`SgdConfig::device`].
 pub const DIGITAL: &str = "digital";
-/// Stream index of the per-epoch shuffles (under the seed).
-const SHUFFLE_STREAM: u64 = 1;
-/// First stream index of the weight initialisation (one per layer).
-const INIT_STREAM: u64 = 100;
 /// Classes of MNIST.
 const CLASSES: usize = 10;
 
@@ -268,7 +266,7 @@ impl<L: PlasticSynapses> Mlp<L> {
                     .zip(&self.biases[k])
                     .for_each(|(v, b)| *v += b);
                 if k == last {
-                    softmax(row);
+                    linalg::softmax_in_place(row);
                 } else {
                     row.iter_mut().for_each(|v| *v = self.activation.apply(*v));
                 }
@@ -346,17 +344,6 @@ impl<L: PlasticSynapses> Mlp<L> {
     }
 }
 
-/// Softmax of one row, in place.
-fn softmax(row: &mut [f32]) {
-    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let mut sum = 0.0;
-    row.iter_mut().for_each(|v| {
-        *v = (*v - max).exp();
-        sum += *v;
-    });
-    row.iter_mut().for_each(|v| *v /= sum);
-}
-
 /// Layer sizes of a configuration: 784, the hidden sizes, 10.
 fn layer_sizes(config: &SgdConfig, inputs: usize) -> Vec<usize> {
     let mut sizes = vec![inputs];
@@ -367,12 +354,14 @@ fn layer_sizes(config: &SgdConfig, inputs: usize) -> Vec<usize> {
 
 /// Initial weights `U(±1/√fan_in)` of every layer of an MLP with layer sizes `sizes`
 /// (input first; PyTorch's `nn.Linear` default), layer k from the stream
-/// `(seed, [INIT_STREAM + k])`.
+/// `(seed, [SGD_INIT_STREAM + k])`.
 pub fn initial_layers(sizes: &[usize], seed: u64) -> Result<Vec<DigitalSynapses>> {
     sizes
         .windows(2)
         .enumerate()
-        .map(|(k, p)| DigitalSynapses::uniform_random(p[0], p[1], seed, INIT_STREAM + k as u64))
+        .map(|(k, p)| {
+            DigitalSynapses::uniform_random(p[0], p[1], seed, rng::SGD_INIT_STREAM + k as u64)
+        })
         .collect()
 }
 
@@ -454,7 +443,7 @@ fn train_epochs<L: PlasticSynapses>(
 }
 
 /// Mini-batches of one training epoch: size, and the seed and epoch index that select the
-/// shuffle (stream `(seed, [SHUFFLE_STREAM, epoch])`).
+/// shuffle (stream `(seed, [EPOCH_SHUFFLE_STREAM, epoch])`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EpochSchedule {
     /// Images per mini-batch (the last one may be smaller).
@@ -481,7 +470,7 @@ pub fn train_epoch<L: PlasticSynapses, R: LearningRule>(
     let mut order: Vec<usize> = (0..train.len()).collect();
     order.shuffle(&mut crate::rng::stream(
         schedule.seed,
-        &[SHUFFLE_STREAM, schedule.epoch as u64],
+        &[rng::EPOCH_SHUFFLE_STREAM, schedule.epoch as u64],
     ));
     let mut correct = 0;
     for indices in order.chunks(schedule.batch_size) {

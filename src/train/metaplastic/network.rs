@@ -22,10 +22,11 @@
 
 use super::super::ep::SynapticLayer;
 use super::super::rule::{LearningRule, LocalSignals, Phase, apply_change};
-use super::rule::{AdamHyper, AdamMoments};
 use super::synapses::{BinarySynapses, WriteTally, binary_weight};
 use crate::device::AnyDevice;
+use crate::linalg;
 use crate::nn::binary::{batch_norm_backward, column_moments};
+use crate::nn::optim::{AdamHyper, AdamMoments};
 use crate::rng;
 use anyhow::{Context, Result, ensure};
 use rand::RngExt;
@@ -34,8 +35,6 @@ use rand::RngExt;
 const BN_EPSILON: f32 = 1e-5;
 /// Width of the straight-through window: the sign's gradient passes where `|y| ≤ 1`.
 const STE_WINDOW: f32 = 1.0;
-/// Stream index of the hidden-weight and batch-norm initialisation.
-const INIT_STREAM: u64 = 0x3E7A_0001;
 
 /// One layer: binary synapses and batch norm.
 #[derive(Clone, Debug)]
@@ -121,7 +120,7 @@ impl MetaplasticBnn {
         let mut hidden_weights = Vec::with_capacity(sizes.len() - 1);
         for (l, s) in sizes.windows(2).enumerate() {
             let (inputs, outputs) = (s[0], s[1]);
-            let mut r = rng::stream(seed, &[INIT_STREAM, l as u64]);
+            let mut r = rng::stream(seed, &[rng::METAPLASTIC_INIT_STREAM, l as u64]);
             let half = init_width / 2.0;
             let hidden: Vec<f32> = (0..inputs * outputs)
                 .map(|_| r.random_range(-half..half))
@@ -367,13 +366,11 @@ fn softmax_cross_entropy(logits: &[f32], labels: &[u8], classes: usize) -> (f64,
         .zip(grad.chunks_exact_mut(classes))
         .zip(labels)
     {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let sum: f32 = row.iter().map(|&z| (z - max).exp()).sum();
+        let norm = linalg::softmax(row, g);
         let label = usize::from(label);
-        loss += f64::from(sum.ln() + max - row[label]);
-        for (k, (gk, &z)) in g.iter_mut().zip(row).enumerate() {
-            let p = (z - max).exp() / sum;
-            *gk = (p - if k == label { 1.0 } else { 0.0 }) / batch as f32;
+        loss += f64::from(norm.sum.ln() + norm.max - row[label]);
+        for (k, gk) in g.iter_mut().enumerate() {
+            *gk = (*gk - if k == label { 1.0 } else { 0.0 }) / batch as f32;
         }
     }
     (loss / batch as f64, grad)

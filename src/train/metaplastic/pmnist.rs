@@ -11,11 +11,12 @@
 //! 4,000 updates of 100 images (50 epochs of MNIST-10k's 8,000) per task.
 
 use super::network::{BatchNormParams, MetaplasticBnn};
-use super::rule::{AdamHyper, MetaRule, MetaplasticAdam};
+use super::rule::{MetaRule, MetaplasticAdam};
 use super::synapses::WriteTally;
 use crate::data::tasks::{PermutedTask, permuted_tasks};
 use crate::data::{Dataset, Split, mnist10k};
 use crate::device::preset;
+use crate::nn::optim::AdamHyper;
 use crate::plot::{self, Figure, Series, Style};
 use crate::results::Table;
 use crate::rng;
@@ -24,9 +25,6 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
-
-/// Stream index of the per-epoch shuffles.
-const SHUFFLE_STREAM: u64 = 0x3E7A_0010;
 
 /// Settings of one permuted-MNIST run (one value of m).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -356,7 +354,10 @@ pub fn accuracy(
 
 /// The shuffled image order of epoch `epoch` of task `task` (Fisher–Yates).
 fn shuffle(n: usize, seed: u64, task: usize, epoch: usize) -> Vec<usize> {
-    let mut r = rng::stream(seed, &[SHUFFLE_STREAM, task as u64, epoch as u64]);
+    let mut r = rng::stream(
+        seed,
+        &[rng::PMNIST_SHUFFLE_STREAM, task as u64, epoch as u64],
+    );
     let mut order: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
         order.swap(i, r.random_range(0..=i));

@@ -20,6 +20,7 @@
 use super::super::rule::{LearningRule, LocalSignals, SignalRequest, WeightChange};
 use super::synapses::binary_weight;
 use crate::linalg;
+use crate::nn::optim::{AdamHyper, AdamMoments, adam_delta};
 use anyhow::{Context, Result, ensure};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -27,21 +28,8 @@ use serde::{Deserialize, Serialize};
 /// Hidden weights per parallel work item of the Adam step.
 const STEP_CHUNK: usize = 8192;
 
-/// Adam hyper-parameters of the hidden weights and batch-norm parameters.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AdamHyper {
-    /// Step size η.
-    pub learning_rate: f32,
-    /// Decay of the first-moment estimate, in `[0, 1)`.
-    pub beta1: f32,
-    /// Decay of the second-moment estimate, in `[0, 1)`.
-    pub beta2: f32,
-    /// Denominator floor ε, > 0.
-    pub epsilon: f32,
-    /// L2 weight decay λ added to every gradient (`g + λ·θ`), ≥ 0.
-    pub weight_decay: f32,
-}
-
+/// The paper's Adam settings; the update itself is [`crate::nn::optim`]'s (PyTorch's form,
+/// [`AdamMoments::step`]).
 impl AdamHyper {
     /// The paper's settings (Laborieux et al. 2021): η = 0.005, β = (0.9, 0.999),
     /// ε = 1e-8, λ = 1e-7.
@@ -53,29 +41,6 @@ impl AdamHyper {
             epsilon: 1e-8,
             weight_decay: 1e-7,
         }
-    }
-
-    /// Check every field's range, naming the offending one.
-    pub fn validate(&self) -> Result<()> {
-        let lr = self.learning_rate;
-        ensure!(
-            lr.is_finite() && lr > 0.0,
-            "learning_rate = {lr} must be finite and > 0"
-        );
-        for (name, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
-            ensure!((0.0..1.0).contains(&v), "{name} = {v} must lie in [0, 1)");
-        }
-        let eps = self.epsilon;
-        ensure!(
-            eps.is_finite() && eps > 0.0,
-            "epsilon = {eps} must be finite and > 0"
-        );
-        let wd = self.weight_decay;
-        ensure!(
-            wd.is_finite() && wd >= 0.0,
-            "weight_decay = {wd} must be finite and >= 0"
-        );
-        Ok(())
     }
 }
 
@@ -144,67 +109,6 @@ fn modulate_meta(m: f32, w_h: f32, delta: f32) -> f32 {
     let towards_zero = w_h * delta < 0.0;
     let f = f_meta(m, w_h);
     delta * if towards_zero { f } else { 1.0 }
-}
-
-/// Adam's memory for one tensor: first and second moments and the step count.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct AdamMoments {
-    /// First-moment estimate m, one per parameter.
-    pub first: Vec<f32>,
-    /// Second-moment estimate v, one per parameter.
-    pub second: Vec<f32>,
-    /// Steps taken.
-    pub steps: i32,
-}
-
-impl AdamMoments {
-    /// Zeroed moments for `len` parameters.
-    pub fn new(len: usize) -> Self {
-        AdamMoments {
-            first: vec![0.0; len],
-            second: vec![0.0; len],
-            steps: 0,
-        }
-    }
-
-    /// Count one more step and return its bias-corrected step size
-    /// `η·√(1 − β2ᵗ)/(1 − β1ᵗ)`.
-    pub fn advance(&mut self, hyper: &AdamHyper) -> f32 {
-        self.steps = self.steps.saturating_add(1);
-        let c1 = 1.0 - hyper.beta1.powi(self.steps);
-        let c2 = 1.0 - hyper.beta2.powi(self.steps);
-        hyper.learning_rate * c2.sqrt() / c1
-    }
-
-    /// A plain Adam step (no metaplasticity) of `params` from `grad`: used for the
-    /// batch-norm scale and shift, which the paper never consolidates.
-    pub fn step(&mut self, hyper: &AdamHyper, params: &mut [f32], grad: &[f32]) {
-        let step_size = self.advance(hyper);
-        let it = params
-            .iter_mut()
-            .zip(grad)
-            .zip(self.first.iter_mut().zip(&mut self.second));
-        for ((p, &g), (m, v)) in it {
-            *p += adam_delta(hyper, step_size, *p, g, m, v);
-        }
-    }
-}
-
-/// Update one parameter's moments from gradient `g` (plus weight decay) and return Adam's
-/// proposed step `−step_size·m/(√v + ε)`.
-#[inline]
-pub fn adam_delta(
-    hyper: &AdamHyper,
-    step_size: f32,
-    p: f32,
-    g: f32,
-    m: &mut f32,
-    v: &mut f32,
-) -> f32 {
-    let g = g + hyper.weight_decay * p;
-    *m = hyper.beta1 * *m + (1.0 - hyper.beta1) * g;
-    *v = hyper.beta2 * *v + (1.0 - hyper.beta2) * g * g;
-    -step_size * *m / (v.sqrt() + hyper.epsilon)
 }
 
 /// The hidden weights of one layer and their Adam memory.

@@ -24,10 +24,6 @@ use std::ops::AddAssign;
 /// Synapses per parallel work item of fabrication and programming (fixed, so the device
 /// random streams do not depend on the thread count).
 const WRITE_CHUNK: usize = 8192;
-/// Stream index of device fabrication (one stream per layer and synapse chunk).
-const FABRICATION_STREAM: u64 = 0x3E7A_0002;
-/// Stream index of device programming (one per write stream, layer and synapse chunk).
-const PROGRAM_STREAM: u64 = 0x3E7A_0003;
 /// Write-stream name of the initial programming of the arrays.
 const INITIAL_WRITE: u64 = u64::MAX;
 /// Synapses per block of the sign-change scan: blocks without a sign change are skipped
@@ -188,7 +184,12 @@ impl BinarySynapses {
             .zip(self.minus.par_chunks_mut(WRITE_CHUNK))
             .enumerate()
             .map(|(c, (((p, q), plus), minus))| {
-                let path = [PROGRAM_STREAM, INITIAL_WRITE, layer, c as u64];
+                let path = [
+                    rng::METAPLASTIC_PROGRAM_STREAM,
+                    INITIAL_WRITE,
+                    layer,
+                    c as u64,
+                ];
                 let mut r = rng::stream(seed, &path);
                 let mut t = WriteTally::default();
                 for i in 0..p.len() {
@@ -344,7 +345,13 @@ impl PlasticSynapses for BinarySynapses {
                         }
                         *w = -*w;
                         let after = *w > 0.0;
-                        let path = [PROGRAM_STREAM, stream[0], stream[1], layer, c as u64];
+                        let path = [
+                            rng::METAPLASTIC_PROGRAM_STREAM,
+                            stream[0],
+                            stream[1],
+                            layer,
+                            c as u64,
+                        ];
                         let r = r.get_or_insert_with(|| rng::stream(seed, &path));
                         let bit =
                             program_pair(device, &mut plus[i], &mut minus[i], after, &mut tally, r);
@@ -360,7 +367,7 @@ impl PlasticSynapses for BinarySynapses {
 }
 
 /// Fabricate the plus and minus cells of `count` synapses of layer `layer`, chunk by chunk
-/// from streams `(seed, [FABRICATION_STREAM, layer, chunk])`.
+/// from streams `(seed, [METAPLASTIC_FABRICATION_STREAM, layer, chunk])`.
 fn fabricate_cells(
     device: &AnyDevice,
     seed: u64,
@@ -371,7 +378,10 @@ fn fabricate_cells(
         .into_par_iter()
         .map(|c| {
             let len = WRITE_CHUNK.min(count - c * WRITE_CHUNK);
-            let mut r = rng::stream(seed, &[FABRICATION_STREAM, layer as u64, c as u64]);
+            let mut r = rng::stream(
+                seed,
+                &[rng::METAPLASTIC_FABRICATION_STREAM, layer as u64, c as u64],
+            );
             (0..len)
                 .map(|_| (device.fabricate(&mut r), device.fabricate(&mut r)))
                 .unzip()
