@@ -13,7 +13,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use xbar::train::ep::{Activation, EpConfig, EpNetwork, evaluate, train_epoch};
+use xbar::learning::ep::{Activation, EpConfig, EpNetwork, evaluate, train_epoch};
 
 fn ep_benches(c: &mut Criterion) {
     let split = xbar::data::mnist10k().expect("embedded MNIST-10k");

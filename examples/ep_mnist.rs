@@ -7,7 +7,7 @@
 //! `cargo run --release --example ep_mnist -- 30 symmetric hard_sigmoid 784-512-10 0.08,0.04 50`.
 
 use anyhow::{Context, Result, bail};
-use xbar::train::ep::{Activation, EpConfig, EpNetwork, Nudging, evaluate, train_epoch};
+use xbar::learning::ep::{Activation, EpConfig, EpNetwork, Nudging, evaluate, train_epoch};
 
 /// Parsed command line: epochs, nudging, activation, layer sizes, learning rates, batch size.
 type Args = (usize, Nudging, Activation, Vec<usize>, Vec<f32>, usize);

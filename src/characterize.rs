@@ -16,8 +16,8 @@
 //! any number of threads.
 
 use crate::device::{AnyDevice, AnyState, Device, Polarity, Pulse};
-use crate::plot::{Figure, Series, Style, save, save_panels};
-use crate::results::Table;
+use crate::output::plot::{Figure, Series, Style, save, save_panels};
+use crate::output::results::Table;
 use crate::rng::{XbarRng, stream};
 use anyhow::{Result, bail};
 use rayon::prelude::*;

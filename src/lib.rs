@@ -5,11 +5,11 @@
 //! - [`crossbar`]: arrays of devices computing analog matrix-vector products with
 //!   periphery, IR drop, programming and an energy ledger;
 //! - [`nn`]: networks (digital reference MLP, binary/ternary, analog deployment);
-//! - [`train`]: on-chip learning rules (equilibrium propagation, metaplasticity, pulsed SGD);
+//! - [`learning`]: on-chip learning rules (equilibrium propagation, metaplasticity, pulsed SGD);
 //! - [`bayes`]: Bayesian inference with device randomness (Bayesian machine, device-sampled BNNs, MRAM random bits);
 //! - [`data`]: IDX data sets and the embedded MNIST-10k;
-//! - [`results`], [`plot`]: atomic result files, locked output directories and figures
-//!   shared by every command; [`memory`]: estimates checked before large allocations;
+//! - [`output`]: atomic result files, locked output directories and figures shared by
+//!   every command; [`memory`]: estimates checked before large allocations;
 //! - [`characterize`]: the standard device characterisation protocols.
 
 pub mod bayes;
@@ -18,10 +18,9 @@ pub mod crossbar;
 pub mod data;
 pub mod device;
 pub mod experiment;
+pub mod learning;
 pub(crate) mod linalg;
 pub mod memory;
 pub mod nn;
-pub mod plot;
-pub mod results;
+pub mod output;
 pub mod rng;
-pub mod train;

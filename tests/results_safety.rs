@@ -109,7 +109,7 @@ fn an_edited_preset_file_is_not_resumed_onto() {
 fn a_directory_in_use_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (file, out) = (small(dir.path()), dir.path().join("out"));
-    let held = xbar::results::OutputDir::acquire(&out).unwrap();
+    let held = xbar::output::results::OutputDir::acquire(&out).unwrap();
     let o = xbar_run(&file, &out, &["--seed", "9"]);
     assert_fails_with(&o, &["another xbar run", "--out"]);
     drop(held);

@@ -1,4 +1,4 @@
-//! Tests of equilibrium propagation (`xbar::train::ep`).
+//! Tests of equilibrium propagation (`xbar::learning::ep`).
 //!
 //! Theory checked (Scellier & Bengio, Front. Comput. Neurosci. 2017; Ernoult et al.,
 //! NeurIPS 2019; Laborieux et al., Front. Neurosci. 2021): with the hard sigmoid
@@ -11,11 +11,11 @@
 
 use nalgebra::{DMatrix, DVector};
 use rand::RngExt;
-use xbar::train::ep::{
+use xbar::learning::ep::{
     Activation, DigitalSynapses, EpConfig, EpNetwork, EquilibriumPropagation, Nudging,
     OuterProductUpdate, States, SynapticLayer, evaluate, one_hot, train, train_epoch,
 };
-use xbar::train::rule::{LearningRule, WeightChange};
+use xbar::learning::rule::{LearningRule, WeightChange};
 
 /// Per-layer (weight, bias) gradients or estimates, in f64.
 type LayerGradient = (Vec<f64>, Vec<f64>);
@@ -454,7 +454,7 @@ fn bad_settings_are_rejected_with_clear_errors() {
 /// refuses a rule that needs an error signal it cannot provide.
 #[test]
 fn the_ep_rule_needs_a_second_phase_a_nudge_and_a_learning_rate() {
-    use xbar::train::rule::{LocalSignals, Phase, SignalRequest};
+    use xbar::learning::rule::{LocalSignals, Phase, SignalRequest};
     let (inputs, outputs) = ([0.5f32, 1.0], [0.2f32]);
     let phase = |beta| Phase {
         inputs: &inputs,

@@ -5,12 +5,12 @@ use rand::RngExt;
 use xbar::data::tasks::{permuted_tasks, pixel_permutation};
 use xbar::data::{Dataset, Split, mnist10k};
 use xbar::device::{AnyDevice, preset};
-use xbar::train::ep::OuterProductUpdate;
-use xbar::train::metaplastic::{
+use xbar::learning::ep::OuterProductUpdate;
+use xbar::learning::metaplastic::{
     AdamHyper, BinarySynapses, MetaRule, MetaplasticAdam, MetaplasticBnn, PmnistConfig,
     PmnistReport, WriteTally, f_meta, modulate, run_pmnist_on, save_pmnist_outputs,
 };
-use xbar::train::rule::{
+use xbar::learning::rule::{
     LearningRule, LocalSignals, Phase, SignalRequest, WeightChange, apply_change,
 };
 

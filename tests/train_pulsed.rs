@@ -178,14 +178,14 @@ fn pulsed_updates_are_bit_identical_for_one_and_two_threads() {
     assert!(w1.iter().zip(&w2).all(|(a, b)| a.to_bits() == b.to_bits()));
 }
 
-use xbar::train::ep::crossbar::CrossbarSynapses;
-use xbar::train::ep::{
+use xbar::learning::ep::crossbar::CrossbarSynapses;
+use xbar::learning::ep::{
     Activation, EpConfig, EpNetwork, Equilibria, EquilibriumPropagation, SynapticLayer,
 };
 
 /// A crossbar EP network with the same weights and biases as `digital`, on ideal tiles.
 fn crossbar_twin(
-    digital: &EpNetwork<xbar::train::ep::DigitalSynapses>,
+    digital: &EpNetwork<xbar::learning::ep::DigitalSynapses>,
     seed: u64,
 ) -> EpNetwork<CrossbarSynapses<AnyDevice>> {
     let synapses = digital
@@ -221,7 +221,7 @@ fn small_batch() -> (Vec<f32>, Vec<f32>, usize) {
     let x: Vec<f32> = (0..batch * inputs)
         .map(|k| ((k * 5 % 7) as f32) / 6.0)
         .collect();
-    let target = xbar::train::ep::one_hot(&[0, 2, 1], classes);
+    let target = xbar::learning::ep::one_hot(&[0, 2, 1], classes);
     (x, target, batch)
 }
 
@@ -328,7 +328,7 @@ fn ideal_crossbar_ep_step_matches_digital_step_in_expectation() {
     }
 }
 
-use xbar::train::sgd::{self, SgdConfig};
+use xbar::learning::sgd::{self, SgdConfig};
 
 fn small_sgd(device: &str) -> SgdConfig {
     SgdConfig {
@@ -370,9 +370,9 @@ fn sgd_config_rejects_unknown_fields_and_presets() {
 }
 
 // The worked example of docs/LEARNING_RULES.md, kept compiling and tested here.
-use xbar::train::ep::DigitalSynapses;
-use xbar::train::rule::{LearningRule, LocalSignals, SignalRequest, WeightChange};
-use xbar::train::sgd::{HiddenActivation, Mlp};
+use xbar::learning::ep::DigitalSynapses;
+use xbar::learning::rule::{LearningRule, LocalSignals, SignalRequest, WeightChange};
+use xbar::learning::sgd::{HiddenActivation, Mlp};
 
 /// The Manhattan rule (Zamanidoost et al., IEEE ISRA 2015): every weight whose
 /// mini-batch gradient exceeds a threshold moves by one fixed step in the gradient's
@@ -464,7 +464,7 @@ fn a_new_rule_trains_an_rram_mlp_through_the_api() {
 #[test]
 fn refresh_restores_the_headroom_of_set_only_pairs() {
     use xbar::device::Polarity;
-    use xbar::train::ep::OuterProductUpdate;
+    use xbar::learning::ep::OuterProductUpdate;
     let (n_in, n_out) = (8, 6);
     let set_only = PulsedUpdateConfig {
         pulse_train_length: 10,

@@ -37,7 +37,7 @@ use crate::data::{Dataset, mnist10k};
 use crate::device::{AnyDevice, Device, preset};
 use crate::linalg;
 use crate::nn::optim::{Optimizer, ParamState};
-use crate::plot::{Figure, Series, Style, save};
+use crate::output::plot::{Figure, Series, Style, save};
 use crate::rng::stream;
 use anyhow::{Context, Result};
 use rand::RngExt;
@@ -1062,7 +1062,7 @@ pub fn plot_bnn(report: &BnnReport, dir: &Path) -> Result<()> {
                 x_noise,
             ),
         ];
-        crate::plot::save_panels(&figs, 2, &dir.join(stem))?;
+        crate::output::plot::save_panels(&figs, 2, &dir.join(stem))?;
     }
 
     let mut rel = Figure::new("Reliability diagram (digits 0-4)", "confidence", "accuracy");
@@ -1132,7 +1132,7 @@ pub fn plot_bnn(report: &BnnReport, dir: &Path) -> Result<()> {
         ];
         fig
     };
-    crate::plot::save_panels(
+    crate::output::plot::save_panels(
         &[
             entropy_fig(&format!("BNN on devices, K = {k_max}"), &report.bnn_detail),
             entropy_fig(

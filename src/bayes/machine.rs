@@ -53,7 +53,7 @@ use super::mram_rng::{
 use super::{require, require_positive};
 use crate::data::{Dataset, mnist10k};
 use crate::device::{Device, preset};
-use crate::plot::{Figure, Series, Style, save};
+use crate::output::plot::{Figure, Series, Style, save};
 use crate::rng::stream;
 use anyhow::{Context, Result};
 use rand::{Rng, RngExt};

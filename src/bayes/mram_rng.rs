@@ -28,7 +28,7 @@
 use super::{require, require_positive};
 use crate::device::mram::{Mram, MramState};
 use crate::device::{AnyDevice, Device, Polarity, Pulse, preset};
-use crate::plot::{Figure, Series, Style, save};
+use crate::output::plot::{Figure, Series, Style, save};
 use crate::rng::stream;
 use anyhow::{Context, Result, bail};
 use rand::Rng;

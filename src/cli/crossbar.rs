@@ -155,7 +155,7 @@ const MAX_DRIVE_V: f64 = 1e3;
 fn data_lines(path: &Path) -> Result<Vec<(usize, String)>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let lines: Vec<(usize, String)> = xbar::results::strip_bom(&text)
+    let lines: Vec<(usize, String)> = xbar::output::results::strip_bom(&text)
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())

@@ -9,7 +9,9 @@ use xbar::characterize::estimated_bytes;
 use xbar::characterize::{CharacterizeConfig, Outcome, Protocol, run_protocol};
 use xbar::device::preset::{self, Preset};
 use xbar::experiment::run::progress_bar;
-use xbar::results::{OutputDir, RunRecord, Timer, holds_this_run, sha256_of_path, write_json};
+use xbar::output::results::{
+    OutputDir, RunRecord, Timer, holds_this_run, sha256_of_path, write_json,
+};
 
 /// Arguments of `xbar devices`.
 #[derive(Debug, Args)]

@@ -132,7 +132,7 @@ pub fn run_experiment(args: RunArgs) -> Result<()> {
     with_threads(args.threads, || run::execute(&plan, kind.as_ref(), &opts))?;
     println!("results in {}", out.display());
     for spec in &plan.plots {
-        let png = xbar::plot::figure_path(&out.join(&spec.name), "png");
+        let png = xbar::output::plot::figure_path(&out.join(&spec.name), "png");
         if png.exists() {
             println!("plot: {}", png.display());
         }
@@ -203,10 +203,13 @@ pub fn run_plot(args: PlotArgs) -> Result<()> {
         dir.join(format!("plot-{}-vs-{}", args.y, args.x).replace(['/', '\\', ' '], "_"))
     });
     if let Some(dir) = stem.parent().filter(|d| !d.as_os_str().is_empty()) {
-        xbar::results::prepare_output_dir(dir)?;
+        xbar::output::results::prepare_output_dir(dir)?;
     }
-    xbar::plot::save_panels(&figs, figs.len().min(3), &stem)?;
-    println!("{}", xbar::plot::figure_path(&stem, "png").display());
+    xbar::output::plot::save_panels(&figs, figs.len().min(3), &stem)?;
+    println!(
+        "{}",
+        xbar::output::plot::figure_path(&stem, "png").display()
+    );
     Ok(())
 }
 

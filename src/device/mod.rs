@@ -23,6 +23,7 @@ pub mod params;
 pub mod pcm;
 pub mod preset;
 pub mod rram;
+pub mod sampling;
 
 pub use any::{AnyDevice, AnyState};
 

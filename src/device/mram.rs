@@ -22,10 +22,8 @@
 //! [`Device::program`] snaps to the state nearest the target (no analog levels).
 
 use super::cell;
-use super::params::{
-    ParamError, all_non_negative, all_positive, bernoulli, lognormal_factor, one_minus_exp_neg,
-    stuck_fractions,
-};
+use super::params::{ParamError, all_non_negative, all_positive, stuck_fractions};
+use super::sampling::{bernoulli, lognormal_factor, one_minus_exp_neg, standard_normal};
 use super::{Device, Polarity, Pulse, PulseReport, StuckAt, WriteReport};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -326,8 +324,7 @@ impl Device for Mram {
 
     fn read<R: Rng + ?Sized>(&self, state: &mut MramState, t_s: f64, rng: &mut R) -> f64 {
         let g = self.conductance_at(state, t_s);
-        let sensed =
-            (g + self.read_noise_sigma(state, t_s) * super::params::standard_normal(rng)).max(0.0);
+        let sensed = (g + self.read_noise_sigma(state, t_s) * standard_normal(rng)).max(0.0);
         if bernoulli(self.read_disturb_probability(state), rng) {
             state.parallel = true;
         }

@@ -1,11 +1,9 @@
-//! Validation of device parameters and the random draws shared by the device models.
+//! Validation of device parameters.
 //!
 //! Every `...Params` struct has a `validate` method that returns the first offending field as
 //! a [`ParamError`]; the preset loader prefixes it with the file name, so a user reads e.g.
 //! `pcm_gst.toml: params.g_max_s: must be > 0 (got -1)`.
 
-use rand::{Rng, RngExt};
-use rand_distr::{Distribution, StandardNormal};
 use std::fmt;
 
 /// An invalid parameter value: which field, and why.
@@ -120,39 +118,6 @@ pub fn at_least_one(field: &str, v: u32) -> Result<(), ParamError> {
     } else {
         Err(error(field, format!("must be >= 1 (got {v})")))
     }
-}
-
-/// One standard normal draw.
-pub fn standard_normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
-    StandardNormal.sample(rng)
-}
-
-/// A lognormal multiplicative factor with median 1 and log-standard deviation `sigma`
-/// (`sigma = 0` gives exactly 1 without consuming randomness).
-pub fn lognormal_factor<R: Rng + ?Sized>(sigma: f64, rng: &mut R) -> f64 {
-    if sigma == 0.0 {
-        1.0
-    } else {
-        (sigma * standard_normal(rng)).exp()
-    }
-}
-
-/// A Bernoulli trial with success probability `p` (`p <= 0` never, `p >= 1` always,
-/// neither consuming randomness).
-pub fn bernoulli<R: Rng + ?Sized>(p: f64, rng: &mut R) -> bool {
-    if p <= 0.0 {
-        false
-    } else if p >= 1.0 {
-        true
-    } else {
-        rng.random::<f64>() < p
-    }
-}
-
-/// `1 - exp(-x)` for x >= 0, accurate for small x: the probability that a Poisson process of
-/// mean `x` events fires at least once.
-pub fn one_minus_exp_neg(x: f64) -> f64 {
-    -(-x).exp_m1()
 }
 
 #[cfg(test)]

@@ -23,9 +23,9 @@
 
 use super::cell;
 use super::params::{
-    ParamError, all_non_negative, all_positive, lognormal_factor, non_negative, ordered, positive,
-    standard_normal, stuck_fractions,
+    ParamError, all_non_negative, all_positive, non_negative, ordered, positive, stuck_fractions,
 };
+use super::sampling::{lognormal_factor, standard_normal};
 use super::{Device, Polarity, Pulse, PulseReport, StuckAt, WriteReport};
 use rand::Rng;
 use serde::{Deserialize, Serialize};

@@ -32,9 +32,10 @@
 
 use super::cell;
 use super::params::{
-    ParamError, all_non_negative, all_positive, at_least_one, bernoulli, lognormal_factor,
-    non_negative, one_minus_exp_neg, ordered, positive, standard_normal, stuck_fractions,
+    ParamError, all_non_negative, all_positive, at_least_one, non_negative, ordered, positive,
+    stuck_fractions,
 };
+use super::sampling::{bernoulli, lognormal_factor, one_minus_exp_neg, standard_normal};
 use super::{Device, Polarity, Pulse, PulseReport, StuckAt, WriteReport};
 use rand::Rng;
 use serde::{Deserialize, Serialize};

@@ -85,7 +85,7 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<(Plan, Box<dyn Experim
 pub fn read_experiment_file(path: &Path) -> Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the experiment file {}", path.display()))?;
-    Ok(crate::results::strip_bom(&text).to_string())
+    Ok(crate::output::results::strip_bom(&text).to_string())
 }
 
 /// Build a plan from the text of an experiment file (relative paths are left as they are:

@@ -352,7 +352,7 @@ impl Inference {
             ),
             NetworkKind::Mlp => {
                 let mut mlp = Mlp::random(&sizes, init_seed)?;
-                nn::train::train_observed(&mut mlp, &split.train, &train, &mut on_epoch)?;
+                nn::backprop::train_observed(&mut mlp, &split.train, &train, &mut on_epoch)?;
                 TrainedNetwork::Mlp(mlp)
             }
             NetworkKind::Bnn | NetworkKind::Tnn => {

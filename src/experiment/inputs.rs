@@ -9,7 +9,7 @@
 //! directory's results stale, and the driver refuses them naming the file that changed.
 
 use crate::device::preset;
-use crate::results::sha256_of_path;
+use crate::output::results::sha256_of_path;
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::Path;

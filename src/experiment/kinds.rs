@@ -34,7 +34,7 @@ pub const KINDS: &[(&str, &str)] = &[
 pub fn by_name(name: &str) -> Result<Box<dyn ExperimentKind>> {
     match name {
         "inference" => Ok(Box::new(super::inference::Inference::default())),
-        "on_chip_training" => Ok(Box::new(super::training::OnChipTraining::default())),
+        "on_chip_training" => Ok(Box::new(super::on_chip_training::OnChipTraining::default())),
         other => {
             let known: Vec<String> = KINDS
                 .iter()

@@ -10,7 +10,7 @@ use super::inputs::{self, Fingerprints};
 use super::sweep::{Axis, Point, Shard};
 use super::table::{PlotSpec, ResultsTable, figures, summarize};
 use super::tree::value_label;
-use crate::results::{self, OutputDir, RunRecord, Table, Timer, format_float};
+use crate::output::results::{self, OutputDir, RunRecord, Table, Timer, format_float};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
@@ -585,7 +585,7 @@ fn finish(out: &Path, plan: &Plan) -> Result<Vec<String>> {
     for spec in &plan.plots {
         let figs = figures(&table, spec).with_context(|| format!("plot '{}'", spec.name))?;
         let columns = figs.len().min(3);
-        crate::plot::save_panels(&figs, columns, &out.join(&spec.name))
+        crate::output::plot::save_panels(&figs, columns, &out.join(&spec.name))
             .with_context(|| format!("plot '{}'", spec.name))?;
         outputs.extend([format!("{}.png", spec.name), format!("{}.svg", spec.name)]);
     }

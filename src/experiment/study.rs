@@ -14,11 +14,11 @@ use super::run::RUN_JSON;
 use super::tree;
 use crate::bayes;
 use crate::crossbar::update::PairUpdate;
-use crate::plot::{Figure, Series, Style};
-use crate::results::{self, OutputDir, RunRecord, Timer};
-use crate::train::ep::{self, Activation, EpConfig, EpNetwork};
-use crate::train::metaplastic::{PmnistConfig, PmnistReport, run_pmnist, save_pmnist_outputs};
-use crate::train::sgd::{self, SgdConfig, SgdReport};
+use crate::learning::ep::{self, Activation, EpConfig, EpNetwork};
+use crate::learning::metaplastic::{PmnistConfig, PmnistReport, run_pmnist, save_pmnist_outputs};
+use crate::learning::sgd::{self, SgdConfig, SgdReport};
+use crate::output::plot::{Figure, Series, Style};
+use crate::output::results::{self, OutputDir, RunRecord, Timer};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -256,7 +256,7 @@ fn plot_sgd_study(report: &SgdStudyReport, dir: &Path) -> Result<()> {
             k,
         ));
     }
-    crate::plot::save(&fig, &dir.join("sgd_accuracy"))
+    crate::output::plot::save(&fig, &dir.join("sgd_accuracy"))
 }
 
 /// Equilibrium propagation on MNIST-10k with digital (floating-point) synapses.
@@ -355,7 +355,7 @@ fn plot_ep_study(report: &EpStudyReport, dir: &Path) -> Result<()> {
         Style::LinePoints,
         1,
     ));
-    crate::plot::save(&fig, &dir.join("ep_accuracy"))
+    crate::output::plot::save(&fig, &dir.join("ep_accuracy"))
 }
 
 /// Permuted-MNIST runs for several metaplasticity strengths m, everything else equal.

@@ -2,8 +2,8 @@
 //! the mean-with-error-bars figures that `xbar run` and `xbar plot` produce.
 
 use super::stats::{ErrorBars, Summary};
-use crate::plot::{Figure, Series, Style};
-use crate::results::{Table, format_float};
+use crate::output::plot::{Figure, Series, Style};
+use crate::output::results::{Table, format_float};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -22,7 +22,8 @@ impl ResultsTable {
     pub fn read(path: &Path) -> Result<ResultsTable> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot open the results file {}", path.display()))?;
-        let mut reader = csv::Reader::from_reader(crate::results::strip_bom(&text).as_bytes());
+        let mut reader =
+            csv::Reader::from_reader(crate::output::results::strip_bom(&text).as_bytes());
         let columns = reader
             .headers()
             .with_context(|| format!("{}: cannot read the header line", path.display()))?

@@ -95,7 +95,7 @@ pub fn parse_assignment(arg: &str) -> Result<(String, Value)> {
 pub fn value_label(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
-        Value::Float(f) => crate::results::format_float(*f),
+        Value::Float(f) => crate::output::results::format_float(*f),
         other => other.to_string(),
     }
 }

@@ -17,12 +17,12 @@
 //! `Σ w x ≥ τ` per neuron; ternary neurons get two thresholds the same way. The output
 //! layer's batch norm becomes a per-class scale and offset.
 
+use super::backprop::{EpochReport, TrainConfig, TrainReport, epoch_order, gather, random_shifts};
 use super::mlp::softmax_cross_entropy;
 use super::operator::{
     Classifier, Layer, MatrixOperator, Network, Neuron, argmax_rows, check_data_fits,
 };
 use super::optim::ParamState;
-use super::train::{EpochReport, TrainConfig, TrainReport, epoch_order, gather, random_shifts};
 use crate::data::Dataset;
 use crate::linalg;
 use crate::rng;

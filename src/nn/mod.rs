@@ -11,15 +11,16 @@
 //! - [`npy`] / [`weights`]: `.npy` files and weight directories in PyTorch `nn.Linear`
 //!   layout (save, load, import from NumPy).
 
+pub mod backprop;
 pub mod binary;
 pub mod mlp;
 pub mod noise;
 pub mod npy;
 pub mod operator;
 pub mod optim;
-pub mod train;
 pub mod weights;
 
+pub use backprop::{EpochReport, TrainConfig, TrainReport, train};
 pub use binary::{
     InputEncoding, Quantization, QuantizedMatrix, QuantizedMlp, inject_bit_errors, train_quantized,
 };
@@ -27,5 +28,4 @@ pub use mlp::{Dense, DenseGradient, Mlp};
 pub use noise::{NoiseKind, WeightNoise};
 pub use operator::{Classifier, Layer, MatrixOperator, Network, Neuron, evaluate};
 pub use optim::Optimizer;
-pub use train::{EpochReport, TrainConfig, TrainReport, train};
 pub use weights::{load_mlp, save_mlp};

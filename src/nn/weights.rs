@@ -68,7 +68,7 @@ pub fn save_mlp(mlp: &Mlp, dir: &Path) -> Result<()> {
         sizes: mlp.sizes(),
         hidden_activation: "relu".into(),
     };
-    crate::results::write_json(&dir.join(MANIFEST), &manifest)
+    crate::output::results::write_json(&dir.join(MANIFEST), &manifest)
 }
 
 /// Load an MLP from a directory of `N.weight.npy` / `N.bias.npy` files (see the module

@@ -29,7 +29,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::synapse::{DigitalSynapses, SynapticLayer};
-use crate::train::rule::{LearningRule, LocalSignals, Phase, PlasticSynapses, apply_change};
+use crate::learning::rule::{LearningRule, LocalSignals, Phase, PlasticSynapses, apply_change};
 
 /// Neuron states per rayon task when applying the activation (each element is computed
 /// independently, so the split never changes a result).

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 /// The embedded font (DejaVu Sans, Bitstream Vera derived licence: free to redistribute).
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 /// Font family name used by every chart.
 const FAMILY: &str = "sans-serif";
 /// Pixel size of one panel.

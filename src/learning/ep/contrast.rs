@@ -17,7 +17,7 @@
 use anyhow::{Context, Result, ensure};
 
 use super::synapse::OuterProductUpdate;
-use crate::train::rule::{LearningRule, LocalSignals, SignalRequest, WeightChange};
+use crate::learning::rule::{LearningRule, LocalSignals, SignalRequest, WeightChange};
 
 /// The equilibrium-propagation rule with one learning rate per synaptic layer.
 #[derive(Clone, Debug, PartialEq)]

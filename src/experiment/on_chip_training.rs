@@ -5,8 +5,8 @@
 //! Sections:
 //! - `[data]`: data set and how much of it (`source`, `train_limit`, `test_limit`);
 //! - `[network]`: `hidden` layer sizes (inputs and classes come from the data);
-//! - `[rule]`: `kind = "ep"` (equilibrium propagation, [`crate::train::ep`]) or `"sgd"`
-//!   (analog SGD, [`crate::train::sgd`]), `epochs`, and each rule's settings in `[rule.ep]`
+//! - `[rule]`: `kind = "ep"` (equilibrium propagation, [`crate::learning::ep`]) or `"sgd"`
+//!   (analog SGD, [`crate::learning::sgd`]), `epochs`, and each rule's settings in `[rule.ep]`
 //!   (phases, nudging, per-layer learning rates, batch size, activation) and `[rule.sgd]`
 //!   (learning rate, batch size, activation), so that one sweep can switch rules;
 //! - `[hardware]`: `device` (a preset name or file, or `"digital"` for `f32` weights),
@@ -44,10 +44,10 @@ use crate::crossbar::update::PulsedUpdateConfig;
 use crate::crossbar::{TileConfig, WeightEncoding};
 use crate::data::{Dataset, Split};
 use crate::device::{AnyDevice, preset};
-use crate::train::ep::crossbar::{CrossbarSynapses, program_layers};
-use crate::train::ep::{self, Activation, DigitalSynapses, EpConfig, EpNetwork, Nudging};
-use crate::train::rule::PlasticSynapses;
-use crate::train::sgd::{self, EpochSchedule, HiddenActivation, Mlp, Sgd};
+use crate::learning::ep::crossbar::{CrossbarSynapses, program_layers};
+use crate::learning::ep::{self, Activation, DigitalSynapses, EpConfig, EpNetwork, Nudging};
+use crate::learning::rule::PlasticSynapses;
+use crate::learning::sgd::{self, EpochSchedule, HiddenActivation, Mlp, Sgd};
 use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

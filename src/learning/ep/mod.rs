@@ -17,7 +17,7 @@
 //! crossbar tile dropped in instead runs the same dynamics on its devices. The weight
 //! update of step 3 is a [`LearningRule`] of the on-chip API
 //! ([`EquilibriumPropagation`], which reads the layers' activities in the second phase),
-//! applied with [`crate::train::rule::apply_change`]; [`train_epoch`] takes any such
+//! applied with [`crate::learning::rule::apply_change`]; [`train_epoch`] takes any such
 //! rule. The neuron biases are digital and take the EP step.
 //!
 //! Reference settings (the authors' code, `Laborieux-Axel/Equilibrium-Propagation`, MNIST
@@ -25,13 +25,13 @@
 //! layer-wise learning rates 0.08 and 0.04, `U(±1/√fan_in)` initialisation; they are
 //! [`EpConfig::default`].
 
+pub mod contrast;
 pub mod crossbar;
 pub mod network;
-pub mod rule;
 pub mod synapse;
 
+pub use contrast::EquilibriumPropagation;
 pub use network::{Activation, EpNetwork, Equilibria, Nudge, States};
-pub use rule::EquilibriumPropagation;
 pub use synapse::{DigitalSynapses, OuterProductUpdate, SynapticLayer};
 
 use anyhow::{Context, Result, ensure};

@@ -12,16 +12,16 @@
 //!   by any learning rule through the same API as analog SGD;
 //! - [`pmnist`]: the permuted-MNIST continual-learning experiment (`run_pmnist`).
 
+pub mod meta_adam;
 pub mod network;
 pub mod pmnist;
-pub mod rule;
 pub mod synapses;
 
 pub use crate::nn::optim::{AdamHyper, AdamMoments};
+pub use meta_adam::{MetaRule, MetaplasticAdam, f_meta, modulate};
 pub use network::{BatchNormAdam, BatchNormParams, MetaplasticBnn, StepReport};
 pub use pmnist::{
     PmnistConfig, PmnistReport, TaskWrites, forgetting_panels, mean_accuracy_figure, pmnist_table,
     run_pmnist, run_pmnist_on, save_pmnist_outputs,
 };
-pub use rule::{MetaRule, MetaplasticAdam, f_meta, modulate};
 pub use synapses::{BinarySynapses, WriteTally};

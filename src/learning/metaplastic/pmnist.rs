@@ -10,15 +10,15 @@
 //! 60,000 images (24,000 updates) per task; the defaults here are 784-512-512-10 and
 //! 4,000 updates of 100 images (50 epochs of MNIST-10k's 8,000) per task.
 
+use super::meta_adam::{MetaRule, MetaplasticAdam};
 use super::network::{BatchNormParams, MetaplasticBnn};
-use super::rule::{MetaRule, MetaplasticAdam};
 use super::synapses::WriteTally;
 use crate::data::tasks::{PermutedTask, permuted_tasks};
 use crate::data::{Dataset, Split, mnist10k};
 use crate::device::preset;
 use crate::nn::optim::AdamHyper;
-use crate::plot::{self, Figure, Series, Style};
-use crate::results::Table;
+use crate::output::plot::{self, Figure, Series, Style};
+use crate::output::results::Table;
 use crate::rng;
 use anyhow::{Context, Result, ensure};
 use rand::RngExt;
