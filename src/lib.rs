@@ -10,10 +10,13 @@
 //! - [`data`]: IDX data sets and the embedded MNIST-10k;
 //! - [`output`]: atomic result files, locked output directories and figures shared by
 //!   every command; [`memory`]: estimates checked before large allocations;
-//! - [`characterize`]: the standard device characterisation protocols.
+//! - [`studies`]: what an experiment file names (drivers, figures), including the standard
+//!   device characterisation protocols ([`studies::characterize`]).
 
+#![warn(missing_docs)]
+
+pub mod atomic;
 pub mod bayes;
-pub mod characterize;
 pub mod crossbar;
 pub mod data;
 pub mod device;
@@ -24,3 +27,4 @@ pub mod memory;
 pub mod nn;
 pub mod output;
 pub mod rng;
+pub mod studies;

@@ -7,11 +7,14 @@ use xbar::data::{Dataset, Split, mnist10k};
 use xbar::device::{AnyDevice, preset};
 use xbar::learning::ep::OuterProductUpdate;
 use xbar::learning::metaplastic::{
-    AdamHyper, BinarySynapses, MetaRule, MetaplasticAdam, MetaplasticBnn, PmnistConfig,
-    PmnistReport, WriteTally, f_meta, modulate, run_pmnist_on, save_pmnist_outputs,
+    AdamHyper, BinarySynapses, MetaRule, MetaplasticAdam, MetaplasticBnn, WriteTally, f_meta,
+    modulate,
 };
 use xbar::learning::rule::{
     LearningRule, LocalSignals, Phase, SignalRequest, WeightChange, apply_change,
+};
+use xbar::studies::metaplastic_pmnist::{
+    PmnistConfig, PmnistReport, run_pmnist_on, save_pmnist_outputs,
 };
 
 /// A small MNIST-10k split: the first `train` / `test` digits.

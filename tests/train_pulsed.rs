@@ -328,7 +328,8 @@ fn ideal_crossbar_ep_step_matches_digital_step_in_expectation() {
     }
 }
 
-use xbar::learning::sgd::{self, SgdConfig};
+use xbar::learning::rule::{LearningRule, WeightChange};
+use xbar::studies::analog_sgd::{self, SgdConfig};
 
 fn small_sgd(device: &str) -> SgdConfig {
     SgdConfig {
@@ -347,8 +348,8 @@ fn small_sgd(device: &str) -> SgdConfig {
 #[test]
 fn analog_sgd_on_ideal_devices_tracks_digital_sgd() {
     let data = xbar::data::mnist10k().unwrap();
-    let digital = sgd::run(&small_sgd(sgd::DIGITAL), &data).unwrap();
-    let ideal = sgd::run(&small_sgd("ideal"), &data).unwrap();
+    let digital = analog_sgd::run(&small_sgd(analog_sgd::DIGITAL), &data).unwrap();
+    let ideal = analog_sgd::run(&small_sgd("ideal"), &data).unwrap();
     let (a_d, a_i) = (digital.final_test_accuracy(), ideal.final_test_accuracy());
     assert!(a_d > 0.75 && a_i > 0.75, "digital {a_d}, ideal {a_i}");
     assert!((a_d - a_i).abs() < 0.05, "digital {a_d}, ideal {a_i}");
@@ -365,95 +366,8 @@ fn sgd_config_rejects_unknown_fields_and_presets() {
     let parsed: SgdConfig = toml::from_str("device = \"rram_hfo2\"\nepochs = 1").unwrap();
     assert_eq!(parsed.hidden, SgdConfig::default().hidden);
     let data = xbar::data::mnist10k().unwrap();
-    let err = sgd::run(&small_sgd("no_such_device"), &data).unwrap_err();
+    let err = analog_sgd::run(&small_sgd("no_such_device"), &data).unwrap_err();
     assert!(format!("{err:#}").contains("no_such_device"), "{err:#}");
-}
-
-// The worked example of docs/LEARNING_RULES.md, kept compiling and tested here.
-use xbar::learning::ep::DigitalSynapses;
-use xbar::learning::rule::{LearningRule, LocalSignals, SignalRequest, WeightChange};
-use xbar::learning::sgd::{HiddenActivation, Mlp};
-
-/// The Manhattan rule (Zamanidoost et al., IEEE ISRA 2015): every weight whose
-/// mini-batch gradient exceeds a threshold moves by one fixed step in the gradient's
-/// direction -- one programming pulse per device and update, whatever the gradient size.
-struct Manhattan {
-    /// Weight change of one step (set it to the device's Δw_min: one pulse).
-    step: f32,
-    /// |gradient| below which a weight is left alone.
-    threshold: f32,
-}
-
-impl LearningRule for Manhattan {
-    fn name(&self) -> &str {
-        "manhattan"
-    }
-
-    fn signals(&self) -> SignalRequest {
-        SignalRequest {
-            error: true,
-            ..SignalRequest::default()
-        }
-    }
-
-    fn propose(&mut self, s: &LocalSignals<'_>) -> anyhow::Result<WeightChange> {
-        let error = s.require_error(self.name())?;
-        let (n_in, n_out) = (s.phase.inputs.len() / s.batch, error.len() / s.batch);
-        let mut grad = vec![0.0f32; n_out * n_in];
-        for b in 0..s.batch {
-            let x = &s.phase.inputs[b * n_in..(b + 1) * n_in];
-            for (j, &e) in error[b * n_out..(b + 1) * n_out].iter().enumerate() {
-                let row = &mut grad[j * n_in..(j + 1) * n_in];
-                row.iter_mut().zip(x).for_each(|(g, &xi)| *g += e * xi);
-            }
-        }
-        let step = |g: f32| match g.abs() > self.threshold {
-            true => self.step * g.signum(),
-            false => 0.0,
-        };
-        Ok(WeightChange::Dense(grad.into_iter().map(step).collect()))
-    }
-}
-
-/// The worked example: a new rule plugged into an MLP on RRAM tiles through the API
-/// learns MNIST far above chance (10 %) within one epoch of 1,500 images (measured:
-/// 80.4 % on 500 test images).
-#[test]
-fn a_new_rule_trains_an_rram_mlp_through_the_api() {
-    let data = xbar::data::mnist10k().unwrap();
-    let (train, test) = (data.train.take(1500), data.test.take(500));
-    let layers = [(784, 32), (32, 10)]
-        .iter()
-        .enumerate()
-        .map(|(k, &(n_in, n_out))| {
-            let init = DigitalSynapses::uniform_random(n_in, n_out, 1, k as u64).unwrap();
-            CrossbarSynapses::program(
-                device("rram_hfo2"),
-                n_in,
-                n_out,
-                init.weight(),
-                1.0,
-                TileConfig::ideal(),
-                PulsedUpdateConfig::default(),
-                1,
-                k as u64,
-            )
-            .unwrap()
-        })
-        .collect();
-    let mut mlp = Mlp::new(layers, HiddenActivation::Sigmoid).unwrap();
-    let step = mlp.layers()[0].tile().weight_step().unwrap() as f32;
-    let mut rule = Manhattan {
-        step,
-        threshold: 0.05,
-    };
-    for start in (0..train.len()).step_by(10) {
-        let x = &train.images[start * 784..(start + 10) * 784];
-        let labels = &train.labels[start..start + 10];
-        mlp.train_step(&mut rule, 0.1, x, labels).unwrap();
-    }
-    let accuracy = sgd::accuracy(&mut mlp, &test).unwrap();
-    assert!(accuracy > 0.7, "accuracy {accuracy}");
 }
 
 /// SET-only updates push both devices of every pair up their window (the weight is the

@@ -5,13 +5,13 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use xbar::characterize::estimated_bytes;
-use xbar::characterize::{CharacterizeConfig, Outcome, Protocol, run_protocol};
 use xbar::device::preset::{self, Preset};
 use xbar::experiment::run::progress_bar;
 use xbar::output::results::{
     OutputDir, RunRecord, Timer, holds_this_run, sha256_of_path, write_json,
 };
+use xbar::studies::characterize::estimated_bytes;
+use xbar::studies::characterize::{CharacterizeConfig, Outcome, Protocol, run_protocol};
 
 /// Arguments of `xbar devices`.
 #[derive(Debug, Args)]

@@ -48,6 +48,7 @@ use crate::learning::ep::crossbar::{CrossbarSynapses, program_layers};
 use crate::learning::ep::{self, Activation, DigitalSynapses, EpConfig, EpNetwork, Nudging};
 use crate::learning::rule::PlasticSynapses;
 use crate::learning::sgd::{self, EpochSchedule, HiddenActivation, Mlp, Sgd};
+use crate::studies::analog_sgd;
 use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -55,7 +56,7 @@ use std::sync::{Arc, Mutex};
 use toml::Value;
 
 /// `hardware.device` value that trains `f32` weights.
-pub const DIGITAL: &str = sgd::DIGITAL;
+pub const DIGITAL: &str = analog_sgd::DIGITAL;
 use crate::rng::{
     EXPERIMENT_HARDWARE_STREAM as HARDWARE_STREAM, EXPERIMENT_INIT_STREAM as INIT_STREAM,
     EXPERIMENT_TRAIN_STREAM as TRAIN_STREAM,
@@ -135,7 +136,7 @@ pub struct SgdSection {
 
 impl Default for SgdSection {
     fn default() -> Self {
-        let reference = sgd::SgdConfig::default();
+        let reference = analog_sgd::SgdConfig::default();
         Self {
             learning_rate: reference.learning_rate,
             batch_size: reference.batch_size,

@@ -13,12 +13,11 @@ use super::inputs;
 use super::run::RUN_JSON;
 use super::tree;
 use crate::bayes;
-use crate::crossbar::update::PairUpdate;
 use crate::learning::ep::{self, Activation, EpConfig, EpNetwork};
-use crate::learning::metaplastic::{PmnistConfig, PmnistReport, run_pmnist, save_pmnist_outputs};
-use crate::learning::sgd::{self, SgdConfig, SgdReport};
 use crate::output::plot::{Figure, Series, Style};
 use crate::output::results::{self, OutputDir, RunRecord, Timer};
+use crate::studies::analog_sgd::{self, SgdStudy};
+use crate::studies::metaplastic_pmnist::{self, PmnistSweep};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -129,8 +128,8 @@ fn run_text(text: &str, overrides: &Overrides, file_dir: &Path, out: Option<&Pat
             body,
             overrides,
             out,
-            run_sgd_study,
-            plot_sgd_study,
+            analog_sgd::run_sgd_study,
+            analog_sgd::plot_sgd_study,
         ),
         "ep_mnist" => study(&section, body, overrides, out, run_ep_study, plot_ep_study),
         "metaplastic_pmnist" => study(
@@ -138,8 +137,8 @@ fn run_text(text: &str, overrides: &Overrides, file_dir: &Path, out: Option<&Pat
             body,
             overrides,
             out,
-            run_pmnist_sweep,
-            save_pmnist_sweep,
+            metaplastic_pmnist::run_pmnist_sweep,
+            metaplastic_pmnist::save_pmnist_sweep,
         ),
         other => bail!("experiment.kind = '{other}' is not a study"),
     }
@@ -168,95 +167,10 @@ impl Seeded for bayes::mram_rng::MramRngConfig {
     }
 }
 
-/// Analog SGD runs that differ only in their device (and pair-update policy).
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SgdStudy {
-    /// Seed of every run (the experiment seed).
-    pub seed: u64,
-    /// One run per entry: a device preset (or "digital") and the pair-update policy.
-    pub runs: Vec<SgdRun>,
-    /// Everything else, shared by the runs (its `device`, `pulses.pair_update` and `seed`
-    /// are replaced per run).
-    pub training: SgdConfig,
-}
-
-/// The device-specific part of one analog-SGD run.
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SgdRun {
-    /// Device preset name or path, or "digital" for floating-point weights.
-    pub device: String,
-    /// Which device of a differential pair a pulse goes to.
-    pub pair_update: PairUpdate,
-}
-
-impl Default for SgdStudy {
-    fn default() -> Self {
-        let run = |device: &str, pair_update| SgdRun {
-            device: device.into(),
-            pair_update,
-        };
-        Self {
-            seed: 1,
-            runs: vec![
-                run("digital", PairUpdate::Canonical),
-                run("ideal", PairUpdate::Canonical),
-                run("rram_hfo2", PairUpdate::Canonical),
-                run("pcm_gst", PairUpdate::SetOnly),
-            ],
-            training: SgdConfig::default(),
-        }
-    }
-}
-
 impl Seeded for SgdStudy {
     fn set_seed(&mut self, seed: u64) {
         self.seed = seed;
     }
-}
-
-/// The reports of an [`SgdStudy`], one per run.
-#[derive(Serialize)]
-#[serde(transparent)]
-pub struct SgdStudyReport(pub Vec<SgdReport>);
-
-fn run_sgd_study(study: &SgdStudy) -> Result<SgdStudyReport> {
-    let data = crate::data::mnist10k()?;
-    study
-        .runs
-        .iter()
-        .map(|r| {
-            let mut config = study.training.clone();
-            config.device = r.device.clone();
-            config.pulses.pair_update = r.pair_update;
-            config.seed = study.seed;
-            sgd::run(&config, &data).with_context(|| format!("run on {}", r.device))
-        })
-        .collect::<Result<_>>()
-        .map(SgdStudyReport)
-}
-
-fn plot_sgd_study(report: &SgdStudyReport, dir: &Path) -> Result<()> {
-    let mut fig = Figure::new(
-        "Analog SGD with pulsed updates, MNIST-10k",
-        "epochs trained",
-        "test accuracy",
-    );
-    for (k, run) in report.0.iter().enumerate() {
-        let points = run
-            .epochs
-            .iter()
-            .map(|e| ((e.epoch + 1) as f64, e.test_accuracy))
-            .collect();
-        fig.series.push(Series::new(
-            run.device.clone(),
-            points,
-            Style::LinePoints,
-            k,
-        ));
-    }
-    crate::output::plot::save(&fig, &dir.join("sgd_accuracy"))
 }
 
 /// Equilibrium propagation on MNIST-10k with digital (floating-point) synapses.
@@ -358,59 +272,10 @@ fn plot_ep_study(report: &EpStudyReport, dir: &Path) -> Result<()> {
     crate::output::plot::save(&fig, &dir.join("ep_accuracy"))
 }
 
-/// Permuted-MNIST runs for several metaplasticity strengths m, everything else equal.
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PmnistSweep {
-    /// Seed of every run (the experiment seed).
-    pub seed: u64,
-    /// The metaplasticity strengths m to compare (each replaces `network.meta`).
-    pub meta_values: Vec<f32>,
-    /// Network, training, tasks and devices of every run.
-    pub network: PmnistConfig,
-}
-
-impl Default for PmnistSweep {
-    fn default() -> Self {
-        Self {
-            seed: 1,
-            meta_values: vec![0.0, 0.5, 1.0, 1.35, 2.0],
-            network: PmnistConfig::default(),
-        }
-    }
-}
-
 impl Seeded for PmnistSweep {
     fn set_seed(&mut self, seed: u64) {
         self.seed = seed;
     }
-}
-
-/// The reports of a [`PmnistSweep`], one per m.
-#[derive(Serialize)]
-#[serde(transparent)]
-pub struct PmnistSweepReport(pub Vec<PmnistReport>);
-
-fn run_pmnist_sweep(sweep: &PmnistSweep) -> Result<PmnistSweepReport> {
-    if sweep.meta_values.is_empty() {
-        bail!("meta_values is empty: list the metaplasticity strengths m to compare");
-    }
-    sweep
-        .meta_values
-        .iter()
-        .map(|&meta| {
-            let config = PmnistConfig {
-                meta,
-                ..sweep.network.clone()
-            };
-            run_pmnist(&config, sweep.seed).with_context(|| format!("m = {meta}"))
-        })
-        .collect::<Result<_>>()
-        .map(PmnistSweepReport)
-}
-
-fn save_pmnist_sweep(reports: &PmnistSweepReport, dir: &Path) -> Result<()> {
-    save_pmnist_outputs(&reports.0, dir)
 }
 
 /// Complete the configuration, apply `--set`, run the driver, write report, figures and record.

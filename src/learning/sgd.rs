@@ -9,29 +9,18 @@
 //! activations and the softmax cross-entropy error are digital. With `device = "digital"`
 //! the same network trains in `f32`: the reference the accuracy loss is measured against.
 
-use std::time::Instant;
-
 use anyhow::{Context, Result, ensure};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::ep::crossbar::{CrossbarSynapses, program_layers};
 use super::ep::{DigitalSynapses, OuterProductUpdate};
 use super::rule::{
     LearningRule, LocalSignals, Phase, PlasticSynapses, SignalRequest, WeightChange, apply_change,
 };
-use crate::crossbar::TileConfig;
-use crate::crossbar::update::PulsedUpdateConfig;
-use crate::data::{Dataset, Split};
-use crate::device::{Device, preset};
+use crate::data::Dataset;
 use crate::linalg;
 use crate::nn::operator::{argmax_rows, check_data_fits};
 use crate::rng;
-
-/// Name of the floating-point reference in [`SgdConfig::device`].
-pub const DIGITAL: &str = "digital";
-/// Classes of MNIST.
-const CLASSES: usize = 10;
 
 /// Hidden-layer nonlinearity.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,118 +47,6 @@ impl HiddenActivation {
             HiddenActivation::Sigmoid => h * (1.0 - h),
             HiddenActivation::Relu => f32::from(u8::from(h > 0.0)),
         }
-    }
-}
-
-/// Settings of an analog-SGD run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SgdConfig {
-    /// Device preset holding the weights (`device_models/*.toml` name or path), or
-    /// `"digital"` for the floating-point reference.
-    pub device: String,
-    /// Preset parameter overrides by name (e.g. `levels = 1000`).
-    pub device_overrides: toml::Table,
-    /// Hidden-layer sizes (input 784 and output 10 are implied).
-    pub hidden: Vec<usize>,
-    /// Hidden nonlinearity.
-    pub activation: HiddenActivation,
-    /// SGD learning rate η.
-    pub learning_rate: f32,
-    /// Images per mini-batch (one outer product per image per update).
-    pub batch_size: usize,
-    /// Passes over the training set.
-    pub epochs: usize,
-    /// Use only the first this many training images (all when absent).
-    pub train_samples: Option<usize>,
-    /// Use only the first this many test images (all when absent).
-    pub test_samples: Option<usize>,
-    /// Weight mapped to a full conductance window, per layer's tile.
-    pub w_max: f64,
-    /// Tile periphery and faults (`TileConfig::ideal()` when absent).
-    pub tile: Option<TileConfig>,
-    /// Pulse-train settings.
-    pub pulses: PulsedUpdateConfig,
-    /// Seed of the initialisation, shuffles, devices and pulses.
-    pub seed: u64,
-}
-
-impl Default for SgdConfig {
-    fn default() -> Self {
-        Self {
-            device: DIGITAL.to_string(),
-            device_overrides: toml::Table::new(),
-            hidden: vec![128],
-            activation: HiddenActivation::Sigmoid,
-            learning_rate: 0.5,
-            batch_size: 10,
-            epochs: 3,
-            train_samples: None,
-            test_samples: None,
-            w_max: 1.0,
-            tile: None,
-            pulses: PulsedUpdateConfig::default(),
-            seed: 1,
-        }
-    }
-}
-
-impl SgdConfig {
-    /// Check every field.
-    pub fn validate(&self) -> Result<()> {
-        ensure!(
-            self.hidden.iter().all(|&h| h > 0),
-            "hidden layer sizes must be positive (got {:?})",
-            self.hidden
-        );
-        ensure!(
-            self.learning_rate.is_finite() && self.learning_rate > 0.0,
-            "learning_rate must be a positive number (got {})",
-            self.learning_rate
-        );
-        ensure!(self.batch_size > 0, "batch_size must be at least 1");
-        ensure!(self.epochs > 0, "epochs must be at least 1");
-        ensure!(
-            self.w_max.is_finite() && self.w_max > 0.0,
-            "w_max must be a positive number (got {})",
-            self.w_max
-        );
-        self.pulses.validate().context("pulses")
-    }
-}
-
-/// Accuracy and cost after one epoch.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SgdEpoch {
-    /// Epoch index (from 0).
-    pub epoch: usize,
-    /// Fraction of training images classified correctly during the epoch.
-    pub train_accuracy: f64,
-    /// Test accuracy after the epoch.
-    pub test_accuracy: f64,
-    /// Programming pulses applied so far (0 for the digital reference).
-    pub programming_pulses: u64,
-    /// Programming energy so far, joules.
-    pub programming_energy_j: f64,
-    /// Wall-clock time of the epoch's training, seconds.
-    pub train_time_s: f64,
-}
-
-/// Result of an analog-SGD run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SgdReport {
-    /// Device preset (or `"digital"`).
-    pub device: String,
-    /// Layer sizes, input first.
-    pub sizes: Vec<usize>,
-    /// One entry per epoch.
-    pub epochs: Vec<SgdEpoch>,
-}
-
-impl SgdReport {
-    /// Test accuracy after the last epoch.
-    pub fn final_test_accuracy(&self) -> f64 {
-        self.epochs.last().map_or(0.0, |e| e.test_accuracy)
     }
 }
 
@@ -344,14 +221,6 @@ impl<L: PlasticSynapses> Mlp<L> {
     }
 }
 
-/// Layer sizes of a configuration: 784, the hidden sizes, 10.
-fn layer_sizes(config: &SgdConfig, inputs: usize) -> Vec<usize> {
-    let mut sizes = vec![inputs];
-    sizes.extend(&config.hidden);
-    sizes.push(CLASSES);
-    sizes
-}
-
 /// Initial weights `U(±1/√fan_in)` of every layer of an MLP with layer sizes `sizes`
 /// (input first; PyTorch's `nn.Linear` default), layer k from the stream
 /// `(seed, [SGD_INIT_STREAM + k])`.
@@ -363,83 +232,6 @@ pub fn initial_layers(sizes: &[usize], seed: u64) -> Result<Vec<DigitalSynapses>
             DigitalSynapses::uniform_random(p[0], p[1], seed, rng::SGD_INIT_STREAM + k as u64)
         })
         .collect()
-}
-
-/// Train and test an MLP with (analog or digital) SGD on `data`; the driver of the
-/// analog-SGD baseline experiments.
-pub fn run(config: &SgdConfig, data: &Split) -> Result<SgdReport> {
-    config.validate().context("analog SGD settings")?;
-    let train = config
-        .train_samples
-        .map_or_else(|| data.train.clone(), |n| data.train.take(n));
-    let test = config
-        .test_samples
-        .map_or_else(|| data.test.clone(), |n| data.test.take(n));
-    ensure!(
-        !train.is_empty() && !test.is_empty(),
-        "empty training or test set"
-    );
-    let sizes = layer_sizes(config, train.features());
-    let digital = initial_layers(&sizes, config.seed)?;
-    let epochs = if config.device == DIGITAL {
-        let mut mlp = Mlp::new(digital, config.activation)?;
-        train_epochs(&mut mlp, config, &train, &test, |_| (0, 0.0))?
-    } else {
-        let device = preset::load(&config.device, &config.device_overrides)
-            .with_context(|| format!("device preset {:?}", config.device))?;
-        let tile = config.tile.clone().unwrap_or_else(TileConfig::ideal);
-        let w_max = vec![config.w_max; digital.len()];
-        let layers = program_layers(&device, &digital, &w_max, &tile, config.pulses, config.seed)?;
-        let mut mlp = Mlp::new(layers, config.activation)?;
-        train_epochs(&mut mlp, config, &train, &test, programming_cost)?
-    };
-    Ok(SgdReport {
-        device: config.device.clone(),
-        sizes,
-        epochs,
-    })
-}
-
-/// Cumulative programming pulses and energy of crossbar layers (pulsed updates and the
-/// initial programming).
-fn programming_cost<D: Device>(mlp: &Mlp<CrossbarSynapses<D>>) -> (u64, f64) {
-    mlp.layers().iter().fold((0, 0.0), |(n, e), l| {
-        let total = l.tile().ledger().total;
-        (n + total.programming_pulses, e + total.programming_j)
-    })
-}
-
-fn train_epochs<L: PlasticSynapses>(
-    mlp: &mut Mlp<L>,
-    config: &SgdConfig,
-    train: &Dataset,
-    test: &Dataset,
-    cost: impl Fn(&Mlp<L>) -> (u64, f64),
-) -> Result<Vec<SgdEpoch>> {
-    let mut rule = Sgd {
-        learning_rate: config.learning_rate,
-    };
-    let mut reports = Vec::with_capacity(config.epochs);
-    for epoch in 0..config.epochs {
-        let start = Instant::now();
-        let schedule = EpochSchedule {
-            batch_size: config.batch_size,
-            seed: config.seed,
-            epoch,
-        };
-        let train_accuracy = train_epoch(mlp, &mut rule, config.learning_rate, train, schedule)?;
-        let train_time_s = start.elapsed().as_secs_f64();
-        let (programming_pulses, programming_energy_j) = cost(mlp);
-        reports.push(SgdEpoch {
-            epoch,
-            train_accuracy,
-            test_accuracy: accuracy(mlp, test)?,
-            programming_pulses,
-            programming_energy_j,
-            train_time_s,
-        });
-    }
-    Ok(reports)
 }
 
 /// Mini-batches of one training epoch: size, and the seed and epoch index that select the

@@ -1,6 +1,6 @@
 //! Neural networks: the digital reference MLP, binary and ternary networks, analog deployment.
 //!
-//! - [`mlp`] / [`train`](mod@train): a multilayer perceptron trained by backpropagation (SGD with
+//! - [`mlp`] / [`backprop`]: a multilayer perceptron trained by backpropagation (SGD with
 //!   momentum or Adam, mini-batches, optional hardware-aware weight noise), bit-identical
 //!   for any thread count;
 //! - [`operator`]: the [`MatrixOperator`] seam where crossbar tiles replace the digital

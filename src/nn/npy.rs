@@ -37,7 +37,7 @@ pub fn read_npy(path: &Path) -> Result<NpyArray> {
 /// Write `data` with `shape` as a version 1.0 `.npy` file (atomically).
 pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
     let bytes = npy_bytes(shape, data)?;
-    crate::output::results::write_atomic(path, &bytes)
+    crate::atomic::write_atomic(path, &bytes)
         .with_context(|| format!("writing .npy file {}", path.display()))
 }
 

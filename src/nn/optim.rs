@@ -168,7 +168,7 @@ impl AdamHyper {
 /// moments as in Kingma & Ba's Algorithm 1, `θ ← θ − η·m̂/(√v̂ + ε)`; [`AdamMoments::step`]
 /// (the metaplastic BNN) is PyTorch's form with the correction folded into the step size
 /// and ε added to the uncorrected `√v`, plus L2 weight decay. Both update the moments with
-/// the same [`update_moments`].
+/// the same `update_moments`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AdamMoments {
     /// First-moment estimate m, one per parameter.

@@ -68,7 +68,9 @@ pub fn save_mlp(mlp: &Mlp, dir: &Path) -> Result<()> {
         sizes: mlp.sizes(),
         hidden_activation: "relu".into(),
     };
-    crate::output::results::write_json(&dir.join(MANIFEST), &manifest)
+    let mut text = serde_json::to_vec_pretty(&manifest).context("serialising the manifest")?;
+    text.push(b'\n');
+    crate::atomic::write_atomic(&dir.join(MANIFEST), &text)
 }
 
 /// Load an MLP from a directory of `N.weight.npy` / `N.bias.npy` files (see the module

@@ -33,7 +33,10 @@ pub enum Style {
     /// Thin segments, no legend entry colour emphasis: many overlapping traces (e.g. one per device).
     Trace,
     /// Vertical bars of a histogram: `points` hold (bin centre, count); `bin_width` is the bar width in x units (linear x only).
-    Bars { bin_width: f64 },
+    Bars {
+        /// Width of one bar, x units.
+        bin_width: f64,
+    },
 }
 
 /// One data series.

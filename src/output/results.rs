@@ -15,9 +15,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs::{File, TryLockError};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+pub use crate::atomic::write_atomic;
 
 /// The xbar version compiled into this binary.
 pub const XBAR_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -200,26 +201,6 @@ fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
 /// Text with a leading UTF-8 byte-order mark removed (spreadsheet programs write one).
 pub fn strip_bom(text: &str) -> &str {
     text.strip_prefix('\u{feff}').unwrap_or(text)
-}
-
-/// Write `bytes` to `path` atomically: a temporary sibling file, flushed, then renamed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .with_context(|| format!("output path {} has no file name", path.display()))?;
-    let tmp: PathBuf = path.with_file_name(format!(".tmp-{}-{name}", std::process::id()));
-    let written = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", path.display()));
-    }
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot move the result into place at {}", path.display()))
 }
 
 /// A CSV table built in memory and written atomically.

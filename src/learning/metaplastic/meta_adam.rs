@@ -17,8 +17,8 @@
 //! where the sign flipped, 0 elsewhere — so a 2T2R layer
 //! ([`super::synapses::BinarySynapses`]) re-programs exactly the flipped pairs.
 
-use super::super::rule::{LearningRule, LocalSignals, SignalRequest, WeightChange};
 use super::synapses::binary_weight;
+use crate::learning::rule::{LearningRule, LocalSignals, SignalRequest, WeightChange};
 use crate::linalg;
 use crate::nn::optim::{AdamHyper, AdamMoments, adam_delta};
 use anyhow::{Context, Result, ensure};

@@ -2,26 +2,23 @@
 //! in binarized neural networks", Nature Communications 12, 2549, 2021) with the binary
 //! weights on 2T2R arrays of a device preset.
 //!
-//! - [`rule`]: the metaplastic Adam update — steps that move a hidden weight `W_h`
+//! - [`meta_adam`]: the metaplastic Adam update — steps that move a hidden weight `W_h`
 //!   towards zero are scaled by `f_meta = 1 − tanh²(m·W_h)` — as a
 //!   [`LearningRule`](super::rule::LearningRule), [`MetaplasticAdam`], which owns the
 //!   hidden weights and proposes the change of the binary weights `sign(W_h)`;
 //! - [`synapses`]: the 2T2R pair, its write cost (pulses, energy) and [`BinarySynapses`],
 //!   a layer of pairs that carries out proposed changes by re-programming sign flips only;
 //! - [`network`]: a binarized MLP with digital batch norm on [`BinarySynapses`], trained
-//!   by any learning rule through the same API as analog SGD;
-//! - [`pmnist`]: the permuted-MNIST continual-learning experiment (`run_pmnist`).
+//!   by any learning rule through the same API as analog SGD.
+//!
+//! The permuted-MNIST experiment that uses them is the study
+//! `crate::studies::metaplastic_pmnist`.
 
 pub mod meta_adam;
 pub mod network;
-pub mod pmnist;
 pub mod synapses;
 
 pub use crate::nn::optim::{AdamHyper, AdamMoments};
 pub use meta_adam::{MetaRule, MetaplasticAdam, f_meta, modulate};
 pub use network::{BatchNormAdam, BatchNormParams, MetaplasticBnn, StepReport};
-pub use pmnist::{
-    PmnistConfig, PmnistReport, TaskWrites, forgetting_panels, mean_accuracy_figure, pmnist_table,
-    run_pmnist, run_pmnist_on, save_pmnist_outputs,
-};
 pub use synapses::{BinarySynapses, WriteTally};

@@ -1,5 +1,5 @@
 //! A binarized MLP with batch norm whose binary weights live on 2T2R device pairs, trained
-//! through the learning-rule API (by [`super::rule::MetaplasticAdam`] in the paper's
+//! through the learning-rule API (by [`super::meta_adam::MetaplasticAdam`] in the paper's
 //! setting).
 //!
 //! Architecture as in Laborieux et al. 2021 (after Courbariaux, Hubara et al. 2016):
@@ -20,10 +20,10 @@
 //! the thread-count-independent blocks of `crate::linalg`, so training is bit-identical
 //! for any number of threads.
 
-use super::super::ep::SynapticLayer;
-use super::super::rule::{LearningRule, LocalSignals, Phase, apply_change};
 use super::synapses::{BinarySynapses, WriteTally, binary_weight};
 use crate::device::AnyDevice;
+use crate::learning::ep::SynapticLayer;
+use crate::learning::rule::{LearningRule, LocalSignals, Phase, apply_change};
 use crate::linalg;
 use crate::nn::binary::{batch_norm_backward, column_moments};
 use crate::nn::optim::{AdamHyper, AdamMoments};
@@ -91,7 +91,7 @@ struct Cache {
 impl MetaplasticBnn {
     /// A network of layer sizes `sizes` (input first) and its initial hidden weights, one
     /// `outputs x inputs` matrix per layer (to hand to the rule, e.g.
-    /// [`super::rule::MetaplasticAdam::new`]): hidden weights uniform in `±init_width/2`
+    /// [`super::meta_adam::MetaplasticAdam::new`]): hidden weights uniform in `±init_width/2`
     /// (the authors' `--init uniform --init-width`), γ uniform in [0, 1) (PyTorch 1.1's
     /// batch-norm initialisation, the version the paper used), β = 0. Every synapse gets a
     /// fabricated pair of `device` cells for `sign(W_h)` (programmed by

@@ -10,17 +10,17 @@
 //! 60,000 images (24,000 updates) per task; the defaults here are 784-512-512-10 and
 //! 4,000 updates of 100 images (50 epochs of MNIST-10k's 8,000) per task.
 
-use super::meta_adam::{MetaRule, MetaplasticAdam};
-use super::network::{BatchNormParams, MetaplasticBnn};
-use super::synapses::WriteTally;
 use crate::data::tasks::{PermutedTask, permuted_tasks};
 use crate::data::{Dataset, Split, mnist10k};
 use crate::device::preset;
+use crate::learning::metaplastic::{
+    BatchNormParams, MetaRule, MetaplasticAdam, MetaplasticBnn, WriteTally,
+};
 use crate::nn::optim::AdamHyper;
 use crate::output::plot::{self, Figure, Series, Style};
 use crate::output::results::Table;
 use crate::rng;
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -465,4 +465,55 @@ pub fn save_pmnist_outputs(reports: &[PmnistReport], dir: &Path) -> Result<()> {
         &mean_accuracy_figure(reports),
         &dir.join("pmnist_mean_accuracy"),
     )
+}
+
+/// Permuted-MNIST runs for several metaplasticity strengths m, everything else equal.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PmnistSweep {
+    /// Seed of every run (the experiment seed).
+    pub seed: u64,
+    /// The metaplasticity strengths m to compare (each replaces `network.meta`).
+    pub meta_values: Vec<f32>,
+    /// Network, training, tasks and devices of every run.
+    pub network: PmnistConfig,
+}
+
+impl Default for PmnistSweep {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            meta_values: vec![0.0, 0.5, 1.0, 1.35, 2.0],
+            network: PmnistConfig::default(),
+        }
+    }
+}
+
+/// The reports of a [`PmnistSweep`], one per m.
+#[derive(Serialize)]
+#[serde(transparent)]
+pub struct PmnistSweepReport(pub Vec<PmnistReport>);
+
+/// Run permuted MNIST once per metaplasticity strength.
+pub fn run_pmnist_sweep(sweep: &PmnistSweep) -> Result<PmnistSweepReport> {
+    if sweep.meta_values.is_empty() {
+        bail!("meta_values is empty: list the metaplasticity strengths m to compare");
+    }
+    sweep
+        .meta_values
+        .iter()
+        .map(|&meta| {
+            let config = PmnistConfig {
+                meta,
+                ..sweep.network.clone()
+            };
+            run_pmnist(&config, sweep.seed).with_context(|| format!("m = {meta}"))
+        })
+        .collect::<Result<_>>()
+        .map(PmnistSweepReport)
+}
+
+/// Write the figures and the table of every run.
+pub fn save_pmnist_sweep(reports: &PmnistSweepReport, dir: &Path) -> Result<()> {
+    save_pmnist_outputs(&reports.0, dir)
 }
