@@ -15,10 +15,10 @@ use anyhow::{Result, ensure};
 use xbar::crossbar::TileConfig;
 use xbar::crossbar::update::PulsedUpdateConfig;
 use xbar::device::preset;
-use xbar::learning::ep::DigitalSynapses;
-use xbar::learning::ep::crossbar::CrossbarSynapses;
 use xbar::learning::rule::{LearningRule, LocalSignals, SignalRequest, WeightChange};
 use xbar::learning::sgd::{self, HiddenActivation, Mlp};
+use xbar::synapses::CrossbarSynapses;
+use xbar::synapses::DigitalSynapses;
 
 /// Training and test digits, mini-batch size, weight scale of a full conductance window.
 const TRAIN: usize = 1500;

@@ -28,3 +28,4 @@ pub mod nn;
 pub mod output;
 pub mod rng;
 pub mod studies;
+pub mod synapses;

@@ -12,10 +12,11 @@
 use nalgebra::{DMatrix, DVector};
 use rand::RngExt;
 use xbar::learning::ep::{
-    Activation, DigitalSynapses, EpConfig, EpNetwork, EquilibriumPropagation, Nudging,
-    OuterProductUpdate, States, SynapticLayer, evaluate, one_hot, train, train_epoch,
+    Activation, EpConfig, EpNetwork, EquilibriumPropagation, Nudging, States, evaluate, one_hot,
+    train, train_epoch,
 };
 use xbar::learning::rule::{LearningRule, WeightChange};
+use xbar::synapses::{DigitalSynapses, OuterProductUpdate, SynapticLayer};
 
 /// Per-layer (weight, bias) gradients or estimates, in f64.
 type LayerGradient = (Vec<f64>, Vec<f64>);

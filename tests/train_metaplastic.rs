@@ -5,10 +5,8 @@ use rand::RngExt;
 use xbar::data::tasks::{permuted_tasks, pixel_permutation};
 use xbar::data::{Dataset, Split, mnist10k};
 use xbar::device::{AnyDevice, preset};
-use xbar::learning::ep::OuterProductUpdate;
 use xbar::learning::metaplastic::{
-    AdamHyper, BinarySynapses, MetaRule, MetaplasticAdam, MetaplasticBnn, WriteTally, f_meta,
-    modulate,
+    AdamHyper, MetaRule, MetaplasticAdam, MetaplasticBnn, f_meta, modulate,
 };
 use xbar::learning::rule::{
     LearningRule, LocalSignals, Phase, SignalRequest, WeightChange, apply_change,
@@ -16,6 +14,8 @@ use xbar::learning::rule::{
 use xbar::studies::metaplastic_pmnist::{
     PmnistConfig, PmnistReport, run_pmnist_on, save_pmnist_outputs,
 };
+use xbar::synapses::OuterProductUpdate;
+use xbar::synapses::{BinarySynapses, WriteTally};
 
 /// A small MNIST-10k split: the first `train` / `test` digits.
 fn small_mnist(train: usize, test: usize) -> Split {

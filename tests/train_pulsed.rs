@@ -178,14 +178,13 @@ fn pulsed_updates_are_bit_identical_for_one_and_two_threads() {
     assert!(w1.iter().zip(&w2).all(|(a, b)| a.to_bits() == b.to_bits()));
 }
 
-use xbar::learning::ep::crossbar::CrossbarSynapses;
-use xbar::learning::ep::{
-    Activation, EpConfig, EpNetwork, Equilibria, EquilibriumPropagation, SynapticLayer,
-};
+use xbar::learning::ep::{Activation, EpConfig, EpNetwork, Equilibria, EquilibriumPropagation};
+use xbar::synapses::CrossbarSynapses;
+use xbar::synapses::SynapticLayer;
 
 /// A crossbar EP network with the same weights and biases as `digital`, on ideal tiles.
 fn crossbar_twin(
-    digital: &EpNetwork<xbar::learning::ep::DigitalSynapses>,
+    digital: &EpNetwork<xbar::synapses::DigitalSynapses>,
     seed: u64,
 ) -> EpNetwork<CrossbarSynapses<AnyDevice>> {
     let synapses = digital
@@ -378,7 +377,7 @@ fn sgd_config_rejects_unknown_fields_and_presets() {
 #[test]
 fn refresh_restores_the_headroom_of_set_only_pairs() {
     use xbar::device::Polarity;
-    use xbar::learning::ep::OuterProductUpdate;
+    use xbar::synapses::OuterProductUpdate;
     let (n_in, n_out) = (8, 6);
     let set_only = PulsedUpdateConfig {
         pulse_train_length: 10,

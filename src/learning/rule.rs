@@ -7,8 +7,8 @@
 //! phase of a contrastive rule). It proposes a [`WeightChange`] — a sum of outer products
 //! (what crossbars apply in parallel with coincident pulse trains) or a dense `ΔW` (applied
 //! device by device) — and [`apply_change`] hands it to the layer. On a
-//! [`CrossbarSynapses`] layer every change becomes programming pulses with all device
-//! non-idealities; on [`DigitalSynapses`] it is a floating-point add, the reference.
+//! [`CrossbarSynapses`](crate::synapses::CrossbarSynapses) layer every change becomes programming pulses with all device
+//! non-idealities; on [`DigitalSynapses`](crate::synapses::DigitalSynapses) it is a floating-point add, the reference.
 //!
 //! Every on-chip rule of xbar is a rule of this API: the analog SGD baseline
 //! ([`super::sgd::Sgd`], error signal), equilibrium propagation
@@ -16,11 +16,9 @@
 //! binarized networks. `docs/LEARNING_RULES.md` shows a complete new rule in about fifty
 //! lines.
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result};
 
-use super::ep::crossbar::CrossbarSynapses;
-use super::ep::{DigitalSynapses, OuterProductUpdate, SynapticLayer};
-use crate::device::Device;
+use crate::synapses::{OuterProductUpdate, PlasticSynapses};
 
 /// Which local signals a rule needs beyond the layer's inputs and outputs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -101,38 +99,6 @@ pub trait LearningRule {
 
     /// Propose the weight change of one layer for one mini-batch.
     fn propose(&mut self, signals: &LocalSignals<'_>) -> Result<WeightChange>;
-}
-
-/// A synaptic layer that also accepts dense updates.
-pub trait PlasticSynapses: SynapticLayer {
-    /// Apply `W += ΔW` for a dense `ΔW` (`outputs x inputs`, row-major).
-    fn apply_dense(&mut self, delta_w: &[f32]) -> Result<()>;
-}
-
-impl PlasticSynapses for DigitalSynapses {
-    fn apply_dense(&mut self, delta_w: &[f32]) -> Result<()> {
-        ensure!(
-            delta_w.len() == self.weight().len(),
-            "dense update holds {} values, the layer has {} x {} weights",
-            delta_w.len(),
-            self.outputs(),
-            self.inputs()
-        );
-        let weight = self
-            .weight()
-            .iter()
-            .zip(delta_w)
-            .map(|(w, d)| w + d)
-            .collect();
-        *self = DigitalSynapses::new(self.inputs(), self.outputs(), weight)?;
-        Ok(())
-    }
-}
-
-impl<D: Device> PlasticSynapses for CrossbarSynapses<D> {
-    fn apply_dense(&mut self, delta_w: &[f32]) -> Result<()> {
-        CrossbarSynapses::apply_dense(self, delta_w)
-    }
 }
 
 /// Apply a rule's proposed change to a layer.

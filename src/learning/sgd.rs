@@ -13,14 +13,12 @@ use anyhow::{Context, Result, ensure};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::ep::{DigitalSynapses, OuterProductUpdate};
-use super::rule::{
-    LearningRule, LocalSignals, Phase, PlasticSynapses, SignalRequest, WeightChange, apply_change,
-};
+use super::rule::{LearningRule, LocalSignals, Phase, SignalRequest, WeightChange, apply_change};
 use crate::data::Dataset;
 use crate::linalg;
 use crate::nn::operator::{argmax_rows, check_data_fits};
 use crate::rng;
+use crate::synapses::{DigitalSynapses, OuterProductUpdate, PlasticSynapses};
 
 /// Hidden-layer nonlinearity.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

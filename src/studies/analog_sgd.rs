@@ -14,12 +14,12 @@ use crate::crossbar::TileConfig;
 use crate::crossbar::update::{PairUpdate, PulsedUpdateConfig};
 use crate::data::{Dataset, Split};
 use crate::device::{Device, preset};
-use crate::learning::ep::crossbar::{CrossbarSynapses, program_layers};
-use crate::learning::rule::PlasticSynapses;
 use crate::learning::sgd::{
     EpochSchedule, HiddenActivation, Mlp, Sgd, accuracy, initial_layers, train_epoch,
 };
 use crate::output::plot::{Figure, Series, Style};
+use crate::synapses::PlasticSynapses;
+use crate::synapses::{CrossbarSynapses, program_layers};
 
 /// Name of the floating-point reference in [`SgdConfig::device`].
 pub const DIGITAL: &str = "digital";

@@ -13,13 +13,12 @@
 use crate::data::tasks::{PermutedTask, permuted_tasks};
 use crate::data::{Dataset, Split, mnist10k};
 use crate::device::preset;
-use crate::learning::metaplastic::{
-    BatchNormParams, MetaRule, MetaplasticAdam, MetaplasticBnn, WriteTally,
-};
+use crate::learning::metaplastic::{BatchNormParams, MetaRule, MetaplasticAdam, MetaplasticBnn};
 use crate::nn::optim::AdamHyper;
 use crate::output::plot::{self, Figure, Series, Style};
 use crate::output::results::Table;
 use crate::rng;
+use crate::synapses::WriteTally;
 use anyhow::{Context, Result, bail, ensure};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};

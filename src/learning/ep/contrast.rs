@@ -16,8 +16,8 @@
 
 use anyhow::{Context, Result, ensure};
 
-use super::synapse::OuterProductUpdate;
 use crate::learning::rule::{LearningRule, LocalSignals, SignalRequest, WeightChange};
+use crate::synapses::OuterProductUpdate;
 
 /// The equilibrium-propagation rule with one learning rate per synaptic layer.
 #[derive(Clone, Debug, PartialEq)]

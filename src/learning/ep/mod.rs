@@ -13,7 +13,7 @@
 //!    `−∂L/∂W_k` for `L = ½‖s_L − y‖²`.
 //!
 //! The weights sit behind the [`SynapticLayer`] trait (forward read, transposed read,
-//! outer-product update): [`DigitalSynapses`] is the floating-point reference, and a
+//! outer-product update): [`DigitalSynapses`](crate::synapses::DigitalSynapses) is the floating-point reference, and a
 //! crossbar tile dropped in instead runs the same dynamics on its devices. The weight
 //! update of step 3 is a [`LearningRule`] of the on-chip API
 //! ([`EquilibriumPropagation`], which reads the layers' activities in the second phase),
@@ -26,22 +26,20 @@
 //! [`EpConfig::default`].
 
 pub mod contrast;
-pub mod crossbar;
 pub mod network;
-pub mod synapse;
 
 pub use contrast::EquilibriumPropagation;
 pub use network::{Activation, EpNetwork, Equilibria, Nudge, States};
-pub use synapse::{DigitalSynapses, OuterProductUpdate, SynapticLayer};
 
 use anyhow::{Context, Result, ensure};
 use rand::RngExt;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::rule::{LearningRule, PlasticSynapses};
+use super::rule::LearningRule;
 use crate::data::Dataset;
 use crate::nn::operator::{argmax_rows, check_data_fits};
+use crate::synapses::{PlasticSynapses, SynapticLayer};
 
 /// Images per relaxation batch in [`evaluate`] (bounds the state memory).
 const EVAL_BATCH: usize = 500;

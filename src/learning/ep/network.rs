@@ -28,8 +28,8 @@ use rand::RngExt;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::synapse::{DigitalSynapses, SynapticLayer};
-use crate::learning::rule::{LearningRule, LocalSignals, Phase, PlasticSynapses, apply_change};
+use crate::learning::rule::{LearningRule, LocalSignals, Phase, apply_change};
+use crate::synapses::{DigitalSynapses, PlasticSynapses, SynapticLayer};
 
 /// Neuron states per rayon task when applying the activation (each element is computed
 /// independently, so the split never changes a result).

@@ -15,12 +15,12 @@
 //! the layer's pre-batch-norm outputs and the layer's inputs, takes the modulated Adam step
 //! and proposes the change of the binary weights, `ΔW_b = sign(W_h') − sign(W_h)`: `±2`
 //! where the sign flipped, 0 elsewhere — so a 2T2R layer
-//! ([`super::synapses::BinarySynapses`]) re-programs exactly the flipped pairs.
+//! ([`crate::synapses::BinarySynapses`]) re-programs exactly the flipped pairs.
 
-use super::synapses::binary_weight;
 use crate::learning::rule::{LearningRule, LocalSignals, SignalRequest, WeightChange};
 use crate::linalg;
 use crate::nn::optim::{AdamHyper, AdamMoments, adam_delta};
+use crate::synapses::pairs::binary_weight;
 use anyhow::{Context, Result, ensure};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -6,19 +6,17 @@
 //!   towards zero are scaled by `f_meta = 1 − tanh²(m·W_h)` — as a
 //!   [`LearningRule`](super::rule::LearningRule), [`MetaplasticAdam`], which owns the
 //!   hidden weights and proposes the change of the binary weights `sign(W_h)`;
-//! - [`synapses`]: the 2T2R pair, its write cost (pulses, energy) and [`BinarySynapses`],
-//!   a layer of pairs that carries out proposed changes by re-programming sign flips only;
-//! - [`network`]: a binarized MLP with digital batch norm on [`BinarySynapses`], trained
-//!   by any learning rule through the same API as analog SGD.
+//! - [`network`]: a binarized MLP with digital batch norm on
+//!   [`BinarySynapses`](crate::synapses::BinarySynapses) (the 2T2R pairs of the synapse
+//!   seam, re-programmed only where a sign flips), trained by any learning rule through the
+//!   same API as analog SGD.
 //!
 //! The permuted-MNIST experiment that uses them is the study
 //! `crate::studies::metaplastic_pmnist`.
 
 pub mod meta_adam;
 pub mod network;
-pub mod synapses;
 
 pub use crate::nn::optim::{AdamHyper, AdamMoments};
 pub use meta_adam::{MetaRule, MetaplasticAdam, f_meta, modulate};
 pub use network::{BatchNormAdam, BatchNormParams, MetaplasticBnn, StepReport};
-pub use synapses::{BinarySynapses, WriteTally};

@@ -20,14 +20,14 @@
 //! the thread-count-independent blocks of `crate::linalg`, so training is bit-identical
 //! for any number of threads.
 
-use super::synapses::{BinarySynapses, WriteTally, binary_weight};
 use crate::device::AnyDevice;
-use crate::learning::ep::SynapticLayer;
 use crate::learning::rule::{LearningRule, LocalSignals, Phase, apply_change};
 use crate::linalg;
 use crate::nn::binary::{batch_norm_backward, column_moments};
 use crate::nn::optim::{AdamHyper, AdamMoments};
 use crate::rng;
+use crate::synapses::SynapticLayer;
+use crate::synapses::pairs::{BinarySynapses, WriteTally, binary_weight};
 use anyhow::{Context, Result, ensure};
 use rand::RngExt;
 

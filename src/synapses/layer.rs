@@ -1,4 +1,6 @@
-//! The synaptic-layer seam of equilibrium propagation.
+//! The synaptic-layer seam: [`SynapticLayer`] (forward and transposed reads, outer-product
+//! updates), [`PlasticSynapses`] (dense updates too), and the digital reference
+//! [`DigitalSynapses`].
 //!
 //! EP needs three operations on each weight matrix `W` (`outputs x inputs`): the forward
 //! read `W·x` (feed-forward drive of the layer above), the transposed read `Wᵀ·y` (feedback
@@ -171,6 +173,31 @@ impl SynapticLayer for DigitalSynapses {
             .iter_mut()
             .zip(&delta)
             .for_each(|(w, d)| *w += d);
+        Ok(())
+    }
+}
+/// A synaptic layer that also accepts dense updates.
+pub trait PlasticSynapses: SynapticLayer {
+    /// Apply `W += ΔW` for a dense `ΔW` (`outputs x inputs`, row-major).
+    fn apply_dense(&mut self, delta_w: &[f32]) -> Result<()>;
+}
+
+impl PlasticSynapses for DigitalSynapses {
+    fn apply_dense(&mut self, delta_w: &[f32]) -> Result<()> {
+        ensure!(
+            delta_w.len() == self.weight().len(),
+            "dense update holds {} values, the layer has {} x {} weights",
+            delta_w.len(),
+            self.outputs(),
+            self.inputs()
+        );
+        let weight = self
+            .weight()
+            .iter()
+            .zip(delta_w)
+            .map(|(w, d)| w + d)
+            .collect();
+        *self = DigitalSynapses::new(self.inputs(), self.outputs(), weight)?;
         Ok(())
     }
 }

@@ -12,7 +12,7 @@
 
 use anyhow::{Context, Result, ensure};
 
-use super::synapse::{DigitalSynapses, OuterProductUpdate, SynapticLayer};
+use super::layer::{DigitalSynapses, OuterProductUpdate, PlasticSynapses, SynapticLayer};
 use crate::crossbar::update::{PulsedUpdateConfig, PulsedUpdateReport};
 use crate::crossbar::{Tile, TileConfig};
 use crate::device::Device;
@@ -244,6 +244,12 @@ fn contrastive_form(update: &OuterProductUpdate) -> Option<OuterProductUpdate> {
         rows: update.rows,
         scale: update.scale,
     })
+}
+
+impl<D: Device> PlasticSynapses for CrossbarSynapses<D> {
+    fn apply_dense(&mut self, delta_w: &[f32]) -> Result<()> {
+        CrossbarSynapses::apply_dense(self, delta_w)
+    }
 }
 
 #[cfg(test)]

@@ -11,9 +11,8 @@
 //! changes are re-programmed, each with [`Device::program_binary`] on both cells (one SET,
 //! one RESET), whose [`WriteReport`]s give the pulses, energy and time of the write.
 
+use super::layer::{OuterProductUpdate, PlasticSynapses, SynapticLayer};
 use crate::device::{AnyDevice, AnyState, Device, WriteReport};
-use crate::learning::ep::{OuterProductUpdate, SynapticLayer};
-use crate::learning::rule::PlasticSynapses;
 use crate::linalg;
 use crate::rng::{self, XbarRng};
 use anyhow::{Result, ensure};
