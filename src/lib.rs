@@ -10,7 +10,9 @@
 //! - [`data`]: IDX data sets and the embedded MNIST-10k;
 //! - [`output`]: atomic result files, locked output directories and figures shared by
 //!   every command; [`memory`]: estimates checked before large allocations;
-//! - [`characterize`]: the standard device characterisation protocols.
+//! - [`characterize`]: the standard device characterisation protocols;
+//! - [`studies`]: what experiment files name (configurations with preset and data names,
+//!   drivers, figures), on top of the library layers.
 
 pub mod bayes;
 pub mod characterize;
@@ -24,3 +26,4 @@ pub mod memory;
 pub mod nn;
 pub mod output;
 pub mod rng;
+pub mod studies;
