@@ -4,11 +4,9 @@
 
 use rand::RngExt;
 use rand_distr::StandardNormal;
-use xbar::bayes::bnn::{
-    BnnConfig, DeviceSampler, GaussianLayer, Posterior, Sampler, plot_bnn, predictive_mean,
-    run_bnn_on,
-};
+use xbar::bayes::bnn::{DeviceSampler, GaussianLayer, Posterior, Sampler, predictive_mean};
 use xbar::rng::stream;
+use xbar::studies::bayesian_nn::{BnnConfig, plot_bnn, run_bnn_on};
 
 const FEATURES: usize = 16;
 const HIDDEN: usize = 16;

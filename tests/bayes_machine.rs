@@ -3,11 +3,11 @@
 
 use rand::RngExt;
 use xbar::bayes::machine::{
-    BayesianMachine, CellKind, MachineConfig, NaiveBayes, RngSource, StorageLevel, StreamBiases,
-    auto_exponent, comparator_probability, decide, observe, plot_machine, quantise_word,
-    run_machine_on, store_words,
+    BayesianMachine, CellKind, LikelihoodMemory, NaiveBayes, StreamBiases, auto_exponent,
+    comparator_probability, decide, observe, quantise_word, store_words,
 };
 use xbar::rng::stream;
+use xbar::studies::bayesian_machine::{MachineConfig, RngSource, plot_machine, run_machine_on};
 
 /// Two-sided acceptance band in standard errors for the statistical checks.
 const Z: f64 = 4.5;
@@ -41,11 +41,7 @@ fn long_streams_converge_to_exact_naive_bayes() {
                 .collect()
         })
         .collect();
-    let ideal = StreamBiases {
-        biases: None,
-        energy_per_bit_j: 0.0,
-    };
-    let machine = BayesianMachine::new(10, words, bits, ideal);
+    let machine = BayesianMachine::new(10, words, bits, StreamBiases::ideal());
     let lengths = [8, 1 << 22];
     let (mut agree_short, mut agree_long) = (0, 0);
     for n in 0..test_obs.len() {
@@ -149,16 +145,17 @@ fn bit_error_rate_matches_the_lognormal_overlap() {
     ] {
         overrides.insert(k.to_string(), toml::Value::Float(v));
     }
-    let level = StorageLevel {
-        label: "test".to_string(),
-        device: "rram_hfo2".to_string(),
-        overrides,
+    let device = xbar::device::preset::load("rram_hfo2", &overrides).unwrap();
+    let memory = LikelihoodMemory {
+        device: &device,
         cell: CellKind::TwoT2R,
+        read_voltage_v: 0.1,
+        read_time_s: 10e-9,
     };
     let words: Vec<Vec<u32>> = (0..40)
         .map(|b| (0..200).map(|k| (b * 7 + k) % 256).collect())
         .collect();
-    let stored = store_words(&words, 8, &level, &MachineConfig::default(), 1).unwrap();
+    let stored = store_words(&words, 8, &memory, 1, 1);
     let (v_c, r_hrs, s_hrs, s_ref, i_ref, alpha) = (0.4, 200e3, 0.5, 0.1, 100e-6, 0.5);
     let s_lrs = s_ref * f64::powf(i_ref / i_cc, alpha);
     let z = (f64::ln(v_c / i_cc) - f64::ln(r_hrs)) / (s_lrs * s_lrs + s_hrs * s_hrs).sqrt();

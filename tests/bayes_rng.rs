@@ -1,10 +1,10 @@
 //! MRAM random bit generator: bias and autocorrelation of the bits against the device model.
 
 use xbar::bayes::mram_rng::{
-    GeneratorConfig, MramBitGenerator, MramRngConfig, ResetPolicy, autocorrelation,
-    fifty_percent_amplitude_v, load_mram, plot_mram_rng, run_mram_rng,
+    GeneratorConfig, MramBitGenerator, ResetPolicy, autocorrelation, fifty_percent_amplitude_v,
 };
 use xbar::rng::stream;
+use xbar::studies::mram_rng::{MramRngConfig, load_mram, plot_mram_rng, run_mram_rng};
 
 /// Bits per statistical check: the binomial standard error of a fraction near 1/2 is
 /// 0.5 / sqrt(n) = 1.1e-3.

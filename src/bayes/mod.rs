@@ -13,10 +13,9 @@
 //! - [`metrics`]: calibration and uncertainty metrics (expected calibration error, AUROC,
 //!   predictive entropy, mutual information).
 //!
-//! Each experiment has a driver (`run_*`) that takes a serde configuration (unknown fields
-//! rejected, defaults for everything, validated with errors that name the field) and returns
-//! a report with every number its figures need, and a `plot_*` function that draws the
-//! figures (PNG and SVG) into a directory.
+//! These modules take built objects (device models, data sets) and typed parameters and
+//! return numbers. The studies that name presets and data, run the sweeps and draw the
+//! figures are in the `studies` layer (`bayesian_machine`, `bayesian_nn`, `mram_rng`).
 
 pub mod bnn;
 pub mod machine;

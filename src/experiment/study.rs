@@ -12,10 +12,10 @@ use super::config::{ExperimentSection, Overrides, read_experiment_file, to_value
 use super::inputs;
 use super::run::RUN_JSON;
 use super::tree;
-use crate::bayes;
 use crate::learning::ep::{self, Activation, EpConfig, EpNetwork};
 use crate::output::plot::{Figure, Series, Style};
 use crate::output::results::{self, OutputDir, RunRecord, Timer};
+use crate::studies;
 use crate::studies::analog_sgd::{self, SgdStudy};
 use crate::studies::metaplastic_pmnist::{self, PmnistSweep};
 use anyhow::{Context, Result, bail};
@@ -104,24 +104,24 @@ fn run_text(text: &str, overrides: &Overrides, file_dir: &Path, out: Option<&Pat
             body,
             overrides,
             out,
-            bayes::machine::run_machine,
-            bayes::machine::plot_machine,
+            studies::bayesian_machine::run_machine,
+            studies::bayesian_machine::plot_machine,
         ),
         "bayesian_nn" => study(
             &section,
             body,
             overrides,
             out,
-            bayes::bnn::run_bnn,
-            bayes::bnn::plot_bnn,
+            studies::bayesian_nn::run_bnn,
+            studies::bayesian_nn::plot_bnn,
         ),
         "mram_rng" => study(
             &section,
             body,
             overrides,
             out,
-            bayes::mram_rng::run_mram_rng,
-            bayes::mram_rng::plot_mram_rng,
+            studies::mram_rng::run_mram_rng,
+            studies::mram_rng::plot_mram_rng,
         ),
         "analog_sgd" => study(
             &section,
@@ -149,19 +149,19 @@ trait Seeded {
     fn set_seed(&mut self, seed: u64);
 }
 
-impl Seeded for bayes::machine::MachineConfig {
+impl Seeded for studies::bayesian_machine::MachineConfig {
     fn set_seed(&mut self, seed: u64) {
         self.seed = seed;
     }
 }
 
-impl Seeded for bayes::bnn::BnnConfig {
+impl Seeded for studies::bayesian_nn::BnnConfig {
     fn set_seed(&mut self, seed: u64) {
         self.seed = seed;
     }
 }
 
-impl Seeded for bayes::mram_rng::MramRngConfig {
+impl Seeded for studies::mram_rng::MramRngConfig {
     fn set_seed(&mut self, seed: u64) {
         self.seed = seed;
     }
