@@ -8,7 +8,7 @@ mod common;
 
 use common::{read, stderr, xbar, xbar_run};
 use xbar::experiment::config::{self, Overrides};
-use xbar::experiment::study;
+use xbar::experiment::{kinds, study};
 
 /// A small but real inference sweep: a 784-16-10 MLP trained for one epoch on 600
 /// digits, deployed on PCM tiles and read at two times, two repeats.
@@ -62,7 +62,11 @@ fn every_committed_experiment_file_validates() {
             continue;
         }
         count += 1;
-        if study::is_study(&config::file_kind(&path).unwrap()) {
+        let table = config::read_table(&path).unwrap();
+        if kinds::by_name(&config::kind_name(&table).unwrap())
+            .unwrap()
+            .is_study()
+        {
             study::check_file(&path, &Overrides::default())
                 .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
             continue;

@@ -5,6 +5,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use xbar::experiment::config::{self, Overrides};
+use xbar::experiment::kinds;
 use xbar::experiment::run::{self, RESULTS_CSV, RunOptions};
 use xbar::experiment::stats::ErrorBars;
 use xbar::experiment::study;
@@ -14,13 +15,10 @@ use xbar::experiment::tree;
 
 /// The experiment kinds (`experiment.kind`), one per line, for `xbar run --help`.
 fn kinds_help() -> String {
-    let kinds = xbar::experiment::kinds::KINDS
-        .iter()
-        .chain(xbar::experiment::study::STUDIES)
-        .map(|(name, what)| format!("  {name}: {what}"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    format!("Experiment kinds (experiment.kind):\n{kinds}")
+    format!(
+        "Experiment kinds (experiment.kind):\n{}",
+        kinds::help_lines()
+    )
 }
 
 /// Arguments of `xbar run`.
@@ -113,17 +111,23 @@ pub fn run_experiment(args: RunArgs) -> Result<()> {
     }
     let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.file));
-    if study::is_study(&config::file_kind(&args.file)?) {
+    let table = config::read_table(&args.file)?;
+    let in_file = || format!("experiment file {}", args.file.display());
+    let kind =
+        kinds::by_name(&config::kind_name(&table).with_context(in_file)?).with_context(in_file)?;
+    let file_dir = args.file.parent().unwrap_or(Path::new(""));
+    if kind.is_study() {
         if shard.is_some() {
             bail!("--shard: this experiment is a single study, it has no sweep points to share");
         }
         with_threads(args.threads, || {
-            study::run_file(&args.file, &overrides, &out)
+            study::run_table(table, &overrides, file_dir, Some(&out)).with_context(in_file)
         })?;
         println!("results in {}", out.display());
         return Ok(());
     }
-    let (plan, kind) = config::load(&args.file, &overrides)?;
+    let (plan, kind) =
+        config::plan_from_table(table, &overrides, Some(file_dir)).with_context(in_file)?;
     let opts = RunOptions {
         out: out.clone(),
         shard,

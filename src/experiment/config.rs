@@ -7,7 +7,7 @@
 //! type and out-of-range values are errors that name the key.
 
 use super::inputs::{self, Fingerprints};
-use super::kinds::{self, ExperimentKind};
+use super::kinds::{self, ExperimentKind, Runner};
 use super::run::Plan;
 use super::sweep::Axis;
 use super::table::PlotSpec;
@@ -57,49 +57,47 @@ pub struct Overrides {
     pub seed: Option<u64>,
 }
 
-/// The `experiment.kind` of an experiment file (`inference` when not given).
-pub fn file_kind(path: &Path) -> Result<String> {
-    let text = read_experiment_file(path)?;
-    let table: toml::Table = toml::from_str(&text)
-        .with_context(|| format!("experiment file {}: malformed TOML", path.display()))?;
+/// Read and parse an experiment file (a UTF-8 byte-order mark is ignored); errors name the
+/// file.
+pub fn read_table(path: &Path) -> Result<toml::Table> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the experiment file {}", path.display()))?;
+    toml::from_str(crate::output::results::strip_bom(&text))
+        .with_context(|| format!("experiment file {}: malformed TOML", path.display()))
+}
+
+/// The `experiment.kind` of a parsed experiment file (`inference` when not given).
+pub fn kind_name(table: &toml::Table) -> Result<String> {
     match table.get("experiment").and_then(|e| e.get("kind")) {
         None => Ok(default_kind()),
         Some(Value::String(k)) => Ok(k.clone()),
-        Some(other) => bail!(
-            "experiment file {}: experiment.kind must be a string, got {other}",
-            path.display()
-        ),
+        Some(other) => bail!("experiment.kind must be a string, got {other}"),
     }
 }
 
-/// Read an experiment file and build its plan and kind. Relative paths in the file are
-/// taken relative to the file's directory (see [`inputs::resolve_relative_paths`]).
+/// Read a sweep experiment file and build its plan and kind. Relative paths in the file
+/// are taken relative to the file's directory (see [`inputs::resolve_relative_paths`]).
 pub fn load(path: &Path, overrides: &Overrides) -> Result<(Plan, Box<dyn ExperimentKind>)> {
-    let text = read_experiment_file(path)?;
+    let table = read_table(path)?;
     let dir = path.parent().unwrap_or(Path::new(""));
-    parse_in(&text, overrides, Some(dir))
+    plan_from_table(table, overrides, Some(dir))
         .with_context(|| format!("experiment file {}", path.display()))
 }
 
-/// The text of an experiment file (a UTF-8 byte-order mark removed).
-pub fn read_experiment_file(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the experiment file {}", path.display()))?;
-    Ok(crate::output::results::strip_bom(&text).to_string())
-}
-
-/// Build a plan from the text of an experiment file (relative paths are left as they are:
-/// relative to the working directory).
+/// Build a plan from the text of a sweep experiment file (relative paths are left as they
+/// are: relative to the working directory).
 pub fn parse(text: &str, overrides: &Overrides) -> Result<(Plan, Box<dyn ExperimentKind>)> {
-    parse_in(text, overrides, None)
+    let table: toml::Table = toml::from_str(text).context("malformed TOML")?;
+    plan_from_table(table, overrides, None)
 }
 
-fn parse_in(
-    text: &str,
+/// Build a plan from a parsed sweep experiment file whose relative paths are taken relative
+/// to `file_dir` (when given).
+pub fn plan_from_table(
+    mut table: toml::Table,
     overrides: &Overrides,
     file_dir: Option<&Path>,
 ) -> Result<(Plan, Box<dyn ExperimentKind>)> {
-    let mut table: toml::Table = toml::from_str(text).context("malformed TOML")?;
     let experiment = table
         .remove("experiment")
         .context("missing the [experiment] section (name, kind, seed, repeats)")?;
@@ -116,7 +114,13 @@ fn parse_in(
     }
     let plots: Vec<PlotSpec> = take_array(&mut table, "plot")?;
     let mut section: ExperimentSection = typed(experiment, "experiment")?;
-    let kind = kinds::by_name(&section.kind)?;
+    let kind = match kinds::by_name(&section.kind)?.runner {
+        Runner::Sweep(make) => make(),
+        Runner::Study(_) => bail!(
+            "experiment.kind = '{}' is a study: it has no [[sweep]] grid (run it with xbar run)",
+            section.kind
+        ),
+    };
     let mut body = Value::Table(table);
     if let Some(dir) = file_dir {
         inputs::resolve_relative_paths(&mut body, dir);

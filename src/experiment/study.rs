@@ -8,8 +8,9 @@
 //! number of the study), the figures (PNG + SVG) and `run.json` (resolved configuration,
 //! seed, version, timings), all written atomically once the study has finished.
 
-use super::config::{ExperimentSection, Overrides, read_experiment_file, to_value, typed};
+use super::config::{ExperimentSection, Overrides, read_table, to_value, typed};
 use super::inputs;
+use super::kinds::{self, Runner};
 use super::run::RUN_JSON;
 use super::tree;
 use crate::learning::ep::{self, Activation, EpConfig, EpNetwork};
@@ -24,63 +25,23 @@ use serde::de::DeserializeOwned;
 use std::path::Path;
 use toml::Value;
 
-/// The study kinds, with a one-line description each.
-pub const STUDIES: &[(&str, &str)] = &[
-    (
-        "bayesian_machine",
-        "memristor Bayesian machine (Harabi et al. 2023): naive Bayes by stochastic computing, accuracy versus bit-stream length and device errors",
-    ),
-    (
-        "bayesian_nn",
-        "Bayesian neural network whose posterior samples are device reads: accuracy, calibration and out-of-distribution detection versus samples and device noise",
-    ),
-    (
-        "analog_sgd",
-        "analog SGD with pulsed outer-product updates on device tiles, one run per device, against digital SGD: test accuracy per epoch, pulses and energy",
-    ),
-    (
-        "ep_mnist",
-        "equilibrium propagation (Scellier & Bengio 2017; Laborieux et al. 2021) on MNIST-10k: train and test accuracy per epoch, time per epoch",
-    ),
-    (
-        "metaplastic_pmnist",
-        "metaplastic binarized network on permuted MNIST (Laborieux et al. 2021): accuracy on every task after each task, per metaplasticity m, with 2T2R write counts and energy",
-    ),
-    (
-        "mram_rng",
-        "MRAM random-bit generator from stochastic switching: bias versus amplitude, device spread, calibration, read disturb, energy per bit",
-    ),
-];
-
-/// Whether `kind` is a study (rather than a sweep kind).
-pub fn is_study(kind: &str) -> bool {
-    STUDIES.iter().any(|(k, _)| *k == kind)
-}
-
-/// Read a study file, run it and write its outputs into `out`. Relative paths in the file
-/// are taken relative to the file's directory.
-pub fn run_file(path: &Path, overrides: &Overrides, out: &Path) -> Result<()> {
-    let text = read_experiment_file(path)?;
-    run_text(&text, overrides, file_dir(path), Some(out))
-        .with_context(|| format!("experiment file {}", path.display()))
-}
-
 /// Parse and validate a study file without running it.
 pub fn check_file(path: &Path, overrides: &Overrides) -> Result<()> {
-    let text = read_experiment_file(path)?;
-    run_text(&text, overrides, file_dir(path), None)
+    let table = read_table(path)?;
+    let dir = path.parent().unwrap_or(Path::new(""));
+    run_table(table, overrides, dir, None)
         .with_context(|| format!("experiment file {}", path.display()))
 }
 
-fn file_dir(path: &Path) -> &Path {
-    path.parent().unwrap_or(Path::new(""))
-}
-
-/// Run a study from the text of its experiment file (whose relative paths are taken
-/// relative to `file_dir`), writing into `out`; with `out = None`, only parse and check the
+/// Run a study from its parsed experiment file (whose relative paths are taken relative
+/// to `file_dir`), writing into `out`; with `out = None`, only parse and check the
 /// configuration.
-fn run_text(text: &str, overrides: &Overrides, file_dir: &Path, out: Option<&Path>) -> Result<()> {
-    let mut table: toml::Table = toml::from_str(text).context("malformed TOML")?;
+pub fn run_table(
+    mut table: toml::Table,
+    overrides: &Overrides,
+    file_dir: &Path,
+    out: Option<&Path>,
+) -> Result<()> {
     let mut section: ExperimentSection = typed(
         table
             .remove("experiment")
@@ -91,6 +52,9 @@ fn run_text(text: &str, overrides: &Overrides, file_dir: &Path, out: Option<&Pat
         section.seed = seed;
     }
     let kind = section.kind.clone();
+    let Runner::Study(driver) = kinds::by_name(&kind)?.runner else {
+        bail!("experiment.kind = '{kind}' is a sweep kind, not a study");
+    };
     if let Some(other) = table.keys().find(|k| **k != kind) {
         bail!("[{other}]: a {kind} study has only the [experiment] and [{kind}] sections");
     }
@@ -98,50 +62,79 @@ fn run_text(text: &str, overrides: &Overrides, file_dir: &Path, out: Option<&Pat
         .remove(&kind)
         .unwrap_or_else(|| Value::Table(toml::Table::new()));
     inputs::resolve_relative_paths(&mut body, file_dir);
-    match kind.as_str() {
-        "bayesian_machine" => study(
-            &section,
-            body,
-            overrides,
-            out,
-            studies::bayesian_machine::run_machine,
-            studies::bayesian_machine::plot_machine,
-        ),
-        "bayesian_nn" => study(
-            &section,
-            body,
-            overrides,
-            out,
-            studies::bayesian_nn::run_bnn,
-            studies::bayesian_nn::plot_bnn,
-        ),
-        "mram_rng" => study(
-            &section,
-            body,
-            overrides,
-            out,
-            studies::mram_rng::run_mram_rng,
-            studies::mram_rng::plot_mram_rng,
-        ),
-        "analog_sgd" => study(
-            &section,
-            body,
-            overrides,
-            out,
-            analog_sgd::run_sgd_study,
-            analog_sgd::plot_sgd_study,
-        ),
-        "ep_mnist" => study(&section, body, overrides, out, run_ep_study, plot_ep_study),
-        "metaplastic_pmnist" => study(
-            &section,
-            body,
-            overrides,
-            out,
-            metaplastic_pmnist::run_pmnist_sweep,
-            metaplastic_pmnist::save_pmnist_sweep,
-        ),
-        other => bail!("experiment.kind = '{other}' is not a study"),
-    }
+    driver(&section, body, overrides, out)
+}
+
+/// The `bayesian_machine` study.
+pub fn bayesian_machine(
+    section: &ExperimentSection,
+    body: Value,
+    overrides: &Overrides,
+    out: Option<&Path>,
+) -> Result<()> {
+    use studies::bayesian_machine::{plot_machine, run_machine};
+    study(section, body, overrides, out, run_machine, plot_machine)
+}
+
+/// The `bayesian_nn` study.
+pub fn bayesian_nn(
+    section: &ExperimentSection,
+    body: Value,
+    overrides: &Overrides,
+    out: Option<&Path>,
+) -> Result<()> {
+    use studies::bayesian_nn::{plot_bnn, run_bnn};
+    study(section, body, overrides, out, run_bnn, plot_bnn)
+}
+
+/// The `mram_rng` study.
+pub fn mram_rng(
+    section: &ExperimentSection,
+    body: Value,
+    overrides: &Overrides,
+    out: Option<&Path>,
+) -> Result<()> {
+    use studies::mram_rng::{plot_mram_rng, run_mram_rng};
+    study(section, body, overrides, out, run_mram_rng, plot_mram_rng)
+}
+
+/// The `analog_sgd` study.
+pub fn analog_sgd(
+    section: &ExperimentSection,
+    body: Value,
+    overrides: &Overrides,
+    out: Option<&Path>,
+) -> Result<()> {
+    use analog_sgd::{plot_sgd_study, run_sgd_study};
+    study(section, body, overrides, out, run_sgd_study, plot_sgd_study)
+}
+
+/// The `ep_mnist` study.
+pub fn ep_mnist(
+    section: &ExperimentSection,
+    body: Value,
+    overrides: &Overrides,
+    out: Option<&Path>,
+) -> Result<()> {
+    study(section, body, overrides, out, run_ep_study, plot_ep_study)
+}
+
+/// The `metaplastic_pmnist` study.
+pub fn metaplastic_pmnist(
+    section: &ExperimentSection,
+    body: Value,
+    overrides: &Overrides,
+    out: Option<&Path>,
+) -> Result<()> {
+    use metaplastic_pmnist::{run_pmnist_sweep, save_pmnist_sweep};
+    study(
+        section,
+        body,
+        overrides,
+        out,
+        run_pmnist_sweep,
+        save_pmnist_sweep,
+    )
 }
 
 /// Configurations of studies carry their driver's seed.
