@@ -8,7 +8,7 @@ mod common;
 
 use common::{read, stderr, xbar, xbar_run};
 use xbar::experiment::config::{self, Overrides};
-use xbar::experiment::{kinds, study};
+use xbar::studies::study_kinds as study;
 
 /// A small but real inference sweep: a 784-16-10 MLP trained for one epoch on 600
 /// digits, deployed on PCM tiles and read at two times, two repeats.
@@ -63,7 +63,7 @@ fn every_committed_experiment_file_validates() {
         }
         count += 1;
         let table = config::read_table(&path).unwrap();
-        if kinds::by_name(&config::kind_name(&table).unwrap())
+        if xbar::studies::kind(&config::kind_name(&table).unwrap())
             .unwrap()
             .is_study()
         {
@@ -71,7 +71,7 @@ fn every_committed_experiment_file_validates() {
                 .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
             continue;
         }
-        let (plan, kind) = config::load(&path, &Overrides::default())
+        let (plan, kind) = config::load(&path, &Overrides::default(), xbar::studies::KINDS)
             .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
         for point in plan.points() {
             let c = point.apply(&plan.base).unwrap();

@@ -8,16 +8,16 @@ use xbar::experiment::config::{self, Overrides};
 use xbar::experiment::kinds;
 use xbar::experiment::run::{self, RESULTS_CSV, RunOptions};
 use xbar::experiment::stats::ErrorBars;
-use xbar::experiment::study;
 use xbar::experiment::sweep::Shard;
 use xbar::experiment::table::{PlotSpec, ResultsTable, figures};
 use xbar::experiment::tree;
+use xbar::studies::study_kinds as study;
 
 /// The experiment kinds (`experiment.kind`), one per line, for `xbar run --help`.
 fn kinds_help() -> String {
     format!(
         "Experiment kinds (experiment.kind):\n{}",
-        kinds::help_lines()
+        kinds::help_lines(xbar::studies::KINDS)
     )
 }
 
@@ -113,8 +113,8 @@ pub fn run_experiment(args: RunArgs) -> Result<()> {
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.file));
     let table = config::read_table(&args.file)?;
     let in_file = || format!("experiment file {}", args.file.display());
-    let kind =
-        kinds::by_name(&config::kind_name(&table).with_context(in_file)?).with_context(in_file)?;
+    let kind = xbar::studies::kind(&config::kind_name(&table).with_context(in_file)?)
+        .with_context(in_file)?;
     let file_dir = args.file.parent().unwrap_or(Path::new(""));
     if kind.is_study() {
         if shard.is_some() {
@@ -127,7 +127,8 @@ pub fn run_experiment(args: RunArgs) -> Result<()> {
         return Ok(());
     }
     let (plan, kind) =
-        config::plan_from_table(table, &overrides, Some(file_dir)).with_context(in_file)?;
+        config::plan_from_table(table, &overrides, Some(file_dir), xbar::studies::KINDS)
+            .with_context(in_file)?;
     let opts = RunOptions {
         out: out.clone(),
         shard,

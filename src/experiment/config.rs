@@ -7,7 +7,7 @@
 //! type and out-of-range values are errors that name the key.
 
 use super::inputs::{self, Fingerprints};
-use super::kinds::{self, ExperimentKind, Runner};
+use super::kinds::{self, ExperimentKind, Kind, Runner};
 use super::run::Plan;
 use super::sweep::Axis;
 use super::table::PlotSpec;
@@ -77,26 +77,35 @@ pub fn kind_name(table: &toml::Table) -> Result<String> {
 
 /// Read a sweep experiment file and build its plan and kind. Relative paths in the file
 /// are taken relative to the file's directory (see [`inputs::resolve_relative_paths`]).
-pub fn load(path: &Path, overrides: &Overrides) -> Result<(Plan, Box<dyn ExperimentKind>)> {
+pub fn load(
+    path: &Path,
+    overrides: &Overrides,
+    registry: &'static [Kind],
+) -> Result<(Plan, Box<dyn ExperimentKind>)> {
     let table = read_table(path)?;
     let dir = path.parent().unwrap_or(Path::new(""));
-    plan_from_table(table, overrides, Some(dir))
+    plan_from_table(table, overrides, Some(dir), registry)
         .with_context(|| format!("experiment file {}", path.display()))
 }
 
 /// Build a plan from the text of a sweep experiment file (relative paths are left as they
 /// are: relative to the working directory).
-pub fn parse(text: &str, overrides: &Overrides) -> Result<(Plan, Box<dyn ExperimentKind>)> {
+pub fn parse(
+    text: &str,
+    overrides: &Overrides,
+    registry: &'static [Kind],
+) -> Result<(Plan, Box<dyn ExperimentKind>)> {
     let table: toml::Table = toml::from_str(text).context("malformed TOML")?;
-    plan_from_table(table, overrides, None)
+    plan_from_table(table, overrides, None, registry)
 }
 
 /// Build a plan from a parsed sweep experiment file whose relative paths are taken relative
-/// to `file_dir` (when given).
+/// to `file_dir` (when given); its kind is looked up in `registry`.
 pub fn plan_from_table(
     mut table: toml::Table,
     overrides: &Overrides,
     file_dir: Option<&Path>,
+    registry: &'static [Kind],
 ) -> Result<(Plan, Box<dyn ExperimentKind>)> {
     let experiment = table
         .remove("experiment")
@@ -114,7 +123,7 @@ pub fn plan_from_table(
     }
     let plots: Vec<PlotSpec> = take_array(&mut table, "plot")?;
     let mut section: ExperimentSection = typed(experiment, "experiment")?;
-    let kind = match kinds::by_name(&section.kind)?.runner {
+    let kind = match kinds::find(registry, &section.kind)?.runner {
         Runner::Sweep(make) => make(),
         Runner::Study(_) => bail!(
             "experiment.kind = '{}' is a study: it has no [[sweep]] grid (run it with xbar run)",

@@ -8,17 +8,17 @@
 //! number of the study), the figures (PNG + SVG) and `run.json` (resolved configuration,
 //! seed, version, timings), all written atomically once the study has finished.
 
-use super::config::{ExperimentSection, Overrides, read_table, to_value, typed};
-use super::inputs;
-use super::kinds::{self, Runner};
-use super::run::RUN_JSON;
-use super::tree;
+use super::analog_sgd::{self, SgdStudy};
+use super::metaplastic_pmnist::{self, PmnistSweep};
+use crate::experiment::config::{ExperimentSection, Overrides, read_table, to_value, typed};
+use crate::experiment::inputs;
+use crate::experiment::kinds::Runner;
+use crate::experiment::run::RUN_JSON;
+use crate::experiment::tree;
 use crate::learning::ep::{self, Activation, EpConfig, EpNetwork};
 use crate::output::plot::{Figure, Series, Style};
 use crate::output::results::{self, OutputDir, RunRecord, Timer};
 use crate::studies;
-use crate::studies::analog_sgd::{self, SgdStudy};
-use crate::studies::metaplastic_pmnist::{self, PmnistSweep};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -52,7 +52,7 @@ pub fn run_table(
         section.seed = seed;
     }
     let kind = section.kind.clone();
-    let Runner::Study(driver) = kinds::by_name(&kind)?.runner else {
+    let Runner::Study(driver) = super::kind(&kind)?.runner else {
         bail!("experiment.kind = '{kind}' is a sweep kind, not a study");
     };
     if let Some(other) = table.keys().find(|k| **k != kind) {

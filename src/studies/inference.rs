@@ -17,13 +17,13 @@
 //! the same trained network of its repeat (paired comparisons); it is done once per
 //! repeat in [`JobKind::prepare`].
 
-use super::config::{to_value, typed};
 use super::deploy::{Deployment, InputScaling};
-use super::kinds::ExperimentKind;
-use super::run::{JobId, JobKind};
 use crate::crossbar::{TileConfig, WeightEncoding};
 use crate::data::{self, Split};
 use crate::device::{AnyDevice, preset};
+use crate::experiment::config::{to_value, typed};
+use crate::experiment::kinds::ExperimentKind;
+use crate::experiment::run::{JobId, JobKind};
 use crate::nn::binary::{InputEncoding, Quantization, QuantizedMatrix, QuantizedMlp};
 use crate::nn::{self, Mlp, Network, TrainConfig};
 use anyhow::{Context, Result, ensure};
@@ -427,7 +427,7 @@ impl JobKind for Inference {
             }
         };
         let total: usize = to_train.iter().map(|(_, c, _)| epochs(c)).sum();
-        let bar = super::run::progress_bar(progress && total > 0, total, "epochs");
+        let bar = crate::experiment::run::progress_bar(progress && total > 0, total, "epochs");
         for (key, c, job) in to_train {
             bar.set_message(format!("training the network of repeat {}", job.repeat));
             let t = self

@@ -36,17 +36,17 @@
 //! The digital twin depends only on data, network, rule and repeat: it is trained once per
 //! repeat in [`JobKind::prepare`].
 
-use super::config::{to_value, typed};
+use super::analog_sgd;
 use super::inference::DataConfig;
-use super::kinds::ExperimentKind;
-use super::run::{JobId, JobKind};
 use crate::crossbar::update::PulsedUpdateConfig;
 use crate::crossbar::{TileConfig, WeightEncoding};
 use crate::data::{Dataset, Split};
 use crate::device::{AnyDevice, preset};
+use crate::experiment::config::{to_value, typed};
+use crate::experiment::kinds::ExperimentKind;
+use crate::experiment::run::{JobId, JobKind};
 use crate::learning::ep::{self, Activation, EpConfig, EpNetwork, Nudging};
 use crate::learning::sgd::{self, EpochSchedule, HiddenActivation, Mlp, Sgd};
-use crate::studies::analog_sgd;
 use crate::synapses::DigitalSynapses;
 use crate::synapses::PlasticSynapses;
 use crate::synapses::{CrossbarSynapses, program_layers};
@@ -537,7 +537,7 @@ impl JobKind for OnChipTraining {
     }
 
     fn prepare(&self, jobs: &[(&Value, JobId)], progress: bool) -> Result<()> {
-        let bar = super::run::progress_bar(progress, jobs.len(), "jobs prepared");
+        let bar = crate::experiment::run::progress_bar(progress, jobs.len(), "jobs prepared");
         for (config, job) in jobs {
             bar.inc(1);
             let c = TrainingConfig::parse(config)?;
