@@ -2,6 +2,7 @@
 //! accuracy target, bit-identical training with 1 and 2 threads, hardware-aware training,
 //! and clear errors for mismatched layers.
 
+mod common;
 use xbar::nn::{
     Classifier, Dense, Mlp, NoiseKind, Optimizer, TrainConfig, WeightNoise, evaluate, train,
 };
@@ -323,24 +324,6 @@ fn mismatched_layers_and_bad_settings_give_clear_errors() {
     assert!(e.contains("label 12"), "{e}");
 }
 
-/// Write `images` (n x rows x cols bytes) and `labels` as the four standard IDX files.
-fn write_idx_set(dir: &std::path::Path, images: &[u8], labels: &[u8], rows: u32, cols: u32) {
-    let n = labels.len() as u32;
-    let idx = |magic: u32, dims: &[u32], body: &[u8]| -> Vec<u8> {
-        let mut out = magic.to_be_bytes().to_vec();
-        dims.iter()
-            .for_each(|d| out.extend_from_slice(&d.to_be_bytes()));
-        out.extend_from_slice(body);
-        out
-    };
-    for split in ["train", "t10k"] {
-        let img = idx(0x0803, &[n, rows, cols], images);
-        std::fs::write(dir.join(format!("{split}-images-idx3-ubyte")), img).unwrap();
-        let lab = idx(0x0801, &[n], labels);
-        std::fs::write(dir.join(format!("{split}-labels-idx1-ubyte")), lab).unwrap();
-    }
-}
-
 /// Any IDX data set works: a synthetic 4 x 4 set (class 0 lights the top half, class 1
 /// the bottom half, plus a deterministic speckle) is learnt perfectly.
 #[test]
@@ -356,7 +339,8 @@ fn trains_on_any_idx_directory() {
         }
         labels.push(class);
     }
-    write_idx_set(dir.path(), &images, &labels, 4, 4);
+    common::write_idx_split(dir.path(), "train", &images, &labels, 4, 4);
+    common::write_idx_split(dir.path(), "t10k", &images, &labels, 4, 4);
     let split = xbar::data::load_idx_dir(dir.path()).unwrap();
     let mut mlp = Mlp::random(&[16, 8, 2], 0).unwrap();
     let config = TrainConfig {

@@ -399,26 +399,9 @@ fn mismatched_splits_are_blamed_on_the_data() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    let idx = |magic: u32, dims: &[u32], body: &[u8]| -> Vec<u8> {
-        let mut out = magic.to_be_bytes().to_vec();
-        dims.iter()
-            .for_each(|d| out.extend_from_slice(&d.to_be_bytes()));
-        out.extend_from_slice(body);
-        out
-    };
     for (split, side) in [("train", 32u32), ("t10k", 28u32)] {
-        let n = 4u32;
-        let pixels = vec![0u8; (n * side * side) as usize];
-        std::fs::write(
-            data.join(format!("{split}-images-idx3-ubyte")),
-            idx(0x0803, &[n, side, side], &pixels),
-        )
-        .unwrap();
-        std::fs::write(
-            data.join(format!("{split}-labels-idx1-ubyte")),
-            idx(0x0801, &[n], &[0, 1, 0, 1]),
-        )
-        .unwrap();
+        let pixels = vec![0u8; (4 * side * side) as usize];
+        common::write_idx_split(&data, split, &pixels, &[0, 1, 0, 1], side, side);
     }
     let file = small(dir.path());
     let set = format!("data.source={}", s(&data));

@@ -49,3 +49,27 @@ pub fn stderr(o: &Output) -> String {
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// Write `images` (n x rows x cols bytes) and `labels` as one split of an IDX data set:
+/// `{split}-images-idx3-ubyte` and `{split}-labels-idx1-ubyte` (split `train` or `t10k`).
+pub fn write_idx_split(
+    dir: &Path,
+    split: &str,
+    images: &[u8],
+    labels: &[u8],
+    rows: u32,
+    cols: u32,
+) {
+    let idx = |magic: u32, dims: &[u32], body: &[u8]| -> Vec<u8> {
+        let mut out = magic.to_be_bytes().to_vec();
+        dims.iter()
+            .for_each(|d| out.extend_from_slice(&d.to_be_bytes()));
+        out.extend_from_slice(body);
+        out
+    };
+    let n = labels.len() as u32;
+    let img = idx(0x0803, &[n, rows, cols], images);
+    std::fs::write(dir.join(format!("{split}-images-idx3-ubyte")), img).unwrap();
+    let lab = idx(0x0801, &[n], labels);
+    std::fs::write(dir.join(format!("{split}-labels-idx1-ubyte")), lab).unwrap();
+}
