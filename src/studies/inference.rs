@@ -17,7 +17,6 @@
 //! the same trained network of its repeat (paired comparisons); it is done once per
 //! repeat in [`JobKind::prepare`].
 
-use super::deploy::{Deployment, InputScaling};
 use crate::crossbar::{TileConfig, WeightEncoding};
 use crate::data::{self, Split};
 use crate::device::{AnyDevice, preset};
@@ -26,6 +25,7 @@ use crate::experiment::kinds::ExperimentKind;
 use crate::experiment::run::{JobId, JobKind};
 use crate::nn::binary::{InputEncoding, Quantization, QuantizedMatrix, QuantizedMlp};
 use crate::nn::{self, Mlp, Network, TrainConfig};
+use crate::synapses::deploy::{Deployment, InputScaling};
 use anyhow::{Context, Result, ensure};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};

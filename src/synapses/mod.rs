@@ -10,12 +10,18 @@
 //! - [`BinarySynapses`] (`pairs`): binary weights on 2T2R device pairs, re-programmed only
 //!   where a sign flips, with the write tally.
 //!
-//! Equilibrium propagation, analog SGD and the metaplastic BNN hold their weights here. Still
-//! outside this seam (to be moved here): the inference deployment of `experiment::deploy`
-//! (`AnalogLayer` over `TiledMatrix`), the device-sampled weights of `bayes::bnn`, and the
-//! 2T2R sense-amplifier read of `crossbar::sense`, which `BinarySynapses` does not use yet
-//! (it reads the stored sign G+ > G- without offset or read noise).
+//! - [`deploy`]: a trained network's weights on tiles for inference — `AnalogLayer`
+//!   (analog reads of a `TiledMatrix`, input scaling, calibrated ADCs) and `SensedLayer`
+//!   (binary/ternary weights read through the 2T2R sense amplifiers of `crossbar::sense`),
+//!   both behind the networks' `MatrixOperator`.
+//!
+//! Equilibrium propagation, analog SGD, the metaplastic BNN and inference deployment hold
+//! their weights here. Not yet unified: `deploy`'s layers implement `nn::MatrixOperator`
+//! rather than `SynapticLayer`; the device-sampled weights of `bayes::bnn` have their own
+//! mapping; and `BinarySynapses` reads the stored sign G+ > G- without the sense
+//! amplifier's offset and read noise that `SensedLayer` models.
 
+pub mod deploy;
 pub mod layer;
 pub mod pairs;
 pub mod tile;
