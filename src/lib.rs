@@ -4,12 +4,18 @@
 //! - [`device`]: RRAM, PCM, MRAM and ideal device models with variability;
 //! - [`crossbar`]: arrays of devices computing analog matrix-vector products with
 //!   periphery, IR drop, programming and an energy ledger;
-//! - [`nn`]: networks (digital reference MLP, binary/ternary, analog deployment);
+//! - [`synapses`]: weights stored on devices, the one seam networks and rules use (digital
+//!   reference, crossbar tiles, 2T2R pairs, inference deployment);
+//! - [`nn`]: networks (digital reference MLP, binary/ternary) and digital backprop;
 //! - [`learning`]: on-chip learning rules (equilibrium propagation, metaplasticity, pulsed SGD);
 //! - [`bayes`]: Bayesian inference with device randomness (Bayesian machine, device-sampled BNNs, MRAM random bits);
-//! - [`data`]: IDX data sets and the embedded MNIST-10k;
+//! - [`data`]: IDX data sets and the embedded MNIST-10k; [`rng`]:
+//!   reproducible random streams and the registry of stream tags;
 //! - [`output`]: atomic result files, locked output directories and figures shared by
-//!   every command; [`memory`]: estimates checked before large allocations;
+//!   every command; [`atomic`]: atomic file writes; [`memory`]: estimates checked before
+//!   large allocations;
+//! - [`experiment`]: the engine: experiment files, `--set`, sweeps, the parallel, resumable,
+//!   sharded driver;
 //! - [`studies`]: what an experiment file names (drivers, figures), including the standard
 //!   device characterisation protocols ([`studies::characterize`]).
 
