@@ -478,8 +478,10 @@ fn plan_difference(before: &Plan, now: &Plan) -> String {
             show(crate::experiment::tree::get(&before.base, &path)),
             show(crate::experiment::tree::get(&now.base, &path))
         ),
-        None => inputs::changed_input(&before.inputs, &now.inputs)
-            .unwrap_or_else(|| "the configuration differs".to_string()),
+        None => inputs::changed_input(&before.inputs, &now.inputs).unwrap_or_else(|| {
+            "the same settings, but recorded by another xbar version (its fingerprint differs)"
+                .to_string()
+        }),
     }
 }
 
