@@ -17,8 +17,9 @@
 //! the same trained network of its repeat (paired comparisons); it is done once per
 //! repeat in [`JobKind::prepare`].
 
+use super::data_source::DataConfig;
 use crate::crossbar::{TileConfig, WeightEncoding};
-use crate::data::{self, Split};
+use crate::data::Split;
 use crate::device::{AnyDevice, preset};
 use crate::experiment::config::{to_value, typed};
 use crate::experiment::kinds::ExperimentKind;
@@ -37,51 +38,6 @@ use crate::rng::{
     EXPERIMENT_HARDWARE_STREAM as HARDWARE_STREAM, EXPERIMENT_INIT_STREAM as INIT_STREAM,
     EXPERIMENT_TRAIN_STREAM as TRAIN_STREAM,
 };
-
-/// `[data]`: which data set, and how much of it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DataConfig {
-    /// `mnist10k` (embedded) or a directory holding the four standard IDX files.
-    pub source: String,
-    /// Use only the first this many training images (0: all).
-    pub train_limit: usize,
-    /// Use only the first this many test images (0: all).
-    pub test_limit: usize,
-}
-
-impl Default for DataConfig {
-    fn default() -> Self {
-        Self {
-            source: "mnist10k".to_string(),
-            train_limit: 0,
-            test_limit: 0,
-        }
-    }
-}
-
-impl DataConfig {
-    /// Load the data set.
-    pub fn load(&self) -> Result<Split> {
-        let mut split = if self.source == "mnist10k" {
-            data::mnist10k()?
-        } else {
-            data::load_idx_dir(std::path::Path::new(&self.source)).context("data.source")?
-        };
-        ensure!(
-            !split.train.is_empty() && !split.test.is_empty(),
-            "data.source = {}: the training or the test split is empty",
-            self.source
-        );
-        if self.train_limit > 0 {
-            split.train = split.train.take(self.train_limit);
-        }
-        if self.test_limit > 0 {
-            split.test = split.test.take(self.test_limit);
-        }
-        Ok(split)
-    }
-}
 
 /// What kind of network is deployed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,14 +11,15 @@
 //! - [`characterize`]: the standard device characterisation protocols of `xbar characterize`;
 //! - [`metaplastic_pmnist`]: the metaplastic BNN on permuted MNIST;
 //! - [`mram_rng`]: MRAM junctions as random bit generators;
-//! - [`inference`], [`on_chip_training`]: the sweep kinds, and [`study_kinds`]: the drivers
-//!   of the study kinds;
+//! - [`inference`], [`on_chip_training`]: the sweep kinds (sharing [`data_source`], the
+//!   `[data]` section), and [`study_kinds`]: the drivers of the study kinds;
 //! - [`KINDS`]: the registry of every experiment kind.
 
 pub mod analog_sgd;
 pub mod bayesian_machine;
 pub mod bayesian_nn;
 pub mod characterize;
+pub mod data_source;
 pub mod inference;
 pub mod metaplastic_pmnist;
 pub mod mram_rng;

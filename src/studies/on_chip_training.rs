@@ -37,7 +37,7 @@
 //! repeat in [`JobKind::prepare`].
 
 use super::analog_sgd;
-use super::inference::DataConfig;
+use super::data_source::DataConfig;
 use crate::crossbar::update::PulsedUpdateConfig;
 use crate::crossbar::{TileConfig, WeightEncoding};
 use crate::data::{Dataset, Split};

@@ -1,0 +1,51 @@
+//! The `[data]` section shared by the experiment kinds: which data set (the embedded
+//! MNIST-10k or a directory of IDX files) and how much of it, turned into a [`Split`].
+
+use crate::data::{self, Split};
+use anyhow::{Context, Result, ensure};
+use serde::{Deserialize, Serialize};
+
+/// `[data]`: which data set, and how much of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// `mnist10k` (embedded) or a directory holding the four standard IDX files.
+    pub source: String,
+    /// Use only the first this many training images (0: all).
+    pub train_limit: usize,
+    /// Use only the first this many test images (0: all).
+    pub test_limit: usize,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            source: "mnist10k".to_string(),
+            train_limit: 0,
+            test_limit: 0,
+        }
+    }
+}
+
+impl DataConfig {
+    /// Load the data set.
+    pub fn load(&self) -> Result<Split> {
+        let mut split = if self.source == "mnist10k" {
+            data::mnist10k()?
+        } else {
+            data::load_idx_dir(std::path::Path::new(&self.source)).context("data.source")?
+        };
+        ensure!(
+            !split.train.is_empty() && !split.test.is_empty(),
+            "data.source = {}: the training or the test split is empty",
+            self.source
+        );
+        if self.train_limit > 0 {
+            split.train = split.train.take(self.train_limit);
+        }
+        if self.test_limit > 0 {
+            split.test = split.test.take(self.test_limit);
+        }
+        Ok(split)
+    }
+}
