@@ -153,18 +153,15 @@ fn provenance_matches_what_ran() {
         serde_json::json!([32])
     );
 
-    let bad_plot = SMALL
-        .replace(
-            "path = \"hardware.t_inference_s\"\nvalues = [1.0, 1e3, 1e6]",
-            "path = \"hardware.device\"\nvalues = [\"ideal\", \"pcm_gst\"]",
-        )
-        .replace("x = \"hardware.t_inference_s\"", "x = \"hardware.device\"");
-    let file = write(dir.path(), "plotfail.toml", &bad_plot);
+    // A figure that cannot be written (a directory stands where acc.png goes): the results
+    // are kept and the record counts them.
     let out = dir.path().join("c");
-    let o = xbar_run(&file, &out, &[]);
-    assert_fails_with(&o, &["every job's result is saved", "not a number"]);
+    std::fs::create_dir_all(out.join("acc.png")).unwrap();
+    let o = xbar_run(&small(dir.path()), &out, &[]);
+    assert_fails_with(&o, &["every job's result is saved", "acc.png"]);
+    assert_eq!(read(&out.join("results.csv")).lines().count(), 1 + 6);
     let record = run_json(&out);
-    assert_eq!(record["jobs_done"], 4);
+    assert_eq!(record["jobs_done"], 6);
     assert_eq!(record["complete"], true);
     assert!(record["figures_error"].is_string());
 }
@@ -265,6 +262,16 @@ fn plot_files_are_named_as_asked_and_stay_inside() {
     let file = write(dir.path(), "esc.toml", &escaped);
     let o = xbar_run(&file, &dir.path().join("x"), &[]);
     assert_fails_with(&o, &["not a plain file name"]);
+    let text_x = SMALL
+        .replace(
+            "path = \"hardware.t_inference_s\"\nvalues = [1.0, 1e3, 1e6]",
+            "path = \"hardware.device\"\nvalues = [\"ideal\", \"pcm_gst\"]",
+        )
+        .replace("x = \"hardware.t_inference_s\"", "x = \"hardware.device\"");
+    let file = write(dir.path(), "textx.toml", &text_x);
+    let o = xbar_run(&file, &dir.path().join("y"), &[]);
+    assert_fails_with(&o, &["not a number", "series"]);
+    assert!(!dir.path().join("y").exists());
     let (file, out) = (small(dir.path()), dir.path().join("out"));
     assert!(xbar_run(&file, &out, &[]).status.success());
     for x in ["hardware.t_inference_s", "point"] {

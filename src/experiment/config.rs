@@ -328,6 +328,27 @@ fn check_plots(plan: &Plan) -> Result<()> {
                 plan.metrics.join(", ")
             );
         }
+        check_x_values(plan, spec).with_context(|| what.clone())?;
+    }
+    Ok(())
+}
+
+/// The x axis needs numbers (booleans count as 0/1), positive ones on a log axis.
+fn check_x_values(plan: &Plan, spec: &PlotSpec) -> Result<()> {
+    for point in plan.points() {
+        for (path, value) in point.assignments.iter().filter(|(p, _)| *p == spec.x) {
+            match tree::value_number(value) {
+                None => bail!(
+                    "x = '{path}' takes the value {value}, not a number: draw it as `series` \
+                     or `panel` instead, with a numeric sweep path on x"
+                ),
+                Some(x) if spec.log_x && x <= 0.0 => bail!(
+                    "x = '{path}' takes the value {x} on a logarithmic axis (log_x = true): \
+                     use positive values or log_x = false"
+                ),
+                Some(_) => {}
+            }
+        }
     }
     Ok(())
 }
