@@ -128,29 +128,13 @@ impl SynapticLayer for DigitalSynapses {
     }
 
     fn forward(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
-        ensure!(
-            x.len() == batch * self.inputs && y.len() == batch * self.outputs,
-            "forward read: {} inputs and {} outputs do not fit a batch of {batch} through a \
-             {} x {} matrix",
-            x.len(),
-            y.len(),
-            self.outputs,
-            self.inputs
-        );
+        linalg::check_batch_shapes("forward read", x, y, batch, self.inputs, self.outputs)?;
         linalg::a_bt(x, &self.weight, batch, self.inputs, self.outputs, y);
         Ok(())
     }
 
     fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
-        ensure!(
-            x.len() == batch * self.inputs && y.len() == batch * self.outputs,
-            "transposed read: {} outputs and {} inputs do not fit a batch of {batch} through \
-             a {} x {} matrix",
-            y.len(),
-            x.len(),
-            self.outputs,
-            self.inputs
-        );
+        linalg::check_batch_shapes("transposed read", y, x, batch, self.outputs, self.inputs)?;
         linalg::a_b(y, &self.weight, batch, self.outputs, self.inputs, x);
         Ok(())
     }

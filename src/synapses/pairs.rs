@@ -242,26 +242,15 @@ impl BinarySynapses {
 
     /// Forward read `y = x · Wᵀ` of a batch (`x`: `batch x inputs`, `y`: `batch x outputs`).
     pub fn read_forward(&self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
-        self.check_batch("forward", x.len(), y.len(), batch)?;
+        linalg::check_batch_shapes("forward read", x, y, batch, self.inputs, self.outputs)?;
         linalg::a_bt(x, &self.weight, batch, self.inputs, self.outputs, y);
         Ok(())
     }
 
     /// Transposed read `x = y · W` of a batch (`y`: `batch x outputs`, `x`: `batch x inputs`).
     pub fn read_transposed(&self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
-        self.check_batch("transposed", x.len(), y.len(), batch)?;
+        linalg::check_batch_shapes("transposed read", y, x, batch, self.outputs, self.inputs)?;
         linalg::a_b(y, &self.weight, batch, self.outputs, self.inputs, x);
-        Ok(())
-    }
-
-    fn check_batch(&self, read: &str, x_len: usize, y_len: usize, batch: usize) -> Result<()> {
-        ensure!(
-            x_len == batch * self.inputs && y_len == batch * self.outputs,
-            "{read} read: {x_len} inputs and {y_len} outputs do not fit a batch of {batch} \
-             through a {} x {} binary layer",
-            self.outputs,
-            self.inputs
-        );
         Ok(())
     }
 }
