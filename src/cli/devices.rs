@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use xbar::device::preset::{self, Preset};
 use xbar::experiment::run::progress_bar;
 use xbar::output::results::{
-    OutputDir, RunRecord, Timer, holds_this_run, sha256_of_path, write_json,
+    OutputDir, RUN_JSON, RunRecord, Timer, holds_this_run, sha256_of_path, write_json,
 };
 use xbar::studies::characterize::estimated_bytes;
 use xbar::studies::characterize::{CharacterizeConfig, Outcome, Protocol, run_protocol};
@@ -150,7 +150,7 @@ pub fn run_characterize(args: CharacterizeArgs) -> Result<()> {
         "seed": config.seed,
     });
     let _dir = OutputDir::acquire(&args.out)?;
-    if holds_this_run(&args.out, "run.json", &config_json, &inputs)? {
+    if holds_this_run(&args.out, RUN_JSON, &config_json, &inputs)? {
         println!(
             "{} already holds this characterisation (same preset, settings and seed): nothing to do",
             args.out.display()
@@ -183,9 +183,9 @@ pub fn run_characterize(args: CharacterizeArgs) -> Result<()> {
     let mut record = RunRecord::new("characterize", config_json, config.seed);
     record.inputs = inputs;
     record.timings_s = timer.seconds();
-    outputs.push("run.json".to_string());
+    outputs.push(RUN_JSON.to_string());
     record.outputs = outputs;
-    write_json(&args.out.join("run.json"), &record)?;
+    write_json(&args.out.join(RUN_JSON), &record)?;
     println!("results in {}", args.out.display());
     Ok(())
 }

@@ -19,12 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use toml::Value;
 
-/// File names inside an output directory.
-pub const RESULTS_CSV: &str = "results.csv";
-/// Per-point summary file.
-pub const SUMMARY_CSV: &str = "summary.csv";
-/// Run record file.
-pub const RUN_JSON: &str = "run.json";
+pub use crate::output::results::{REPORT_JSON, RESULTS_CSV, RUN_JSON, SUMMARY_CSV};
 
 /// Everything that determines an experiment's numbers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -427,9 +422,9 @@ fn previous_rows(out: &Path, fingerprint: &str, plan: &Plan) -> Result<Vec<Row>>
     let run_json = out.join(RUN_JSON);
     let results_csv = out.join(RESULTS_CSV);
     if !results_csv.exists() {
-        if out.join(STUDY_REPORT).exists() {
+        if out.join(REPORT_JSON).exists() {
             bail!(
-                "{} holds the results of a study ({STUDY_REPORT}); give this run another --out",
+                "{} holds the results of a study ({REPORT_JSON}); give this run another --out",
                 out.display()
             );
         }
@@ -451,9 +446,6 @@ fn previous_rows(out: &Path, fingerprint: &str, plan: &Plan) -> Result<Vec<Row>>
     }
     read_rows(&results_csv, plan)
 }
-
-/// The report file of a study (which a sweep never writes).
-const STUDY_REPORT: &str = "report.json";
 
 /// What differs between the plan of earlier results and this one, in words.
 fn plan_difference(before: &Plan, now: &Plan) -> String {

@@ -42,6 +42,15 @@ pub fn prepare_output_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The per-job results table of a sweep (one row per point x repeat).
+pub const RESULTS_CSV: &str = "results.csv";
+/// The per-point summary of a sweep (mean, std, 95 % CI, n).
+pub const SUMMARY_CSV: &str = "summary.csv";
+/// Every number of a study.
+pub const REPORT_JSON: &str = "report.json";
+/// The run record written beside every command's results.
+pub const RUN_JSON: &str = "run.json";
+
 /// Name of the lock file inside an output directory.
 pub const LOCK_FILE: &str = ".xbar.lock";
 
@@ -115,16 +124,16 @@ pub fn holds_this_run(
     config: &serde_json::Value,
     inputs: &BTreeMap<String, String>,
 ) -> Result<bool> {
-    let markers = ["results.csv", "report.json", finished];
+    let markers = [RESULTS_CSV, REPORT_JSON, finished];
     let Some(marker) = markers.iter().find(|m| dir.join(m).exists()) else {
         return Ok(false);
     };
-    let record: serde_json::Value = std::fs::read_to_string(dir.join("run.json"))
+    let record: serde_json::Value = std::fs::read_to_string(dir.join(RUN_JSON))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .with_context(|| {
             format!(
-                "{} holds results ({marker}) but no readable run.json: give this run another --out",
+                "{} holds results ({marker}) but no readable {RUN_JSON}: give this run another --out",
                 dir.display()
             )
         })?;

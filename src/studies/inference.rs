@@ -263,10 +263,9 @@ impl Inference {
         Ok(())
     }
 
-    /// Refuse a job whose network would not fit in memory: training holds the weights,
-    /// their gradients, two optimiser moments and a noisy copy (5 x 4 bytes per weight) plus
-    /// the activations of a batch; each deployment (one per worker thread at a time) holds
-    /// two device states and the cached conductance and noise matrices per device.
+    /// Refuse a job whose network would not fit in memory: training (the weights with their
+    /// optimiser state, and the activations of a batch) plus one deployment per worker
+    /// thread (device states and read caches); the byte counts are the constants below.
     fn check_memory(c: &InferenceConfig, split: &Split) -> Result<()> {
         let sizes = Self::sizes(c, split);
         let weights: f64 = sizes
@@ -274,7 +273,8 @@ impl Inference {
             .map(|w| (w[0] as f64 + 1.0) * w[1] as f64)
             .sum();
         let neurons: f64 = sizes.iter().map(|&n| n as f64).sum();
-        let training = 20.0 * weights + 16.0 * c.train.batch_size as f64 * neurons;
+        let training = TRAINING_BYTES_PER_WEIGHT * weights
+            + ACTIVATION_BYTES_PER_NEURON * c.train.batch_size as f64 * neurons;
         let slices = c
             .hardware
             .tile
@@ -282,8 +282,9 @@ impl Inference {
             .bit_slicing
             .as_ref()
             .map_or(1.0, |b| f64::from(b.slices));
-        let per_device = std::mem::size_of::<crate::device::AnyState>() as f64 + 18.0;
-        let deployment = 2.0 * slices * weights * per_device;
+        let per_device =
+            std::mem::size_of::<crate::device::AnyState>() as f64 + CACHE_BYTES_PER_DEVICE;
+        let deployment = DEVICES_PER_WEIGHT * slices * weights * per_device;
         let parallel_jobs = rayon::current_num_threads() as f64;
         crate::memory::ensure_fits(
             training + parallel_jobs * deployment,
@@ -471,6 +472,19 @@ impl ExperimentKind for Inference {
         to_value(&c)
     }
 }
+
+/// Training memory per weight, bytes: the `f32` weight, its gradient, two optimiser
+/// moments and the noisy copy of hardware-aware training (5 x 4 bytes).
+const TRAINING_BYTES_PER_WEIGHT: f64 = 20.0;
+/// Training memory per neuron and image of a batch, bytes: the `f32` pre-activation,
+/// activation and their two gradients (4 x 4 bytes).
+const ACTIVATION_BYTES_PER_NEURON: f64 = 16.0;
+/// Devices per weight and bit slice: a differential (or 2T2R) pair.
+const DEVICES_PER_WEIGHT: f64 = 2.0;
+/// A tile's read cache per device beside its state, bytes: `G(t)` and `sigma^2(t)` in `f32`
+/// in both layouts (4 x 4 bytes) and `sigma^2` in bfloat16 (2 bytes); see
+/// `crossbar::Tile::set_read_time`.
+const CACHE_BYTES_PER_DEVICE: f64 = 18.0;
 
 /// Layer sizes as `784-256-10`.
 fn dashed(sizes: &[usize]) -> String {

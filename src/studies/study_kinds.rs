@@ -13,11 +13,11 @@ use super::metaplastic_pmnist::{self, PmnistSweep};
 use crate::experiment::config::{ExperimentSection, Overrides, read_table, to_value, typed};
 use crate::experiment::inputs;
 use crate::experiment::kinds::Runner;
-use crate::experiment::run::RUN_JSON;
 use crate::experiment::tree;
 use crate::learning::ep::{self, Activation, EpConfig, EpNetwork};
 use crate::output::plot::{Figure, Series, Style};
 use crate::output::results::{self, OutputDir, RunRecord, Timer};
+use crate::output::results::{REPORT_JSON, RUN_JSON};
 use crate::studies;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -329,9 +329,6 @@ where
     record.outputs = output_files(out)?;
     results::write_json(&out.join(RUN_JSON), &record)
 }
-
-/// The report of a study: every number it produced.
-const REPORT_JSON: &str = "report.json";
 
 /// The files of the output directory, sorted, plus `run.json`.
 fn output_files(out: &Path) -> Result<Vec<String>> {
