@@ -41,10 +41,9 @@ pub const EP_BETA_SIGN_STREAM: u64 = 2;
 pub const SGD_INIT_STREAM: u64 = 100;
 /// Metaplastic BNN: the hidden-weight and batch-norm initialisation, per layer.
 pub const METAPLASTIC_INIT_STREAM: u64 = 0x3E7A_0001;
-/// Metaplastic BNN: the fabrication of the 2T2R cells, per layer and synapse chunk.
-pub const METAPLASTIC_FABRICATION_STREAM: u64 = 0x3E7A_0002;
-/// Metaplastic BNN: the programming of the 2T2R cells, per write, layer and synapse chunk.
-pub const METAPLASTIC_PROGRAM_STREAM: u64 = 0x3E7A_0003;
+/// Metaplastic BNN: the seed of layer `l`'s 2T2R tiles (fabrication, programming,
+/// sensing), key `(seed, [this, l])`.
+pub const METAPLASTIC_TILE_STREAM: u64 = 0x3E7A_0004;
 /// Permuted MNIST: the shuffle of each task's epochs.
 pub const PMNIST_SHUFFLE_STREAM: u64 = 0x3E7A_0010;
 /// Digital backprop (`nn::train`): the shuffle of each epoch's mini-batches.
@@ -107,8 +106,7 @@ mod tests {
             EP_BETA_SIGN_STREAM,
             SGD_INIT_STREAM,
             METAPLASTIC_INIT_STREAM,
-            METAPLASTIC_FABRICATION_STREAM,
-            METAPLASTIC_PROGRAM_STREAM,
+            METAPLASTIC_TILE_STREAM,
             PMNIST_SHUFFLE_STREAM,
             BACKPROP_SHUFFLE_STREAM,
             BACKPROP_NOISE_STREAM,

@@ -2,6 +2,7 @@
 //! permuted-MNIST task builder.
 
 use rand::RngExt;
+use xbar::crossbar::TileConfig;
 use xbar::data::tasks::{permuted_tasks, pixel_permutation};
 use xbar::data::{Dataset, Split, mnist10k};
 use xbar::device::{AnyDevice, preset};
@@ -15,7 +16,7 @@ use xbar::studies::metaplastic_pmnist::{
     PmnistConfig, PmnistReport, run_pmnist_on, save_pmnist_outputs,
 };
 use xbar::synapses::OuterProductUpdate;
-use xbar::synapses::{BinarySynapses, WriteTally};
+use xbar::synapses::{BinarySynapses, SynapticLayer, WriteTally};
 
 /// A small MNIST-10k split: the first `train` / `test` digits.
 fn small_mnist(train: usize, test: usize) -> Split {
@@ -30,11 +31,17 @@ fn rram() -> AnyDevice {
     preset::load("rram_hfo2", &toml::Table::new()).expect("rram preset")
 }
 
+/// 2T2R tiles as the experiment's default: binary encoding, open-loop programming.
+fn binary_tile() -> TileConfig {
+    PmnistConfig::default().tile
+}
+
 /// A network of `sizes` on RRAM 2T2R pairs, programmed to its initial signs, and its
 /// metaplastic Adam rule (paper hyper-parameters).
 fn rram_net(sizes: &[usize], seed: u64, meta: MetaRule) -> (MetaplasticBnn, MetaplasticAdam) {
-    let (mut net, hidden) = MetaplasticBnn::new(sizes, 0.1, rram(), false, seed).expect("network");
-    net.program_all();
+    let (mut net, hidden) =
+        MetaplasticBnn::new(sizes, 0.1, rram(), &binary_tile(), seed).expect("network");
+    net.program_all().expect("initial programming");
     let rule = MetaplasticAdam::new(hidden, AdamHyper::paper(), meta).expect("rule");
     (net, rule)
 }
@@ -60,7 +67,7 @@ fn train_steps(meta: MetaRule, steps: usize, data: &Dataset) -> (MetaplasticBnn,
     let mut bn_adam = net.batch_norm_adam(AdamHyper::paper());
     for s in 0..steps {
         let (x, y) = batch_of(data, (s * 50) % (data.len() - 50), 50);
-        net.train_step(&mut rule, &mut bn_adam, &x, &y, [0, s as u64])
+        net.train_step(&mut rule, &mut bn_adam, &x, &y)
             .expect("train step");
     }
     (net, rule)
@@ -189,9 +196,7 @@ fn writes_are_the_sign_flips_of_the_hidden_weights() {
             .map(|l| rule.hidden_weights(l).unwrap().to_vec())
             .collect();
         let (x, y) = batch_of(&data, s * 50, 50);
-        let r = net
-            .train_step(&mut rule, &mut bn_adam, &x, &y, [0, s as u64])
-            .unwrap();
+        let r = net.train_step(&mut rule, &mut bn_adam, &x, &y).unwrap();
         for (l, old) in before.iter().enumerate() {
             let hidden = rule.hidden_weights(l).unwrap();
             let changed = old
@@ -237,12 +242,120 @@ fn mixed_hidden_weights() -> Vec<f32> {
 /// A fabricated and programmed RRAM 2T2R layer of binary weights `sign(initial)`.
 fn rram_layer(initial: &[f32]) -> BinarySynapses {
     let mut layer =
-        BinarySynapses::fabricate(rram(), INPUTS, OUTPUTS, initial, false, 4, 0).unwrap();
+        BinarySynapses::fabricate(rram(), INPUTS, OUTPUTS, initial, binary_tile(), 4).unwrap();
     let mut initial_writes = WriteTally::default();
-    layer.program_all(&mut initial_writes);
+    layer.program_all(&mut initial_writes).unwrap();
     assert_eq!(initial_writes.synapse_writes, (OUTPUTS * INPUTS) as u64);
     assert_eq!(layer.take_writes(), WriteTally::default());
     layer
+}
+
+/// `y = x · Wᵀ` for a batch, in f64 (`w` is `OUTPUTS x INPUTS`).
+fn product(x: &[f32], w: &[f32]) -> Vec<f64> {
+    x.chunks(INPUTS)
+        .flat_map(|xv| {
+            w.chunks(INPUTS).map(move |row| {
+                row.iter()
+                    .zip(xv)
+                    .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                    .sum::<f64>()
+            })
+        })
+        .collect()
+}
+
+fn assert_close(got: &[f32], want: &[f64], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!((f64::from(g) - w).abs() < 1e-4, "{what}[{i}]: {g} vs {w}");
+    }
+}
+
+/// RRAM without stuck cells at programming compliance current `i_cc` (A).
+fn rram_at(i_cc: f64) -> AnyDevice {
+    let overrides: toml::Table = toml::from_str(&format!(
+        "i_compliance_a = {i_cc:e}\np_stuck_lrs = 0.0\np_stuck_hrs = 0.0"
+    ))
+    .unwrap();
+    preset::load("rram_hfo2", &overrides).unwrap()
+}
+
+/// The binary weights are read through the 2T2R precharge sense amplifiers of the
+/// crossbar (`crossbar::sense`, as in the `bnn_2t2r` inference experiment), not as the
+/// stored sign: with well-separated LRS/HRS (100 µA), no offset and no read noise every
+/// sensed bit is the programmed sign; at 5 µA the LRS and HRS distributions overlap
+/// (bit-error rate 8.6 % in `bnn_2t2r`), so sensed bits differ from the programmed signs,
+/// the forward read multiplies by the sensed bits, each forward read senses afresh and is
+/// recorded in the energy ledger, and the transposed read uses the bits latched by the
+/// last forward read.
+#[test]
+fn binary_synapses_read_through_the_sense_amplifiers() {
+    let initial = mixed_hidden_weights();
+    let signs: Vec<f32> = initial.iter().map(|&w| sign(w)).collect();
+    let x = uniform(BATCH * INPUTS, -1.0..1.0, 25, 0);
+    let d = uniform(BATCH * OUTPUTS, -1.0..1.0, 25, 1);
+    let mut y = vec![0.0; BATCH * OUTPUTS];
+    let mut dx = vec![0.0; BATCH * INPUTS];
+
+    let mut quiet = binary_tile();
+    quiet.periphery.read_noise = false;
+    quiet.periphery.sense_amp.offset_sigma_s = 0.0;
+    let mut layer =
+        BinarySynapses::fabricate(rram_at(1e-4), INPUTS, OUTPUTS, &initial, quiet, 6).unwrap();
+    layer.program_all(&mut WriteTally::default()).unwrap();
+    let err = layer
+        .transposed(&d, BATCH, &mut dx)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("read forward first"), "{err}");
+    layer.forward(&x, BATCH, &mut y).unwrap();
+    assert_eq!(layer.sensed_weights(), signs.as_slice());
+    assert_eq!(layer.bit_error_rate(), 0.0);
+    assert_close(&y, &product(&x, &signs), "quiet forward read");
+    let one_read = layer.energy().read_j();
+    assert!(one_read > 0.0, "sensing is not in the ledger");
+    layer.forward(&x, BATCH, &mut y).unwrap();
+    let two_reads = layer.energy().read_j();
+    assert!((two_reads - 2.0 * one_read).abs() < 1e-9 * two_reads);
+
+    let mut layer =
+        BinarySynapses::fabricate(rram_at(5e-6), INPUTS, OUTPUTS, &initial, binary_tile(), 6)
+            .unwrap();
+    layer.program_all(&mut WriteTally::default()).unwrap();
+    layer.forward(&x, BATCH, &mut y).unwrap();
+    let first = layer.sensed_weights().to_vec();
+    let wrong = first.iter().zip(&signs).filter(|(a, b)| a != b).count();
+    assert!(
+        wrong > 10 && wrong < OUTPUTS * INPUTS / 4,
+        "{wrong} of {} bits sensed wrong at 5 µA",
+        OUTPUTS * INPUTS
+    );
+    assert_eq!(layer.weights(), signs.as_slice(), "programmed signs kept");
+    assert_close(&y, &product(&x, &first), "forward read of the sensed bits");
+    layer.transposed(&d, BATCH, &mut dx).unwrap();
+    let first_t: Vec<f32> = (0..INPUTS * OUTPUTS)
+        .map(|k| first[(k % OUTPUTS) * INPUTS + k / OUTPUTS])
+        .collect();
+    let want_dx: Vec<f64> = d
+        .chunks(OUTPUTS)
+        .flat_map(|dv| {
+            first_t.chunks(OUTPUTS).map(move |col| {
+                col.iter()
+                    .zip(dv)
+                    .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                    .sum::<f64>()
+            })
+        })
+        .collect();
+    assert_close(&dx, &want_dx, "transposed read of the latched bits");
+    layer.forward(&x, BATCH, &mut y).unwrap();
+    assert_ne!(
+        layer.sensed_weights(),
+        first.as_slice(),
+        "a second sensing drew no fresh read noise or offset"
+    );
+    let rate = layer.bit_error_rate();
+    assert!(rate > 0.01 && rate < 0.25, "bit-error rate {rate}");
 }
 
 /// One proposal of the rule for a single layer (inputs uniform in [0, 1), errors in
@@ -422,11 +535,11 @@ impl LearningRule for TwoPhaseRule {
 /// The network refuses a rule whose signals it cannot provide, naming the rule.
 #[test]
 fn a_rule_needing_a_second_phase_is_refused() {
-    let (mut net, _) = MetaplasticBnn::new(&[20, 8, 3], 0.1, rram(), false, 1).unwrap();
+    let (mut net, _) = MetaplasticBnn::new(&[20, 8, 3], 0.1, rram(), &binary_tile(), 1).unwrap();
     let mut bn_adam = net.batch_norm_adam(AdamHyper::paper());
     let x = uniform(4 * 20, 0.0..1.0, 24, 0);
     let err = net
-        .train_step(&mut TwoPhaseRule, &mut bn_adam, &x, &[0, 1, 2, 1], [0, 0])
+        .train_step(&mut TwoPhaseRule, &mut bn_adam, &x, &[0, 1, 2, 1])
         .unwrap_err();
     let message = format!("{err:#}");
     assert!(

@@ -6,7 +6,8 @@
 //! (device read noise, drift, faults), output noise and ADCs ([`periphery`], [`read`]).
 //! [`TiledMatrix`] splits larger matrices over tiles with digital accumulation, [`energy`]
 //! keeps the energy and latency ledger, [`sense`] reads 2T2R binary/ternary arrays with
-//! precharge sense amplifiers, and [`ir_drop`] solves the resistive wire network.
+//! precharge sense amplifiers, [`reprogram`] re-writes selected pairs of a programmed
+//! tile, and [`ir_drop`] solves the resistive wire network.
 //! Everything a tile does is described by one [`TileConfig`].
 
 pub mod config;
@@ -17,6 +18,7 @@ pub mod mapping;
 pub mod normal;
 pub mod periphery;
 pub mod read;
+pub mod reprogram;
 pub mod sense;
 pub mod tile;
 pub mod tiled;
@@ -28,5 +30,6 @@ pub use config::{
     WeightEncoding, WireConfig,
 };
 pub use energy::{EnergyBreakdown, EnergyConfig, EnergyLedger};
+pub use reprogram::WeightWrite;
 pub use tile::{Direction, ProgramReport, Tile};
 pub use tiled::TiledMatrix;

@@ -356,18 +356,7 @@ impl<D: Device> Tile<D> {
                 stats
             })
             .collect();
-        let mut total = RowProgramStats::default();
-        for r in &rows {
-            total.merge(r);
-        }
-        ProgramReport {
-            write: total.write,
-            devices: total.devices,
-            converged: total.converged,
-            max_pulses_per_device: total.max_pulses,
-            rms_error_s: (total.sq_error / total.devices.max(1) as f64).sqrt(),
-            max_abs_error_s: total.max_error,
-        }
+        RowProgramStats::report(&rows)
     }
 
     /// After programming: reference read, ADC ranges, then the reference-time cache.
@@ -381,6 +370,51 @@ impl<D: Device> Tile<D> {
         self.cache = Some(cache);
         if self.config.periphery.drift_compensation {
             self.set_read_time_unchecked(t_ref)?;
+        }
+        Ok(())
+    }
+
+    /// Bring the read cache up to date after some pairs of plane 0 changed: `touched`
+    /// lists, per row, (column, G+ + G- before the change in siemens) of every changed
+    /// pair, each pair once. Only those pairs are re-read (ideal wires, no drift
+    /// compensation); otherwise the cache is rebuilt at the present read time, since the
+    /// IR-drop solvers and the drift-compensation factor depend on every device.
+    pub(crate) fn refresh_pairs<'a>(
+        &mut self,
+        touched: impl IntoIterator<Item = (usize, &'a [(usize, f64)])>,
+    ) -> Result<()> {
+        let t_s = self.read_time_s().unwrap_or(0.0);
+        if self.config.wires.is_resistive() || self.config.periphery.drift_compensation {
+            return self.set_read_time(t_s);
+        }
+        let (n_in, n_out, inv_unit) = (self.n_in, self.n_out, 1.0 / self.g_unit_s);
+        let (device, cells) = (&self.device, &self.cells);
+        let cache = self
+            .cache
+            .as_mut()
+            .context("the tile has not been programmed yet: call program() first")?;
+        for (row, pairs) in touched {
+            for &(col, old_sum_s) in pairs {
+                let base = (row * n_out + col) * 2;
+                let (pos, neg) = (&cells[base], &cells[base + 1]);
+                let (gp, gn) = (
+                    device.conductance_at(pos, t_s),
+                    device.conductance_at(neg, t_s),
+                );
+                let g = ((gp - gn) * inv_unit) as f32;
+                let var = if cache.var.is_empty() {
+                    0.0
+                } else {
+                    let (sp, sn) = (
+                        device.read_noise_sigma(pos, t_s),
+                        device.read_noise_sigma(neg, t_s),
+                    );
+                    ((sp * sp + sn * sn) * inv_unit * inv_unit) as f32
+                };
+                cache.store_pair(0, row, col, n_in, n_out, g, var);
+                cache.row_g_sum_s[row] += gp + gn - old_sum_s;
+                cache.col_g_sum_s[col] += gp + gn - old_sum_s;
+            }
         }
         Ok(())
     }
@@ -787,7 +821,7 @@ fn draw_dead_lines(
 
 /// Programming statistics of one row (merged over rows).
 #[derive(Clone, Copy, Debug, Default)]
-struct RowProgramStats {
+pub(crate) struct RowProgramStats {
     write: WriteReport,
     devices: usize,
     converged: usize,
@@ -797,6 +831,22 @@ struct RowProgramStats {
 }
 
 impl RowProgramStats {
+    /// The report of a programming operation from the statistics of its rows.
+    pub(crate) fn report(rows: &[RowProgramStats]) -> ProgramReport {
+        let mut total = RowProgramStats::default();
+        for r in rows {
+            total.merge(r);
+        }
+        ProgramReport {
+            write: total.write,
+            devices: total.devices,
+            converged: total.converged,
+            max_pulses_per_device: total.max_pulses,
+            rms_error_s: (total.sq_error / total.devices.max(1) as f64).sqrt(),
+            max_abs_error_s: total.max_error,
+        }
+    }
+
     fn merge(&mut self, other: &RowProgramStats) {
         self.write.add(other.write);
         self.devices += other.devices;
@@ -817,15 +867,15 @@ impl RowProgramStats {
 }
 
 /// What programming one device needs to know.
-struct ProgramContext<'a, D: Device> {
-    device: &'a D,
-    config: &'a TileConfig,
-    g_min_s: f64,
-    g_unit_s: f64,
+pub(crate) struct ProgramContext<'a, D: Device> {
+    pub(crate) device: &'a D,
+    pub(crate) config: &'a TileConfig,
+    pub(crate) g_min_s: f64,
+    pub(crate) g_unit_s: f64,
 }
 
 impl<D: Device> ProgramContext<'_, D> {
-    fn program_pair<R: rand::Rng + ?Sized>(
+    pub(crate) fn program_pair<R: rand::Rng + ?Sized>(
         &self,
         pair: &mut [D::State],
         target: &PairTarget,

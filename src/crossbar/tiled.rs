@@ -12,6 +12,7 @@ use anyhow::{Result, ensure};
 
 use super::config::TileConfig;
 use super::energy::EnergyBreakdown;
+use super::reprogram::WeightWrite;
 use super::tile::{Direction, ProgramReport, Tile};
 use crate::device::Device;
 use crate::linalg::check_batch_shapes;
@@ -116,8 +117,7 @@ impl<D: Device + Clone> TiledMatrix<D> {
         let configured = self.tiles[0].config().mapping.weight_max;
         let largest = weights.iter().fold(0.0f64, |m, w| m.max(w.abs()));
         let w_max = configured.unwrap_or(if largest > 0.0 { largest } else { 1.0 });
-        let mut total = ProgramReport::default();
-        let mut sq_error = 0.0;
+        let mut reports = Vec::with_capacity(self.tiles.len());
         let rows = blocks(self.n_in, self.max_rows);
         let cols = blocks(self.n_out, self.max_cols);
         for (r, &(r0, n_r)) in rows.iter().enumerate() {
@@ -125,19 +125,59 @@ impl<D: Device + Clone> TiledMatrix<D> {
                 let sub: Vec<f64> = (0..n_c)
                     .flat_map(|j| weights[(c0 + j) * self.n_in + r0..][..n_r].iter().copied())
                     .collect();
-                let report = self.tiles[r * self.col_blocks + c].program_with_scale(&sub, w_max)?;
-                total.write.add(report.write);
-                total.devices += report.devices;
-                total.converged += report.converged;
-                total.max_pulses_per_device = total
-                    .max_pulses_per_device
-                    .max(report.max_pulses_per_device);
-                sq_error += report.rms_error_s.powi(2) * report.devices as f64;
-                total.max_abs_error_s = total.max_abs_error_s.max(report.max_abs_error_s);
+                reports.push(self.tiles[r * self.col_blocks + c].program_with_scale(&sub, w_max)?);
             }
         }
-        total.rms_error_s = (sq_error / total.devices.max(1) as f64).sqrt();
-        Ok(total)
+        Ok(combine(&reports))
+    }
+
+    /// Re-program the weights named by `writes` (indices of the whole matrix, each weight
+    /// at most once) on their tiles (see [`Tile::reprogram`]); returns the summed report.
+    pub fn reprogram(&mut self, writes: &[WeightWrite]) -> Result<ProgramReport> {
+        let mut per_tile: Vec<Vec<WeightWrite>> = vec![Vec::new(); self.tiles.len()];
+        for w in writes {
+            ensure!(
+                w.output < self.n_out && w.input < self.n_in,
+                "weight write ({}, {}) is outside the {} outputs x {} inputs matrix",
+                w.output,
+                w.input,
+                self.n_out,
+                self.n_in
+            );
+            let (r, c) = (w.input / self.max_rows, w.output / self.max_cols);
+            per_tile[r * self.col_blocks + c].push(WeightWrite {
+                output: w.output % self.max_cols,
+                input: w.input % self.max_rows,
+                weight: w.weight,
+            });
+        }
+        let mut reports = Vec::new();
+        for (tile, tile_writes) in self.tiles.iter_mut().zip(&per_tile) {
+            if !tile_writes.is_empty() {
+                reports.push(tile.reprogram(tile_writes)?);
+            }
+        }
+        Ok(combine(&reports))
+    }
+
+    /// Sense every weight of a binary or ternary matrix once with the tiles' sense
+    /// amplifiers (see [`Tile::sense_weights`]): weights in {-1, 0, +1}, row-major
+    /// n_out x n_in.
+    pub fn sense_weights(&mut self) -> Result<Vec<i8>> {
+        let n_in = self.n_in;
+        let mut weights = vec![0i8; n_in * self.n_out];
+        let rows = blocks(self.n_in, self.max_rows);
+        let cols = blocks(self.n_out, self.max_cols);
+        for (r, &(r0, n_r)) in rows.iter().enumerate() {
+            for (c, &(c0, n_c)) in cols.iter().enumerate() {
+                let block = self.tiles[r * self.col_blocks + c].sense_weights()?;
+                for j in 0..n_c {
+                    weights[(c0 + j) * n_in + r0..][..n_r]
+                        .copy_from_slice(&block[j * n_r..][..n_r]);
+                }
+            }
+        }
+        Ok(weights)
     }
 
     /// Move every tile to inference time `t_s` (seconds after programming).
@@ -224,6 +264,25 @@ impl<D: Device + Clone> TiledMatrix<D> {
         }
         total
     }
+}
+
+/// One report for programming operations on several tiles: sums, maxima, and the RMS
+/// error over all devices.
+fn combine(reports: &[ProgramReport]) -> ProgramReport {
+    let mut total = ProgramReport::default();
+    let mut sq_error = 0.0;
+    for report in reports {
+        total.write.add(report.write);
+        total.devices += report.devices;
+        total.converged += report.converged;
+        total.max_pulses_per_device = total
+            .max_pulses_per_device
+            .max(report.max_pulses_per_device);
+        sq_error += report.rms_error_s.powi(2) * report.devices as f64;
+        total.max_abs_error_s = total.max_abs_error_s.max(report.max_abs_error_s);
+    }
+    total.rms_error_s = (sq_error / total.devices.max(1) as f64).sqrt();
+    total
 }
 
 /// Columns `start..start + len` of a row-major batch with `width` columns.

@@ -381,48 +381,16 @@ impl<D: Device> Tile<D> {
         })
     }
 
-    /// Record an update in the ledger and bring the read cache up to date: the touched
-    /// pairs only (ideal wires, no drift compensation), or a full rebuild at the present
-    /// read time (the IR-drop solvers and the drift-compensation factor depend on every
-    /// device).
+    /// Record an update in the ledger and bring the read cache up to date (see
+    /// [`Tile::refresh_pairs`]).
     fn finish_update(&mut self, write: WriteReport, rows: &[RowOutcome]) -> Result<()> {
         self.ledger.record(EnergyBreakdown::from_write(&write));
-        let t_s = self.read_time_s().unwrap_or(0.0);
-        if self.config.wires.is_resistive() || self.config.periphery.drift_compensation {
-            return self
-                .set_read_time(t_s)
-                .context("refreshing the read cache after a pulsed update");
-        }
-        let (n_in, n_out, inv_unit) = (self.n_in, self.n_out, 1.0 / self.g_unit_s);
-        let (device, cells) = (&self.device, &self.cells);
-        let cache = self
-            .cache
-            .as_mut()
-            .context("pulsed updates need a programmed tile: call program() first")?;
-        for (row, outcome) in rows.iter().enumerate() {
-            for &(col, old_sum_s) in &outcome.touched {
-                let base = (row * n_out + col) * 2;
-                let (pos, neg) = (&cells[base], &cells[base + 1]);
-                let (gp, gn) = (
-                    device.conductance_at(pos, t_s),
-                    device.conductance_at(neg, t_s),
-                );
-                let g = ((gp - gn) * inv_unit) as f32;
-                let var = if cache.var.is_empty() {
-                    0.0
-                } else {
-                    let (sp, sn) = (
-                        device.read_noise_sigma(pos, t_s),
-                        device.read_noise_sigma(neg, t_s),
-                    );
-                    ((sp * sp + sn * sn) * inv_unit * inv_unit) as f32
-                };
-                cache.store_pair(0, row, col, n_in, n_out, g, var);
-                cache.row_g_sum_s[row] += gp + gn - old_sum_s;
-                cache.col_g_sum_s[col] += gp + gn - old_sum_s;
-            }
-        }
-        Ok(())
+        self.refresh_pairs(
+            rows.iter()
+                .enumerate()
+                .map(|(row, outcome)| (row, outcome.touched.as_slice())),
+        )
+        .context("refreshing the read cache after a pulsed update")
     }
 
     fn check_update_shapes(&self, delta: &[f32], x: &[f32], rows: usize) -> Result<()> {

@@ -10,6 +10,7 @@
 //! 60,000 images (24,000 updates) per task; the defaults here are 784-512-512-10 and
 //! 4,000 updates of 100 images (50 epochs of MNIST-10k's 8,000) per task.
 
+use crate::crossbar::{ProgrammingMethod, TileConfig, WeightEncoding};
 use crate::data::tasks::{PermutedTask, permuted_tasks};
 use crate::data::{Dataset, Split, mnist10k};
 use crate::device::preset;
@@ -63,9 +64,19 @@ pub struct PmnistConfig {
     pub device: String,
     /// Preset parameter overrides by name.
     pub device_overrides: toml::Table,
-    /// Run the network on the bits the 2T2R pairs store (device bit errors from stuck
-    /// cells and overlapping LRS/HRS) instead of on `sign(W_h)`.
-    pub device_bit_errors: bool,
+    /// The 2T2R tiles holding the binary weights (`mapping.encoding` must be `"binary"`):
+    /// size, sense amplifiers (offset, read noise), programming method, faults, energy.
+    /// Default: 256 x 256 tiles, open-loop programming, the default periphery.
+    pub tile: TileConfig,
+}
+
+/// The default 2T2R tile of the experiment: binary encoding, open-loop programming (one
+/// SET and one RESET per written pair, as in Hirtzlin et al. 2020), the default periphery.
+fn binary_tile() -> TileConfig {
+    let mut tile = TileConfig::default();
+    tile.mapping.encoding = WeightEncoding::Binary;
+    tile.programming.method = ProgrammingMethod::OpenLoop;
+    tile
 }
 
 impl Default for PmnistConfig {
@@ -89,7 +100,7 @@ impl Default for PmnistConfig {
             test_images: 0,
             device: "rram_hfo2".into(),
             device_overrides: toml::Table::new(),
-            device_bit_errors: false,
+            tile: binary_tile(),
         }
     }
 }
@@ -139,6 +150,12 @@ impl PmnistConfig {
             "metaplastic config: eval_batch_size = {}: batch norm needs at least 2 images",
             self.eval_batch_size
         );
+        ensure!(
+            self.tile.mapping.encoding == WeightEncoding::Binary,
+            "metaplastic config: tile.mapping.encoding must be \"binary\" (the binary weights \
+             live on 2T2R pairs read by sense amplifiers)"
+        );
+        self.tile.validate().context("metaplastic config: tile")?;
         Ok(())
     }
 }
@@ -175,8 +192,11 @@ pub struct PmnistReport {
     pub task_writes: Vec<TaskWrites>,
     /// Cost of programming the arrays once at the start.
     pub initial_programming: WriteTally,
-    /// Fraction of weights whose pair stores a bit other than sign(W_h) at the end.
-    pub final_device_bit_error_rate: Vec<f64>,
+    /// Per layer, the fraction of the bits sensed during the run (training and test
+    /// reads) that differ from the sign the pair was programmed to.
+    pub sense_bit_error_rate: Vec<f64>,
+    /// Per layer, the energy of the sense-amplifier reads of the whole run, joules.
+    pub sense_energy_j: Vec<f64>,
     /// Training wall-clock time (evaluation excluded), seconds.
     pub train_seconds: f64,
 }
@@ -212,17 +232,13 @@ pub fn run_pmnist_on(config: &PmnistConfig, data: &Split, seed: u64) -> Result<P
         .chain(config.hidden.iter().copied())
         .chain(std::iter::once(classes))
         .collect();
-    let (mut net, hidden) = MetaplasticBnn::new(
-        &sizes,
-        config.init_width,
-        device,
-        config.device_bit_errors,
-        seed,
-    )?;
+    let (mut net, hidden) =
+        MetaplasticBnn::new(&sizes, config.init_width, device, &config.tile, seed)
+            .context("metaplastic config: tile")?;
     let meta = MetaRule::Metaplastic { m: config.meta };
     let mut rule = MetaplasticAdam::new(hidden, config.adam(), meta)?;
     let synapses: usize = sizes.windows(2).map(|s| s[0] * s[1]).sum();
-    let initial_programming = net.program_all();
+    let initial_programming = net.program_all()?;
     let mut snapshots: Vec<BatchNormParams> = Vec::new();
     let mut report = PmnistReport {
         config: config.clone(),
@@ -233,7 +249,8 @@ pub fn run_pmnist_on(config: &PmnistConfig, data: &Split, seed: u64) -> Result<P
         mean_abs_hidden: Vec::new(),
         task_writes: Vec::new(),
         initial_programming,
-        final_device_bit_error_rate: Vec::new(),
+        sense_bit_error_rate: Vec::new(),
+        sense_energy_j: Vec::new(),
         train_seconds: 0.0,
     };
     for task in &tasks {
@@ -262,9 +279,10 @@ pub fn run_pmnist_on(config: &PmnistConfig, data: &Split, seed: u64) -> Result<P
                 .collect(),
         );
     }
-    report.final_device_bit_error_rate = (0..net.depth())
-        .filter_map(|l| net.synapses(l).map(|s| s.device_bit_error_rate()))
-        .collect();
+    for synapses in (0..net.depth()).filter_map(|l| net.synapses(l)) {
+        report.sense_bit_error_rate.push(synapses.bit_error_rate());
+        report.sense_energy_j.push(synapses.energy().read_j());
+    }
     Ok(report)
 }
 
@@ -291,8 +309,7 @@ fn train_task(
         }
         let indices = &order[b * config.batch_size..(b + 1) * config.batch_size];
         let (x, labels) = gather_permuted(train, indices, task);
-        let write_stream = [task.index as u64, step as u64];
-        let r = net.train_step(rule, &mut batch_norm_adam, &x, &labels, write_stream)?;
+        let r = net.train_step(rule, &mut batch_norm_adam, &x, &labels)?;
         flips
             .iter_mut()
             .zip(&r.flips_per_layer)
@@ -323,7 +340,7 @@ fn evaluate_all(
 /// Test accuracy of `net` on `task`, batch-normed over batches of `eval_batch` images (a
 /// last batch of one image joins the previous batch).
 pub fn accuracy(
-    net: &MetaplasticBnn,
+    net: &mut MetaplasticBnn,
     test: &Dataset,
     task: &PermutedTask,
     eval_batch: usize,

@@ -251,30 +251,6 @@ pub struct SensedLayer {
     macs: f64,
 }
 
-impl SensedLayer {
-    /// All weights sensed once, assembled from the tiles (row-major n_out x n_in).
-    fn sense(&mut self) -> Result<Vec<i8>> {
-        let (n_in, n_out) = (self.matrix.n_in(), self.matrix.n_out());
-        let (_, col_blocks) = self.matrix.grid();
-        let mut weights = vec![0i8; n_in * n_out];
-        let (mut r0, mut c0) = (0, 0);
-        for (k, tile) in self.matrix.tiles_mut().iter_mut().enumerate() {
-            let (tn_in, tn_out) = (tile.n_in(), tile.n_out());
-            let block = tile.sense_weights()?;
-            for j in 0..tn_out {
-                weights[(c0 + j) * n_in + r0..][..tn_in]
-                    .copy_from_slice(&block[j * tn_in..][..tn_in]);
-            }
-            c0 += tn_out;
-            if (k + 1) % col_blocks == 0 {
-                c0 = 0;
-                r0 += tn_in;
-            }
-        }
-        Ok(weights)
-    }
-}
-
 impl MatrixOperator for SensedLayer {
     fn inputs(&self) -> usize {
         self.programmed.inputs()
@@ -285,7 +261,7 @@ impl MatrixOperator for SensedLayer {
     }
 
     fn apply(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
-        let sensed = self.sense()?;
+        let sensed = self.matrix.sense_weights()?;
         self.errors += sensed
             .iter()
             .zip(self.programmed.weights())

@@ -7,8 +7,9 @@
 //! - [`CrossbarSynapses`] (`tile`): the conductances of one crossbar tile of any device, read
 //!   with its forward and transposed analog MVMs on the same devices and updated by
 //!   programming pulses.
-//! - [`BinarySynapses`] (`pairs`): binary weights on 2T2R device pairs, re-programmed only
-//!   where a sign flips, with the write tally.
+//! - [`BinarySynapses`] (`pairs`): binary weights on 2T2R pairs of crossbar tiles, read
+//!   through the tiles' precharge sense amplifiers (`crossbar::sense`) and re-programmed
+//!   only where a sign flips (`crossbar::reprogram`), with the write tally.
 //!
 //! - [`deploy`]: a trained network's weights on tiles for inference — `AnalogLayer`
 //!   (analog reads of a `TiledMatrix`, input scaling, calibrated ADCs) and `SensedLayer`
@@ -17,9 +18,8 @@
 //!
 //! Equilibrium propagation, analog SGD, the metaplastic BNN and inference deployment hold
 //! their weights here. Not yet unified: `deploy`'s layers implement `nn::MatrixOperator`
-//! rather than `SynapticLayer`; the device-sampled weights of `bayes::bnn` have their own
-//! mapping; and `BinarySynapses` reads the stored sign G+ > G- without the sense
-//! amplifier's offset and read noise that `SensedLayer` models.
+//! rather than `SynapticLayer`, and the device-sampled weights of `bayes::bnn` have their
+//! own mapping.
 
 pub mod deploy;
 pub mod layer;

@@ -20,6 +20,7 @@
 //! the thread-count-independent blocks of `crate::linalg`, so training is bit-identical
 //! for any number of threads.
 
+use crate::crossbar::TileConfig;
 use crate::device::AnyDevice;
 use crate::learning::rule::{LearningRule, LocalSignals, Phase, apply_change};
 use crate::linalg;
@@ -37,7 +38,6 @@ const BN_EPSILON: f32 = 1e-5;
 const STE_WINDOW: f32 = 1.0;
 
 /// One layer: binary synapses and batch norm.
-#[derive(Clone, Debug)]
 struct BnnLayer {
     synapses: BinarySynapses,
     gamma: Vec<f32>,
@@ -73,7 +73,6 @@ pub struct StepReport {
 }
 
 /// A binarized MLP whose binary weights live on 2T2R pairs of one device model.
-#[derive(Clone, Debug)]
 pub struct MetaplasticBnn {
     layers: Vec<BnnLayer>,
 }
@@ -94,14 +93,15 @@ impl MetaplasticBnn {
     /// [`super::meta_adam::MetaplasticAdam::new`]): hidden weights uniform in `±init_width/2`
     /// (the authors' `--init uniform --init-width`), γ uniform in [0, 1) (PyTorch 1.1's
     /// batch-norm initialisation, the version the paper used), β = 0. Every synapse gets a
-    /// fabricated pair of `device` cells for `sign(W_h)` (programmed by
-    /// [`MetaplasticBnn::program_all`]). With `device_bits`, the forward pass uses the bits
-    /// the pairs store (device bit errors) instead of the intended signs.
+    /// fabricated pair of `device` cells on 2T2R tiles configured by `tile` (binary
+    /// encoding) for `sign(W_h)`, programmed by [`MetaplasticBnn::program_all`] and read
+    /// through the tiles' sense amplifiers; layer `l`'s tiles draw their random numbers
+    /// under the key `(seed, [METAPLASTIC_TILE_STREAM, l])`.
     pub fn new(
         sizes: &[usize],
         init_width: f32,
         device: AnyDevice,
-        device_bits: bool,
+        tile: &TileConfig,
         seed: u64,
     ) -> Result<(Self, Vec<Vec<f32>>)> {
         ensure!(
@@ -126,15 +126,16 @@ impl MetaplasticBnn {
                 .map(|_| r.random_range(-half..half))
                 .collect();
             let gamma = (0..outputs).map(|_| r.random_range(0.0..1.0)).collect();
+            let tile_seed = rng::stream_key(seed, &[rng::METAPLASTIC_TILE_STREAM, l as u64]);
             let synapses = BinarySynapses::fabricate(
                 device.clone(),
                 inputs,
                 outputs,
                 &hidden,
-                device_bits,
-                seed,
-                l,
-            )?;
+                tile.clone(),
+                tile_seed,
+            )
+            .with_context(|| format!("layer {l}"))?;
             layers.push(BnnLayer {
                 synapses,
                 gamma,
@@ -147,12 +148,12 @@ impl MetaplasticBnn {
 
     /// Program every pair to its binary weight (the initial write of the arrays); returns
     /// its cost.
-    pub fn program_all(&mut self) -> WriteTally {
+    pub fn program_all(&mut self) -> Result<WriteTally> {
         let mut total = WriteTally::default();
         for layer in &mut self.layers {
-            layer.synapses.program_all(&mut total);
+            layer.synapses.program_all(&mut total)?;
         }
-        total
+        Ok(total)
     }
 
     /// Layer sizes, input first.
@@ -214,8 +215,8 @@ impl MetaplasticBnn {
     }
 
     /// Logits of a batch of `batch` images (`x` holds `batch x inputs` values), with
-    /// batch norm on this batch's statistics.
-    pub fn logits(&self, x: &[f32], batch: usize) -> Result<Vec<f32>> {
+    /// batch norm on this batch's statistics (one sensing of every array).
+    pub fn logits(&mut self, x: &[f32], batch: usize) -> Result<Vec<f32>> {
         self.check_batch(x, batch)?;
         let mut caches = self.forward(x, batch)?;
         Ok(caches.pop().map(|c| c.y).unwrap_or_default())
@@ -240,14 +241,14 @@ impl MetaplasticBnn {
     /// layer (output side first) `rule` proposes a weight change from the error `−∂L/∂a` at
     /// the pre-batch-norm sums and the layer's inputs, the binary synapses carry it out
     /// (re-programming the pairs whose sign flips), and batch norm takes an Adam step.
-    /// `write_stream` (e.g. `[task, step]`) names the step's device random streams.
+    /// The arrays are sensed once, by the forward pass; the backward pass uses the latched
+    /// bits.
     pub fn train_step<R: LearningRule>(
         &mut self,
         rule: &mut R,
         batch_norm_adam: &mut BatchNormAdam,
         x: &[f32],
         labels: &[u8],
-        write_stream: [u64; 2],
     ) -> Result<StepReport> {
         let batch = labels.len();
         self.check_batch(x, batch)?;
@@ -287,7 +288,7 @@ impl MetaplasticBnn {
                 batch_norm_backward(&dy, &cache.xhat, &cache.inv_std, &layer.gamma, n);
             if l > 0 {
                 let mut dx = vec![0.0; batch * layer.synapses.inputs()];
-                layer.synapses.read_transposed(&da, batch, &mut dx)?;
+                layer.synapses.transposed(&da, batch, &mut dx)?;
                 dy = dx;
             }
             let error: Vec<f32> = da.iter().map(|d| -d).collect();
@@ -305,7 +306,6 @@ impl MetaplasticBnn {
             let change = rule
                 .propose(&signals)
                 .with_context(|| format!("rule {} on layer {l}", rule.name()))?;
-            layer.synapses.set_write_stream(write_stream);
             apply_change(&mut layer.synapses, &change)
                 .with_context(|| format!("weight update of layer {l}"))?;
             let writes = layer.synapses.take_writes();
@@ -319,14 +319,14 @@ impl MetaplasticBnn {
     }
 
     /// Forward pass with batch statistics.
-    fn forward(&self, x: &[f32], batch: usize) -> Result<Vec<Cache>> {
+    fn forward(&mut self, x: &[f32], batch: usize) -> Result<Vec<Cache>> {
         let mut act = x.to_vec();
         let last = self.layers.len() - 1;
         let mut caches = Vec::with_capacity(self.layers.len());
-        for (l, layer) in self.layers.iter().enumerate() {
+        for (l, layer) in self.layers.iter_mut().enumerate() {
             let n = layer.synapses.outputs();
             let mut sums = vec![0.0; batch * n];
-            layer.synapses.read_forward(&act, batch, &mut sums)?;
+            layer.synapses.forward(&act, batch, &mut sums)?;
             let (mean, var) = column_moments(&sums, n);
             let inv_std: Vec<f32> = var.iter().map(|v| 1.0 / (v + BN_EPSILON).sqrt()).collect();
             let xhat: Vec<f32> = sums
