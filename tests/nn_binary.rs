@@ -1,7 +1,7 @@
 //! Tests of binary (BNN) and ternary (TNN) networks: MNIST-10k accuracy, batch norm folded
 //! into per-neuron thresholds, the bit-error hook, determinism and errors.
 
-use xbar::nn::operator::argmax_rows;
+use xbar::nn::network::argmax_rows;
 use xbar::nn::{
     Classifier, InputEncoding, Network, NoiseKind, Optimizer, Quantization, QuantizedMatrix,
     QuantizedMlp, TrainConfig, WeightNoise, evaluate, inject_bit_errors, train_quantized,

@@ -16,7 +16,7 @@ use xbar::learning::ep::{
     train, train_epoch,
 };
 use xbar::learning::rule::{LearningRule, WeightChange};
-use xbar::synapses::{DigitalSynapses, OuterProductUpdate, SynapticLayer};
+use xbar::synapses::{DigitalSynapses, OuterProductUpdate, PlasticSynapses, SynapticLayer};
 
 /// Per-layer (weight, bias) gradients or estimates, in f64.
 type LayerGradient = (Vec<f64>, Vec<f64>);

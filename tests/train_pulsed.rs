@@ -180,7 +180,7 @@ fn pulsed_updates_are_bit_identical_for_one_and_two_threads() {
 
 use xbar::learning::ep::{Activation, EpConfig, EpNetwork, Equilibria, EquilibriumPropagation};
 use xbar::synapses::CrossbarSynapses;
-use xbar::synapses::SynapticLayer;
+use xbar::synapses::{PlasticSynapses, SynapticLayer};
 
 /// A crossbar EP network with the same weights and biases as `digital`, on ideal tiles.
 fn crossbar_twin(

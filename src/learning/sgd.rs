@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::rule::{LearningRule, LocalSignals, Phase, SignalRequest, WeightChange, apply_change};
 use crate::data::Dataset;
 use crate::linalg;
-use crate::nn::operator::{argmax_rows, check_data_fits};
+use crate::nn::network::{argmax_rows, check_data_fits};
 use crate::rng;
 use crate::synapses::{DigitalSynapses, OuterProductUpdate, PlasticSynapses};
 

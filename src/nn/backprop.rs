@@ -7,8 +7,8 @@
 //! the `gemm` module, the trained weights are bit-identical for any number of threads.
 
 use super::mlp::{Mlp, backprop};
+use super::network::{Classifier, argmax_rows, check_data_fits};
 use super::noise::WeightNoise;
-use super::operator::{Classifier, argmax_rows, check_data_fits};
 use super::optim::{Optimizer, ParamState};
 use crate::data::Dataset;
 use crate::rng;

@@ -19,13 +19,12 @@
 
 use super::backprop::{EpochReport, TrainConfig, TrainReport, epoch_order, gather, random_shifts};
 use super::mlp::softmax_cross_entropy;
-use super::operator::{
-    Classifier, Layer, MatrixOperator, Network, Neuron, argmax_rows, check_data_fits,
-};
+use super::network::{Classifier, Layer, Network, Neuron, argmax_rows, check_data_fits};
 use super::optim::ParamState;
 use crate::data::Dataset;
 use crate::linalg;
 use crate::rng;
+use crate::synapses::SynapticLayer;
 use anyhow::{Result, bail, ensure};
 use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
@@ -114,6 +113,11 @@ impl QuantizedMatrix {
         &self.weights
     }
 
+    /// The weights as `f32` (for the products).
+    fn weights_f32(&self) -> Vec<f32> {
+        self.weights.iter().map(|&v| f32::from(v)).collect()
+    }
+
     /// The weight alphabet.
     pub fn quantization(&self) -> Quantization {
         self.quantization
@@ -151,7 +155,7 @@ impl QuantizedMatrix {
     }
 }
 
-impl MatrixOperator for QuantizedMatrix {
+impl SynapticLayer for QuantizedMatrix {
     fn inputs(&self) -> usize {
         self.inputs
     }
@@ -160,11 +164,17 @@ impl MatrixOperator for QuantizedMatrix {
         self.outputs
     }
 
-    fn apply(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
+    fn forward(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
         let (n_x, n_y) = (self.inputs, self.outputs);
         linalg::check_batch_shapes("quantised product", x, y, batch, n_x, n_y)?;
-        let w: Vec<f32> = self.weights.iter().map(|&v| f32::from(v)).collect();
-        linalg::a_bt(x, &w, batch, self.inputs, self.outputs, y);
+        linalg::a_bt(x, &self.weights_f32(), batch, n_x, n_y, y);
+        Ok(())
+    }
+
+    fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
+        let (n, m) = (self.inputs, self.outputs);
+        linalg::check_batch_shapes("quantised transposed product", y, x, batch, m, n)?;
+        linalg::a_b(y, &self.weights_f32(), batch, m, n, x);
         Ok(())
     }
 }

@@ -4,10 +4,11 @@
 //! Weights are stored in PyTorch's `nn.Linear` layout: `outputs x inputs`, row-major `f32`,
 //! plus one bias per output. A layer computes `y = x · Wᵀ + b` for a batch of row vectors.
 
+use super::network::{Classifier, Layer, Network, Neuron};
 use super::noise::WeightNoise;
-use super::operator::{Classifier, Layer, MatrixOperator, Network, Neuron};
 use crate::linalg;
 use crate::rng;
+use crate::synapses::SynapticLayer;
 use anyhow::{Context, Result, ensure};
 use rand_distr::{Distribution, StandardNormal};
 
@@ -108,7 +109,7 @@ impl Dense {
     }
 }
 
-impl MatrixOperator for Dense {
+impl SynapticLayer for Dense {
     fn inputs(&self) -> usize {
         self.inputs
     }
@@ -117,9 +118,16 @@ impl MatrixOperator for Dense {
         self.outputs
     }
 
-    fn apply(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
+    fn forward(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
         linalg::check_batch_shapes("dense product", x, y, batch, self.inputs, self.outputs)?;
         linalg::a_bt(x, &self.weight, batch, self.inputs, self.outputs, y);
+        Ok(())
+    }
+
+    fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
+        let (n, m) = (self.inputs, self.outputs);
+        linalg::check_batch_shapes("dense transposed product", y, x, batch, m, n)?;
+        linalg::a_b(y, &self.weight, batch, m, n, x);
         Ok(())
     }
 }
@@ -236,7 +244,7 @@ impl Mlp {
 
     /// Deploy the network on other matrix operators (e.g. crossbar tiles): `make(i, layer)`
     /// builds the operator for layer `i`; biases and ReLUs stay digital.
-    pub fn deploy<Op: MatrixOperator>(
+    pub fn deploy<Op: SynapticLayer>(
         &self,
         mut make: impl FnMut(usize, &Dense) -> Result<Op>,
     ) -> Result<Network<Op>> {

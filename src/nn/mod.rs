@@ -1,10 +1,14 @@
-//! Neural networks: the digital reference MLP, binary and ternary networks, analog deployment.
+//! Neural networks: the digital reference MLP, binary and ternary networks, deployment on
+//! crossbar tiles.
 //!
 //! - [`mlp`] / [`backprop`]: a multilayer perceptron trained by backpropagation (SGD with
 //!   momentum or Adam, mini-batches, optional hardware-aware weight noise), bit-identical
 //!   for any thread count;
-//! - [`operator`]: the [`MatrixOperator`] seam where crossbar tiles replace the digital
-//!   matrix products, the generic [`Network`] and [`evaluate`];
+//! - [`network`]: the generic [`Network`] whose matrix products are the forward reads of
+//!   any [`crate::synapses::SynapticLayer`] (digital weights or crossbar tiles), and
+//!   [`evaluate`];
+//! - [`deploy`]: a trained network programmed on tiles of a device and measured
+//!   (accuracy, weight error, sense bit errors, read energy);
 //! - [`binary`]: binary and ternary networks trained with the straight-through
 //!   estimator, folded into ±1 / −1,0,+1 matrices and per-neuron thresholds, with a
 //!   bit-error hook;
@@ -13,10 +17,11 @@
 
 pub mod backprop;
 pub mod binary;
+pub mod deploy;
 pub mod mlp;
+pub mod network;
 pub mod noise;
 pub mod npy;
-pub mod operator;
 pub mod optim;
 pub mod weights;
 
@@ -24,8 +29,9 @@ pub use backprop::{EpochReport, TrainConfig, TrainReport, train};
 pub use binary::{
     InputEncoding, Quantization, QuantizedMatrix, QuantizedMlp, inject_bit_errors, train_quantized,
 };
+pub use deploy::{Deployment, Outcome};
 pub use mlp::{Dense, DenseGradient, Mlp};
+pub use network::{Classifier, Layer, Network, Neuron, evaluate};
 pub use noise::{NoiseKind, WeightNoise};
-pub use operator::{Classifier, Layer, MatrixOperator, Network, Neuron, evaluate};
 pub use optim::Optimizer;
 pub use weights::{load_mlp, save_mlp};

@@ -1,11 +1,11 @@
-//! The synaptic-layer seam: [`SynapticLayer`] (forward and transposed reads, outer-product
-//! updates), [`PlasticSynapses`] (dense updates too), and the digital reference
+//! The synaptic-layer seam: [`SynapticLayer`] (forward and transposed reads),
+//! [`PlasticSynapses`] (outer-product and dense updates), and the digital reference
 //! [`DigitalSynapses`].
 //!
 //! EP needs three operations on each weight matrix `W` (`outputs x inputs`): the forward
 //! read `W·x` (feed-forward drive of the layer above), the transposed read `Wᵀ·y` (feedback
-//! to the layer below) and the local outer-product update. [`SynapticLayer`] is exactly that
-//! interface. [`DigitalSynapses`] implements it with an `f32` matrix and is the reference
+//! to the layer below) and the local outer-product update: [`SynapticLayer`] holds the two
+//! reads (all inference needs), [`PlasticSynapses`] the updates. [`DigitalSynapses`] implements it with an `f32` matrix and is the reference
 //! (floating-point EP); a crossbar tile implements it with its forward and transposed analog
 //! MVMs on the same devices and turns [`OuterProductUpdate`]s into programming pulses, so the
 //! network dynamics never change when the hardware does.
@@ -56,8 +56,9 @@ impl OuterProductUpdate {
     }
 }
 
-/// One synaptic layer of an energy-based network: a weight matrix `W` (`outputs x inputs`)
-/// that can be read forwards and backwards and updated by outer products.
+/// A weight matrix `W` (`outputs x inputs`) stored on synapses, read forwards and
+/// backwards: the read-only seam every network uses (inference, the forward and feedback
+/// passes of training).
 pub trait SynapticLayer {
     /// Length of each input vector (columns of `W`).
     fn inputs(&self) -> usize;
@@ -69,8 +70,51 @@ pub trait SynapticLayer {
     /// Transposed read `x = y · W` of a batch: `y` is `batch x outputs`, `x` receives
     /// `batch x inputs` (on a crossbar: drive the columns, read the rows).
     fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()>;
+}
+
+impl<T: SynapticLayer + ?Sized> SynapticLayer for Box<T> {
+    fn inputs(&self) -> usize {
+        (**self).inputs()
+    }
+    fn outputs(&self) -> usize {
+        (**self).outputs()
+    }
+    fn forward(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
+        (**self).forward(x, batch, y)
+    }
+    fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
+        (**self).transposed(y, batch, x)
+    }
+}
+
+/// Synapses that learn: a [`SynapticLayer`] that carries out weight updates (the seam every
+/// learning rule writes through, see `crate::learning::rule::apply_change`).
+pub trait PlasticSynapses: SynapticLayer {
     /// Apply `W += ΔW` for an outer-product update (on a crossbar: programming pulses).
     fn apply_update(&mut self, update: &OuterProductUpdate) -> Result<()>;
+    /// Apply `W += ΔW` for a dense `ΔW` (`outputs x inputs`, row-major).
+    fn apply_dense(&mut self, delta_w: &[f32]) -> Result<()>;
+}
+
+/// Check that an outer-product update fits a layer of `outputs x inputs` weights (`what`
+/// names the layer in the error).
+pub fn check_update_shape(
+    update: &OuterProductUpdate,
+    outputs: usize,
+    inputs: usize,
+    what: &str,
+) -> Result<()> {
+    ensure!(
+        update.rows > 0
+            && update.post.len() == update.rows * outputs
+            && update.pre.len() == update.rows * inputs,
+        "outer-product update of {} rows ({} post, {} pre values) does not fit a {outputs} x \
+         {inputs} {what}",
+        update.rows,
+        update.post.len(),
+        update.pre.len(),
+    );
+    Ok(())
 }
 
 /// A digital `f32` weight matrix: the floating-point reference [`SynapticLayer`].
@@ -138,50 +182,26 @@ impl SynapticLayer for DigitalSynapses {
         linalg::a_b(y, &self.weight, batch, self.outputs, self.inputs, x);
         Ok(())
     }
-
-    fn apply_update(&mut self, update: &OuterProductUpdate) -> Result<()> {
-        ensure!(
-            update.rows > 0
-                && update.post.len() == update.rows * self.outputs
-                && update.pre.len() == update.rows * self.inputs,
-            "outer-product update of {} rows ({} post, {} pre values) does not fit a {} x {} \
-             matrix",
-            update.rows,
-            update.post.len(),
-            update.pre.len(),
-            self.outputs,
-            self.inputs
-        );
-        let delta = update.dense();
-        self.weight
-            .iter_mut()
-            .zip(&delta)
-            .for_each(|(w, d)| *w += d);
-        Ok(())
-    }
-}
-/// A synaptic layer that also accepts dense updates.
-pub trait PlasticSynapses: SynapticLayer {
-    /// Apply `W += ΔW` for a dense `ΔW` (`outputs x inputs`, row-major).
-    fn apply_dense(&mut self, delta_w: &[f32]) -> Result<()>;
 }
 
 impl PlasticSynapses for DigitalSynapses {
+    fn apply_update(&mut self, update: &OuterProductUpdate) -> Result<()> {
+        check_update_shape(update, self.outputs, self.inputs, "matrix")?;
+        self.apply_dense(&update.dense())
+    }
+
     fn apply_dense(&mut self, delta_w: &[f32]) -> Result<()> {
         ensure!(
-            delta_w.len() == self.weight().len(),
+            delta_w.len() == self.weight.len(),
             "dense update holds {} values, the layer has {} x {} weights",
             delta_w.len(),
-            self.outputs(),
-            self.inputs()
+            self.outputs,
+            self.inputs
         );
-        let weight = self
-            .weight()
-            .iter()
+        self.weight
+            .iter_mut()
             .zip(delta_w)
-            .map(|(w, d)| w + d)
-            .collect();
-        *self = DigitalSynapses::new(self.inputs(), self.outputs(), weight)?;
+            .for_each(|(w, d)| *w += d);
         Ok(())
     }
 }

@@ -21,11 +21,14 @@
 //! rather than `SynapticLayer`, and the device-sampled weights of `bayes::bnn` have their
 //! own mapping.
 
-pub mod deploy;
+pub mod analog;
 pub mod layer;
 pub mod pairs;
+pub mod sensed;
 pub mod tile;
 
+pub use analog::{AnalogSynapses, InputScaling};
 pub use layer::{DigitalSynapses, OuterProductUpdate, PlasticSynapses, SynapticLayer};
 pub use pairs::{BinarySynapses, WriteTally};
+pub use sensed::SensedSynapses;
 pub use tile::{CrossbarSynapses, program_layers};

@@ -23,7 +23,7 @@
 //! target); the bit-error rate is the fraction of sensed bits that differ from it (stuck
 //! cells, overlapping LRS/HRS distributions, sense-amplifier offset and read noise).
 
-use super::layer::{OuterProductUpdate, PlasticSynapses, SynapticLayer};
+use super::layer::{OuterProductUpdate, PlasticSynapses, SynapticLayer, check_update_shape};
 use crate::crossbar::{
     EnergyBreakdown, ProgramReport, TileConfig, TiledMatrix, WeightEncoding, WeightWrite,
 };
@@ -219,26 +219,15 @@ impl SynapticLayer for BinarySynapses {
         linalg::a_b(y, &self.sensed, batch, outputs, inputs, x);
         Ok(())
     }
-
-    /// Re-binarise `W + ΔW` for the outer product's `ΔW` (see [`PlasticSynapses`]).
-    fn apply_update(&mut self, update: &OuterProductUpdate) -> Result<()> {
-        ensure!(
-            update.rows > 0
-                && update.post.len() == update.rows * self.outputs()
-                && update.pre.len() == update.rows * self.inputs(),
-            "outer-product update of {} rows ({} post, {} pre values) does not fit a {} x {} \
-             binary layer",
-            update.rows,
-            update.post.len(),
-            update.pre.len(),
-            self.outputs(),
-            self.inputs()
-        );
-        self.apply_dense(&update.dense())
-    }
 }
 
 impl PlasticSynapses for BinarySynapses {
+    /// Re-binarise `W + ΔW` for the outer product's `ΔW` (see `apply_dense`).
+    fn apply_update(&mut self, update: &OuterProductUpdate) -> Result<()> {
+        check_update_shape(update, self.outputs(), self.inputs(), "binary layer")?;
+        self.apply_dense(&update.dense())
+    }
+
     /// `W ← sign(W + ΔW)` with `W` the programmed ±1 signs (`sign(0) = +1`): a pair is
     /// re-programmed exactly when its sign changes, e.g. for `ΔW = ±2` where a rule flips
     /// a weight and 0 elsewhere.

@@ -125,15 +125,6 @@ impl<D: Device> CrossbarSynapses<D> {
     pub fn last_update(&self) -> PulsedUpdateReport {
         self.last_update
     }
-
-    /// Apply a dense update `ΔW` (`outputs x inputs`) device by device (stochastic
-    /// rounding to whole pulses).
-    pub fn apply_dense(&mut self, delta_w: &[f32]) -> Result<()> {
-        self.last_update = self
-            .tile
-            .apply_dense_update(delta_w, &self.update, self.updates)?;
-        self.count_update()
-    }
 }
 
 /// Program every digital layer of `layers` (input side first) onto its own tile of
@@ -188,7 +179,9 @@ impl<D: Device> SynapticLayer for CrossbarSynapses<D> {
     fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
         self.tile.transposed_batch(y, batch, x)
     }
+}
 
+impl<D: Device> PlasticSynapses for CrossbarSynapses<D> {
     fn apply_update(&mut self, update: &OuterProductUpdate) -> Result<()> {
         ensure!(
             update.rows > 0,
@@ -204,6 +197,15 @@ impl<D: Device> SynapticLayer for CrossbarSynapses<D> {
             &self.update,
             self.updates,
         )?;
+        self.count_update()
+    }
+
+    /// Apply a dense update `ΔW` (`outputs x inputs`) device by device (stochastic
+    /// rounding to whole pulses).
+    fn apply_dense(&mut self, delta_w: &[f32]) -> Result<()> {
+        self.last_update = self
+            .tile
+            .apply_dense_update(delta_w, &self.update, self.updates)?;
         self.count_update()
     }
 }
@@ -244,12 +246,6 @@ fn contrastive_form(update: &OuterProductUpdate) -> Option<OuterProductUpdate> {
         rows: update.rows,
         scale: update.scale,
     })
-}
-
-impl<D: Device> PlasticSynapses for CrossbarSynapses<D> {
-    fn apply_dense(&mut self, delta_w: &[f32]) -> Result<()> {
-        CrossbarSynapses::apply_dense(self, delta_w)
-    }
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rule::LearningRule;
 use crate::data::Dataset;
-use crate::nn::operator::{argmax_rows, check_data_fits};
+use crate::nn::network::{argmax_rows, check_data_fits};
 use crate::synapses::{PlasticSynapses, SynapticLayer};
 
 /// Images per relaxation batch in [`evaluate`] (bounds the state memory).

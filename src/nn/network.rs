@@ -1,41 +1,18 @@
-//! The seam between networks and hardware.
+//! Feed-forward networks over the synapse seam.
 //!
-//! A layer's matrix product is a [`MatrixOperator`]: "apply this layer's weight matrix to a
-//! batch of input vectors". Digital weights ([`crate::nn::Dense`], binary/ternary weight
-//! matrices) implement it now; crossbar tiles implement it to run the same network on
-//! simulated devices. Everything after the product — bias, ReLU, the folded batch-norm
-//! thresholds of binary networks — is a digital [`Neuron`] stage, so a [`Network`] of any
-//! operator type runs the same inference code, and [`evaluate`] measures its accuracy.
+//! A layer's matrix product is a [`SynapticLayer`]'s forward read: digital weights
+//! ([`crate::nn::Dense`], binary/ternary weight matrices) and the crossbar-backed synapses
+//! of `crate::synapses` implement it alike, so the same network runs on simulated devices.
+//! Everything after the product — bias, ReLU, the folded batch-norm thresholds of binary
+//! networks — is a digital [`Neuron`] stage, so a [`Network`] of any synapse type runs the
+//! same inference code, and [`evaluate`] measures its accuracy.
 
 use crate::data::Dataset;
+use crate::synapses::SynapticLayer;
 use anyhow::{Context, Result, bail, ensure};
 
 /// Images per inference call in [`evaluate`] (bounds the activation memory).
 const EVAL_BATCH: usize = 500;
-
-/// Applies a layer's weight matrix `W` (`outputs x inputs`) to a batch of input vectors.
-pub trait MatrixOperator {
-    /// Length of each input vector (columns of `W`).
-    fn inputs(&self) -> usize;
-    /// Length of each output vector (rows of `W`).
-    fn outputs(&self) -> usize;
-    /// `y = x · Wᵀ`: `x` holds `batch` input vectors row-major (`batch x inputs`), `y`
-    /// receives `batch x outputs` values. Takes `&mut self` so that hardware models can
-    /// draw read noise and keep energy ledgers.
-    fn apply(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()>;
-}
-
-impl<T: MatrixOperator + ?Sized> MatrixOperator for Box<T> {
-    fn inputs(&self) -> usize {
-        (**self).inputs()
-    }
-    fn outputs(&self) -> usize {
-        (**self).outputs()
-    }
-    fn apply(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
-        (**self).apply(x, batch, y)
-    }
-}
 
 /// A network that maps a batch of inputs to class scores.
 pub trait Classifier {
@@ -231,20 +208,20 @@ impl Neuron {
 /// One layer of a [`Network`]: a matrix product followed by a neuron stage.
 #[derive(Clone, Debug)]
 pub struct Layer<Op> {
-    /// The matrix product (digital weights or a crossbar).
+    /// The matrix product (digital weights or synapses on a crossbar).
     pub op: Op,
     /// What the neurons do with the product.
     pub neuron: Neuron,
 }
 
-/// A feed-forward network whose matrix products are delegated to [`MatrixOperator`]s.
+/// A feed-forward network whose matrix products are the forward reads of [`SynapticLayer`]s.
 #[derive(Clone, Debug)]
 pub struct Network<Op> {
     layers: Vec<Layer<Op>>,
     input_threshold: Option<f32>,
 }
 
-impl<Op: MatrixOperator> Network<Op> {
+impl<Op: SynapticLayer> Network<Op> {
     /// Build a network, checking that consecutive layer sizes match.
     pub fn new(layers: Vec<Layer<Op>>) -> Result<Self> {
         ensure!(!layers.is_empty(), "a network needs at least one layer");
@@ -295,7 +272,7 @@ impl<Op: MatrixOperator> Network<Op> {
     }
 }
 
-impl<Op: MatrixOperator> Classifier for Network<Op> {
+impl<Op: SynapticLayer> Classifier for Network<Op> {
     fn inputs(&self) -> usize {
         self.layers[0].op.inputs()
     }
@@ -314,7 +291,7 @@ impl<Op: MatrixOperator> Classifier for Network<Op> {
             let mut y = vec![0.0; batch * layer.op.outputs()];
             layer
                 .op
-                .apply(&act, batch, &mut y)
+                .forward(&act, batch, &mut y)
                 .with_context(|| format!("layer {i}"))?;
             layer.neuron.apply(&mut y);
             act = y;

@@ -1,82 +1,16 @@
 //! Deploying a trained network on crossbar tiles: each layer's weight matrix is
-//! programmed into a [`TiledMatrix`] of devices, and the network runs its matrix products
-//! on the tiles (biases and activations stay digital).
-//!
-//! Input scaling ("noise management", the `abs_max` scheme of aihwkit): hidden-layer
-//! activations are not bounded by the DAC's full scale, so each input vector is divided by
-//! its largest absolute value before the DAC and the outputs are multiplied back, a
-//! digital operation per vector. Without it, activations above the full scale saturate.
+//! programmed into a [`TiledMatrix`] of devices and read through the synapse seam —
+//! [`AnalogSynapses`] for real-valued MLPs, [`SensedSynapses`] (2T2R sense amplifiers) for
+//! folded binary/ternary networks — while biases, activations and thresholds stay digital.
 
+use super::binary::QuantizedMatrix;
+use super::mlp::{Dense, Mlp};
+use super::network::{Layer, Network, evaluate};
 use crate::crossbar::{AdcRange, Direction, TileConfig, TiledMatrix};
 use crate::data::Dataset;
 use crate::device::AnyDevice;
-use crate::nn::binary::QuantizedMatrix;
-use crate::nn::{self, Dense, Layer, MatrixOperator, Mlp, Network};
+use crate::synapses::{AnalogSynapses, InputScaling, SensedSynapses, SynapticLayer};
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
-
-/// How inputs are brought into the DAC's range.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InputScaling {
-    /// Divide each input vector by its largest |value| before the DAC, multiply the
-    /// outputs back afterwards (aihwkit's `NoiseManagementType.ABS_MAX`).
-    #[default]
-    AbsMax,
-    /// Apply inputs as they are: values beyond the DAC full scale saturate.
-    None,
-}
-
-/// One layer's matrix product on analog tiles.
-pub struct AnalogLayer {
-    matrix: TiledMatrix<AnyDevice>,
-    scaling: InputScaling,
-    scaled: Vec<f32>,
-    scales: Vec<f32>,
-    macs: f64,
-}
-
-impl AnalogLayer {
-    /// Scale `x` into the DAC range; remember the per-vector factors.
-    fn scale_inputs(&mut self, x: &[f32], batch: usize) {
-        let n = self.matrix.n_in();
-        self.scaled.clear();
-        self.scales.clear();
-        for v in x.chunks_exact(n).take(batch) {
-            let s = match self.scaling {
-                InputScaling::AbsMax => v.iter().fold(0f32, |m, a| m.max(a.abs())),
-                InputScaling::None => 1.0,
-            };
-            let s = if s > 0.0 { s } else { 1.0 };
-            self.scales.push(s);
-            self.scaled.extend(v.iter().map(|a| a / s));
-        }
-    }
-}
-
-impl MatrixOperator for AnalogLayer {
-    fn inputs(&self) -> usize {
-        self.matrix.n_in()
-    }
-
-    fn outputs(&self) -> usize {
-        self.matrix.n_out()
-    }
-
-    fn apply(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
-        self.scale_inputs(x, batch);
-        let scaled = std::mem::take(&mut self.scaled);
-        let read = self.matrix.forward_batch(&scaled, batch, y);
-        self.scaled = scaled;
-        read?;
-        self.macs += (self.matrix.n_in() * self.matrix.n_out() * batch) as f64;
-        let m = self.matrix.n_out();
-        for (row, &s) in y.chunks_exact_mut(m).zip(&self.scales) {
-            row.iter_mut().for_each(|v| *v *= s);
-        }
-        Ok(())
-    }
-}
 
 /// What a deployed network achieved on a test set.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -152,30 +86,24 @@ impl Deployment<'_> {
                 sq_error += ((e - w) / w_max).powi(2);
             }
             count += weights.len();
-            let mut layer = AnalogLayer {
-                matrix,
-                scaling,
-                scaled: Vec::new(),
-                scales: Vec::new(),
-                macs: 0.0,
-            };
+            let mut layer = AnalogSynapses::new(matrix, scaling);
             if matches!(self.tile.periphery.adc.range, AdcRange::Calibrated { .. }) {
                 // The ADC ranges are set once, at the reference read right after
                 // programming, as a chip would; the tiles then move on to the inference time.
-                layer
-                    .matrix
-                    .set_read_time(self.tile.periphery.reference_read_time_s)?;
-                layer.scale_inputs(&layer_inputs, n_cal);
-                let scaled = std::mem::take(&mut layer.scaled);
-                calibrate_adcs(&mut layer.matrix, &scaled, n_cal)?;
-                layer.matrix.set_read_time(self.t_inference_s)?;
+                let reference_s = self.tile.periphery.reference_read_time_s;
+                layer.matrix_mut().set_read_time(reference_s)?;
+                let scaled = layer
+                    .scale_inputs(&layer_inputs, n_cal, dense.inputs())
+                    .to_vec();
+                calibrate_adcs(layer.matrix_mut(), &scaled, n_cal)?;
+                layer.matrix_mut().set_read_time(self.t_inference_s)?;
             }
             layer_inputs = digital_layer(dense, &layer_inputs, n_cal, i < last);
             Ok(layer)
         })?;
-        let accuracy = nn::evaluate(&mut net, test)?;
+        let accuracy = evaluate(&mut net, test)?;
         let (read_j, macs) = net.layers().iter().fold((0.0, 0.0), |(j, m), l| {
-            (j + l.op.matrix.total_energy().read_j(), m + l.op.macs)
+            (j + l.op.matrix().total_energy().read_j(), m + l.op.macs())
         });
         Ok(Outcome {
             accuracy,
@@ -199,13 +127,7 @@ impl Deployment<'_> {
             let q = &layer.op;
             let weights: Vec<f64> = q.weights().iter().map(|&w| f64::from(w)).collect();
             let matrix = self.program(i, q.inputs(), q.outputs(), &weights)?;
-            let op = SensedLayer {
-                matrix,
-                programmed: q.clone(),
-                errors: 0,
-                reads: 0,
-                macs: 0.0,
-            };
+            let op = SensedSynapses::new(matrix, q.weights().to_vec());
             layers.push(Layer {
                 op,
                 neuron: layer.neuron.clone(),
@@ -215,13 +137,14 @@ impl Deployment<'_> {
         if let Some(t) = net.input_threshold() {
             sensed = sensed.with_binary_input(t);
         }
-        let accuracy = nn::evaluate(&mut sensed, test)?;
+        let accuracy = evaluate(&mut sensed, test)?;
         let (mut errors, mut reads, mut read_j, mut macs) = (0u64, 0u64, 0.0, 0.0);
         for l in sensed.layers() {
-            errors += l.op.errors;
-            reads += l.op.reads;
-            read_j += l.op.matrix.total_energy().read_j();
-            macs += l.op.macs;
+            let (e, r) = l.op.bit_errors();
+            errors += e;
+            reads += r;
+            read_j += l.op.matrix().total_energy().read_j();
+            macs += l.op.macs();
         }
         Ok(Outcome {
             accuracy,
@@ -238,44 +161,6 @@ fn per_mac_pj(read_j: f64, macs: f64) -> f64 {
         read_j / macs * 1e12
     } else {
         0.0
-    }
-}
-
-/// A binary/ternary layer on 2T2R tiles: every `apply` senses all weights once with the
-/// sense amplifiers (fresh read noise and offsets), then computes the product digitally.
-pub struct SensedLayer {
-    matrix: TiledMatrix<AnyDevice>,
-    programmed: QuantizedMatrix,
-    errors: u64,
-    reads: u64,
-    macs: f64,
-}
-
-impl MatrixOperator for SensedLayer {
-    fn inputs(&self) -> usize {
-        self.programmed.inputs()
-    }
-
-    fn outputs(&self) -> usize {
-        self.programmed.outputs()
-    }
-
-    fn apply(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
-        let sensed = self.matrix.sense_weights()?;
-        self.errors += sensed
-            .iter()
-            .zip(self.programmed.weights())
-            .filter(|(a, b)| a != b)
-            .count() as u64;
-        self.reads += sensed.len() as u64;
-        self.macs += (sensed.len() * batch) as f64;
-        let mut digital = QuantizedMatrix::new(
-            self.inputs(),
-            self.outputs(),
-            sensed,
-            self.programmed.quantization(),
-        )?;
-        digital.apply(x, batch, y)
     }
 }
 
