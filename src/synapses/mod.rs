@@ -1,8 +1,10 @@
 //! Synapses: weights stored on devices, behind one seam that every network and learning
 //! rule uses.
 //!
-//! - [`SynapticLayer`]: the forward read `W·x`, the transposed read `Wᵀ·y` and the local
-//!   outer-product update ([`OuterProductUpdate`]); [`PlasticSynapses`] adds dense updates.
+//! - [`SynapticLayer`]: the read-only operator, forward read `W·x` and transposed read
+//!   `Wᵀ·y` (all a network needs for inference; `crate::nn::Network` runs on any of them);
+//!   [`PlasticSynapses`] adds the updates (outer-product [`OuterProductUpdate`] and dense)
+//!   that learning rules write through.
 //! - [`DigitalSynapses`] (`layer`): an `f32` matrix, the floating-point reference.
 //! - [`CrossbarSynapses`] (`tile`): the conductances of one crossbar tile of any device, read
 //!   with its forward and transposed analog MVMs on the same devices and updated by
@@ -10,16 +12,13 @@
 //! - [`BinarySynapses`] (`pairs`): binary weights on 2T2R pairs of crossbar tiles, read
 //!   through the tiles' precharge sense amplifiers (`crossbar::sense`) and re-programmed
 //!   only where a sign flips (`crossbar::reprogram`), with the write tally.
+//! - [`AnalogSynapses`] (`analog`): a trained weight matrix on analog tiles for inference,
+//!   with input scaling.
+//! - [`SensedSynapses`] (`sensed`): trained binary/ternary weights on 2T2R tiles for
+//!   inference, read through the sense amplifiers with a bit-error count.
 //!
-//! - [`deploy`]: a trained network's weights on tiles for inference — `AnalogLayer`
-//!   (analog reads of a `TiledMatrix`, input scaling, calibrated ADCs) and `SensedLayer`
-//!   (binary/ternary weights read through the 2T2R sense amplifiers of `crossbar::sense`),
-//!   both behind the networks' `MatrixOperator`.
-//!
-//! Equilibrium propagation, analog SGD, the metaplastic BNN and inference deployment hold
-//! their weights here. Not yet unified: `deploy`'s layers implement `nn::MatrixOperator`
-//! rather than `SynapticLayer`, and the device-sampled weights of `bayes::bnn` have their
-//! own mapping.
+//! Inference, equilibrium propagation, analog SGD and the metaplastic BNN hold their
+//! weights here.
 
 pub mod analog;
 pub mod layer;
