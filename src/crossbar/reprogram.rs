@@ -6,7 +6,7 @@
 //! Random streams: row `r` of re-programming operation `k` draws from
 //! `(seed, [tile, PROGRAM, k, r])`, the numbering of full programmings continued, so the
 //! result does not depend on the thread count. The read cache is brought up to date for
-//! the written pairs only (see [`Tile::refresh_pairs`]) and the write is recorded in the
+//! the written pairs only (`Tile::refresh_pairs`) and the write is recorded in the
 //! ledger.
 
 use anyhow::{Context, Result, ensure};
