@@ -54,6 +54,8 @@ pub const BACKPROP_NOISE_STREAM: u64 = 0x4_0153;
 pub const BACKPROP_SHIFT_STREAM: u64 = 0x5_41F7;
 /// Permuted MNIST (`data::tasks`): the pixel permutation of each task.
 pub const PERMUTATION_STREAM: u64 = 0x9E_2A17;
+/// Sequential networks (`nn::sequential`): the weight and bias initialisation, per layer.
+pub const SEQUENTIAL_INIT_STREAM: u64 = 0x5E9_1A17;
 
 /// SplitMix64 finaliser (Steele, Lea & Flood, OOPSLA 2014): a bijective 64-bit mixer.
 fn splitmix64(mut z: u64) -> u64 {
@@ -112,6 +114,7 @@ mod tests {
             BACKPROP_NOISE_STREAM,
             BACKPROP_SHIFT_STREAM,
             PERMUTATION_STREAM,
+            SEQUENTIAL_INIT_STREAM,
         ];
         for (i, a) in tags.iter().enumerate() {
             for b in &tags[i + 1..] {

@@ -6,11 +6,14 @@
 use super::binary::QuantizedMatrix;
 use super::mlp::{Dense, Mlp};
 use super::network::{Layer, Network, evaluate};
+use super::sequential::Sequential;
 use crate::crossbar::{AdcRange, Direction, TileConfig, TiledMatrix};
 use crate::data::Dataset;
 use crate::device::AnyDevice;
-use crate::synapses::{AnalogSynapses, InputScaling, SensedSynapses, SynapticLayer};
-use anyhow::{Context, Result};
+use crate::synapses::{
+    AnalogSynapses, DigitalSynapses, InputScaling, SensedSynapses, SynapticLayer,
+};
+use anyhow::{Context, Result, ensure};
 
 /// What a deployed network achieved on a test set.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -59,6 +62,26 @@ impl Deployment<'_> {
             .with_context(|| format!("programming layer {layer}"))?;
         matrix.set_read_time(self.t_inference_s)?;
         Ok(matrix)
+    }
+
+    /// Program every weighted stage of a sequential network (convolution kernels and linear
+    /// weights; stage `i` on tiles with stream `[i]`) and read it with `scaling`. Calibrated
+    /// ADC ranges are not supported here yet (they need per-stage calibration inputs).
+    pub fn program_sequential(
+        &self,
+        net: &Sequential<DigitalSynapses>,
+        scaling: InputScaling,
+    ) -> Result<Sequential<AnalogSynapses>> {
+        ensure!(
+            !matches!(self.tile.periphery.adc.range, AdcRange::Calibrated { .. }),
+            "periphery.adc.range = calibrated is not supported for sequential networks yet: \
+             use column_max or a fixed range"
+        );
+        net.map_synapses(|i, synapses| {
+            let weights: Vec<f64> = synapses.weight().iter().map(|&w| f64::from(w)).collect();
+            let matrix = self.program(i, synapses.inputs(), synapses.outputs(), &weights)?;
+            Ok(AnalogSynapses::new(matrix, scaling))
+        })
     }
 
     /// Deploy an MLP on analog tiles and measure it on `test`. The ADCs are calibrated (if

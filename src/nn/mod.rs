@@ -7,6 +7,8 @@
 //! - [`network`]: the generic [`Network`] whose matrix products are the forward reads of
 //!   any [`crate::synapses::SynapticLayer`] (digital weights or crossbar tiles), and
 //!   [`evaluate`];
+//! - [`sequential`]: networks described as a PyTorch-style layer list (convolutions,
+//!   pooling, linear layers) whose weighted layers read through the synapse seam;
 //! - [`deploy`]: a trained network programmed on tiles of a device and measured
 //!   (accuracy, weight error, sense bit errors, read energy);
 //! - [`binary`]: binary and ternary networks trained with the straight-through
@@ -23,6 +25,7 @@ pub mod network;
 pub mod noise;
 pub mod npy;
 pub mod optim;
+pub mod sequential;
 pub mod weights;
 
 pub use backprop::{EpochReport, TrainConfig, TrainReport, train};

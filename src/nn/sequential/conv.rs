@@ -1,0 +1,228 @@
+//! Convolution as matrix products (the unrolled mapping of aihwkit's `AnalogConv2d` and
+//! NeuroSim): a `Conv2d` layer's kernel is a weight matrix `C_out x (C_in·k·k)` (PyTorch's
+//! OIHW weight flattened row by row), and every output pixel is one read of that matrix with
+//! the pixel's input patch. [`ConvGeometry::im2col`] lays the patches of a batch out as rows
+//! (one per output pixel, batch-major then row-major over the output image), so one batched
+//! read of any [`crate::synapses::SynapticLayer`] — digital weights or crossbar tiles —
+//! computes the whole convolution; [`ConvGeometry::pixels_to_channels`] turns its
+//! `pixels x C_out` result back into NCHW.
+
+use anyhow::{Result, ensure};
+use rayon::prelude::*;
+
+/// The shape of one 2-D convolution (groups = 1, square kernel, equal stride and padding in
+/// both directions, zero padding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// Input channels C_in.
+    pub in_channels: usize,
+    /// Input height, pixels.
+    pub in_h: usize,
+    /// Input width, pixels.
+    pub in_w: usize,
+    /// Output channels C_out.
+    pub out_channels: usize,
+    /// Kernel height and width k.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding on every side.
+    pub padding: usize,
+}
+
+impl ConvGeometry {
+    /// A convolution of `out_channels` kernels of `kernel x kernel` over an input of shape
+    /// `[C, H, W]`; the kernel must fit the padded input and the stride be >= 1.
+    pub fn new(
+        input: [usize; 3],
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Self> {
+        let [in_channels, in_h, in_w] = input;
+        ensure!(
+            out_channels > 0 && kernel > 0 && stride > 0,
+            "conv2d needs out >= 1, kernel >= 1 and stride >= 1 (got out = {out_channels}, \
+             kernel = {kernel}, stride = {stride})"
+        );
+        ensure!(
+            kernel <= in_h + 2 * padding && kernel <= in_w + 2 * padding,
+            "conv2d kernel {kernel} is larger than the padded input {} x {} (input {in_channels} \
+             x {in_h} x {in_w}, padding {padding})",
+            in_h + 2 * padding,
+            in_w + 2 * padding
+        );
+        Ok(ConvGeometry {
+            in_channels,
+            in_h,
+            in_w,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+        })
+    }
+
+    /// Output height, pixels: `(H + 2p − k) / s + 1`.
+    pub fn out_h(&self) -> usize {
+        (self.in_h + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    /// Output width, pixels.
+    pub fn out_w(&self) -> usize {
+        (self.in_w + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    /// Output pixels per channel.
+    pub fn pixels(&self) -> usize {
+        self.out_h() * self.out_w()
+    }
+
+    /// Length of one patch, `C_in·k·k` (the columns of the kernel matrix).
+    pub fn patch_len(&self) -> usize {
+        self.in_channels * self.kernel * self.kernel
+    }
+
+    /// Values of one input image, `C_in·H·W`.
+    pub fn input_len(&self) -> usize {
+        self.in_channels * self.in_h * self.in_w
+    }
+
+    /// The patches of a batch of NCHW images as rows, `(batch·pixels) x patch_len`, each
+    /// patch ordered (channel, kernel row, kernel column) like PyTorch's weight layout;
+    /// padding reads as 0.
+    pub fn im2col(&self, x: &[f32], batch: usize) -> Vec<f32> {
+        let (k, patch) = (self.kernel, self.patch_len());
+        let (out_w, pixels) = (self.out_w(), self.pixels());
+        let mut cols = vec![0f32; batch * pixels * patch];
+        cols.par_chunks_mut(pixels * patch)
+            .zip(x.par_chunks(self.input_len()))
+            .for_each(|(out, image)| {
+                for (pixel, row) in out.chunks_mut(patch).enumerate() {
+                    let (oy, ox) = (pixel / out_w, pixel % out_w);
+                    for c in 0..self.in_channels {
+                        let plane = &image[c * self.in_h * self.in_w..][..self.in_h * self.in_w];
+                        for ky in 0..k {
+                            let Some(iy) = self.source(oy, ky, self.in_h) else {
+                                continue;
+                            };
+                            for kx in 0..k {
+                                if let Some(ix) = self.source(ox, kx, self.in_w) {
+                                    row[(c * k + ky) * k + kx] = plane[iy * self.in_w + ix];
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+        cols
+    }
+
+    /// Input coordinate read by kernel tap `tap` at output coordinate `out` (None in the
+    /// padding).
+    #[inline]
+    fn source(&self, out: usize, tap: usize, len: usize) -> Option<usize> {
+        (out * self.stride + tap)
+            .checked_sub(self.padding)
+            .filter(|&i| i < len)
+    }
+
+    /// Per-pixel outputs (`(batch·pixels) x C_out`, the result of reading the im2col rows)
+    /// as NCHW images (`batch x C_out x pixels`), plus the bias of each channel.
+    pub fn pixels_to_channels(&self, y: &[f32], batch: usize, bias: &[f32]) -> Vec<f32> {
+        let (c_out, pixels) = (self.out_channels, self.pixels());
+        let mut out = vec![0f32; batch * c_out * pixels];
+        for (image, rows) in out.chunks_mut(c_out * pixels).zip(y.chunks(pixels * c_out)) {
+            for (pixel, values) in rows.chunks(c_out).enumerate() {
+                for (c, &v) in values.iter().enumerate() {
+                    image[c * pixels + pixel] = v + bias[c];
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::RngExt;
+
+    /// A direct (six nested loops) convolution, the reference.
+    fn naive(g: &ConvGeometry, x: &[f32], w: &[f32], bias: &[f32], batch: usize) -> Vec<f32> {
+        let (k, oh, ow) = (g.kernel, g.out_h(), g.out_w());
+        let mut y = vec![0f32; batch * g.out_channels * oh * ow];
+        for b in 0..batch {
+            for o in 0..g.out_channels {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut s = bias[o];
+                        for c in 0..g.in_channels {
+                            for ky in 0..k {
+                                for kx in 0..k {
+                                    let iy = (oy * g.stride + ky) as isize - g.padding as isize;
+                                    let ix = (ox * g.stride + kx) as isize - g.padding as isize;
+                                    if iy < 0 || ix < 0 {
+                                        continue;
+                                    }
+                                    let (iy, ix) = (iy as usize, ix as usize);
+                                    if iy >= g.in_h || ix >= g.in_w {
+                                        continue;
+                                    }
+                                    let xv =
+                                        x[((b * g.in_channels + c) * g.in_h + iy) * g.in_w + ix];
+                                    s += xv * w[((o * g.in_channels + c) * k + ky) * k + kx];
+                                }
+                            }
+                        }
+                        y[((b * g.out_channels + o) * oh + oy) * ow + ox] = s;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    /// im2col + one matrix product + reordering equals the direct convolution, for
+    /// strides 1 and 2, with and without padding, several channels.
+    #[test]
+    fn im2col_convolution_equals_the_direct_convolution() {
+        let mut rng = crate::rng::stream(3, &[0]);
+        for (input, out, k, s, p) in [
+            ([1, 6, 6], 2, 3, 1, 0),
+            ([3, 7, 5], 4, 3, 2, 1),
+            ([2, 5, 5], 3, 5, 1, 2),
+            ([2, 4, 4], 1, 1, 1, 0),
+        ] {
+            let g = ConvGeometry::new(input, out, k, s, p).unwrap();
+            let batch = 3;
+            let x: Vec<f32> = (0..batch * g.input_len())
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let w: Vec<f32> = (0..out * g.patch_len())
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let bias: Vec<f32> = (0..out).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let cols = g.im2col(&x, batch);
+            let rows = batch * g.pixels();
+            let mut y = vec![0f32; rows * out];
+            crate::linalg::a_bt(&cols, &w, rows, g.patch_len(), out, &mut y);
+            let got = g.pixels_to_channels(&y, batch, &bias);
+            let want = naive(&g, &x, &w, &bias, batch);
+            assert_eq!(got.len(), want.len());
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-5, "{input:?} k{k} s{s} p{p}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_kernel_larger_than_the_padded_input_is_refused() {
+        let err = ConvGeometry::new([1, 4, 4], 2, 7, 1, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kernel 7") && err.contains("6 x 6"), "{err}");
+        assert!(ConvGeometry::new([1, 4, 4], 2, 3, 0, 0).is_err());
+    }
+}

@@ -1,0 +1,110 @@
+//! Pooling of NCHW activations (digital periphery): max and average pooling over square
+//! windows, and global average pooling (a window the size of the image).
+
+use anyhow::{Result, ensure};
+
+/// What a pooling window computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    /// The largest value of the window (PyTorch `MaxPool2d`).
+    Max,
+    /// The mean of the window (PyTorch `AvgPool2d`, no padding).
+    Average,
+}
+
+/// The shape of one pooling layer (no padding; windows that do not fit are dropped, as
+/// PyTorch's floor mode does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolGeometry {
+    /// Max or average.
+    pub kind: PoolKind,
+    /// Channels.
+    pub channels: usize,
+    /// Input height, pixels.
+    pub in_h: usize,
+    /// Input width, pixels.
+    pub in_w: usize,
+    /// Window height and width.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+}
+
+impl PoolGeometry {
+    /// A pooling layer over an input of shape `[C, H, W]`.
+    pub fn new(kind: PoolKind, input: [usize; 3], kernel: usize, stride: usize) -> Result<Self> {
+        let [channels, in_h, in_w] = input;
+        ensure!(
+            kernel > 0 && stride > 0,
+            "pooling needs kernel >= 1 and stride >= 1 (got {kernel}, {stride})"
+        );
+        ensure!(
+            kernel <= in_h && kernel <= in_w,
+            "pooling window {kernel} is larger than the input {in_h} x {in_w}"
+        );
+        Ok(PoolGeometry {
+            kind,
+            channels,
+            in_h,
+            in_w,
+            kernel,
+            stride,
+        })
+    }
+
+    /// Output height, pixels.
+    pub fn out_h(&self) -> usize {
+        (self.in_h - self.kernel) / self.stride + 1
+    }
+
+    /// Output width, pixels.
+    pub fn out_w(&self) -> usize {
+        (self.in_w - self.kernel) / self.stride + 1
+    }
+
+    /// Pool a batch of NCHW images.
+    pub fn forward(&self, x: &[f32]) -> Vec<f32> {
+        let (oh, ow, k) = (self.out_h(), self.out_w(), self.kernel);
+        let plane = self.in_h * self.in_w;
+        let scale = 1.0 / (k * k) as f32;
+        let mut y = Vec::with_capacity(x.len() / plane * oh * ow);
+        for input in x.chunks(plane) {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let window = (0..k).flat_map(|ky| {
+                        let row = (oy * self.stride + ky) * self.in_w + ox * self.stride;
+                        input[row..row + k].iter().copied()
+                    });
+                    y.push(match self.kind {
+                        PoolKind::Max => window.fold(f32::NEG_INFINITY, f32::max),
+                        PoolKind::Average => window.sum::<f32>() * scale,
+                    });
+                }
+            }
+        }
+        y
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_and_average_pooling_of_a_known_image() {
+        // One 4 x 4 channel 0..16, 2 x 2 windows, stride 2.
+        let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
+        let max = PoolGeometry::new(PoolKind::Max, [1, 4, 4], 2, 2).unwrap();
+        assert_eq!(max.forward(&x), vec![5.0, 7.0, 13.0, 15.0]);
+        let avg = PoolGeometry::new(PoolKind::Average, [1, 4, 4], 2, 2).unwrap();
+        assert_eq!(avg.forward(&x), vec![2.5, 4.5, 10.5, 12.5]);
+        // 3 x 3 windows, stride 1: floor mode keeps 2 x 2 outputs.
+        let max3 = PoolGeometry::new(PoolKind::Max, [1, 4, 4], 3, 1).unwrap();
+        assert_eq!(max3.forward(&x), vec![10.0, 11.0, 14.0, 15.0]);
+        // Global average pooling of two channels.
+        let two: Vec<f32> = (0..8).map(|v| v as f32).collect();
+        let global = PoolGeometry::new(PoolKind::Average, [2, 2, 2], 2, 2).unwrap();
+        assert_eq!(global.forward(&two), vec![1.5, 5.5]);
+        assert!(PoolGeometry::new(PoolKind::Max, [1, 4, 4], 5, 1).is_err());
+    }
+}
