@@ -46,9 +46,11 @@ impl<D: Device> Tile<D> {
             self.planes == 1,
             "sense-amplifier reads do not support bit slicing"
         );
-        let t_s = self
-            .read_time_s()
-            .context("the tile has not been programmed yet")?;
+        let pairs = &self
+            .cache
+            .as_ref()
+            .context("the tile has not been programmed yet")?
+            .sensed_pairs;
         let sa = self.config.periphery.sense_amp;
         let dead_zone_s = sa.dead_zone_fraction * self.g_unit_s;
         let read_noise = self.config.periphery.read_noise;
@@ -67,13 +69,13 @@ impl<D: Device> Tile<D> {
                         if self.dead_rows[row] || self.dead_cols[col] {
                             return 0.0;
                         }
-                        let cell = &self.cells[self.cell_index(row, col, 0, sign)];
-                        let g = self.device.conductance_at(cell, t_s);
+                        let pair = &pairs[row * n_out + col];
+                        let g = pair.g_s[sign];
                         if !read_noise {
                             return g;
                         }
                         let z: f64 = rng.sample(StandardNormal);
-                        (g + self.device.read_noise_sigma(cell, t_s) * z).max(0.0)
+                        (g + pair.sigma_s[sign] * z).max(0.0)
                     };
                     let (gp, gn) = (read(0), read(1));
                     let offset = draw_offset(sa.offset_sigma_s, &mut rng);

@@ -106,6 +106,19 @@ pub(crate) struct ReadCache {
     pub drift_scale: f64,
     /// Per plane, IR-drop solvers of the G+ and G- arrays (resistive wires only).
     pub ir: Vec<[IrDropSolver; 2]>,
+    /// Binary/ternary tiles: both devices of every pair as the sense amplifiers see them,
+    /// row-major n_in x n_out (empty for analog encodings).
+    pub sensed_pairs: Vec<SensedPair>,
+}
+
+/// Noise-free conductance and read-noise standard deviation of the G+ and G- devices of one
+/// 2T2R pair at the cache's read time, siemens.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SensedPair {
+    /// `[G+, G-]`.
+    pub g_s: [f64; 2],
+    /// `[sigma+, sigma-]`.
+    pub sigma_s: [f64; 2],
 }
 
 impl ReadCache {
@@ -414,6 +427,15 @@ impl<D: Device> Tile<D> {
                 cache.store_pair(0, row, col, n_in, n_out, g, var);
                 cache.row_g_sum_s[row] += gp + gn - old_sum_s;
                 cache.col_g_sum_s[col] += gp + gn - old_sum_s;
+                if let Some(pair) = cache.sensed_pairs.get_mut(row * n_out + col) {
+                    *pair = SensedPair {
+                        g_s: [gp, gn],
+                        sigma_s: [
+                            device.read_noise_sigma(pos, t_s),
+                            device.read_noise_sigma(neg, t_s),
+                        ],
+                    };
+                }
             }
         }
         Ok(())
@@ -493,7 +515,35 @@ impl<D: Device> Tile<D> {
             col_g_sum_s,
             drift_scale: 1.0,
             ir: self.build_ir_solvers(t_s)?,
+            sensed_pairs: self.sensed_pairs(t_s),
         })
+    }
+
+    /// Both devices of every pair at `t_s` for the sense amplifiers (binary and ternary
+    /// tiles without bit slicing; empty otherwise).
+    fn sensed_pairs(&self, t_s: f64) -> Vec<SensedPair> {
+        if self.encoding() == WeightEncoding::Analog || self.planes != 1 {
+            return Vec::new();
+        }
+        let mut pairs = vec![SensedPair::default(); self.n_in * self.n_out];
+        pairs
+            .par_chunks_mut(self.n_out)
+            .enumerate()
+            .for_each(|(row, out)| {
+                for (col, pair) in out.iter_mut().enumerate() {
+                    *pair = self.sensed_pair(row, col, t_s);
+                }
+            });
+        pairs
+    }
+
+    /// Pair (`row`, `col`) of plane 0 at `t_s` as the sense amplifiers see it.
+    fn sensed_pair(&self, row: usize, col: usize, t_s: f64) -> SensedPair {
+        let cell = |sign| &self.cells[self.cell_index(row, col, 0, sign)];
+        SensedPair {
+            g_s: [0, 1].map(|sign| self.device.conductance_at(cell(sign), t_s)),
+            sigma_s: [0, 1].map(|sign| self.device.read_noise_sigma(cell(sign), t_s)),
+        }
     }
 
     /// IR-drop solvers of every plane's G+ and G- arrays at time `t_s` (none with ideal
