@@ -7,6 +7,7 @@ use rand_distr::StandardNormal;
 use xbar::bayes::bnn::{DeviceSampler, GaussianLayer, Posterior, Sampler, predictive_mean};
 use xbar::rng::stream;
 use xbar::studies::bayesian_nn::{BnnConfig, plot_bnn, run_bnn_on};
+use xbar::synapses::DevicePairs;
 
 const FEATURES: usize = 16;
 const HIDDEN: usize = 16;
@@ -38,6 +39,15 @@ fn rram_without_faults() -> xbar::device::AnyDevice {
     xbar::device::preset::load("rram_hfo2", &overrides).unwrap()
 }
 
+/// Pairs of `device` read right after programming, device noise times `noise_scale`.
+fn pairs(device: xbar::device::AnyDevice, noise_scale: f64) -> DevicePairs {
+    DevicePairs {
+        device,
+        noise_scale,
+        t_read_s: 0.0,
+    }
+}
+
 fn mean_and_max_abs_difference(a: &[f64], b: &[f64]) -> (f64, f64) {
     let diffs: Vec<f64> = a.iter().zip(b).map(|(x, y)| (x - y).abs()).collect();
     (
@@ -63,7 +73,7 @@ fn device_sampled_predictive_matches_digital_monte_carlo() {
     let samples = 3000;
     let exact = predictive_mean(&posterior, &Sampler::Digital, &x, INPUTS, samples, 10);
     let device = rram_without_faults();
-    let matched = DeviceSampler::new(&posterior, device.clone(), 1.0, 0.0, 3.0, 11);
+    let matched = DeviceSampler::new(&posterior, pairs(device.clone(), 1.0), 3.0, 11);
     for &s in &matched.sigma_dev {
         assert!(
             s < 0.5 * f64::from(POSTERIOR_SIGMA),
@@ -88,7 +98,7 @@ fn device_sampled_predictive_matches_digital_monte_carlo() {
         "mean {mean_diff}, max {max_diff}"
     );
 
-    let noisy = DeviceSampler::new(&posterior, device, 12.0, 0.0, 3.0, 11);
+    let noisy = DeviceSampler::new(&posterior, pairs(device, 12.0), 3.0, 11);
     assert!(noisy.fraction_below_device_noise(&posterior) > 0.9);
     let too_wide = predictive_mean(
         &posterior,

@@ -8,23 +8,22 @@
 //! with a few thousand images the full KL term underfits). Biases are deterministic. The
 //! same code with `sigma = 0` and no KL term trains the deterministic baseline.
 //!
-//! **Devices.** Each weight is a differential pair around the centre `g_c` of the device's
-//! nominal window: `G+- = g_c +- (g_max - g_min) w / (2 w_max)`, `w_max = max |mu| +
-//! weight_range_sigmas x sigma` per layer. One posterior sample is one *copy* of the network
-//! in devices (several device copies per weight, as in Bonnet et al., Nature Communications
-//! 2023; Dalgaty et al., Nature Electronics 2021 use the programming variability of RRAM as
-//! the sampler): every cell is fabricated and programmed open loop (the model's programming
-//! noise, window spread, clipping and faults), and every read of the copy adds the model's
-//! Gaussian read noise. The pair's own noise is part of the sample: the programmed target is
+//! **Devices.** Each weight is stored on a differential device pair
+//! ([`crate::synapses::DevicePairs`]: around the centre of the device's nominal window,
+//! fabricated and programmed open loop, read with the model's Gaussian read noise), with
+//! `w_max = max |mu| + weight_range_sigmas x sigma` per layer. One posterior sample is one
+//! *copy* of the network in devices ([`crate::synapses::SampledSynapses`]; several device
+//! copies per weight, as in Bonnet et al., Nature Communications 2023; Dalgaty et al.,
+//! Nature Electronics 2021 use the programming variability of RRAM as the sampler). The
+//! pair's own noise is part of the sample: the programmed target is
 //! `mu + sqrt(max(sigma^2 - sigma_dev^2, 0)) eps`, where `sigma_dev` (programming plus read
 //! noise of a pair, in weight units) is measured per layer on a sample of its weights, so
 //! the total spread matches the posterior wherever `sigma >= sigma_dev` (the report gives
-//! the fraction of weights below). `noise_scale` multiplies every device deviation (programming
-//! error and read noise) to sweep the device noise.
+//! the fraction of weights below). The pairs' `noise_scale` multiplies every device
+//! deviation to sweep the device noise.
 //!
-//! **Inference.** The predictive is the mean softmax of K copies; read noise is drawn per
-//! output of every matrix product (column current variance `sum_i x_i^2 var_ij`: exact in
-//! distribution for independent Gaussian read noise). Digits
+//! **Inference.** The predictive is the mean softmax of K copies, each read with its
+//! devices' read noise (one stream per copy and batch of images). Digits
 //! `0..in_distribution_classes` are in distribution; the other digits and uniform-noise
 //! images are out of distribution, detected by predictive entropy or mutual information
 //! (AUROC). The "digital MC" predictive samples `mu + sigma eps` exactly: the reference that
@@ -37,10 +36,10 @@
 use super::machine::argmax;
 use super::metrics::{ReliabilityBin, auroc, entropy, expected_calibration_error};
 use crate::data::Dataset;
-use crate::device::{AnyDevice, Device};
 use crate::linalg;
 use crate::nn::optim::{Optimizer, ParamState};
 use crate::rng::stream;
+use crate::synapses::{DevicePairs, SampledSynapses};
 use rand::RngExt;
 use rand_distr::StandardNormal;
 use serde::Serialize;
@@ -298,58 +297,24 @@ pub enum Sampler {
     Device(Box<DeviceSampler>),
 }
 
-/// Device mapping of every layer.
+/// The posterior mapped onto device pairs ([`DevicePairs`]), layer by layer.
 #[derive(Clone, Debug)]
 pub struct DeviceSampler {
-    /// The device model.
-    pub device: AnyDevice,
-    /// Multiplier of every device deviation.
-    pub noise_scale: f64,
-    /// Time between programming and reading, seconds.
-    pub t_read_s: f64,
+    /// The pairs that store every weight.
+    pub pairs: DevicePairs,
     /// Per layer: half-range `w_max` of the mapping.
     pub w_max: Vec<f64>,
     /// Per layer: measured noise of a pair in weight units (programming and read).
     pub sigma_dev: Vec<f64>,
 }
 
-/// One programmed pair: effective weight and read-noise variance, weight units.
-fn program_pair(
-    device: &AnyDevice,
-    w: f64,
-    w_max: f64,
-    noise_scale: f64,
-    t_read_s: f64,
-    rng: &mut crate::rng::XbarRng,
-) -> (f64, f64) {
-    let (g_min, g_max) = device.nominal_window();
-    let span = g_max - g_min;
-    let g_c = 0.5 * (g_min + g_max);
-    let dg = 0.5 * span * (w / w_max).clamp(-1.0, 1.0);
-    let mut cell = |target: f64| {
-        let mut state = device.fabricate(rng);
-        device.program(&mut state, target, rng);
-        let g = device.conductance_at(&state, t_read_s);
-        let sigma = device.read_noise_sigma(&state, t_read_s);
-        (target + noise_scale * (g - target), noise_scale * sigma)
-    };
-    let (g_plus, s_plus) = cell(g_c + dg);
-    let (g_minus, s_minus) = cell(g_c - dg);
-    let to_w = w_max / span;
-    (
-        (g_plus - g_minus) * to_w,
-        (s_plus * s_plus + s_minus * s_minus) * to_w * to_w,
-    )
-}
-
 impl DeviceSampler {
-    /// Map `posterior` onto `device`: choose each layer's range and measure its pair noise
-    /// on up to `DEVICE_NOISE_SAMPLE` of its own weights.
+    /// Map `posterior` onto `pairs`: each layer's range is `max |mu| + weight_range_sigmas x
+    /// sigma`, and its pair noise is measured on up to `DEVICE_NOISE_SAMPLE` of its own
+    /// weights.
     pub fn new(
         posterior: &Posterior,
-        device: AnyDevice,
-        noise_scale: f64,
-        t_read_s: f64,
+        pairs: DevicePairs,
         weight_range_sigmas: f64,
         seed: u64,
     ) -> Self {
@@ -365,21 +330,12 @@ impl DeviceSampler {
                 .max(f64::MIN_POSITIVE);
             let mut rng = stream(seed, &[20, l as u64]);
             let stride = (layer.mu.len() / DEVICE_NOISE_SAMPLE).max(1);
-            let (mut sum, mut count) = (0.0, 0.0);
-            for &m in layer.mu.iter().step_by(stride) {
-                let w = f64::from(m);
-                let (w_eff, read_var) =
-                    program_pair(&device, w, range, noise_scale, t_read_s, &mut rng);
-                sum += (w_eff - w).powi(2) + read_var;
-                count += 1.0;
-            }
+            let sample = layer.mu.iter().step_by(stride).map(|&m| f64::from(m));
             w_max.push(range);
-            sigma_dev.push((sum / count).sqrt());
+            sigma_dev.push(pairs.noise_in_weight_units(sample, range, &mut rng));
         }
         Self {
-            device,
-            noise_scale,
-            t_read_s,
+            pairs,
             w_max,
             sigma_dev,
         }
@@ -400,12 +356,9 @@ impl DeviceSampler {
     }
 }
 
-/// One posterior sample of a layer: weights, read-noise variances, biases.
+/// One posterior sample of a layer: its synapses (one copy of the weights) and biases.
 struct SampledLayer {
-    inputs: usize,
-    outputs: usize,
-    w: Vec<f32>,
-    read_var: Option<Vec<f32>>,
+    synapses: SampledSynapses,
     bias: Vec<f32>,
 }
 
@@ -423,7 +376,7 @@ fn sample_network(
             let mut p = path.to_vec();
             p.push(l as u64);
             let mut rng = stream(seed, &p);
-            let (w, read_var) = match sampler {
+            let synapses = match sampler {
                 Sampler::Digital => {
                     let w = layer
                         .mu
@@ -437,39 +390,32 @@ fn sample_network(
                             }
                         })
                         .collect();
-                    (w, None)
+                    SampledSynapses::digital(layer.inputs, layer.outputs, w)
                 }
                 Sampler::Device(d) => {
+                    // The pair adds its own noise (variance sigma_dev^2): program the rest
+                    // of the posterior spread.
                     let s_dev = d.sigma_dev[l];
-                    let mut w = Vec::with_capacity(layer.mu.len());
-                    let mut var = Vec::with_capacity(layer.mu.len());
-                    for (&m, &s) in layer.mu.iter().zip(&layer.sigma) {
-                        let extra = (f64::from(s).powi(2) - s_dev * s_dev).max(0.0).sqrt();
-                        let z: f64 = if extra > 0.0 {
-                            rng.sample(StandardNormal)
-                        } else {
-                            0.0
-                        };
-                        let target = f64::from(m) + extra * z;
-                        let (w_eff, v) = program_pair(
-                            &d.device,
-                            target,
-                            d.w_max[l],
-                            d.noise_scale,
-                            d.t_read_s,
-                            &mut rng,
-                        );
-                        w.push(w_eff as f32);
-                        var.push(v as f32);
-                    }
-                    (w, Some(var))
+                    d.pairs.program_layer(
+                        layer.inputs,
+                        layer.outputs,
+                        d.w_max[l],
+                        &mut rng,
+                        |j, rng| {
+                            let s = f64::from(layer.sigma[j]);
+                            let extra = (s.powi(2) - s_dev * s_dev).max(0.0).sqrt();
+                            let z: f64 = if extra > 0.0 {
+                                rng.sample(StandardNormal)
+                            } else {
+                                0.0
+                            };
+                            f64::from(layer.mu[j]) + extra * z
+                        },
+                    )
                 }
             };
             SampledLayer {
-                inputs: layer.inputs,
-                outputs: layer.outputs,
-                w,
-                read_var,
+                synapses,
                 bias: layer.bias.clone(),
             }
         })
@@ -486,23 +432,15 @@ fn forward(
 ) -> Vec<f32> {
     let mut a = x.to_vec();
     for (l, layer) in net.iter().enumerate() {
-        let mut z = vec![0.0; batch * layer.outputs];
-        linalg::sequential::a_bt(&a, &layer.w, batch, layer.inputs, layer.outputs, &mut z);
-        if let Some(var) = &layer.read_var {
-            let a2: Vec<f32> = a.iter().map(|v| v * v).collect();
-            let mut v = vec![0.0; batch * layer.outputs];
-            linalg::sequential::a_bt(&a2, var, batch, layer.inputs, layer.outputs, &mut v);
-            for (zi, vi) in z.iter_mut().zip(&v) {
-                *zi += vi.max(0.0).sqrt() * rng.sample::<f32, _>(StandardNormal);
-            }
-        }
-        for row in z.chunks_mut(layer.outputs) {
+        let outputs = layer.synapses.outputs();
+        let mut z = layer.synapses.forward(&a, batch, rng);
+        for row in z.chunks_mut(outputs) {
             row.iter_mut().zip(&layer.bias).for_each(|(v, b)| *v += b);
         }
         if l + 1 < net.len() {
             z.iter_mut().for_each(|v| *v = v.max(0.0));
         } else {
-            softmax_rows(&mut z, layer.outputs);
+            softmax_rows(&mut z, outputs);
         }
         a = z;
     }

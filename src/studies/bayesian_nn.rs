@@ -17,6 +17,7 @@ use crate::bayes::{require, require_positive};
 use crate::data::{Dataset, mnist10k};
 use crate::device::preset;
 use crate::output::plot::{Figure, Series, Style, save};
+use crate::synapses::DevicePairs;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -246,15 +247,13 @@ pub fn run_bnn_on(config: &BnnConfig, train: &Dataset, test: &Dataset) -> Result
         "test_images",
         "need in- and out-of-distribution digits",
     )?;
-    let device_map = |posterior: &Posterior, scale: f64| {
-        DeviceSampler::new(
-            posterior,
-            device.clone(),
-            scale,
-            config.t_read_s,
-            config.weight_range_sigmas,
-            config.seed,
-        )
+    let device_map = |posterior: &Posterior, noise_scale: f64| {
+        let pairs = DevicePairs {
+            device: device.clone(),
+            noise_scale,
+            t_read_s: config.t_read_s,
+        };
+        DeviceSampler::new(posterior, pairs, config.weight_range_sigmas, config.seed)
     };
     let device_sampler =
         |posterior: &Posterior, scale: f64| Sampler::Device(Box::new(device_map(posterior, scale)));
