@@ -38,11 +38,12 @@ use super::metrics::{ReliabilityBin, auroc, entropy, expected_calibration_error}
 use crate::data::Dataset;
 use crate::linalg;
 use crate::nn::optim::{Optimizer, ParamState};
-use crate::rng::stream;
+use crate::rng::{self, stream};
 use crate::synapses::{DevicePairs, SampledSynapses};
+use anyhow::{Result, ensure};
 use rand::RngExt;
 use rand_distr::StandardNormal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Weights per layer used to measure the device noise of a pair.
 const DEVICE_NOISE_SAMPLE: usize = 2000;
@@ -84,10 +85,9 @@ fn sigmoid(x: f32) -> f32 {
 }
 
 /// Training of an MLP `features -> hidden -> classes` (Bayes by backprop or plain backprop).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct MlpTraining {
-    /// Seed of the initial weights, the shuffles and the weight samples.
-    pub seed: u64,
     /// Hidden units.
     pub hidden: usize,
     /// Training epochs.
@@ -100,8 +100,51 @@ pub struct MlpTraining {
     pub prior_sigma: f64,
     /// Initial posterior standard deviation.
     pub init_sigma: f64,
-    /// Multiplier of the KL term (1: the evidence lower bound).
+    /// Multiplier of the KL term: 1 is the evidence lower bound; below 1 a tempered
+    /// posterior (with ~4,000 training images, 1 underfits: 96.0 % vs 97.5 % at 0.1).
     pub kl_weight: f64,
+}
+
+impl Default for MlpTraining {
+    fn default() -> Self {
+        Self {
+            hidden: 100,
+            epochs: 30,
+            batch_size: 100,
+            learning_rate: 2e-3,
+            prior_sigma: 0.1,
+            init_sigma: 1e-3,
+            kl_weight: 0.1,
+        }
+    }
+}
+
+impl MlpTraining {
+    /// Check every field; `prefix` names the table in messages.
+    pub fn validate(&self, prefix: &str) -> Result<()> {
+        for (field, v) in [
+            ("hidden", self.hidden),
+            ("epochs", self.epochs),
+            ("batch_size", self.batch_size),
+        ] {
+            ensure!(v >= 1, "{prefix}.{field}: must be >= 1");
+        }
+        for (field, v) in [
+            ("learning_rate", self.learning_rate),
+            ("prior_sigma", self.prior_sigma),
+            ("init_sigma", self.init_sigma),
+        ] {
+            ensure!(
+                v.is_finite() && v > 0.0,
+                "{prefix}.{field}: must be > 0 (got {v})"
+            );
+        }
+        ensure!(
+            self.kl_weight.is_finite() && self.kl_weight >= 0.0,
+            "{prefix}.kl_weight: must be >= 0"
+        );
+        Ok(())
+    }
 }
 
 /// Trainable state of one layer.
@@ -123,7 +166,8 @@ fn softmax_rows(z: &mut [f32], classes: usize) {
 }
 
 /// Train an MLP `features -> hidden -> classes` on `(x, labels)`: Bayes by backprop when
-/// `bayesian`, plain backprop otherwise. Returns the posterior and the final epoch's mean
+/// `bayesian`, plain backprop otherwise, the initial weights, shuffles and weight samples
+/// drawn from the streams of `seed`. Returns the posterior and the final epoch's mean
 /// cross-entropy.
 pub fn train_mlp(
     x: &[f32],
@@ -131,17 +175,22 @@ pub fn train_mlp(
     features: usize,
     classes: usize,
     config: &MlpTraining,
-    bayesian: bool,
+    (seed, bayesian): (u64, bool),
 ) -> (Posterior, f64) {
     let n = labels.len();
     let sizes = [features, config.hidden, classes];
     let init_rho = inverse_softplus(config.init_sigma as f32);
+    let tag = if bayesian {
+        rng::BNN_BAYESIAN_TRAIN_STREAM
+    } else {
+        rng::BNN_DETERMINISTIC_TRAIN_STREAM
+    };
     let mut layers: Vec<TrainLayer> = sizes
         .windows(2)
         .enumerate()
         .map(|(l, w)| {
             let (inputs, outputs) = (w[0], w[1]);
-            let mut rng = stream(config.seed, &[u64::from(bayesian), 0, l as u64]);
+            let mut rng = stream(seed, &[tag, 0, l as u64]);
             let scale = (2.0 / inputs as f32).sqrt();
             let mu = (0..inputs * outputs)
                 .map(|_| scale * rng.sample::<f32, _>(StandardNormal))
@@ -163,16 +212,13 @@ pub fn train_mlp(
     let mut order: Vec<usize> = (0..n).collect();
     let mut last_loss = f64::NAN;
     for epoch in 0..config.epochs {
-        let mut rng = stream(config.seed, &[u64::from(bayesian), 1, epoch as u64]);
+        let mut rng = stream(seed, &[tag, 1, epoch as u64]);
         for i in (1..n).rev() {
             order.swap(i, rng.random_range(0..=i));
         }
         let mut loss_sum = 0.0;
         for (b, chunk) in order.chunks(config.batch_size).enumerate() {
-            let mut eps_rng = stream(
-                config.seed,
-                &[u64::from(bayesian), 2, epoch as u64, b as u64],
-            );
+            let mut eps_rng = stream(seed, &[tag, 2, epoch as u64, b as u64]);
             let batch = chunk.len();
             let mut xb = Vec::with_capacity(batch * features);
             for &i in chunk {
@@ -328,7 +374,7 @@ impl DeviceSampler {
                 .map(|(&m, &s)| f64::from(m.abs()) + weight_range_sigmas * f64::from(s))
                 .fold(0.0, f64::max)
                 .max(f64::MIN_POSITIVE);
-            let mut rng = stream(seed, &[20, l as u64]);
+            let mut rng = stream(seed, &[rng::BNN_PAIR_NOISE_STREAM, l as u64]);
             let stride = (layer.mu.len() / DEVICE_NOISE_SAMPLE).max(1);
             let sample = layer.mu.iter().step_by(stride).map(|&m| f64::from(m));
             w_max.push(range);
@@ -523,7 +569,8 @@ fn sample_predictive(
     }
 }
 
-/// Mean predictive probabilities (`n x classes`) of `samples` posterior samples.
+/// Mean predictive probabilities (`n x classes`) of `samples` posterior samples (streams
+/// `(seed, [BNN_PREDICTIVE_STREAM, ..])`).
 pub fn predictive_mean(
     posterior: &Posterior,
     sampler: &Sampler,
@@ -533,9 +580,15 @@ pub fn predictive_mean(
     seed: u64,
 ) -> Vec<f64> {
     let mut out = Vec::new();
-    sample_predictive(posterior, sampler, x, n, &[samples], (seed, 0), |_, s| {
-        out = s.mean()
-    });
+    sample_predictive(
+        posterior,
+        sampler,
+        x,
+        n,
+        &[samples],
+        (seed, rng::BNN_PREDICTIVE_STREAM),
+        |_, s| out = s.mean(),
+    );
     out
 }
 
@@ -583,7 +636,7 @@ pub struct EvalSet {
     pub n_in: usize,
     /// Out-of-distribution digits.
     pub n_ood: usize,
-    /// Uniform-noise images (from stream `(seed, [30])`).
+    /// Uniform-noise images (from stream `(seed, [BNN_NOISE_IMAGES_STREAM])`).
     pub n_noise: usize,
 }
 
@@ -602,7 +655,7 @@ impl EvalSet {
         }
         let d = test.features();
         let (n_in, n_ood) = (labels.len(), x_ood.len() / d);
-        let mut rng = stream(seed, &[30]);
+        let mut rng = stream(seed, &[rng::BNN_NOISE_IMAGES_STREAM]);
         let noise: Vec<f32> = (0..noise_images * d).map(|_| rng.random::<f32>()).collect();
         let x = [x_in, x_ood, noise].concat();
         Self {
