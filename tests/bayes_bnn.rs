@@ -1,12 +1,12 @@
-//! Bayesian networks sampled by devices: the device-sampled predictive converges to the
-//! exact (digital Monte Carlo) predictive, and the driver measures accuracy, calibration
-//! and out-of-distribution detection.
+//! The Bayesian network model (`bayes::bnn`, library API): the predictive of device-sampled
+//! weight copies converges to the exact (digital Monte Carlo) predictive. The study built on
+//! it is tested in `study_bayesian_nn.rs`.
 
 use rand::RngExt;
 use rand_distr::StandardNormal;
 use xbar::bayes::bnn::{DeviceSampler, GaussianLayer, Posterior, Sampler, predictive_mean};
 use xbar::rng::stream;
-use xbar::studies::bayesian_nn::{BnnConfig, plot_bnn, run_bnn_on};
+use xbar::synapses::DevicePairs;
 
 const FEATURES: usize = 16;
 const HIDDEN: usize = 16;
@@ -38,6 +38,15 @@ fn rram_without_faults() -> xbar::device::AnyDevice {
     xbar::device::preset::load("rram_hfo2", &overrides).unwrap()
 }
 
+/// Pairs of `device` read right after programming, device noise times `noise_scale`.
+fn pairs(device: xbar::device::AnyDevice, noise_scale: f64) -> DevicePairs {
+    DevicePairs {
+        device,
+        noise_scale,
+        t_read_s: 0.0,
+    }
+}
+
 fn mean_and_max_abs_difference(a: &[f64], b: &[f64]) -> (f64, f64) {
     let diffs: Vec<f64> = a.iter().zip(b).map(|(x, y)| (x - y).abs()).collect();
     (
@@ -63,7 +72,7 @@ fn device_sampled_predictive_matches_digital_monte_carlo() {
     let samples = 3000;
     let exact = predictive_mean(&posterior, &Sampler::Digital, &x, INPUTS, samples, 10);
     let device = rram_without_faults();
-    let matched = DeviceSampler::new(&posterior, device.clone(), 1.0, 0.0, 3.0, 11);
+    let matched = DeviceSampler::new(&posterior, pairs(device.clone(), 1.0), 3.0, 11);
     for &s in &matched.sigma_dev {
         assert!(
             s < 0.5 * f64::from(POSTERIOR_SIGMA),
@@ -88,7 +97,7 @@ fn device_sampled_predictive_matches_digital_monte_carlo() {
         "mean {mean_diff}, max {max_diff}"
     );
 
-    let noisy = DeviceSampler::new(&posterior, device, 12.0, 0.0, 3.0, 11);
+    let noisy = DeviceSampler::new(&posterior, pairs(device, 12.0), 3.0, 11);
     assert!(noisy.fraction_below_device_noise(&posterior) > 0.9);
     let too_wide = predictive_mean(
         &posterior,
@@ -102,72 +111,5 @@ fn device_sampled_predictive_matches_digital_monte_carlo() {
     assert!(
         bad_mean > 3.0 * mean_diff,
         "excess device noise should show: {bad_mean} vs {mean_diff}"
-    );
-}
-
-/// End to end on a small problem: Bayes by backprop learns digits 0-4, predictive
-/// uncertainty separates uniform-noise images from digits, every sweep point is reported,
-/// and the figures are written.
-#[test]
-fn driver_measures_accuracy_calibration_and_ood_detection() {
-    let split = xbar::data::mnist10k().unwrap();
-    let config = BnnConfig {
-        hidden: 32,
-        epochs: 4,
-        noise_images: 200,
-        samples: vec![1, 4],
-        noise_scales: vec![0.0, 2.0],
-        noise_sweep_samples: 2,
-        ..BnnConfig::default()
-    };
-    let report = run_bnn_on(&config, &split.train.take(2000), &split.test.take(400)).unwrap();
-    assert_eq!(report.bnn_device_vs_k.len(), 2);
-    assert_eq!(report.bnn_device_vs_noise.len(), 2);
-    let bnn = &report.bnn_device_vs_k[1];
-    assert!(bnn.accuracy > 0.9, "{bnn:?}");
-    assert!(
-        report.deterministic_digital.accuracy > 0.9,
-        "{:?}",
-        report.deterministic_digital
-    );
-    assert!(
-        bnn.auroc_entropy_noise > 0.8 && bnn.auroc_mi_noise > 0.8,
-        "{bnn:?}"
-    );
-    assert!((0.0..=1.0).contains(&bnn.ece));
-    // One sample has no epistemic term: mutual information is 0 for every image.
-    assert_eq!(report.bnn_device_vs_k[0].auroc_mi_digits, 0.5);
-    let dir = tempfile::tempdir().unwrap();
-    plot_bnn(&report, dir.path()).unwrap();
-    for stem in [
-        "bnn_vs_samples",
-        "bnn_vs_noise",
-        "bnn_reliability",
-        "bnn_uncertainty",
-    ] {
-        assert!(dir.path().join(format!("{stem}.png")).exists(), "{stem}");
-        assert!(dir.path().join(format!("{stem}.svg")).exists(), "{stem}");
-    }
-}
-
-#[test]
-fn configuration_errors_name_the_field() {
-    let bad: Result<BnnConfig, _> = toml::from_str("hiden = 3");
-    assert!(bad.unwrap_err().to_string().contains("hiden"));
-    let config: BnnConfig = toml::from_str("samples = [4, 2]").unwrap();
-    assert!(
-        config
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("samples")
-    );
-    let config: BnnConfig = toml::from_str("in_distribution_classes = 10").unwrap();
-    assert!(
-        config
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("in_distribution_classes")
     );
 }

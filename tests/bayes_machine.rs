@@ -1,5 +1,7 @@
-//! The memristor Bayesian machine: stochastic computing converges to exact naive Bayes, the
-//! binomial shortcut matches bit-level streams, and memory bit errors match the device model.
+//! The memristor Bayesian machine model (`bayes::machine`, library API): stochastic
+//! computing converges to exact naive Bayes, the binomial shortcut matches bit-level
+//! streams, and memory bit errors match the device model. The study built on it is tested
+//! in `study_bayesian_machine.rs`.
 
 use rand::RngExt;
 use xbar::bayes::machine::{
@@ -7,7 +9,6 @@ use xbar::bayes::machine::{
     comparator_probability, decide, observe, quantise_word, store_words,
 };
 use xbar::rng::stream;
-use xbar::studies::bayesian_machine::{MachineConfig, RngSource, plot_machine, run_machine_on};
 
 /// Two-sided acceptance band in standard errors for the statistical checks.
 const Z: f64 = 4.5;
@@ -182,58 +183,4 @@ fn erfc(x: f64) -> f64 {
                                 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
     let r = t * poly.exp();
     if x >= 0.0 { r } else { 2.0 - r }
-}
-
-/// The driver end to end on a small problem: every case reported, the ideal machine
-/// approaches exact naive Bayes, MRAM sources cost energy, figures are written.
-#[test]
-fn driver_reports_every_case_and_draws_the_figures() {
-    let (train, test) = small_sets();
-    let mut config = MachineConfig {
-        pool: 4,
-        stream_lengths: vec![8, 64, 1024],
-        rng: vec![RngSource::Ideal, RngSource::MramCalibrated],
-        ..MachineConfig::default()
-    };
-    config.storage.truncate(2);
-    config.mram.calibration.steps = 4;
-    config.mram.calibration.bits_per_step = 32;
-    config.mram.energy_bits = 16;
-    let report = run_machine_on(&config, &train, &test).unwrap();
-    assert_eq!(report.cases.len(), 4);
-    let ideal = &report.cases[0];
-    assert_eq!(ideal.bit_error_rate, 0.0);
-    assert!(ideal.limit_agreement_with_exact > 0.9, "{ideal:?}");
-    assert!(ideal.accuracy[2] > ideal.accuracy[0], "{ideal:?}");
-    assert!(report.cases[1].rng_energy_per_decision_j[0] > 0.0);
-    assert!(ideal.memory_energy_per_decision_j > 0.0);
-    let dir = tempfile::tempdir().unwrap();
-    plot_machine(&report, dir.path()).unwrap();
-    for stem in [
-        "machine_accuracy_storage",
-        "machine_accuracy_rng",
-        "machine_energy",
-    ] {
-        assert!(dir.path().join(format!("{stem}.png")).exists(), "{stem}");
-    }
-}
-
-#[test]
-fn configuration_errors_name_the_field() {
-    let bad: Result<MachineConfig, _> = toml::from_str("stream_length = [8]");
-    assert!(bad.unwrap_err().to_string().contains("stream_length"));
-    let config: MachineConfig = toml::from_str("stream_lengths = [64, 8]").unwrap();
-    assert!(
-        config
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("stream_lengths")
-    );
-    let config: MachineConfig = toml::from_str("rng = [\"mram_calibrated\"]\npool = 3").unwrap();
-    let (train, test) = small_sets();
-    let err = run_machine_on(&config, &train, &test)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("pool"), "{err}");
 }

@@ -54,12 +54,11 @@ use super::mram_rng::{
     CalibrationConfig, GeneratorConfig, MramBitGenerator, calibrate_amplitude, fabricate_junctions,
     fifty_percent_amplitude_v,
 };
-use super::require;
 use crate::data::Dataset;
 use crate::device::mram::Mram;
 use crate::device::{AnyDevice, Device};
 use crate::rng::stream;
-use anyhow::Result;
+use anyhow::{Result, ensure};
 use rand::{Rng, RngExt};
 use rand_distr::{Binomial, Distribution};
 use serde::{Deserialize, Serialize};
@@ -114,16 +113,16 @@ impl Observations {
 
 /// Average-pool `data` in `pool x pool` blocks and quantise to `levels` levels.
 pub fn observe(data: &Dataset, pool: usize, levels: usize) -> Result<Observations> {
-    require(
+    ensure!(
         pool >= 1 && data.rows.is_multiple_of(pool) && data.cols.is_multiple_of(pool),
-        "pool",
-        &format!("must divide the image size {}x{}", data.rows, data.cols),
-    )?;
-    require(
+        "pool: must divide the image size {}x{}",
+        data.rows,
+        data.cols
+    );
+    ensure!(
         (2..=256).contains(&levels),
-        "pixel_levels",
-        "must be in 2..=256",
-    )?;
+        "pixel_levels: must be in 2..=256"
+    );
     let (pr, pc) = (data.rows / pool, data.cols / pool);
     let area = (pool * pool) as f32;
     let mut values = Vec::with_capacity(data.len() * pr * pc);

@@ -21,22 +21,3 @@ pub mod bnn;
 pub mod machine;
 pub mod metrics;
 pub mod mram_rng;
-
-use anyhow::{Result, bail};
-
-/// Fail with a message naming the configuration field unless `ok`.
-pub(crate) fn require(ok: bool, field: &str, what: &str) -> Result<()> {
-    if !ok {
-        bail!("{field}: {what}");
-    }
-    Ok(())
-}
-
-/// Fail unless `v` is finite and strictly positive.
-pub(crate) fn require_positive(field: &str, v: f64) -> Result<()> {
-    require(
-        v.is_finite() && v > 0.0,
-        field,
-        &format!("must be > 0 (got {v})"),
-    )
-}

@@ -28,11 +28,10 @@
 //!
 //! [`PulseReport`]: crate::device::PulseReport
 
-use super::{require, require_positive};
 use crate::device::mram::{Mram, MramState};
 use crate::device::{Device, Polarity, Pulse};
-use crate::rng::stream;
-use anyhow::{Result, bail};
+use crate::rng::{MRAM_FABRICATION_STREAM, stream};
+use anyhow::{Result, bail, ensure};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -81,12 +80,16 @@ impl Default for GeneratorConfig {
 impl GeneratorConfig {
     /// Check every field; `prefix` names the table in messages.
     pub fn validate(&self, prefix: &str) -> Result<()> {
-        require_positive(&format!("{prefix}.pulse_width_s"), self.pulse_width_s)?;
-        require(
+        let width = self.pulse_width_s;
+        ensure!(
+            width.is_finite() && width > 0.0,
+            "{prefix}.pulse_width_s: must be > 0 (got {width})"
+        );
+        ensure!(
             self.max_reset_attempts >= 1,
-            &format!("{prefix}.max_reset_attempts"),
-            "must be >= 1",
-        )
+            "{prefix}.max_reset_attempts: must be >= 1"
+        );
+        Ok(())
     }
 }
 
@@ -118,22 +121,20 @@ impl Default for CalibrationConfig {
 impl CalibrationConfig {
     /// Check every field; `prefix` names the table in messages.
     pub fn validate(&self, prefix: &str) -> Result<()> {
-        require(self.steps >= 1, &format!("{prefix}.steps"), "must be >= 1")?;
-        require(
+        ensure!(self.steps >= 1, "{prefix}.steps: must be >= 1");
+        ensure!(
             self.bits_per_step >= 1,
-            &format!("{prefix}.bits_per_step"),
-            "must be >= 1",
-        )?;
-        require(
+            "{prefix}.bits_per_step: must be >= 1"
+        );
+        ensure!(
             self.dac_step_v.is_finite() && self.dac_step_v >= 0.0,
-            &format!("{prefix}.dac_step_v"),
-            "must be >= 0 (0 = continuous amplitude)",
-        )?;
-        require(
+            "{prefix}.dac_step_v: must be >= 0 (0 = continuous amplitude)"
+        );
+        ensure!(
             self.search_span > 0.0 && self.search_span < 1.0,
-            &format!("{prefix}.search_span"),
-            "must be in (0, 1)",
-        )
+            "{prefix}.search_span: must be in (0, 1)"
+        );
+        Ok(())
     }
 }
 
@@ -406,12 +407,9 @@ pub fn autocorrelation(bits: &[bool], max_lag: usize) -> Vec<f64> {
         .collect()
 }
 
-/// First index of the stream paths of junction fabrication.
-pub const FABRICATION_STREAM: u64 = 0;
-
-/// Fabricate `n` junctions from stream `(seed, FABRICATION_STREAM, id, i)`.
+/// Fabricate `n` junctions from stream `(seed, [MRAM_FABRICATION_STREAM, id, i])`.
 pub fn fabricate_junctions(model: &Mram, seed: u64, id: u64, n: usize) -> Vec<MramState> {
     (0..n)
-        .map(|i| model.fabricate(&mut stream(seed, &[FABRICATION_STREAM, id, i as u64])))
+        .map(|i| model.fabricate(&mut stream(seed, &[MRAM_FABRICATION_STREAM, id, i as u64])))
         .collect()
 }

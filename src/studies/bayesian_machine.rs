@@ -8,17 +8,17 @@
 //! and [`plot_machine`] draws the figures.
 
 use super::mram_rng::load_mram;
+use super::validate::{require, require_positive};
 use crate::bayes::machine::{
     BayesianMachine, CellKind, LikelihoodMemory, MAX_WORD_BITS, MramSource, NaiveBayes,
     Observations, StoredWords, StreamBiases, auto_exponent, decide, mram_stream_biases, observe,
     quantise_word, store_words,
 };
 use crate::bayes::mram_rng::{CalibrationConfig, GeneratorConfig};
-use crate::bayes::{require, require_positive};
 use crate::data::{Dataset, mnist10k};
 use crate::device::preset;
 use crate::output::plot::{Figure, Series, Style, save};
-use crate::rng::stream;
+use crate::rng::{self, stream};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -221,6 +221,19 @@ impl MachineConfig {
             "rng",
             "must list at least one random source",
         )?;
+        // Level s and source r draw from the stream tags MACHINE_STORAGE_STREAM + s and
+        // MACHINE_SOURCE_STREAM + r, which must stay apart.
+        let max = rng::MACHINE_MAX_CASES as usize;
+        require(
+            self.storage.len() <= max,
+            "storage",
+            &format!("must list at most {max} memories"),
+        )?;
+        require(
+            self.rng.len() <= max,
+            "rng",
+            &format!("must list at most {max} random sources"),
+        )?;
         self.mram.generator.validate("mram.generator")?;
         self.mram.calibration.validate("mram.calibration")?;
         require(
@@ -313,9 +326,20 @@ pub fn run_machine_on(
     let blocks = ideal_words.len();
     let mut cases = Vec::new();
     for (s, level) in config.storage.iter().enumerate() {
-        let stored = store_level(&ideal_words, level, config, 100 + s as u64)?;
+        let stored = store_level(
+            &ideal_words,
+            level,
+            config,
+            rng::MACHINE_STORAGE_STREAM + s as u64,
+        )?;
         for (r, &source) in config.rng.iter().enumerate() {
-            let sources = random_sources(source, blocks, classes, config, 200 + r as u64)?;
+            let sources = random_sources(
+                source,
+                blocks,
+                classes,
+                config,
+                rng::MACHINE_SOURCE_STREAM + r as u64,
+            )?;
             let machine =
                 BayesianMachine::new(classes, stored.words.clone(), config.word_bits, sources);
             cases.push(evaluate_case(
@@ -428,7 +452,10 @@ fn evaluate_case(
         limit_correct += u64::from(limit == label);
         agree += u64::from(limit == exact_n);
         for rep in 0..config.repeats {
-            let mut rng = stream(config.seed, &[300, case_id, rep as u64, n as u64]);
+            let mut rng = stream(
+                config.seed,
+                &[rng::MACHINE_DECISION_STREAM, case_id, rep as u64, n as u64],
+            );
             for (l, counts) in machine.counts(values, lengths, &mut rng).iter().enumerate() {
                 correct[l] += u64::from(decide(counts, &mut rng) == label);
             }

@@ -9,14 +9,16 @@
 //! draws the figures.
 
 use super::mram_rng::unit_histogram;
+use super::validate::{require, require_positive};
 use crate::bayes::bnn::{
     DeviceSampler, EvalSet, MlpTraining, Posterior, PredictiveDetail, Sampler, UncertaintyMetrics,
     train_mlp,
 };
-use crate::bayes::{require, require_positive};
 use crate::data::{Dataset, mnist10k};
 use crate::device::preset;
 use crate::output::plot::{Figure, Series, Style, save};
+use crate::rng;
+use crate::synapses::DevicePairs;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -30,8 +32,6 @@ const ENTROPY_BINS: usize = 30;
 pub struct BnnConfig {
     /// Master seed of every random stream.
     pub seed: u64,
-    /// Hidden units.
-    pub hidden: usize,
     /// Digits `0..in_distribution_classes` are in distribution.
     pub in_distribution_classes: u8,
     /// Training images read from the training set (only in-distribution digits are used).
@@ -40,19 +40,8 @@ pub struct BnnConfig {
     pub test_images: usize,
     /// Uniform-noise out-of-distribution images.
     pub noise_images: usize,
-    /// Training epochs.
-    pub epochs: usize,
-    /// Mini-batch size.
-    pub batch_size: usize,
-    /// Adam learning rate.
-    pub learning_rate: f64,
-    /// Standard deviation of the Gaussian prior on weights.
-    pub prior_sigma: f64,
-    /// Initial posterior standard deviation.
-    pub init_sigma: f64,
-    /// Multiplier of the KL term: 1 is the evidence lower bound; below 1 a tempered
-    /// posterior (with ~4,000 training images, 1 underfits: 96.0 % vs 97.5 % at 0.1).
-    pub kl_weight: f64,
+    /// Training of both networks (the `[bayesian_nn.training]` table).
+    pub training: MlpTraining,
     /// Device preset name or file.
     pub device: String,
     /// Preset parameter overrides.
@@ -75,17 +64,11 @@ impl Default for BnnConfig {
     fn default() -> Self {
         Self {
             seed: 1,
-            hidden: 100,
             in_distribution_classes: 5,
             train_images: 8000,
             test_images: 2000,
             noise_images: 1000,
-            epochs: 30,
-            batch_size: 100,
-            learning_rate: 2e-3,
-            prior_sigma: 0.1,
-            init_sigma: 1e-3,
-            kl_weight: 0.1,
+            training: MlpTraining::default(),
             device: "rram_hfo2".to_string(),
             overrides: toml::Table::new(),
             weight_range_sigmas: 3.0,
@@ -101,7 +84,6 @@ impl Default for BnnConfig {
 impl BnnConfig {
     /// Check every field.
     pub fn validate(&self) -> Result<()> {
-        require(self.hidden >= 1, "hidden", "must be >= 1")?;
         require(
             (1..10).contains(&self.in_distribution_classes),
             "in_distribution_classes",
@@ -111,21 +93,12 @@ impl BnnConfig {
             ("train_images", self.train_images),
             ("test_images", self.test_images),
             ("noise_images", self.noise_images),
-            ("epochs", self.epochs),
-            ("batch_size", self.batch_size),
             ("noise_sweep_samples", self.noise_sweep_samples),
             ("ece_bins", self.ece_bins),
         ] {
             require(v >= 1, field, "must be >= 1")?;
         }
-        require_positive("learning_rate", self.learning_rate)?;
-        require_positive("prior_sigma", self.prior_sigma)?;
-        require_positive("init_sigma", self.init_sigma)?;
-        require(
-            self.kl_weight.is_finite() && self.kl_weight >= 0.0,
-            "kl_weight",
-            "must be >= 0",
-        )?;
+        self.training.validate("training")?;
         require_positive("weight_range_sigmas", self.weight_range_sigmas)?;
         require(
             self.t_read_s.is_finite() && self.t_read_s >= 0.0,
@@ -147,20 +120,6 @@ impl BnnConfig {
             require(s.is_finite() && s >= 0.0, "noise_scales", "must be >= 0")?;
         }
         Ok(())
-    }
-
-    /// The training parameters of both networks.
-    pub fn training(&self) -> MlpTraining {
-        MlpTraining {
-            seed: self.seed,
-            hidden: self.hidden,
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            learning_rate: self.learning_rate,
-            prior_sigma: self.prior_sigma,
-            init_sigma: self.init_sigma,
-            kl_weight: self.kl_weight,
-        }
     }
 }
 
@@ -237,24 +196,22 @@ pub fn run_bnn_on(config: &BnnConfig, train: &Dataset, test: &Dataset) -> Result
         "train_images",
         "no in-distribution digit among the training images",
     )?;
-    let training = config.training();
-    let (bnn, bnn_loss) = train_mlp(&x, &y, features, classes, &training, true);
-    let (det, det_loss) = train_mlp(&x, &y, features, classes, &training, false);
+    let training = &config.training;
+    let (bnn, bnn_loss) = train_mlp(&x, &y, features, classes, training, (config.seed, true));
+    let (det, det_loss) = train_mlp(&x, &y, features, classes, training, (config.seed, false));
     let eval = EvalSet::build(test, id, config.noise_images, config.seed);
     require(
         eval.n_in > 0 && eval.n_ood > 0,
         "test_images",
         "need in- and out-of-distribution digits",
     )?;
-    let device_map = |posterior: &Posterior, scale: f64| {
-        DeviceSampler::new(
-            posterior,
-            device.clone(),
-            scale,
-            config.t_read_s,
-            config.weight_range_sigmas,
-            config.seed,
-        )
+    let device_map = |posterior: &Posterior, noise_scale: f64| {
+        let pairs = DevicePairs {
+            device: device.clone(),
+            noise_scale,
+            t_read_s: config.t_read_s,
+        };
+        DeviceSampler::new(posterior, pairs, config.weight_range_sigmas, config.seed)
     };
     let device_sampler =
         |posterior: &Posterior, scale: f64| Sampler::Device(Box::new(device_map(posterior, scale)));
@@ -271,16 +228,46 @@ pub fn run_bnn_on(config: &BnnConfig, train: &Dataset, test: &Dataset) -> Result
         };
     let bnn_map = device_map(&bnn, 1.0);
     let bnn_sampler = Sampler::Device(Box::new(bnn_map.clone()));
-    let (bnn_device_vs_k, bnn_detail) = sweep(&bnn, &bnn_sampler, &config.samples, 40, 1.0);
-    let (bnn_digital_vs_k, _) = sweep(&bnn, &Sampler::Digital, &config.samples, 41, f64::NAN);
+    let (bnn_device_vs_k, bnn_detail) = sweep(
+        &bnn,
+        &bnn_sampler,
+        &config.samples,
+        rng::BNN_DEVICE_VS_K_STREAM,
+        1.0,
+    );
+    let (bnn_digital_vs_k, _) = sweep(
+        &bnn,
+        &Sampler::Digital,
+        &config.samples,
+        rng::BNN_DIGITAL_VS_K_STREAM,
+        f64::NAN,
+    );
     let det_sampler = device_sampler(&det, 1.0);
-    let (deterministic_device_vs_k, _) = sweep(&det, &det_sampler, &config.samples, 42, 1.0);
-    let (det_digital, _) = sweep(&det, &Sampler::Digital, &[1], 43, f64::NAN);
-    let (_, det_one_detail) = sweep(&det, &det_sampler, &[1], 44, 1.0);
+    let (deterministic_device_vs_k, _) = sweep(
+        &det,
+        &det_sampler,
+        &config.samples,
+        rng::BNN_DETERMINISTIC_DEVICE_VS_K_STREAM,
+        1.0,
+    );
+    let (det_digital, _) = sweep(
+        &det,
+        &Sampler::Digital,
+        &[1],
+        rng::BNN_DETERMINISTIC_DIGITAL_STREAM,
+        f64::NAN,
+    );
+    let (_, det_one_detail) = sweep(
+        &det,
+        &det_sampler,
+        &[1],
+        rng::BNN_DETERMINISTIC_ONE_COPY_STREAM,
+        1.0,
+    );
     let mut bnn_device_vs_noise = Vec::new();
     let mut deterministic_device_vs_noise = Vec::new();
     for (i, &scale) in config.noise_scales.iter().enumerate() {
-        let id = 100 + 2 * i as u64;
+        let id = rng::BNN_NOISE_SWEEP_STREAM + 2 * i as u64;
         let (m, _) = sweep(
             &bnn,
             &device_sampler(&bnn, scale),

@@ -25,6 +25,7 @@ pub mod metaplastic_pmnist;
 pub mod mram_rng;
 pub mod on_chip_training;
 pub mod study_kinds;
+mod validate;
 
 use crate::experiment::kinds::{self as kind, Kind, Runner};
 use anyhow::Result;

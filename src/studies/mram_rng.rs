@@ -8,15 +8,15 @@
 //! measurement and returns a report with every number, and [`plot_mram_rng`] draws the
 //! figures.
 
+use super::validate::{require, require_positive};
 use crate::bayes::mram_rng::{
     BitLedger, CalibrationConfig, GeneratorConfig, MramBitGenerator, autocorrelation,
     calibrate_amplitude, fabricate_junctions, fifty_percent_amplitude_v,
 };
-use crate::bayes::{require, require_positive};
 use crate::device::mram::{Mram, MramState};
 use crate::device::{AnyDevice, preset};
 use crate::output::plot::{Figure, Series, Style, save};
-use crate::rng::stream;
+use crate::rng::{self, stream};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -247,16 +247,6 @@ fn population(
     }
 }
 
-/// Stream identifiers of the experiment's phases (first index of every stream path; 0 is
-/// [`crate::bayes::mram_rng::FABRICATION_STREAM`]).
-mod streams {
-    pub const CALIBRATION: u64 = 1;
-    pub const UNCALIBRATED: u64 = 2;
-    pub const CALIBRATED: u64 = 3;
-    pub const AMPLITUDE_SWEEP: u64 = 4;
-    pub const READ_DISTURB: u64 = 5;
-}
-
 /// Run the MRAM random-bit experiment.
 pub fn run_mram_rng(config: &MramRngConfig) -> Result<MramRngReport> {
     config.validate()?;
@@ -279,7 +269,7 @@ pub fn run_mram_rng(config: &MramRngConfig) -> Result<MramRngReport> {
                 &junctions,
                 &amplitudes,
                 config,
-                streams::AMPLITUDE_SWEEP * 1000 + i as u64,
+                rng::MRAM_AMPLITUDE_SWEEP_STREAM + i as u64,
             );
             AmplitudePoint {
                 amplitude_v: v,
@@ -296,14 +286,14 @@ pub fn run_mram_rng(config: &MramRngConfig) -> Result<MramRngReport> {
         &junctions,
         &vec![v50; junctions.len()],
         config,
-        streams::UNCALIBRATED,
+        rng::MRAM_UNCALIBRATED_STREAM,
     );
     let mut calibration_cost = BitLedger::default();
     let calibrated_v: Vec<f64> = junctions
         .iter()
         .enumerate()
         .map(|(d, state)| {
-            let mut rng = stream(config.seed, &[streams::CALIBRATION, d as u64]);
+            let mut rng = stream(config.seed, &[rng::MRAM_CALIBRATION_STREAM, d as u64]);
             let (v, cost) = calibrate_amplitude(
                 &model,
                 state,
@@ -321,7 +311,7 @@ pub fn run_mram_rng(config: &MramRngConfig) -> Result<MramRngReport> {
         &junctions,
         &calibrated_v,
         config,
-        streams::CALIBRATED,
+        rng::MRAM_CALIBRATED_STREAM,
     );
     let read_disturb = read_disturb_sweep(config, v50)?;
     let devices = junctions.len() as f64;
@@ -351,7 +341,7 @@ fn read_disturb_sweep(config: &MramRngConfig, v50: f64) -> Result<Vec<ReadDistur
                 .with_context(|| format!("read_voltages_v[{i}] = {v_read}"))?;
             let mut generator =
                 MramBitGenerator::new(&model, model.nominal_state(false), v50, config.generator);
-            let mut rng = stream(config.seed, &[streams::READ_DISTURB, i as u64]);
+            let mut rng = stream(config.seed, &[rng::MRAM_READ_DISTURB_STREAM, i as u64]);
             for _ in 0..bits {
                 generator.next_bit(&mut rng);
             }

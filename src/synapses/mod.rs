@@ -17,17 +17,24 @@
 //! - [`SensedSynapses`] (`sensed`): trained binary/ternary weights on 2T2R tiles for
 //!   inference, read through the sense amplifiers with a bit-error count.
 //!
-//! Inference, equilibrium propagation, analog SGD and the metaplastic BNN hold their
-//! weights here.
+//! - [`SampledSynapses`] (`sampled`): one device-programmed copy of a weight matrix on
+//!   differential pairs ([`DevicePairs`]), read with the devices' read noise: the weight
+//!   samples of the Bayesian network `bayes::bnn`.
+//!
+//! Inference, equilibrium propagation, analog SGD, the metaplastic BNN and the Bayesian
+//! network hold their weights here. `SampledSynapses` is read-only with a read that takes
+//! the caller's noise stream, so it has its own `forward` rather than `SynapticLayer`'s.
 
 pub mod analog;
 pub mod layer;
 pub mod pairs;
+pub mod sampled;
 pub mod sensed;
 pub mod tile;
 
 pub use analog::{AnalogSynapses, InputScaling};
 pub use layer::{DigitalSynapses, OuterProductUpdate, PlasticSynapses, SynapticLayer};
 pub use pairs::{BinarySynapses, WriteTally};
+pub use sampled::{DevicePairs, PairWeight, SampledSynapses};
 pub use sensed::SensedSynapses;
 pub use tile::{CrossbarSynapses, program_layers};

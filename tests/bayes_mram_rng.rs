@@ -1,10 +1,13 @@
-//! MRAM random bit generator: bias and autocorrelation of the bits against the device model.
+//! The MRAM random bit generator (`bayes::mram_rng`, library API): bias and autocorrelation
+//! of the bits against the device model. The study built on it is tested in
+//! `study_mram_rng.rs`.
 
 use xbar::bayes::mram_rng::{
     GeneratorConfig, MramBitGenerator, ResetPolicy, autocorrelation, fifty_percent_amplitude_v,
 };
+use xbar::device::AnyDevice;
+use xbar::device::mram::Mram;
 use xbar::rng::stream;
-use xbar::studies::mram_rng::{MramRngConfig, load_mram, plot_mram_rng, run_mram_rng};
 
 /// Bits per statistical check: the binomial standard error of a fraction near 1/2 is
 /// 0.5 / sqrt(n) = 1.1e-3.
@@ -18,6 +21,14 @@ fn no_spread() -> toml::Table {
         t.insert(name.to_string(), toml::Value::Float(0.0));
     }
     t
+}
+
+/// The `stt_mram` preset with `overrides`.
+fn load_mram(preset: &str, overrides: &toml::Table) -> Mram {
+    match xbar::device::preset::load(preset, overrides).unwrap() {
+        AnyDevice::Mram(m) => m,
+        other => panic!("{preset} is a {} model", other.model_name()),
+    }
 }
 
 fn generate(generator: &mut MramBitGenerator<'_>, seed: u64) -> Vec<bool> {
@@ -43,7 +54,7 @@ fn assert_binomial(bits: &[bool], p: f64, what: &str) {
 /// Z / sqrt(n) of zero.
 #[test]
 fn bits_at_the_fifty_percent_point_are_unbiased_and_uncorrelated() {
-    let model = load_mram("stt_mram", &no_spread()).unwrap();
+    let model = load_mram("stt_mram", &no_spread());
     let config = GeneratorConfig::default();
     let v50 = fifty_percent_amplitude_v(&model, &model.nominal_state(false), config.pulse_width_s)
         .unwrap();
@@ -68,7 +79,7 @@ fn bits_at_the_fifty_percent_point_are_unbiased_and_uncorrelated() {
 fn read_disturb_raises_the_probability_of_a_one_as_the_model_predicts() {
     let mut overrides = no_spread();
     overrides.insert("v_read_v".to_string(), toml::Value::Float(0.6));
-    let model = load_mram("stt_mram", &overrides).unwrap();
+    let model = load_mram("stt_mram", &overrides);
     let config = GeneratorConfig::default();
     let v50 = fifty_percent_amplitude_v(&model, &model.nominal_state(false), config.pulse_width_s)
         .unwrap();
@@ -94,7 +105,7 @@ fn read_disturb_raises_the_probability_of_a_one_as_the_model_predicts() {
 fn failed_resets_bias_and_correlate_the_bits_as_the_markov_model_predicts() {
     let mut overrides = no_spread();
     overrides.insert("reset_pulse_v".to_string(), toml::Value::Float(0.28));
-    let model = load_mram("stt_mram", &overrides).unwrap();
+    let model = load_mram("stt_mram", &overrides);
     let config = GeneratorConfig {
         verify_reset: false,
         reset: ResetPolicy::IfSwitched,
@@ -115,65 +126,4 @@ fn failed_resets_bias_and_correlate_the_bits_as_the_markov_model_predicts() {
         r1 > Z / (N_BITS as f64).sqrt(),
         "lag-1 autocorrelation {r1} should be positive"
     );
-}
-
-/// Device-to-device spread of Ic0 (5 % lognormal) moves each junction's 50 % point; a shared
-/// amplitude gives a broad spread of biases, and the per-junction calibration loop brings
-/// every junction close to 1/2 (limited by the bits per bisection step and the DAC step).
-#[test]
-fn calibration_removes_the_device_to_device_bias() {
-    let config = MramRngConfig {
-        devices: 24,
-        bits_per_device: 4096,
-        amplitude_factors: vec![0.95, 1.0, 1.05],
-        read_voltages_v: vec![0.1, 0.6],
-        ..MramRngConfig::default()
-    };
-    let report = run_mram_rng(&config).unwrap();
-    assert!(
-        report.uncalibrated.measured_p_std > 0.1,
-        "{:?}",
-        report.uncalibrated
-    );
-    assert!(
-        report.calibrated.measured_p_std < 0.03,
-        "{:?}",
-        report.calibrated
-    );
-    for (p, model) in report
-        .calibrated
-        .measured_p
-        .iter()
-        .zip(&report.calibrated.model_p)
-    {
-        let se = (model * (1.0 - model) / 4096.0).sqrt();
-        assert!(
-            (p - model).abs() < Z * se,
-            "junction measured {p} vs model {model}"
-        );
-        assert!((model - 0.5).abs() < 0.1, "calibrated model bias {model}");
-    }
-    assert!(report.calibrated.bits_per_s > 1e6 && report.calibrated.energy_per_bit_j > 0.0);
-    let dir = tempfile::tempdir().unwrap();
-    plot_mram_rng(&report, dir.path()).unwrap();
-    for stem in [
-        "rng_bias_vs_amplitude",
-        "rng_device_spread",
-        "rng_read_disturb",
-    ] {
-        assert!(dir.path().join(format!("{stem}.png")).exists());
-        assert!(dir.path().join(format!("{stem}.svg")).exists());
-    }
-}
-
-#[test]
-fn configuration_errors_name_the_field() {
-    let bad: Result<MramRngConfig, _> = toml::from_str("devicez = 3");
-    assert!(bad.unwrap_err().to_string().contains("devicez"));
-    let config: MramRngConfig = toml::from_str("[calibration]\nsearch_span = 2.0").unwrap();
-    let err = run_mram_rng(&config).unwrap_err().to_string();
-    assert!(err.contains("calibration.search_span"), "{err}");
-    let config: MramRngConfig = toml::from_str("device = \"pcm_gst\"").unwrap();
-    let err = format!("{:#}", run_mram_rng(&config).unwrap_err());
-    assert!(err.contains("MTJ"), "{err}");
 }
