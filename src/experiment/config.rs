@@ -171,7 +171,7 @@ pub fn plan_from_table<K: SweepKind>(
     Ok(plan)
 }
 
-/// The driver of a sweep kind `K` (see [`super::kinds::Driver`]): build the plan, then
+/// The driver of a sweep kind `K` (see [`super::registry::Driver`]): build the plan, then
 /// validate every point ([`Action::Check`]) or run it.
 pub fn drive_sweep<K: SweepKind>(
     table: toml::Table,
