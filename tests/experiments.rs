@@ -6,9 +6,11 @@
 use std::path::{Path, PathBuf};
 mod common;
 
-use common::{read, stderr, xbar, xbar_run};
+use common::{read, stderr, stdout, xbar, xbar_run};
 use xbar::experiment::config::{self, Overrides};
-use xbar::studies::study_kinds as study;
+use xbar::experiment::kinds::Action;
+use xbar::experiment::registry;
+use xbar::studies::KINDS;
 
 /// A small but real inference sweep: a 784-16-10 MLP trained for one epoch on 600
 /// digits, deployed on PCM tiles and read at two times, two repeats.
@@ -62,23 +64,15 @@ fn every_committed_experiment_file_validates() {
             continue;
         }
         count += 1;
-        let table = config::read_table(&path).unwrap();
-        if xbar::studies::kind(&config::kind_name(&table).unwrap())
-            .unwrap()
-            .is_study()
-        {
-            study::check_file(&path, &Overrides::default())
-                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-            continue;
-        }
-        let (plan, kind) = config::load(&path, &Overrides::default(), xbar::studies::KINDS)
+        registry::dispatch(KINDS, &path, &Overrides::default(), &Action::Check)
             .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-        for point in plan.points() {
-            let c = point.apply(&plan.base).unwrap();
-            kind.validate(&c)
-                .unwrap_or_else(|e| panic!("{} point {}: {e:#}", path.display(), point.index));
-        }
-        assert!(!plan.plots.is_empty(), "{} draws no plot", path.display());
+        let table = config::read_table(&path).unwrap();
+        let kind = registry::find(KINDS, &config::kind_name(&table).unwrap()).unwrap();
+        assert!(
+            kind.study || table.contains_key("plot"),
+            "{} draws no plot",
+            path.display()
+        );
     }
     assert!(
         count >= 8,
@@ -213,16 +207,16 @@ fn bad_input_fails_with_a_message_naming_the_key_and_no_output() {
     );
 }
 
-/// A study kind runs through `xbar run` and writes its report, figures and run record.
+/// A study kind runs through `xbar run` and writes what every experiment writes —
+/// `results.csv` (here one row per junction and population), `summary.csv` (mean, std,
+/// 95 % CI and n per population) and `run.json` — plus its report and figures; an unknown
+/// key of its section, in the file or with `--set`, is an error naming the key.
 #[test]
-fn a_study_writes_its_report_figures_and_record() {
+fn a_study_writes_results_summary_report_figures_and_record() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("rng.toml");
-    std::fs::write(
-        &file,
-        "[experiment]\nname = \"rng\"\nkind = \"mram_rng\"\nseed = 3\n\n[mram_rng]\ndevices = 4\nbits_per_device = 256\n",
-    )
-    .unwrap();
+    let text = "[experiment]\nname = \"rng\"\nkind = \"mram_rng\"\nseed = 3\n\n[mram_rng]\ndevices = 4\nbits_per_device = 256\n";
+    std::fs::write(&file, text).unwrap();
     let out = dir.path().join("out");
     let o = xbar(&[
         "run",
@@ -235,7 +229,42 @@ fn a_study_writes_its_report_figures_and_record() {
     assert_eq!(record["seed"], 3);
     assert_eq!(record["config"]["mram_rng"]["seed"], 3);
     assert_eq!(record["config"]["mram_rng"]["devices"], 4);
-    assert!(out.join("report.json").exists());
+    let outputs: Vec<&str> = record["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for file in ["results.csv", "summary.csv", "report.json", "run.json"] {
+        assert!(outputs.contains(&file), "{outputs:?}");
+        assert!(out.join(file).exists(), "{file}");
+    }
+    let results = read(&out.join("results.csv"));
+    let mut lines = results.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "population,junction,amplitude_v,model_p,measured_p"
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 2 * 4, "{results}");
+    let report: serde_json::Value = serde_json::from_str(&read(&out.join("report.json"))).unwrap();
+    let measured = report["calibrated"]["measured_p"].as_array().unwrap();
+    for (row, p) in rows[4..].iter().zip(measured) {
+        assert_eq!(row[0], "calibrated");
+        assert_eq!(row[4].parse::<f64>().unwrap(), p.as_f64().unwrap());
+    }
+    let summary = read(&out.join("summary.csv"));
+    let mut lines = summary.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "population,amplitude_v_mean,amplitude_v_std,amplitude_v_ci95,model_p_mean,model_p_std,\
+         model_p_ci95,measured_p_mean,measured_p_std,measured_p_ci95,n"
+    );
+    let calibrated: Vec<&str> = lines.nth(1).unwrap().split(',').collect();
+    assert_eq!(calibrated[0], "calibrated");
+    assert_eq!(calibrated[10], "4");
+    let mean = measured.iter().map(|p| p.as_f64().unwrap()).sum::<f64>() / 4.0;
+    assert!((calibrated[7].parse::<f64>().unwrap() - mean).abs() < 1e-12);
     assert!(out.join("rng_bias_vs_amplitude.png").exists());
     let bad = xbar(&[
         "run",
@@ -246,7 +275,43 @@ fn a_study_writes_its_report_figures_and_record() {
         "mram_rng.devicez=3",
     ]);
     assert!(!bad.status.success() && stderr(&bad).contains("devicez"));
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(&typo, text.replace("bits_per_device", "bits_per_devise")).unwrap();
+    let bad = xbar_run(&typo, &dir.path().join("bad"), &[]);
+    assert!(
+        !bad.status.success() && stderr(&bad).contains("bits_per_devise"),
+        "{}",
+        stderr(&bad)
+    );
     assert!(!dir.path().join("bad").exists());
+}
+
+/// The registry is the one list of kinds: `xbar run --help` lists every kind with its
+/// description, and an unknown kind is an error listing them all.
+#[test]
+fn the_registry_drives_the_help_and_the_unknown_kind_error() {
+    let help = stdout(&xbar(&["run", "--help"]));
+    for kind in KINDS {
+        assert!(
+            help.contains(&format!("  {}: {}", kind.name, kind.description)),
+            "{} missing from:\n{help}",
+            kind.name
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("unknown.toml");
+    std::fs::write(&file, "[experiment]\nname = \"u\"\nkind = \"analog_sgd\"\n").unwrap();
+    let o = xbar_run(&file, &dir.path().join("out"), &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("'analog_sgd' is not a kind xbar knows"),
+        "{err}"
+    );
+    for kind in KINDS {
+        assert!(err.contains(&format!("  {}: ", kind.name)), "{err}");
+    }
+    assert!(!dir.path().join("out").exists());
 }
 
 /// The digital twin: ideal devices, ideal converters, no read noise and no faults give

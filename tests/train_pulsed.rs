@@ -328,46 +328,6 @@ fn ideal_crossbar_ep_step_matches_digital_step_in_expectation() {
 }
 
 use xbar::learning::rule::{LearningRule, WeightChange};
-use xbar::studies::analog_sgd::{self, SgdConfig};
-
-fn small_sgd(device: &str) -> SgdConfig {
-    SgdConfig {
-        device: device.into(),
-        hidden: vec![32],
-        epochs: 2,
-        train_samples: Some(1500),
-        test_samples: Some(500),
-        ..SgdConfig::default()
-    }
-}
-
-/// Analog SGD on ideal devices with ideal periphery is digital SGD up to the pulse
-/// granularity (unbiased stochastic updates of 1 % of w_max): on a small MNIST subset both
-/// learn far above chance (10 %) and end within 5 points of each other.
-#[test]
-fn analog_sgd_on_ideal_devices_tracks_digital_sgd() {
-    let data = xbar::data::mnist10k().unwrap();
-    let digital = analog_sgd::run(&small_sgd(analog_sgd::DIGITAL), &data).unwrap();
-    let ideal = analog_sgd::run(&small_sgd("ideal"), &data).unwrap();
-    let (a_d, a_i) = (digital.final_test_accuracy(), ideal.final_test_accuracy());
-    assert!(a_d > 0.75 && a_i > 0.75, "digital {a_d}, ideal {a_i}");
-    assert!((a_d - a_i).abs() < 0.05, "digital {a_d}, ideal {a_i}");
-    let last = ideal.epochs.last().unwrap();
-    assert!(last.programming_pulses > 0 && last.programming_energy_j > 0.0);
-    assert_eq!(digital.epochs.last().unwrap().programming_pulses, 0);
-}
-
-/// Configurations are strict: unknown fields and unknown presets are clear errors.
-#[test]
-fn sgd_config_rejects_unknown_fields_and_presets() {
-    let err = toml::from_str::<SgdConfig>("learning_rat = 0.1").unwrap_err();
-    assert!(err.to_string().contains("learning_rat"), "{err}");
-    let parsed: SgdConfig = toml::from_str("device = \"rram_hfo2\"\nepochs = 1").unwrap();
-    assert_eq!(parsed.hidden, SgdConfig::default().hidden);
-    let data = xbar::data::mnist10k().unwrap();
-    let err = analog_sgd::run(&small_sgd("no_such_device"), &data).unwrap_err();
-    assert!(format!("{err:#}").contains("no_such_device"), "{err:#}");
-}
 
 /// SET-only updates push both devices of every pair up their window (the weight is the
 /// difference, the headroom shrinks); a refresh reads the weights and programs them back

@@ -4,20 +4,20 @@
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::path::{Path, PathBuf};
-use xbar::experiment::config::{self, Overrides};
-use xbar::experiment::kinds;
+use xbar::experiment::config::Overrides;
+use xbar::experiment::kinds::Action;
+use xbar::experiment::registry;
 use xbar::experiment::run::{self, RESULTS_CSV, RunOptions};
 use xbar::experiment::stats::ErrorBars;
 use xbar::experiment::sweep::Shard;
 use xbar::experiment::table::{PlotSpec, ResultsTable, figures};
 use xbar::experiment::tree;
-use xbar::studies::study_kinds as study;
 
 /// The experiment kinds (`experiment.kind`), one per line, for `xbar run --help`.
 fn kinds_help() -> String {
     format!(
         "Experiment kinds (experiment.kind):\n{}",
-        kinds::help_lines(xbar::studies::KINDS)
+        registry::help_lines(xbar::studies::KINDS)
     )
 }
 
@@ -111,37 +111,15 @@ pub fn run_experiment(args: RunArgs) -> Result<()> {
     }
     let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.file));
-    let table = config::read_table(&args.file)?;
-    let in_file = || format!("experiment file {}", args.file.display());
-    let kind = xbar::studies::kind(&config::kind_name(&table).with_context(in_file)?)
-        .with_context(in_file)?;
-    let file_dir = args.file.parent().unwrap_or(Path::new(""));
-    if kind.is_study() {
-        if shard.is_some() {
-            bail!("--shard: this experiment is a single study, it has no sweep points to share");
-        }
-        with_threads(args.threads, || {
-            study::run_table(table, &overrides, file_dir, Some(&out)).with_context(in_file)
-        })?;
-        println!("results in {}", out.display());
-        return Ok(());
-    }
-    let (plan, kind) =
-        config::plan_from_table(table, &overrides, Some(file_dir), xbar::studies::KINDS)
-            .with_context(in_file)?;
-    let opts = RunOptions {
+    let action = Action::Run(RunOptions {
         out: out.clone(),
         shard,
         progress: !args.quiet,
-    };
-    with_threads(args.threads, || run::execute(&plan, kind.as_ref(), &opts))?;
+    });
+    with_threads(args.threads, || {
+        registry::dispatch(xbar::studies::KINDS, &args.file, &overrides, &action)
+    })?;
     println!("results in {}", out.display());
-    for spec in &plan.plots {
-        let png = xbar::output::plot::figure_path(&out.join(&spec.name), "png");
-        if png.exists() {
-            println!("plot: {}", png.display());
-        }
-    }
     Ok(())
 }
 

@@ -7,11 +7,12 @@
 //! type and out-of-range values are errors that name the key.
 
 use super::inputs::{self, Fingerprints};
-use super::kinds::{self, ExperimentKind, Kind, Runner};
+use super::kinds::{Action, Kind, SweepKind};
 use super::run::Plan;
 use super::sweep::Axis;
-use super::table::PlotSpec;
+use super::table::{EPOCH, PlotSpec, epoch_metric};
 use super::tree;
+pub use super::tree::{to_value, typed};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -75,38 +76,14 @@ pub fn kind_name(table: &toml::Table) -> Result<String> {
     }
 }
 
-/// Read a sweep experiment file and build its plan and kind. Relative paths in the file
-/// are taken relative to the file's directory (see [`inputs::resolve_relative_paths`]).
-pub fn load(
-    path: &Path,
-    overrides: &Overrides,
-    registry: &'static [Kind],
-) -> Result<(Plan, Box<dyn ExperimentKind>)> {
-    let table = read_table(path)?;
-    let dir = path.parent().unwrap_or(Path::new(""));
-    plan_from_table(table, overrides, Some(dir), registry)
-        .with_context(|| format!("experiment file {}", path.display()))
-}
-
-/// Build a plan from the text of a sweep experiment file (relative paths are left as they
-/// are: relative to the working directory).
-pub fn parse(
-    text: &str,
-    overrides: &Overrides,
-    registry: &'static [Kind],
-) -> Result<(Plan, Box<dyn ExperimentKind>)> {
-    let table: toml::Table = toml::from_str(text).context("malformed TOML")?;
-    plan_from_table(table, overrides, None, registry)
-}
-
-/// Build a plan from a parsed sweep experiment file whose relative paths are taken relative
-/// to `file_dir` (when given); its kind is looked up in `registry`.
-pub fn plan_from_table(
+/// Build the plan of a sweep kind `K` from its parsed experiment file, whose relative
+/// paths are taken relative to `file_dir` (when given; otherwise relative to the working
+/// directory).
+pub fn plan_from_table<K: SweepKind>(
     mut table: toml::Table,
     overrides: &Overrides,
     file_dir: Option<&Path>,
-    registry: &'static [Kind],
-) -> Result<(Plan, Box<dyn ExperimentKind>)> {
+) -> Result<Plan> {
     let experiment = table
         .remove("experiment")
         .context("missing the [experiment] section (name, kind, seed, repeats)")?;
@@ -123,13 +100,6 @@ pub fn plan_from_table(
     }
     let plots: Vec<PlotSpec> = take_array(&mut table, "plot")?;
     let mut section: ExperimentSection = typed(experiment, "experiment")?;
-    let kind = match kinds::find(registry, &section.kind)?.runner {
-        Runner::Sweep(make) => make(),
-        Runner::Study(_) => bail!(
-            "experiment.kind = '{}' is a study: it has no [[sweep]] grid (run it with xbar run)",
-            section.kind
-        ),
-    };
     let mut body = Value::Table(table);
     if let Some(dir) = file_dir {
         inputs::resolve_relative_paths(&mut body, dir);
@@ -139,7 +109,7 @@ pub fn plan_from_table(
                 .for_each(|v| inputs::resolve_relative_paths(v, dir));
         }
     }
-    let mut base = kind.complete(body)?;
+    let mut base = complete::<K>(body)?;
     let mut whole = Value::Table(toml::Table::from_iter([(
         "experiment".to_string(),
         to_value(&section)?,
@@ -156,7 +126,7 @@ pub fn plan_from_table(
         {
             bail!("--set {path}: sweeps and plots are set in the experiment file, not with --set");
         } else {
-            base = set_and_complete(kind.as_ref(), base, path, value)
+            base = set_and_complete::<K>(base, path, value)
                 .with_context(|| format!("--set {path}"))?;
         }
     }
@@ -167,38 +137,84 @@ pub fn plan_from_table(
     if section.repeats == 0 {
         bail!("experiment.repeats must be at least 1");
     }
+    let metrics = K::metrics(&K::config(base.clone(), "the experiment's sections")?);
     let mut plan = Plan {
         name: section.name.clone(),
         base,
         axes,
         seed: section.seed,
         repeats: section.repeats,
-        metrics: kind.metrics(),
+        metrics,
         plots,
         inputs: Fingerprints::new(),
     };
-    check_plots(&plan)?;
     let configs = plan
         .points()
         .iter()
         .map(|p| p.apply(&plan.base))
         .collect::<Result<Vec<_>>>()?;
+    for (point, c) in plan.points().iter().zip(&configs) {
+        let metrics = K::metrics(&K::config(c.clone(), "the experiment's sections")?);
+        if metrics != plan.metrics {
+            bail!(
+                "{} has other metrics than the base configuration ({} instead of {}): a swept \
+                 value changes what a job measures (e.g. rule.epochs and the per-epoch \
+                 metrics); sweep it in separate experiment files",
+                super::run::point_context(&plan, point),
+                metrics.join(", "),
+                plan.metrics.join(", ")
+            );
+        }
+    }
+    check_plots(&plan)?;
     plan.inputs = inputs::fingerprint_inputs(&configs)?;
-    Ok((plan, kind))
+    Ok(plan)
+}
+
+/// The driver of a sweep kind `K` (see [`super::registry::Driver`]): build the plan, then
+/// validate every point ([`Action::Check`]) or run it.
+pub fn drive_sweep<K: SweepKind>(
+    table: toml::Table,
+    file_dir: Option<&Path>,
+    overrides: &Overrides,
+    action: &Action,
+) -> Result<()> {
+    let plan = plan_from_table::<K>(table, overrides, file_dir)?;
+    let kind = K::default();
+    match action {
+        Action::Check => {
+            for point in plan.points() {
+                let c = point.apply(&plan.base)?;
+                kind.validate(&c)
+                    .with_context(|| super::run::point_context(&plan, &point))?;
+            }
+            Ok(())
+        }
+        Action::Run(opts) => {
+            super::run::execute(&plan, &kind, opts)?;
+            for spec in &plan.plots {
+                let png = crate::output::plot::figure_path(&opts.out.join(&spec.name), "png");
+                if png.exists() {
+                    println!("plot: {}", png.display());
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The kind's sections completed with every default, as a tree.
+fn complete<K: Kind>(body: Value) -> Result<Value> {
+    to_value(&K::config(body, "the experiment's sections")?)
 }
 
 /// Apply one `--set` to the completed configuration and complete it again. Setting a
 /// string key of a tagged table to another variant (e.g. `...adc.range.mode=calibrated`)
 /// drops the keys of the old variant, so that the new one gets its defaults.
-fn set_and_complete(
-    kind: &dyn ExperimentKind,
-    base: Value,
-    path: &str,
-    value: &Value,
-) -> Result<Value> {
+fn set_and_complete<K: Kind>(base: Value, path: &str, value: &Value) -> Result<Value> {
     let mut changed = base.clone();
     tree::set(&mut changed, path, value.clone())?;
-    let error = match kind.complete(changed) {
+    let error = match complete::<K>(changed) {
         Ok(done) => return Ok(done),
         Err(e) => e,
     };
@@ -206,7 +222,7 @@ fn set_and_complete(
     if switches_variant {
         let mut switched = base;
         tree::set_section_to_leaf(&mut switched, path, value.clone())?;
-        if let Ok(done) = kind.complete(switched) {
+        if let Ok(done) = complete::<K>(switched) {
             return Ok(done);
         }
     }
@@ -271,44 +287,23 @@ fn take_array<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Deserialise a TOML value into a typed section; errors name the section.
-pub fn typed<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result<T> {
-    value
-        .try_into()
-        .map_err(|e: toml::de::Error| anyhow::anyhow!("in {what}: {}", e.message()))
-}
-
-/// Serialise a typed section back into a TOML value. `f32` fields come out widened to
-/// `f64` (0.001f32 as 0.0010000000474974513); they are written back as the shortest decimal
-/// that gives the same `f32`, so run records show the values that were configured.
-pub fn to_value<T: Serialize>(section: &T) -> Result<Value> {
-    let mut value = Value::try_from(section).context("serialising the configuration")?;
-    unwiden_f32(&mut value);
-    Ok(value)
-}
-
-/// Replace every float that is exactly an `f32` by the shortest decimal of that `f32`
-/// (the same `f32` when parsed back; `f64` values that are not exactly an `f32` are kept).
-fn unwiden_f32(value: &mut Value) {
-    match value {
-        Value::Float(f) if f.is_finite() && f64::from(*f as f32) == *f => {
-            if let Ok(short) = (*f as f32).to_string().parse::<f64>() {
-                *f = short;
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(unwiden_f32),
-        Value::Table(t) => t.iter_mut().for_each(|(_, v)| unwiden_f32(v)),
-        _ => {}
-    }
-}
-
 fn check_plots(plan: &Plan) -> Result<()> {
     let paths = plan.axis_paths();
     for spec in &plan.plots {
         let what = format!("[[plot]] '{}'", spec.name);
         check_file_stem(&spec.name).with_context(|| format!("{what}: name"))?;
+        let over_epochs = spec.x == EPOCH && !paths.iter().any(|p| p == EPOCH);
+        if over_epochs && !plan.metrics.contains(&epoch_metric(&spec.y, 1)) {
+            bail!(
+                "{what}: x = '{EPOCH}' draws the per-epoch metrics of y, but this experiment has \
+                 no metric '{}'; its metrics are: {}",
+                epoch_metric(&spec.y, 1),
+                plan.metrics.join(", ")
+            );
+        }
+        let x = (!over_epochs).then_some(&spec.x);
         for (role, col) in [
-            ("x", Some(&spec.x)),
+            ("x", x),
             ("series", spec.series.as_ref()),
             ("panel", spec.panel.as_ref()),
         ] {
@@ -372,18 +367,6 @@ fn check_file_stem(name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn widened_f32_values_print_as_configured() {
-        #[derive(Serialize)]
-        struct S {
-            a: f32,
-            b: f64,
-        }
-        let v = to_value(&S { a: 0.001, b: 0.1 }).unwrap();
-        assert_eq!(v["a"].as_float(), Some(0.001));
-        assert_eq!(v["b"].as_float(), Some(0.1));
-    }
 
     #[test]
     fn plot_names_with_path_separators_are_refused() {

@@ -1,74 +1,79 @@
-//! What an experiment kind is: the [`ExperimentKind`] trait of sweep kinds, the driver of a
-//! study, and [`Kind`], one entry of the registry (`crate::studies::KINDS`, the one list of
-//! kinds that dispatch, `xbar run --help` and the unknown-kind error read).
+//! What an experiment kind is: the [`Kind`] trait (name, help line, typed configuration)
+//! and the two ways a kind runs — [`SweepKind`], jobs over the `[[sweep]]` grid and
+//! repeats, and [`StudyKind`], one driver with its own internal sweep and figures. The
+//! registry of kinds is [`super::registry`].
 //!
-//! A sweep kind owns the configuration sections of its experiments (completing them with
-//! defaults and rejecting unknown keys), names the metrics each job returns, and runs jobs
-//! (see [`JobKind`]); the driver runs them over the `[[sweep]]` grid. A study is one driver
-//! with its own internal sweep, report and figures.
+//! A kind's configuration is a serde type (`Kind::Config`: every field has a default,
+//! unknown keys are rejected), so a file's sections are parsed into it once and a typo is
+//! an error naming its key.
 
-use super::config::{ExperimentSection, Overrides};
-use super::run::JobKind;
-use anyhow::{Result, bail};
+use super::run::{JobKind, RunOptions};
+use super::table::ResultsTable;
+use super::tree;
+use anyhow::Result;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::path::Path;
 use toml::Value;
 
-/// A sweep kind.
-pub trait ExperimentKind: JobKind {
-    /// The metrics each job returns, in order (the columns of `results.csv`).
-    fn metrics(&self) -> Vec<String>;
-    /// Parse the kind's sections (everything but `[experiment]`, `[[sweep]]` and
-    /// `[[plot]]`), fill in every default and return them as a tree; unknown sections or
-    /// keys and out-of-range values are errors naming the key.
-    fn complete(&self, body: Value) -> Result<Value>;
-}
-
-/// A study's driver: called with the `[experiment]` section, the kind's own section, the
-/// command-line overrides and the output directory (`None`: only check the configuration).
-pub type StudyDriver = fn(&ExperimentSection, Value, &Overrides, Option<&Path>) -> Result<()>;
-
-/// How a kind runs.
-#[derive(Clone, Copy)]
-pub enum Runner {
-    /// Jobs over the `[[sweep]]` grid and repeats, by the experiment driver.
-    Sweep(fn() -> Box<dyn ExperimentKind>),
-    /// One study driver.
-    Study(StudyDriver),
-}
-
-/// One entry of the registry.
-pub struct Kind {
+/// What every experiment kind has.
+pub trait Kind: 'static {
     /// The `experiment.kind` value.
-    pub name: &'static str,
-    /// One line: what the kind does.
-    pub description: &'static str,
-    /// How it runs.
-    pub runner: Runner,
-}
+    const NAME: &'static str;
+    /// One line: what the kind does (for `xbar run --help` and the unknown-kind error).
+    const DESCRIPTION: &'static str;
+    /// The kind's configuration: every field has a default, unknown keys are errors.
+    type Config: Serialize + DeserializeOwned + Default;
 
-impl Kind {
-    /// Whether the kind is a study (no `[[sweep]]` grid, no shards).
-    pub fn is_study(&self) -> bool {
-        matches!(self.runner, Runner::Study(_))
+    /// The configuration from the kind's sections as written (`what` names them in
+    /// errors). The default is plain serde; a kind overrides it to fill nested defaults
+    /// that serde cannot express.
+    fn config(sections: Value, what: &str) -> Result<Self::Config> {
+        tree::typed(sections, what)
     }
 }
 
-/// The kind called `name` in the registry `kinds`, or an error listing the kinds there are.
-pub fn find(kinds: &'static [Kind], name: &str) -> Result<&'static Kind> {
-    match kinds.iter().find(|k| k.name == name) {
-        Some(kind) => Ok(kind),
-        None => bail!(
-            "experiment.kind = '{name}' is not a kind xbar knows; the kinds are:\n{}",
-            help_lines(kinds)
-        ),
-    }
+/// A kind whose jobs run over the `[[sweep]]` grid and repeats. Its configuration is every
+/// section of the file but `[experiment]`, `[[sweep]]` and `[[plot]]`.
+pub trait SweepKind: Kind + JobKind + Default {
+    /// The metrics each job returns for a point with configuration `config`, in order (the
+    /// metric columns of `results.csv`); every point of a plan must have the same ones.
+    fn metrics(config: &Self::Config) -> Vec<String>;
 }
 
-/// One line per kind of the registry `kinds`, `  name: description`.
-pub fn help_lines(kinds: &[Kind]) -> String {
-    kinds
-        .iter()
-        .map(|k| format!("  {}: {}", k.name, k.description))
-        .collect::<Vec<_>>()
-        .join("\n")
+/// A kind run by one driver that sweeps internally and draws its own figures. Its
+/// configuration is the one section named after the kind.
+pub trait StudyKind: Kind {
+    /// Every number of the study (written as `report.json`).
+    type Report: Serialize;
+    /// Set the driver's seed (the experiment seed) in the configuration.
+    fn set_seed(config: &mut Self::Config, seed: u64);
+    /// Run the study.
+    fn run(config: &Self::Config) -> Result<Self::Report>;
+    /// The rows of `results.csv` and how `summary.csv` groups them.
+    fn results(report: &Self::Report) -> Result<StudyResults>;
+    /// Draw the figures into `dir`.
+    fn figures(report: &Self::Report, dir: &Path) -> Result<()>;
+}
+
+/// A study's result table: one row per internal point (or repeat, or device) with the
+/// columns a researcher plots; `summary.csv` gives the mean, std, 95 % CI and n of every
+/// `metrics` column per distinct value of the `group` columns (as for a sweep's points).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StudyResults {
+    /// The rows (written as `results.csv`).
+    pub table: ResultsTable,
+    /// The columns that identify a group of rows in `summary.csv`.
+    pub group: Vec<String>,
+    /// The numeric columns summarised per group.
+    pub metrics: Vec<String>,
+}
+
+/// What to do with an experiment file.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// Parse and validate the configuration (every sweep point) without running.
+    Check,
+    /// Run it, writing into the options' output directory.
+    Run(RunOptions),
 }

@@ -356,7 +356,8 @@ fn run_jobs(
     Ok(rows)
 }
 
-fn point_context(plan: &Plan, p: &Point) -> String {
+/// Names a point in messages: the experiment, the point index and its swept values.
+pub fn point_context(plan: &Plan, p: &Point) -> String {
     if p.assignments.is_empty() {
         return format!("experiment '{}'", plan.name);
     }
@@ -421,13 +422,13 @@ pub fn progress_bar(show: bool, len: usize, unit: &str) -> ProgressBar {
 fn previous_rows(out: &Path, fingerprint: &str, plan: &Plan) -> Result<Vec<Row>> {
     let run_json = out.join(RUN_JSON);
     let results_csv = out.join(RESULTS_CSV);
+    if out.join(REPORT_JSON).exists() {
+        bail!(
+            "{} holds the results of a study ({REPORT_JSON}); give this run another --out",
+            out.display()
+        );
+    }
     if !results_csv.exists() {
-        if out.join(REPORT_JSON).exists() {
-            bail!(
-                "{} holds the results of a study ({REPORT_JSON}); give this run another --out",
-                out.display()
-            );
-        }
         return Ok(Vec::new());
     }
     let previous = read_run_file(&run_json).with_context(|| {

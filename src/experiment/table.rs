@@ -22,18 +22,28 @@ impl ResultsTable {
     pub fn read(path: &Path) -> Result<ResultsTable> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot open the results file {}", path.display()))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// The rows of a CSV table built in memory.
+    pub fn from_table(table: &Table) -> Result<ResultsTable> {
+        let csv = String::from_utf8(table.to_csv()?).context("a CSV table is not UTF-8")?;
+        Self::parse(&csv, "a results table")
+    }
+
+    /// Parse CSV text with a header line; `name` names it in errors.
+    fn parse(text: &str, name: &str) -> Result<ResultsTable> {
         let mut reader =
-            csv::Reader::from_reader(crate::output::results::strip_bom(&text).as_bytes());
+            csv::Reader::from_reader(crate::output::results::strip_bom(text).as_bytes());
         let columns = reader
             .headers()
-            .with_context(|| format!("{}: cannot read the header line", path.display()))?
+            .with_context(|| format!("{name}: cannot read the header line"))?
             .iter()
             .map(str::to_string)
             .collect();
         let mut rows = Vec::new();
         for (i, record) in reader.records().enumerate() {
-            let record = record
-                .with_context(|| format!("{}: line {} is malformed", path.display(), i + 2))?;
+            let record = record.with_context(|| format!("{name}: line {} is malformed", i + 2))?;
             rows.push(record.iter().map(str::to_string).collect());
         }
         Ok(ResultsTable { columns, rows })
@@ -204,10 +214,64 @@ fn distinct(table: &ResultsTable, col: Option<usize>) -> Vec<String> {
     seen
 }
 
+/// The x column of a plot over training epochs: a `[[plot]]` with `x = "epoch"` and
+/// `y = "NAME"` draws the per-epoch metrics `NAME_epoch_1`, `NAME_epoch_2`, ... (see
+/// [`epoch_metric`]) against the epoch.
+pub const EPOCH: &str = "epoch";
+
+/// The name of the per-epoch metric of `family` after epoch `epoch` (from 1), e.g.
+/// `accuracy_epoch_3`.
+pub fn epoch_metric(family: &str, epoch: usize) -> String {
+    format!("{family}_{EPOCH}_{epoch}")
+}
+
+/// The per-epoch metrics `y_epoch_K` of `table` as rows: each row becomes one row per
+/// epoch K with the columns `epoch` (K) and `y` (its value) in place of the family (and
+/// of any column `y` itself); every other column is kept.
+pub fn by_epoch(table: &ResultsTable, y: &str) -> Result<ResultsTable> {
+    let family: Vec<(usize, usize)> = (1..)
+        .map_while(|k| {
+            let name = epoch_metric(y, k);
+            table
+                .columns
+                .iter()
+                .position(|c| *c == name)
+                .map(|c| (k, c))
+        })
+        .collect();
+    if family.is_empty() {
+        bail!(
+            "x = '{EPOCH}' draws per-epoch metrics, but there is no column '{}'; the columns \
+             are: {}",
+            epoch_metric(y, 1),
+            table.columns.join(", ")
+        );
+    }
+    let prefix = format!("{y}_{EPOCH}_");
+    let kept: Vec<usize> = (0..table.columns.len())
+        .filter(|&c| table.columns[c] != y && !table.columns[c].starts_with(&prefix))
+        .collect();
+    let mut columns: Vec<String> = kept.iter().map(|&c| table.columns[c].clone()).collect();
+    columns.extend([EPOCH.to_string(), y.to_string()]);
+    let mut rows = Vec::with_capacity(table.rows.len() * family.len());
+    for row in &table.rows {
+        for &(k, c) in &family {
+            let mut cells: Vec<String> = kept.iter().map(|&i| row[i].clone()).collect();
+            cells.extend([k.to_string(), row[c].clone()]);
+            rows.push(cells);
+        }
+    }
+    Ok(ResultsTable { columns, rows })
+}
+
 /// Build the figure(s) of `spec` from raw per-repeat results: one point per distinct x,
 /// the mean of the repeats with error bars, one series per `series` value, one panel per
-/// `panel` value.
+/// `panel` value. With `x = "epoch"` (and no such column), the per-epoch metrics of `y`
+/// are drawn against the epoch ([`by_epoch`]).
 pub fn figures(table: &ResultsTable, spec: &PlotSpec) -> Result<Vec<Figure>> {
+    if spec.x == EPOCH && !table.columns.iter().any(|c| c == EPOCH) {
+        return figures(&by_epoch(table, &spec.y)?, spec);
+    }
     let x = table.column(&spec.x)?;
     let y = table.column(&spec.y)?;
     let series_col = spec
@@ -323,6 +387,41 @@ mod tests {
         let mean: f64 = s.rows[0][2].parse().unwrap();
         assert!((mean - 0.6).abs() < 1e-12);
         assert_eq!(s.rows[0][5], "2");
+    }
+
+    #[test]
+    fn per_epoch_metrics_are_drawn_against_the_epoch() {
+        let table = ResultsTable {
+            columns: [
+                "point",
+                "repeat",
+                "dev",
+                "acc",
+                "acc_epoch_1",
+                "acc_epoch_2",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows: vec![
+                ["0", "0", "a", "0.8", "0.5", "0.8"]
+                    .map(String::from)
+                    .to_vec(),
+                ["0", "1", "a", "0.6", "0.3", "0.6"]
+                    .map(String::from)
+                    .to_vec(),
+            ],
+        };
+        let long = by_epoch(&table, "acc").unwrap();
+        assert_eq!(long.columns, vec!["point", "repeat", "dev", "epoch", "acc"]);
+        assert_eq!(long.rows.len(), 4);
+        assert_eq!(long.rows[1], vec!["0", "0", "a", "2", "0.8"]);
+        let f = figures(&table, &PlotSpec::new(EPOCH, "acc")).unwrap();
+        let points = &f[0].series[0].points;
+        assert_eq!(points.len(), 2);
+        assert!((points[0].0 - 1.0).abs() < 1e-12 && (points[0].1 - 0.4).abs() < 1e-12);
+        assert!((points[1].0 - 2.0).abs() < 1e-12 && (points[1].1 - 0.7).abs() < 1e-12);
+        let e = by_epoch(&table, "dev").unwrap_err().to_string();
+        assert!(e.contains("dev_epoch_1"), "{e}");
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //! on a path must exist in the completed tree; a new leaf key may be added to an existing
 //! section (an optional value left unset, or a device parameter override), and the typed
 //! configuration that is parsed afterwards rejects unknown keys, so a typo is always an
-//! error that names the key instead of a silently ignored setting.
+//! error that names the key instead of a silently ignored setting. [`typed`] and
+//! [`to_value`] convert between trees and typed sections.
 
 use anyhow::{Context, Result, bail};
+use serde::Serialize;
 use toml::Value;
 
 /// Read the value at `path`.
@@ -110,9 +112,52 @@ pub fn value_number(v: &Value) -> Option<f64> {
     }
 }
 
+/// Deserialise a TOML value into a typed section; errors name the section.
+pub fn typed<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result<T> {
+    value
+        .try_into()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("in {what}: {}", e.message()))
+}
+
+/// Serialise a typed section back into a TOML value. `f32` fields come out widened to
+/// `f64` (0.001f32 as 0.0010000000474974513); they are written back as the shortest decimal
+/// that gives the same `f32`, so run records show the values that were configured.
+pub fn to_value<T: Serialize>(section: &T) -> Result<Value> {
+    let mut value = Value::try_from(section).context("serialising the configuration")?;
+    unwiden_f32(&mut value);
+    Ok(value)
+}
+
+/// Replace every float that is exactly an `f32` by the shortest decimal of that `f32`
+/// (the same `f32` when parsed back; `f64` values that are not exactly an `f32` are kept).
+fn unwiden_f32(value: &mut Value) {
+    match value {
+        Value::Float(f) if f.is_finite() && f64::from(*f as f32) == *f => {
+            if let Ok(short) = (*f as f32).to_string().parse::<f64>() {
+                *f = short;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(unwiden_f32),
+        Value::Table(t) => t.iter_mut().for_each(|(_, v)| unwiden_f32(v)),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn widened_f32_values_print_as_configured() {
+        #[derive(serde::Serialize)]
+        struct S {
+            a: f32,
+            b: f64,
+        }
+        let v = to_value(&S { a: 0.001, b: 0.1 }).unwrap();
+        assert_eq!(v["a"].as_float(), Some(0.001));
+        assert_eq!(v["b"].as_float(), Some(0.1));
+    }
 
     fn tree() -> Value {
         toml::from_str("[hardware]\nadc_bits = 8\n[hardware.device_params]\n[train]\nlr = 0.1\n")

@@ -21,8 +21,8 @@ use super::data_source::DataConfig;
 use crate::crossbar::{TileConfig, WeightEncoding};
 use crate::data::Split;
 use crate::device::{AnyDevice, preset};
-use crate::experiment::config::{to_value, typed};
-use crate::experiment::kinds::ExperimentKind;
+use crate::experiment::config::typed;
+use crate::experiment::kinds::{Kind, SweepKind};
 use crate::experiment::run::{JobId, JobKind};
 use crate::nn::Deployment;
 use crate::nn::binary::{InputEncoding, Quantization, QuantizedMatrix, QuantizedMlp};
@@ -454,8 +454,14 @@ impl JobKind for Inference {
     }
 }
 
-impl ExperimentKind for Inference {
-    fn metrics(&self) -> Vec<String> {
+impl Kind for Inference {
+    const NAME: &'static str = "inference";
+    const DESCRIPTION: &'static str = "train (or import) a network digitally, deploy it on crossbar tiles of a device preset, measure accuracy and energy";
+    type Config = InferenceConfig;
+}
+
+impl SweepKind for Inference {
+    fn metrics(_: &InferenceConfig) -> Vec<String> {
         [
             "accuracy",
             "digital_accuracy",
@@ -466,11 +472,6 @@ impl ExperimentKind for Inference {
         ]
         .map(String::from)
         .to_vec()
-    }
-
-    fn complete(&self, body: Value) -> Result<Value> {
-        let c: InferenceConfig = typed(body, "the experiment's sections")?;
-        to_value(&c)
     }
 }
 

@@ -36,15 +36,15 @@
 //! The digital twin depends only on data, network, rule and repeat: it is trained once per
 //! repeat in [`JobKind::prepare`].
 
-use super::analog_sgd;
 use super::data_source::DataConfig;
 use crate::crossbar::update::PulsedUpdateConfig;
 use crate::crossbar::{TileConfig, WeightEncoding};
 use crate::data::{Dataset, Split};
 use crate::device::{AnyDevice, preset};
 use crate::experiment::config::{to_value, typed};
-use crate::experiment::kinds::ExperimentKind;
+use crate::experiment::kinds::{Kind, SweepKind};
 use crate::experiment::run::{JobId, JobKind};
+use crate::experiment::table::epoch_metric;
 use crate::learning::ep::{self, Activation, EpConfig, EpNetwork, Nudging};
 use crate::learning::sgd::{self, EpochSchedule, HiddenActivation, Mlp, Sgd};
 use crate::synapses::DigitalSynapses;
@@ -57,7 +57,7 @@ use std::sync::{Arc, Mutex};
 use toml::Value;
 
 /// `hardware.device` value that trains `f32` weights.
-pub const DIGITAL: &str = analog_sgd::DIGITAL;
+pub const DIGITAL: &str = "digital";
 use crate::rng::{
     EXPERIMENT_HARDWARE_STREAM as HARDWARE_STREAM, EXPERIMENT_INIT_STREAM as INIT_STREAM,
     EXPERIMENT_TRAIN_STREAM as TRAIN_STREAM,
@@ -137,11 +137,10 @@ pub struct SgdSection {
 
 impl Default for SgdSection {
     fn default() -> Self {
-        let reference = analog_sgd::SgdConfig::default();
         Self {
-            learning_rate: reference.learning_rate,
-            batch_size: reference.batch_size,
-            activation: reference.activation,
+            learning_rate: 0.5,
+            batch_size: 10,
+            activation: HiddenActivation::Sigmoid,
         }
     }
 }
@@ -423,16 +422,16 @@ impl Model<DigitalSynapses> {
 }
 
 impl<S: PlasticSynapses> Model<S> {
-    /// Train for the configured epochs on `data`; returns the training accuracy of the
-    /// last epoch.
-    fn train(&mut self, c: &TrainingConfig, data: &Dataset, seed: u64) -> Result<f64> {
-        let mut train_accuracy = 0.0;
+    /// Train for the configured epochs on `split.train`, testing on `split.test` after
+    /// each epoch (in place: the test reads are reads of the trained devices).
+    fn train_and_test(&mut self, c: &TrainingConfig, split: &Split, seed: u64) -> Result<Curve> {
+        let mut curve = Curve::default();
         for epoch in 0..c.rule.epochs {
-            train_accuracy = match self {
+            let train = match self {
                 Model::Ep(net) => {
                     let config = c.ep_config(seed);
                     let mut rule = config.rule();
-                    ep::train_epoch(net, data, &config, &mut rule, epoch)?.train_accuracy
+                    ep::train_epoch(net, &split.train, &config, &mut rule, epoch)?.train_accuracy
                 }
                 Model::Sgd(mlp) => {
                     let s = &c.rule.sgd;
@@ -444,11 +443,13 @@ impl<S: PlasticSynapses> Model<S> {
                         seed,
                         epoch,
                     };
-                    sgd::train_epoch(mlp, &mut rule, s.learning_rate, data, schedule)?
+                    sgd::train_epoch(mlp, &mut rule, s.learning_rate, &split.train, schedule)?
                 }
-            }
+            };
+            curve.train.push(train);
+            curve.test.push(self.accuracy(c, &split.test)?);
         }
-        Ok(train_accuracy)
+        Ok(curve)
     }
 
     /// Test accuracy on `data` (EP: free-phase prediction after T1 steps).
@@ -467,23 +468,23 @@ impl<S: PlasticSynapses> Model<S> {
     }
 }
 
-/// Test and last-epoch training accuracy of a trained network.
-#[derive(Clone, Copy, Debug)]
-struct Accuracies {
-    test: f64,
-    train: f64,
+/// Test accuracy after each epoch and training accuracy during each epoch.
+#[derive(Clone, Debug, Default)]
+struct Curve {
+    test: Vec<f64>,
+    train: Vec<f64>,
 }
 
-/// Train `model` on the training set and test it.
-fn train_and_test<S: PlasticSynapses>(
-    model: &mut Model<S>,
-    c: &TrainingConfig,
-    split: &Split,
-    seeds: Seeds,
-) -> Result<Accuracies> {
-    let train = model.train(c, &split.train, seeds.train)?;
-    let test = model.accuracy(c, &split.test)?;
-    Ok(Accuracies { test, train })
+impl Curve {
+    /// Test accuracy after the last epoch.
+    fn test(&self) -> f64 {
+        self.test.last().copied().unwrap_or(f64::NAN)
+    }
+
+    /// Training accuracy during the last epoch.
+    fn train(&self) -> f64 {
+        self.train.last().copied().unwrap_or(f64::NAN)
+    }
 }
 
 /// The on-chip training experiment kind.
@@ -491,8 +492,8 @@ fn train_and_test<S: PlasticSynapses>(
 pub struct OnChipTraining {
     /// Data sets by configuration, loaded once.
     data: Mutex<HashMap<String, Arc<Split>>>,
-    /// Accuracies of the digitally trained twins by twin key, filled in `prepare`.
-    twins: Mutex<HashMap<String, Accuracies>>,
+    /// Accuracy curves of the digitally trained twins by twin key, filled in `prepare`.
+    twins: Mutex<HashMap<String, Curve>>,
 }
 
 fn poisoned() -> anyhow::Error {
@@ -521,12 +522,12 @@ impl OnChipTraining {
         Model::initial(c, split.train.features(), classes, seeds.init)
     }
 
-    fn twin(&self, c: &TrainingConfig, repeat: u32) -> Result<Accuracies> {
+    fn twin(&self, c: &TrainingConfig, repeat: u32) -> Result<Curve> {
         let key = c.twin_key(repeat)?;
         let cache = self.twins.lock().map_err(|_| poisoned())?;
         cache
             .get(&key)
-            .copied()
+            .cloned()
             .context("internal error: the digital twin of this job was not trained in prepare")
     }
 }
@@ -557,7 +558,8 @@ impl JobKind for OnChipTraining {
             let seeds = Seeds::of(*job);
             let split = self.data(&c.data)?;
             let mut model = self.initial_model(&c, seeds)?;
-            let twin = train_and_test(&mut model, &c, &split, seeds)
+            let twin = model
+                .train_and_test(&c, &split, seeds.train)
                 .with_context(|| format!("training the digital twin of repeat {}", job.repeat))?;
             self.twins.lock().map_err(|_| poisoned())?.insert(key, twin);
         }
@@ -569,14 +571,14 @@ impl JobKind for OnChipTraining {
         let c = TrainingConfig::parse(config)?;
         let twin = self.twin(&c, job.repeat)?;
         if c.hardware.device == DIGITAL {
-            return Ok(vec![twin.test, twin.test, twin.train, 0.0, 0.0, 0.0]);
+            return Ok(metric_values(&twin, &twin, [0.0; 3]));
         }
         let split = self.data(&c.data)?;
         let seeds = Seeds::of(job);
         let mut model = self
             .initial_model(&c, seeds)?
             .on_tiles(&c.hardware, seeds.hardware)?;
-        let train = model.train(&c, &split.train, seeds.train)?;
+        let curve = model.train_and_test(&c, &split, seeds.train)?;
         let updates = (c.rule.epochs * split.train.len().div_ceil(c.batch_size())) as f64;
         let (pulses, energy_j, time_s) = model.synapses().iter().fold((0.0, 0.0, 0.0), |acc, l| {
             let total = &l.tile().ledger().total;
@@ -586,21 +588,37 @@ impl JobKind for OnChipTraining {
                 acc.2 + total.programming_time_s,
             )
         });
-        let test = model.accuracy(&c, &split.test)?;
-        Ok(vec![
-            test,
-            twin.test,
-            train,
-            pulses / updates,
-            energy_j / updates,
-            time_s / updates,
-        ])
+        Ok(metric_values(
+            &curve,
+            &twin,
+            [pulses / updates, energy_j / updates, time_s / updates],
+        ))
     }
 }
 
-impl ExperimentKind for OnChipTraining {
-    fn metrics(&self) -> Vec<String> {
-        [
+/// The metrics of one job, in the order of [`SweepKind::metrics`]: the trained network's
+/// curve, its digital twin's, and the write cost per update (pulses, energy, time).
+fn metric_values(curve: &Curve, twin: &Curve, cost: [f64; 3]) -> Vec<f64> {
+    let mut values = vec![curve.test(), twin.test(), curve.train()];
+    values.extend(cost);
+    values.extend(&curve.test);
+    values.extend(&curve.train);
+    values
+}
+
+impl Kind for OnChipTraining {
+    const NAME: &'static str = "on_chip_training";
+    const DESCRIPTION: &'static str = "train a network on crossbar tiles with an on-chip rule (equilibrium propagation or analog SGD), every update a pulse train: accuracy after each epoch against the digital twin, pulses and write energy";
+    type Config = TrainingConfig;
+
+    fn config(sections: Value, what: &str) -> Result<TrainingConfig> {
+        typed(with_ideal_tile(sections)?, what)
+    }
+}
+
+impl SweepKind for OnChipTraining {
+    fn metrics(config: &TrainingConfig) -> Vec<String> {
+        let mut metrics: Vec<String> = [
             "accuracy",
             "digital_accuracy",
             "train_accuracy",
@@ -609,12 +627,11 @@ impl ExperimentKind for OnChipTraining {
             "write_time_per_update_s",
         ]
         .map(String::from)
-        .to_vec()
-    }
-
-    fn complete(&self, body: Value) -> Result<Value> {
-        let c: TrainingConfig = typed(with_ideal_tile(body)?, "the experiment's sections")?;
-        to_value(&c)
+        .to_vec();
+        for family in ["accuracy", "train_accuracy"] {
+            metrics.extend((1..=config.rule.epochs).map(|k| epoch_metric(family, k)));
+        }
+        metrics
     }
 }
 

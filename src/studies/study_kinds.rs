@@ -1,344 +1,312 @@
-//! Self-contained studies run by `xbar run`: experiment kinds whose driver carries its own
-//! internal sweep and draws its own figures (the memristor Bayesian machine, the
-//! device-sampled Bayesian network, the MRAM random-bit generator).
-//!
-//! File format: the `[experiment]` section (name, kind, seed) and one section named after
-//! the kind holding the driver's configuration (every field has a default; unknown keys
-//! are errors). The experiment seed is the driver's seed. Output: `report.json` (every
-//! number of the study), the figures (PNG + SVG) and `run.json` (resolved configuration,
-//! seed, version, timings), all written atomically once the study has finished.
+//! The study kinds of the registry: experiments whose driver carries its own internal sweep
+//! and draws its own figures (the memristor Bayesian machine, the device-sampled Bayesian
+//! network, the metaplastic BNN on permuted MNIST, the MRAM random-bit generator). Each is
+//! a [`StudyKind`]: its configuration type, its driver and figures (in the study's own
+//! module) and the rows of its `results.csv` (here); `crate::experiment::study` runs them
+//! and writes the files.
 
-use super::analog_sgd::{self, SgdStudy};
-use super::metaplastic_pmnist::{self, PmnistSweep};
-use crate::experiment::config::{ExperimentSection, Overrides, read_table, to_value, typed};
-use crate::experiment::inputs;
-use crate::experiment::kinds::Runner;
-use crate::experiment::tree;
-use crate::learning::ep::{self, Activation, EpConfig, EpNetwork};
-use crate::output::plot::{Figure, Series, Style};
-use crate::output::results::{self, OutputDir, RunRecord, Timer};
-use crate::output::results::{REPORT_JSON, RUN_JSON};
-use crate::studies;
-use anyhow::{Context, Result, bail};
+use super::bayesian_machine::{MachineConfig, MachineReport, plot_machine, run_machine};
+use super::bayesian_nn::{BnnConfig, BnnReport, plot_bnn, run_bnn};
+use super::metaplastic_pmnist::{
+    PmnistSweep, PmnistSweepReport, pmnist_table, run_pmnist_sweep, save_pmnist_sweep,
+};
+use super::mram_rng::{MramRngConfig, MramRngReport, PopulationStats, plot_mram_rng, run_mram_rng};
+use crate::bayes::bnn::UncertaintyMetrics;
+use crate::experiment::kinds::{Kind, StudyKind, StudyResults};
+use crate::experiment::table::ResultsTable;
+use crate::output::results::format_float;
+use anyhow::{Context, Result};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::path::Path;
-use toml::Value;
 
-/// Parse and validate a study file without running it.
-pub fn check_file(path: &Path, overrides: &Overrides) -> Result<()> {
-    let table = read_table(path)?;
-    let dir = path.parent().unwrap_or(Path::new(""));
-    run_table(table, overrides, dir, None)
-        .with_context(|| format!("experiment file {}", path.display()))
+/// The `bayesian_machine` study ([`super::bayesian_machine`]).
+pub struct BayesianMachine;
+
+impl Kind for BayesianMachine {
+    const NAME: &'static str = "bayesian_machine";
+    const DESCRIPTION: &'static str = "memristor Bayesian machine (Harabi et al. 2023): naive Bayes by stochastic computing, accuracy versus bit-stream length and device errors";
+    type Config = MachineConfig;
 }
 
-/// Run a study from its parsed experiment file (whose relative paths are taken relative
-/// to `file_dir`), writing into `out`; with `out = None`, only parse and check the
-/// configuration.
-pub fn run_table(
-    mut table: toml::Table,
-    overrides: &Overrides,
-    file_dir: &Path,
-    out: Option<&Path>,
-) -> Result<()> {
-    let mut section: ExperimentSection = typed(
-        table
-            .remove("experiment")
-            .context("missing the [experiment] section")?,
-        "experiment",
-    )?;
-    if let Some(seed) = overrides.seed {
-        section.seed = seed;
+impl StudyKind for BayesianMachine {
+    type Report = MachineReport;
+
+    fn set_seed(config: &mut MachineConfig, seed: u64) {
+        config.seed = seed;
     }
-    let kind = section.kind.clone();
-    let Runner::Study(driver) = super::kind(&kind)?.runner else {
-        bail!("experiment.kind = '{kind}' is a sweep kind, not a study");
-    };
-    if let Some(other) = table.keys().find(|k| **k != kind) {
-        bail!("[{other}]: a {kind} study has only the [experiment] and [{kind}] sections");
+
+    fn run(config: &MachineConfig) -> Result<MachineReport> {
+        run_machine(config)
     }
-    let mut body = table
-        .remove(&kind)
-        .unwrap_or_else(|| Value::Table(toml::Table::new()));
-    inputs::resolve_relative_paths(&mut body, file_dir);
-    driver(&section, body, overrides, out)
-}
 
-/// The `bayesian_machine` study.
-pub fn bayesian_machine(
-    section: &ExperimentSection,
-    body: Value,
-    overrides: &Overrides,
-    out: Option<&Path>,
-) -> Result<()> {
-    use studies::bayesian_machine::{plot_machine, run_machine};
-    study(section, body, overrides, out, run_machine, plot_machine)
-}
-
-/// The `bayesian_nn` study.
-pub fn bayesian_nn(
-    section: &ExperimentSection,
-    body: Value,
-    overrides: &Overrides,
-    out: Option<&Path>,
-) -> Result<()> {
-    use studies::bayesian_nn::{plot_bnn, run_bnn};
-    study(section, body, overrides, out, run_bnn, plot_bnn)
-}
-
-/// The `mram_rng` study.
-pub fn mram_rng(
-    section: &ExperimentSection,
-    body: Value,
-    overrides: &Overrides,
-    out: Option<&Path>,
-) -> Result<()> {
-    use studies::mram_rng::{plot_mram_rng, run_mram_rng};
-    study(section, body, overrides, out, run_mram_rng, plot_mram_rng)
-}
-
-/// The `analog_sgd` study.
-pub fn analog_sgd(
-    section: &ExperimentSection,
-    body: Value,
-    overrides: &Overrides,
-    out: Option<&Path>,
-) -> Result<()> {
-    use analog_sgd::{plot_sgd_study, run_sgd_study};
-    study(section, body, overrides, out, run_sgd_study, plot_sgd_study)
-}
-
-/// The `ep_mnist` study.
-pub fn ep_mnist(
-    section: &ExperimentSection,
-    body: Value,
-    overrides: &Overrides,
-    out: Option<&Path>,
-) -> Result<()> {
-    study(section, body, overrides, out, run_ep_study, plot_ep_study)
-}
-
-/// The `metaplastic_pmnist` study.
-pub fn metaplastic_pmnist(
-    section: &ExperimentSection,
-    body: Value,
-    overrides: &Overrides,
-    out: Option<&Path>,
-) -> Result<()> {
-    use metaplastic_pmnist::{run_pmnist_sweep, save_pmnist_sweep};
-    study(
-        section,
-        body,
-        overrides,
-        out,
-        run_pmnist_sweep,
-        save_pmnist_sweep,
-    )
-}
-
-/// Configurations of studies carry their driver's seed.
-trait Seeded {
-    fn set_seed(&mut self, seed: u64);
-}
-
-impl Seeded for studies::bayesian_machine::MachineConfig {
-    fn set_seed(&mut self, seed: u64) {
-        self.seed = seed;
-    }
-}
-
-impl Seeded for studies::bayesian_nn::BnnConfig {
-    fn set_seed(&mut self, seed: u64) {
-        self.seed = seed;
-    }
-}
-
-impl Seeded for studies::mram_rng::MramRngConfig {
-    fn set_seed(&mut self, seed: u64) {
-        self.seed = seed;
-    }
-}
-
-impl Seeded for SgdStudy {
-    fn set_seed(&mut self, seed: u64) {
-        self.seed = seed;
-    }
-}
-
-/// Equilibrium propagation on MNIST-10k with digital (floating-point) synapses.
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EpStudy {
-    /// Seed of the initial weights and of the training streams (the experiment seed).
-    pub seed: u64,
-    /// Hidden layer widths (784 inputs and 10 outputs are added).
-    pub hidden: Vec<usize>,
-    /// Neuron non-linearity.
-    pub activation: Activation,
-    /// Phases, nudging, learning rates, batch size, epochs.
-    pub training: EpConfig,
-}
-
-impl Default for EpStudy {
-    fn default() -> Self {
-        Self {
-            seed: 1,
-            hidden: vec![512],
-            activation: Activation::SteepSigmoid,
-            training: EpConfig::mnist10k_784_512_10(),
+    /// One row per (memory, random source, stream length).
+    fn results(report: &MachineReport) -> Result<StudyResults> {
+        let mut rows = Vec::new();
+        for case in &report.cases {
+            for (i, &length) in report.stream_lengths.iter().enumerate() {
+                let energy = case.rng_energy_per_decision_j.get(i).copied();
+                rows.push(vec![
+                    case.storage.clone(),
+                    serde_name(&case.rng)?,
+                    length.to_string(),
+                    format_float(case.accuracy[i]),
+                    format_float(case.bit_error_rate),
+                    format_float(case.memory_energy_per_decision_j),
+                    format_float(energy.context("an RNG energy per stream length")?),
+                    format_float(case.limit_accuracy),
+                    format_float(report.exact_accuracy),
+                ]);
+            }
         }
+        study_results(
+            &["storage", "rng", "stream_length"],
+            &[],
+            &[
+                "accuracy",
+                "bit_error_rate",
+                "memory_energy_per_decision_j",
+                "rng_energy_per_decision_j",
+                "limit_accuracy",
+                "exact_accuracy",
+            ],
+            rows,
+        )
+    }
+
+    fn figures(report: &MachineReport, dir: &Path) -> Result<()> {
+        plot_machine(report, dir)
     }
 }
 
-impl Seeded for EpStudy {
-    fn set_seed(&mut self, seed: u64) {
-        self.seed = seed;
-    }
+/// The `bayesian_nn` study ([`super::bayesian_nn`]).
+pub struct BayesianNn;
+
+impl Kind for BayesianNn {
+    const NAME: &'static str = "bayesian_nn";
+    const DESCRIPTION: &'static str = "Bayesian neural network whose posterior samples are device reads: accuracy, calibration and out-of-distribution detection versus samples and device noise";
+    type Config = BnnConfig;
 }
 
-/// One epoch of an [`EpStudy`].
-#[derive(Clone, Debug, Serialize)]
-pub struct EpStudyEpoch {
-    /// Epoch number, from 1.
-    pub epoch: usize,
-    /// Training accuracy during the epoch (free-phase predictions before each update).
-    pub train_accuracy: f64,
-    /// Test accuracy after the epoch.
-    pub test_accuracy: f64,
-    /// Wall time of the epoch's training, seconds.
-    pub train_seconds: f64,
-}
+impl StudyKind for BayesianNn {
+    type Report = BnnReport;
 
-/// The epochs of an [`EpStudy`].
-#[derive(Serialize)]
-#[serde(transparent)]
-pub struct EpStudyReport(pub Vec<EpStudyEpoch>);
-
-fn run_ep_study(study: &EpStudy) -> Result<EpStudyReport> {
-    let data = crate::data::mnist10k()?;
-    let mut sizes = vec![data.train.features()];
-    sizes.extend(&study.hidden);
-    sizes.push(10);
-    let mut net = EpNetwork::digital(&sizes, study.activation, study.seed)?;
-    let config = EpConfig {
-        seed: study.seed,
-        ..study.training.clone()
-    };
-    let mut rule = config.rule();
-    let bar = indicatif::ProgressBar::new(config.epochs as u64);
-    let mut epochs = Vec::with_capacity(config.epochs);
-    for epoch in 0..config.epochs {
-        let start = std::time::Instant::now();
-        let report = ep::train_epoch(&mut net, &data.train, &config, &mut rule, epoch)?;
-        let train_seconds = start.elapsed().as_secs_f64();
-        let test_accuracy = ep::evaluate(&mut net, &data.test, config.free_steps)?;
-        epochs.push(EpStudyEpoch {
-            epoch: epoch + 1,
-            train_accuracy: report.train_accuracy,
-            test_accuracy,
-            train_seconds,
-        });
-        bar.inc(1);
+    fn set_seed(config: &mut BnnConfig, seed: u64) {
+        config.seed = seed;
     }
-    bar.finish_and_clear();
-    Ok(EpStudyReport(epochs))
-}
 
-fn plot_ep_study(report: &EpStudyReport, dir: &Path) -> Result<()> {
-    let epochs = &report.0;
-    let mut fig = Figure::new("Equilibrium propagation on MNIST-10k", "epoch", "accuracy");
-    let series =
-        |f: fn(&EpStudyEpoch) -> f64| epochs.iter().map(|e| (e.epoch as f64, f(e))).collect();
-    fig.series.push(Series::new(
-        "test",
-        series(|e| e.test_accuracy),
-        Style::LinePoints,
-        0,
-    ));
-    fig.series.push(Series::new(
-        "train (during the epoch)",
-        series(|e| e.train_accuracy),
-        Style::LinePoints,
-        1,
-    ));
-    crate::output::plot::save(&fig, &dir.join("ep_accuracy"))
-}
+    fn run(config: &BnnConfig) -> Result<BnnReport> {
+        run_bnn(config)
+    }
 
-impl Seeded for PmnistSweep {
-    fn set_seed(&mut self, seed: u64) {
-        self.seed = seed;
-    }
-}
-
-/// Complete the configuration, apply `--set`, run the driver, write report, figures and record.
-fn study<C, R>(
-    section: &ExperimentSection,
-    body: Value,
-    overrides: &Overrides,
-    out: Option<&Path>,
-    run: fn(&C) -> Result<R>,
-    plot: fn(&R, &Path) -> Result<()>,
-) -> Result<()>
-where
-    C: Serialize + DeserializeOwned + Seeded,
-    R: Serialize,
-{
-    let kind = section.kind.as_str();
-    let mut config: C = typed(body, &format!("[{kind}]"))?;
-    let mut tree_value = to_value(&config)?;
-    for (path, value) in &overrides.sets {
-        let Some(inner) = path.strip_prefix(&format!("{kind}.")) else {
-            bail!(
-                "--set {path}: a {kind} study's settings are under '{kind}.' (e.g. {kind}.KEY=VALUE)"
-            );
-        };
-        tree::set(&mut tree_value, inner, value.clone())
-            .with_context(|| format!("--set {path}"))?;
-        config = typed(tree_value.clone(), &format!("--set {path}"))?;
-    }
-    config.set_seed(section.seed);
-    let Some(out) = out else { return Ok(()) };
-    let config_json = serde_json::json!({ "experiment": section, kind: &config });
-    let inputs = inputs::fingerprint_inputs([&to_value(&config)?])?;
-    let dir = OutputDir::acquire(out)?;
-    if results::holds_this_run(out, REPORT_JSON, &config_json, &inputs)? {
-        println!(
-            "{} already holds this study's finished results (same configuration, seed and \
-             inputs): nothing to do",
-            out.display()
-        );
-        return Ok(());
-    }
-    let mut timer = Timer::start();
-    let report = timer
-        .time("study", || run(&config))
-        .with_context(|| format!("{kind} study '{}'", section.name));
-    let report = match report {
-        Ok(report) => report,
-        Err(e) => {
-            dir.abandon(&[]);
-            return Err(e);
+    /// One row per evaluated predictive: network (Bayesian or deterministic), weights
+    /// (device reads or digital), which sweep it belongs to, samples K, device noise scale
+    /// (empty for digital weights) and the predictive metrics.
+    fn results(report: &BnnReport) -> Result<StudyResults> {
+        let sweeps: [(&str, &str, &str, &[UncertaintyMetrics]); 6] = [
+            ("bayesian", "device", "samples", &report.bnn_device_vs_k),
+            ("bayesian", "digital", "samples", &report.bnn_digital_vs_k),
+            (
+                "deterministic",
+                "device",
+                "samples",
+                &report.deterministic_device_vs_k,
+            ),
+            (
+                "deterministic",
+                "digital",
+                "single",
+                std::slice::from_ref(&report.deterministic_digital),
+            ),
+            ("bayesian", "device", "noise", &report.bnn_device_vs_noise),
+            (
+                "deterministic",
+                "device",
+                "noise",
+                &report.deterministic_device_vs_noise,
+            ),
+        ];
+        let mut rows = Vec::new();
+        for (network, weights, sweep, metrics) in sweeps {
+            for m in metrics {
+                let noise = if m.noise_scale.is_nan() {
+                    String::new()
+                } else {
+                    format_float(m.noise_scale)
+                };
+                let mut row = [network, weights, sweep].map(String::from).to_vec();
+                row.extend([m.samples.to_string(), noise]);
+                row.extend(
+                    [
+                        m.accuracy,
+                        m.ece,
+                        m.nll,
+                        m.auroc_entropy_digits,
+                        m.auroc_mi_digits,
+                        m.auroc_entropy_noise,
+                        m.auroc_mi_noise,
+                    ]
+                    .map(format_float),
+                );
+                rows.push(row);
+            }
         }
-    };
-    timer.time("figures", || plot(&report, out))?;
-    results::write_json(&out.join(REPORT_JSON), &report)?;
-    let mut record = RunRecord::new("run", config_json, section.seed);
-    record.inputs = inputs;
-    record.timings_s = timer.seconds();
-    record.outputs = output_files(out)?;
-    results::write_json(&out.join(RUN_JSON), &record)
+        study_results(
+            &["network", "weights", "sweep", "samples", "noise_scale"],
+            &[],
+            &[
+                "accuracy",
+                "ece",
+                "nll",
+                "auroc_entropy_digits",
+                "auroc_mi_digits",
+                "auroc_entropy_noise",
+                "auroc_mi_noise",
+            ],
+            rows,
+        )
+    }
+
+    fn figures(report: &BnnReport, dir: &Path) -> Result<()> {
+        plot_bnn(report, dir)
+    }
 }
 
-/// The files of the output directory, sorted, plus `run.json`.
-fn output_files(out: &Path) -> Result<Vec<String>> {
-    let mut files: Vec<String> = std::fs::read_dir(out)
-        .with_context(|| format!("listing {}", out.display()))?
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| !n.starts_with('.'))
+/// The `metaplastic_pmnist` study ([`super::metaplastic_pmnist`]).
+pub struct MetaplasticPmnist;
+
+impl Kind for MetaplasticPmnist {
+    const NAME: &'static str = "metaplastic_pmnist";
+    const DESCRIPTION: &'static str = "metaplastic binarized network on permuted MNIST (Laborieux et al. 2021): accuracy on every task after each task, per metaplasticity m, with 2T2R write counts and energy";
+    type Config = PmnistSweep;
+}
+
+impl StudyKind for MetaplasticPmnist {
+    type Report = PmnistSweepReport;
+
+    fn set_seed(config: &mut PmnistSweep, seed: u64) {
+        config.seed = seed;
+    }
+
+    fn run(config: &PmnistSweep) -> Result<PmnistSweepReport> {
+        run_pmnist_sweep(config)
+    }
+
+    /// One row per (m, task trained): the accuracy on every task, the mean over the tasks
+    /// learned so far, synapse writes and their energy (the table of `pmnist.csv`).
+    fn results(report: &PmnistSweepReport) -> Result<StudyResults> {
+        let table = ResultsTable::from_table(&pmnist_table(&report.0)?)?;
+        let group = vec!["meta".to_string(), "task_trained".to_string()];
+        let metrics = table
+            .columns
+            .iter()
+            .filter(|c| !group.contains(c))
+            .cloned()
+            .collect();
+        Ok(StudyResults {
+            table,
+            group,
+            metrics,
+        })
+    }
+
+    fn figures(report: &PmnistSweepReport, dir: &Path) -> Result<()> {
+        save_pmnist_sweep(report, dir)
+    }
+}
+
+/// The `mram_rng` study ([`super::mram_rng`]).
+pub struct MramRng;
+
+impl Kind for MramRng {
+    const NAME: &'static str = "mram_rng";
+    const DESCRIPTION: &'static str = "MRAM random-bit generator from stochastic switching: bias versus amplitude, device spread, calibration, read disturb, energy per bit";
+    type Config = MramRngConfig;
+}
+
+impl StudyKind for MramRng {
+    type Report = MramRngReport;
+
+    fn set_seed(config: &mut MramRngConfig, seed: u64) {
+        config.seed = seed;
+    }
+
+    fn run(config: &MramRngConfig) -> Result<MramRngReport> {
+        run_mram_rng(config)
+    }
+
+    /// One row per junction and population (all at the nominal amplitude, or each at its
+    /// calibrated one): its SET amplitude, the model's and the measured probability of a 1;
+    /// the summary gives the spread across junctions. The amplitude and read-disturb
+    /// sweeps are in `report.json`.
+    fn results(report: &MramRngReport) -> Result<StudyResults> {
+        let mut rows = Vec::new();
+        let populations: [(&str, &PopulationStats); 2] = [
+            ("uncalibrated", &report.uncalibrated),
+            ("calibrated", &report.calibrated),
+        ];
+        for (name, p) in populations {
+            for (j, ((&amplitude, &model), &measured)) in p
+                .amplitude_v
+                .iter()
+                .zip(&p.model_p)
+                .zip(&p.measured_p)
+                .enumerate()
+            {
+                rows.push(vec![
+                    name.to_string(),
+                    j.to_string(),
+                    format_float(amplitude),
+                    format_float(model),
+                    format_float(measured),
+                ]);
+            }
+        }
+        study_results(
+            &["population"],
+            &["junction"],
+            &["amplitude_v", "model_p", "measured_p"],
+            rows,
+        )
+    }
+
+    fn figures(report: &MramRngReport, dir: &Path) -> Result<()> {
+        plot_mram_rng(report, dir)
+    }
+}
+
+/// A study's results from its rows: the `group` columns (summarised together), the
+/// `labels` (which row of its group: not summarised), then the `metrics` columns.
+fn study_results(
+    group: &[&str],
+    labels: &[&str],
+    metrics: &[&str],
+    rows: Vec<Vec<String>>,
+) -> Result<StudyResults> {
+    let columns: Vec<String> = group
+        .iter()
+        .chain(labels)
+        .chain(metrics)
+        .map(|c| c.to_string())
         .collect();
-    files.push(RUN_JSON.to_string());
-    files.sort();
-    files.dedup();
-    Ok(files)
+    if let Some(row) = rows.iter().find(|r| r.len() != columns.len()) {
+        anyhow::bail!(
+            "internal error: a results row has {} cells for the {} columns {}",
+            row.len(),
+            columns.len(),
+            columns.join(", ")
+        );
+    }
+    Ok(StudyResults {
+        table: ResultsTable { columns, rows },
+        group: group.iter().map(|c| c.to_string()).collect(),
+        metrics: metrics.iter().map(|c| c.to_string()).collect(),
+    })
+}
+
+/// The serde name of a unit enum value (e.g. `mram_calibrated`).
+fn serde_name<T: Serialize>(value: &T) -> Result<String> {
+    match serde_json::to_value(value)? {
+        serde_json::Value::String(s) => Ok(s),
+        other => anyhow::bail!("internal error: {other} is not a unit enum value"),
+    }
 }
