@@ -39,10 +39,8 @@ use serde::{Deserialize, Serialize};
 use super::rule::LearningRule;
 use crate::data::Dataset;
 use crate::nn::network::{argmax_rows, check_data_fits};
+use crate::nn::{self, Classifier};
 use crate::synapses::{PlasticSynapses, SynapticLayer};
-
-/// Images per relaxation batch in [`evaluate`] (bounds the state memory).
-const EVAL_BATCH: usize = 500;
 
 /// How the output is nudged and which equilibria the update contrasts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -303,27 +301,34 @@ pub fn train<S: PlasticSynapses, R: LearningRule + ?Sized>(
 }
 
 /// Fraction of `data` whose free-phase prediction (argmax of the output rates after
-/// `free_steps` steps from zero states) is the label.
+/// `free_steps` steps from zero states) is the label (`nn::evaluate` on the network's free
+/// phase).
 pub fn evaluate<S: SynapticLayer>(
     net: &mut EpNetwork<S>,
     data: &Dataset,
     free_steps: usize,
 ) -> Result<f64> {
-    check_data_fits(net.inputs(), net.outputs(), data)?;
-    ensure!(!data.is_empty(), "cannot evaluate on an empty data set");
-    let d = data.features();
-    let mut correct = 0usize;
-    for start in (0..data.len()).step_by(EVAL_BATCH) {
-        let end = (start + EVAL_BATCH).min(data.len());
-        let states = net
-            .free_phase(&data.images[start * d..end * d], end - start, free_steps)
-            .with_context(|| format!("free phase on images {start}..{end}"))?;
-        let predicted = argmax_rows(&states[states.len() - 1], net.outputs());
-        correct += predicted
-            .iter()
-            .zip(&data.labels[start..end])
-            .filter(|&(&p, &l)| p == usize::from(l))
-            .count();
+    nn::evaluate(&mut FreePhase { net, free_steps }, data)
+}
+
+/// An EP network as a classifier: its scores are the output rates at the end of the free
+/// phase.
+struct FreePhase<'a, S> {
+    net: &'a mut EpNetwork<S>,
+    free_steps: usize,
+}
+
+impl<S: SynapticLayer> Classifier for FreePhase<'_, S> {
+    fn inputs(&self) -> usize {
+        self.net.inputs()
     }
-    Ok(correct as f64 / data.len() as f64)
+
+    fn classes(&self) -> usize {
+        self.net.outputs()
+    }
+
+    fn logits(&mut self, x: &[f32], batch: usize) -> Result<Vec<f32>> {
+        let mut states = self.net.free_phase(x, batch, self.free_steps)?;
+        Ok(states.pop().unwrap_or_default())
+    }
 }
