@@ -13,7 +13,7 @@ use xbar::learning::rule::{
     LearningRule, LocalSignals, Phase, SignalRequest, WeightChange, apply_change,
 };
 use xbar::studies::metaplastic_pmnist::{
-    PmnistConfig, PmnistReport, run_pmnist_on, save_pmnist_outputs,
+    PmnistConfig, PmnistReport, pmnist_table, run_pmnist_on, save_pmnist_figures,
 };
 use xbar::synapses::OuterProductUpdate;
 use xbar::synapses::{BinarySynapses, SynapticLayer, WriteTally};
@@ -668,7 +668,7 @@ fn config_errors_name_the_field() {
     assert!(e.contains("device"), "{e}");
 }
 
-/// The CSV table holds one row per (run, task trained) with the accuracy matrix, and the
+/// The results table holds one row per (run, task trained) with the accuracy matrix, and the
 /// forgetting and mean-accuracy figures are written as PNG and SVG.
 #[test]
 fn outputs_hold_the_forgetting_matrix_and_plots() {
@@ -685,10 +685,12 @@ fn outputs_hold_the_forgetting_matrix_and_plots() {
         assert_eq!(r.mean_accuracy_learned[0], r.accuracy[0][0]);
     }
     let dir = tempfile::tempdir().unwrap();
-    save_pmnist_outputs(&reports, dir.path()).unwrap();
-    let csv = std::fs::read_to_string(dir.path().join("pmnist.csv")).unwrap();
+    let table = pmnist_table(&reports).unwrap();
+    table.write(&dir.path().join("table.csv")).unwrap();
+    let csv = std::fs::read_to_string(dir.path().join("table.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 2 * 2, "{csv}");
     assert!(csv.lines().next().unwrap().contains("accuracy_task_1"));
+    save_pmnist_figures(&reports, dir.path()).unwrap();
     for stem in ["pmnist_forgetting", "pmnist_mean_accuracy"] {
         for ext in ["png", "svg"] {
             let f = dir.path().join(format!("{stem}.{ext}"));

@@ -470,10 +470,10 @@ pub fn pmnist_table(reports: &[PmnistReport]) -> Result<Table> {
     Ok(table)
 }
 
-/// Write `pmnist.csv`, `pmnist_forgetting.{png,svg}` (one panel per run) and
-/// `pmnist_mean_accuracy.{png,svg}` into `dir`.
-pub fn save_pmnist_outputs(reports: &[PmnistReport], dir: &Path) -> Result<()> {
-    pmnist_table(reports)?.write(&dir.join("pmnist.csv"))?;
+/// Write `pmnist_forgetting.{png,svg}` (one panel per run) and
+/// `pmnist_mean_accuracy.{png,svg}` into `dir` (the numbers go to `results.csv`, see
+/// [`pmnist_table`]).
+pub fn save_pmnist_figures(reports: &[PmnistReport], dir: &Path) -> Result<()> {
     let panels = forgetting_panels(reports);
     let columns = panels.len().clamp(1, 3);
     plot::save_panels(&panels, columns, &dir.join("pmnist_forgetting"))?;
@@ -531,5 +531,5 @@ pub fn run_pmnist_sweep(sweep: &PmnistSweep) -> Result<PmnistSweepReport> {
 
 /// Write the figures and the table of every run.
 pub fn save_pmnist_sweep(reports: &PmnistSweepReport, dir: &Path) -> Result<()> {
-    save_pmnist_outputs(&reports.0, dir)
+    save_pmnist_figures(&reports.0, dir)
 }

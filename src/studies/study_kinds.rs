@@ -192,7 +192,7 @@ impl StudyKind for MetaplasticPmnist {
     }
 
     /// One row per (m, task trained): the accuracy on every task, the mean over the tasks
-    /// learned so far, synapse writes and their energy (the table of `pmnist.csv`).
+    /// learned so far, synapse writes and their energy ([`pmnist_table`]).
     fn results(report: &PmnistSweepReport) -> Result<StudyResults> {
         let table = ResultsTable::from_table(&pmnist_table(&report.0)?)?;
         let group = vec!["meta".to_string(), "task_trained".to_string()];
