@@ -160,6 +160,11 @@ impl DigitalSynapses {
     pub fn weight(&self) -> &[f32] {
         &self.weight
     }
+
+    /// The weights, mutable (digital training).
+    pub fn weight_mut(&mut self) -> &mut [f32] {
+        &mut self.weight
+    }
 }
 
 impl SynapticLayer for DigitalSynapses {

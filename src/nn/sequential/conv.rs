@@ -142,6 +142,56 @@ impl ConvGeometry {
         }
         out
     }
+
+    /// NCHW values (`batch x C_out x pixels`) as per-pixel rows (`(batch·pixels) x C_out`):
+    /// the inverse of [`ConvGeometry::pixels_to_channels`] without bias (the layout of the
+    /// errors a backward pass sends through the kernel matrix).
+    pub fn channels_to_pixels(&self, y: &[f32], batch: usize) -> Vec<f32> {
+        let (c_out, pixels) = (self.out_channels, self.pixels());
+        let mut rows = vec![0f32; batch * pixels * c_out];
+        for (image, out) in y
+            .chunks(c_out * pixels)
+            .zip(rows.chunks_mut(pixels * c_out))
+        {
+            for (c, plane) in image.chunks(pixels).enumerate() {
+                for (pixel, &v) in plane.iter().enumerate() {
+                    out[pixel * c_out + c] = v;
+                }
+            }
+        }
+        rows
+    }
+
+    /// The adjoint of [`ConvGeometry::im2col`]: every patch entry of `cols`
+    /// (`(batch·pixels) x patch_len`) added back onto the input position it was read from
+    /// (padding entries dropped), giving `batch` NCHW images.
+    pub fn col2im(&self, cols: &[f32], batch: usize) -> Vec<f32> {
+        let (k, patch) = (self.kernel, self.patch_len());
+        let (out_w, pixels) = (self.out_w(), self.pixels());
+        let mut x = vec![0f32; batch * self.input_len()];
+        x.par_chunks_mut(self.input_len())
+            .zip(cols.par_chunks(pixels * patch))
+            .for_each(|(image, rows)| {
+                for (pixel, row) in rows.chunks(patch).enumerate() {
+                    let (oy, ox) = (pixel / out_w, pixel % out_w);
+                    for c in 0..self.in_channels {
+                        let plane =
+                            &mut image[c * self.in_h * self.in_w..][..self.in_h * self.in_w];
+                        for ky in 0..k {
+                            let Some(iy) = self.source(oy, ky, self.in_h) else {
+                                continue;
+                            };
+                            for kx in 0..k {
+                                if let Some(ix) = self.source(ox, kx, self.in_w) {
+                                    plane[iy * self.in_w + ix] += row[(c * k + ky) * k + kx];
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+        x
+    }
 }
 
 #[cfg(test)]

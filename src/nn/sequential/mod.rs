@@ -8,11 +8,12 @@
 //! is one analog read of its input patch (DAC, read noise, ADC and ledger per read).
 //! Biases, ReLU and pooling ([`pool`]) are digital. Activations are NCHW, row-major.
 //!
-//! Inference only for now; training by backprop through convolutions is still to come.
+//! Digital training by backpropagation is in [`train`].
 
 pub mod conv;
 pub mod pool;
 pub mod spec;
+pub mod train;
 
 use super::network::Classifier;
 use crate::rng;
@@ -261,20 +262,56 @@ impl<S: SynapticLayer> Classifier for Sequential<S> {
 
     fn logits(&mut self, x: &[f32], batch: usize) -> Result<Vec<f32>> {
         self.check_inputs(x, batch)?;
-        let mut act = x.to_vec();
-        for (i, stage) in self.stages.iter_mut().enumerate() {
-            act = forward_stage(stage, &act, batch).with_context(|| format!("stage {i}"))?;
-        }
-        Ok(act)
+        Ok(self.forward(x, batch, false)?.0)
     }
 }
 
-/// One stage's forward pass on a batch.
+/// What a stage's backward pass needs from its forward pass.
+pub(crate) enum Saved {
+    /// A convolution's im2col patches.
+    Patches(Vec<f32>),
+    /// The stage's input (linear, ReLU, pooling).
+    Input(Vec<f32>),
+    /// Nothing (flatten, or not saved).
+    Nothing,
+}
+
+impl<S: SynapticLayer> Sequential<S> {
+    /// The forward pass of a batch; with `save`, what every stage's backward pass needs.
+    pub(crate) fn forward(
+        &mut self,
+        x: &[f32],
+        batch: usize,
+        save: bool,
+    ) -> Result<(Vec<f32>, Vec<Saved>)> {
+        let mut act = x.to_vec();
+        let mut saved = Vec::with_capacity(if save { self.stages.len() } else { 0 });
+        for (i, stage) in self.stages.iter_mut().enumerate() {
+            let (out, keep) =
+                forward_stage(stage, &act, batch, save).with_context(|| format!("stage {i}"))?;
+            if save {
+                saved.push(keep);
+            }
+            act = out;
+        }
+        Ok((act, saved))
+    }
+}
+
+/// One stage's forward pass on a batch (and, with `save`, what its backward pass needs).
 fn forward_stage<S: SynapticLayer>(
     stage: &mut Stage<S>,
     x: &[f32],
     batch: usize,
-) -> Result<Vec<f32>> {
+    save: bool,
+) -> Result<(Vec<f32>, Saved)> {
+    let input = |x: &[f32]| {
+        if save {
+            Saved::Input(x.to_vec())
+        } else {
+            Saved::Nothing
+        }
+    };
     Ok(match stage {
         Stage::Conv {
             geometry,
@@ -285,7 +322,15 @@ fn forward_stage<S: SynapticLayer>(
             let reads = batch * geometry.pixels();
             let mut y = vec![0f32; reads * geometry.out_channels];
             synapses.forward(&cols, reads, &mut y)?;
-            geometry.pixels_to_channels(&y, batch, bias)
+            let out = geometry.pixels_to_channels(&y, batch, bias);
+            (
+                out,
+                if save {
+                    Saved::Patches(cols)
+                } else {
+                    Saved::Nothing
+                },
+            )
         }
         Stage::Linear { synapses, bias } => {
             let mut y = vec![0f32; batch * synapses.outputs()];
@@ -293,10 +338,10 @@ fn forward_stage<S: SynapticLayer>(
             for row in y.chunks_mut(bias.len()) {
                 row.iter_mut().zip(bias.iter()).for_each(|(v, b)| *v += b);
             }
-            y
+            (y, input(x))
         }
-        Stage::Relu => x.iter().map(|v| v.max(0.0)).collect(),
-        Stage::Pool(g) => g.forward(x),
-        Stage::Flatten => x.to_vec(),
+        Stage::Relu => (x.iter().map(|v| v.max(0.0)).collect(), input(x)),
+        Stage::Pool(g) => (g.forward(x), input(x)),
+        Stage::Flatten => (x.to_vec(), Saved::Nothing),
     })
 }

@@ -84,6 +84,46 @@ impl PoolGeometry {
         }
         y
     }
+
+    /// The gradient with respect to the input `x` of a loss whose gradient with respect
+    /// to the output is `dy`: max pooling routes each window's gradient to its largest input
+    /// (the first on ties, as PyTorch does), average pooling spreads it evenly.
+    pub fn backward(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
+        let (oh, ow, k) = (self.out_h(), self.out_w(), self.kernel);
+        let plane = self.in_h * self.in_w;
+        let scale = 1.0 / (k * k) as f32;
+        let mut dx = vec![0f32; x.len()];
+        for ((input, grad), d_out) in x
+            .chunks(plane)
+            .zip(dx.chunks_mut(plane))
+            .zip(dy.chunks(oh * ow))
+        {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let d = d_out[oy * ow + ox];
+                    let window = (0..k).flat_map(|ky| {
+                        let row = (oy * self.stride + ky) * self.in_w + ox * self.stride;
+                        row..row + k
+                    });
+                    match self.kind {
+                        PoolKind::Max => {
+                            let mut best = None::<usize>;
+                            for i in window {
+                                if best.is_none_or(|b| input[i] > input[b]) {
+                                    best = Some(i);
+                                }
+                            }
+                            if let Some(b) = best {
+                                grad[b] += d;
+                            }
+                        }
+                        PoolKind::Average => window.for_each(|i| grad[i] += d * scale),
+                    }
+                }
+            }
+        }
+        dx
+    }
 }
 
 #[cfg(test)]
