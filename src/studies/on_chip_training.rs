@@ -45,7 +45,7 @@ use crate::experiment::config::{to_value, typed};
 use crate::experiment::kinds::{Kind, SweepKind};
 use crate::experiment::run::{JobId, JobKind};
 use crate::experiment::table::epoch_metric;
-use crate::learning::ep::{self, Activation, EpConfig, EpNetwork, Nudging};
+use crate::learning::ep::{self, Activation, EpConfig, EpNetwork};
 use crate::learning::sgd::{self, EpochSchedule, HiddenActivation, Mlp, Sgd};
 use crate::synapses::DigitalSynapses;
 use crate::synapses::PlasticSynapses;
@@ -88,38 +88,62 @@ pub enum RuleKind {
     Sgd,
 }
 
-/// `[rule.ep]`: equilibrium-propagation settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// `[rule.ep]`: equilibrium-propagation settings — the library's [`EpConfig`] (phases,
+/// nudging, learning rates, batch size; its `epochs` and `seed` come from `rule.epochs`
+/// and the job seed) and the neurons' non-linearity, written as one flat table. Missing
+/// keys take the reference settings ([`EpConfig::mnist10k_784_512_10`], steep sigmoid);
+/// unknown keys are errors naming the key.
+#[derive(Clone, Debug, PartialEq)]
 pub struct EpSection {
-    /// Free-phase steps T1 (also used for inference).
-    pub free_steps: usize,
-    /// Steps of each nudged phase T2.
-    pub nudged_steps: usize,
-    /// Nudging strength β (> 0).
-    pub beta: f32,
-    /// One-sided, random-sign or symmetric nudging.
-    pub nudging: Nudging,
-    /// Learning rate of each synaptic layer, input side first.
-    pub learning_rates: Vec<f32>,
-    /// Images per mini-batch.
-    pub batch_size: usize,
+    /// The EP settings.
+    pub ep: EpConfig,
     /// Neuron non-linearity ρ.
     pub activation: Activation,
 }
 
 impl Default for EpSection {
     fn default() -> Self {
-        let reference = EpConfig::mnist10k_784_512_10();
         Self {
-            free_steps: reference.free_steps,
-            nudged_steps: reference.nudged_steps,
-            beta: reference.beta,
-            nudging: reference.nudging,
-            learning_rates: reference.learning_rates,
-            batch_size: reference.batch_size,
+            ep: EpConfig::mnist10k_784_512_10(),
             activation: Activation::SteepSigmoid,
         }
+    }
+}
+
+/// The key of [`EpSection::activation`] in the flat table.
+const ACTIVATION_KEY: &str = "activation";
+
+impl Serialize for EpSection {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut table = match Value::try_from(&self.ep).map_err(serde::ser::Error::custom)? {
+            Value::Table(t) => t,
+            _ => return Err(serde::ser::Error::custom("EP settings are not a table")),
+        };
+        let activation = Value::try_from(self.activation).map_err(serde::ser::Error::custom)?;
+        table.insert(ACTIVATION_KEY.into(), activation);
+        table.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for EpSection {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let given = toml::Table::deserialize(deserializer)?;
+        let mut table = match Value::try_from(EpSection::default()).map_err(D::Error::custom)? {
+            Value::Table(t) => t,
+            _ => return Err(D::Error::custom("EP settings are not a table")),
+        };
+        table.extend(given);
+        let activation = table
+            .remove(ACTIVATION_KEY)
+            .map(|v| v.try_into::<Activation>())
+            .transpose()
+            .map_err(D::Error::custom)?
+            .unwrap_or(Activation::SteepSigmoid);
+        let ep = Value::Table(table)
+            .try_into::<EpConfig>()
+            .map_err(D::Error::custom)?;
+        Ok(EpSection { ep, activation })
     }
 }
 
@@ -307,23 +331,17 @@ impl TrainingConfig {
 
     /// The EP training settings, with the shuffle and nudging-sign seed `seed`.
     fn ep_config(&self, seed: u64) -> EpConfig {
-        let e = &self.rule.ep;
         EpConfig {
-            free_steps: e.free_steps,
-            nudged_steps: e.nudged_steps,
-            beta: e.beta,
-            nudging: e.nudging,
-            learning_rates: e.learning_rates.clone(),
-            batch_size: e.batch_size,
             epochs: self.rule.epochs,
             seed,
+            ..self.rule.ep.ep.clone()
         }
     }
 
     /// Images per mini-batch of the configured rule.
     fn batch_size(&self) -> usize {
         match self.rule.kind {
-            RuleKind::Ep => self.rule.ep.batch_size,
+            RuleKind::Ep => self.rule.ep.ep.batch_size,
             RuleKind::Sgd => self.rule.sgd.batch_size,
         }
     }
@@ -455,7 +473,7 @@ impl<S: PlasticSynapses> Model<S> {
     /// Test accuracy on `data` (EP: free-phase prediction after T1 steps).
     fn accuracy(&mut self, c: &TrainingConfig, data: &Dataset) -> Result<f64> {
         match self {
-            Model::Ep(net) => ep::evaluate(net, data, c.rule.ep.free_steps),
+            Model::Ep(net) => ep::evaluate(net, data, c.rule.ep.ep.free_steps),
             Model::Sgd(mlp) => sgd::accuracy(mlp, data),
         }
     }

@@ -73,9 +73,12 @@ pub struct EpConfig {
     pub learning_rates: Vec<f32>,
     /// Images per mini-batch.
     pub batch_size: usize,
-    /// Passes over the training set.
+    /// Passes over the training set (set by the driver, not read from configuration files).
+    #[serde(skip)]
     pub epochs: usize,
-    /// Seed of the shuffles and random signs.
+    /// Seed of the shuffles and random signs (set by the driver, not read from
+    /// configuration files).
+    #[serde(skip)]
     pub seed: u64,
 }
 
