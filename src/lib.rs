@@ -5,8 +5,9 @@
 //! - [`crossbar`]: arrays of devices computing analog matrix-vector products with
 //!   periphery, IR drop, programming and an energy ledger;
 //! - [`synapses`]: weights stored on devices, the one seam networks and rules use (digital
-//!   reference, crossbar tiles, 2T2R pairs, inference deployment);
-//! - [`nn`]: networks (digital reference MLP, binary/ternary) and digital backprop;
+//!   reference, crossbar tiles, 2T2R pairs read by sense amplifiers, device-sampled copies);
+//! - [`nn`]: networks (digital reference MLP, binary/ternary, sequential with convolutions),
+//!   digital backprop and deployment on tiles;
 //! - [`learning`]: on-chip learning rules (equilibrium propagation, metaplasticity, pulsed SGD);
 //! - [`bayes`]: Bayesian inference with device randomness (Bayesian machine, device-sampled BNNs, MRAM random bits);
 //! - [`data`]: IDX data sets and the embedded MNIST-10k; [`rng`]:
