@@ -197,8 +197,52 @@ pub fn train_observed(
     config.check_shift_fits(data)?;
     let classes = mlp.classes();
     check_data_fits(mlp.inputs(), classes, data)?;
-    ensure!(!data.is_empty(), "cannot train on an empty data set");
     let mut states: Vec<(ParamState, ParamState)> = vec![Default::default(); mlp.layers().len()];
+    run_epochs(
+        data,
+        config,
+        classes,
+        on_epoch,
+        |x, labels, epoch, b, lr| {
+            let noisy;
+            let layers = match &config.weight_noise {
+                Some(noise) => {
+                    let path = |l: usize| [NOISE_STREAM, epoch as u64, b as u64, l as u64];
+                    let mut copy = mlp.layers().to_vec();
+                    for (l, layer) in copy.iter_mut().enumerate() {
+                        noise.perturb(layer.weight_mut(), &mut rng::stream(config.seed, &path(l)));
+                    }
+                    noisy = copy;
+                    &noisy[..]
+                }
+                None => mlp.layers(),
+            };
+            let (loss, grads, logits) = backprop(layers, x, labels, labels.len());
+            for ((layer, grad), (sw, sb)) in
+                mlp.layers_mut().iter_mut().zip(&grads).zip(&mut states)
+            {
+                sw.step(&config.optimizer, lr, layer.weight_mut(), &grad.weight);
+                sb.step(&config.optimizer, lr, layer.bias_mut(), &grad.bias);
+            }
+            Ok((loss, logits))
+        },
+    )
+}
+
+/// The epoch loop of the digital trainers (MLP and sequential networks): every epoch
+/// visits the training set in the order of [`epoch_order`] in mini-batches of
+/// `config.batch_size`, each translated by [`random_shifts`] (stream `(seed, [shift, epoch,
+/// batch])`); `step(x, labels, epoch, batch, lr)` trains on one mini-batch with step size
+/// `lr` (decayed after every epoch) and returns its mean loss and logits (taken before the
+/// update) for the epoch's report, which `on_epoch` sees.
+pub(crate) fn run_epochs(
+    data: &Dataset,
+    config: &TrainConfig,
+    classes: usize,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+    mut step: impl FnMut(&[f32], &[u8], usize, usize, f32) -> Result<(f64, Vec<f32>)>,
+) -> Result<TrainReport> {
+    ensure!(!data.is_empty(), "cannot train on an empty data set");
     let mut lr = config.optimizer.learning_rate();
     let mut report = TrainReport::default();
     for epoch in 0..config.epochs {
@@ -215,33 +259,13 @@ pub fn train_observed(
                 config.max_shift_px,
                 &mut shift_rng,
             );
-            let noisy;
-            let layers = match &config.weight_noise {
-                Some(noise) => {
-                    let path = |l: usize| [NOISE_STREAM, epoch as u64, b as u64, l as u64];
-                    let mut copy = mlp.layers().to_vec();
-                    for (l, layer) in copy.iter_mut().enumerate() {
-                        noise.perturb(layer.weight_mut(), &mut rng::stream(config.seed, &path(l)));
-                    }
-                    noisy = copy;
-                    &noisy[..]
-                }
-                None => mlp.layers(),
-            };
-            let batch = labels.len();
-            let (loss, grads, logits) = backprop(layers, &x, &labels, batch);
+            let (loss, logits) = step(&x, &labels, epoch, b, lr)?;
             correct += argmax_rows(&logits, classes)
                 .iter()
                 .zip(&labels)
                 .filter(|&(&p, &l)| p == usize::from(l))
                 .count();
-            loss_sum += loss * batch as f64;
-            for ((layer, grad), (sw, sb)) in
-                mlp.layers_mut().iter_mut().zip(&grads).zip(&mut states)
-            {
-                sw.step(&config.optimizer, lr, layer.weight_mut(), &grad.weight);
-                sb.step(&config.optimizer, lr, layer.bias_mut(), &grad.bias);
-            }
+            loss_sum += loss * labels.len() as f64;
         }
         lr *= config.learning_rate_decay;
         let epoch_report = EpochReport {

@@ -8,16 +8,12 @@
 use super::{Saved, Sequential, Stage};
 use crate::data::Dataset;
 use crate::linalg;
-use crate::nn::backprop::{
-    EpochReport, TrainConfig, TrainReport, epoch_order, gather, random_shifts,
-};
+use crate::nn::backprop::{EpochReport, TrainConfig, TrainReport, run_epochs};
 use crate::nn::mlp::softmax_cross_entropy;
-use crate::nn::network::{Classifier, argmax_rows, check_data_fits};
+use crate::nn::network::{Classifier, check_data_fits};
 use crate::nn::optim::ParamState;
-use crate::rng;
 use crate::synapses::{DigitalSynapses, SynapticLayer};
 use anyhow::{Context, Result, ensure};
-use std::time::Instant;
 
 /// The gradient of a weighted stage: kernel or weight matrix (`outputs x inputs`) and bias.
 #[derive(Clone, Debug, PartialEq)]
@@ -143,50 +139,17 @@ pub fn train(
     );
     let classes = net.classes();
     check_data_fits(net.inputs(), classes, data)?;
-    ensure!(!data.is_empty(), "cannot train on an empty data set");
     let mut states: Vec<(ParamState, ParamState)> = vec![Default::default(); net.stages.len()];
-    let mut lr = config.optimizer.learning_rate();
-    let mut report = TrainReport::default();
-    for epoch in 0..config.epochs {
-        let start = Instant::now();
-        let order = epoch_order(data.len(), config.seed, epoch);
-        let (mut loss_sum, mut correct) = (0.0, 0usize);
-        for (b, indices) in order.chunks(config.batch_size).enumerate() {
-            let (mut x, labels) = gather(data, indices);
-            let path = [rng::BACKPROP_SHIFT_STREAM, epoch as u64, b as u64];
-            let mut shift_rng = rng::stream(config.seed, &path);
-            random_shifts(
-                &mut x,
-                data.rows,
-                data.cols,
-                config.max_shift_px,
-                &mut shift_rng,
-            );
-            let (loss, grads, logits) = net.gradients(&x, &labels)?;
-            correct += argmax_rows(&logits, classes)
-                .iter()
-                .zip(&labels)
-                .filter(|&(&p, &l)| p == usize::from(l))
-                .count();
-            loss_sum += loss * labels.len() as f64;
-            for ((stage, grad), (sw, sb)) in net.stages.iter_mut().zip(&grads).zip(&mut states) {
-                if let (Some(grad), Some((w, bias))) = (grad, parameters(stage)) {
-                    sw.step(&config.optimizer, lr, w.weight_mut(), &grad.weight);
-                    sb.step(&config.optimizer, lr, bias, &grad.bias);
-                }
+    run_epochs(data, config, classes, on_epoch, |x, labels, _, _, lr| {
+        let (loss, grads, logits) = net.gradients(x, labels)?;
+        for ((stage, grad), (sw, sb)) in net.stages.iter_mut().zip(&grads).zip(&mut states) {
+            if let (Some(grad), Some((w, bias))) = (grad, parameters(stage)) {
+                sw.step(&config.optimizer, lr, w.weight_mut(), &grad.weight);
+                sb.step(&config.optimizer, lr, bias, &grad.bias);
             }
         }
-        lr *= config.learning_rate_decay;
-        let epoch_report = EpochReport {
-            epoch,
-            loss: loss_sum / data.len() as f64,
-            train_accuracy: correct as f64 / data.len() as f64,
-            seconds: start.elapsed().as_secs_f64(),
-        };
-        on_epoch(&epoch_report);
-        report.epochs.push(epoch_report);
-    }
-    Ok(report)
+        Ok((loss, logits))
+    })
 }
 
 /// A weighted stage's weights and biases, mutable.
