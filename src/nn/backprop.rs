@@ -193,43 +193,33 @@ pub fn train_observed(
     config: &TrainConfig,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<TrainReport> {
-    config.validate()?;
-    config.check_shift_fits(data)?;
-    let classes = mlp.classes();
-    check_data_fits(mlp.inputs(), classes, data)?;
+    let shape = (mlp.inputs(), mlp.classes());
     let mut states: Vec<(ParamState, ParamState)> = vec![Default::default(); mlp.layers().len()];
-    run_epochs(
-        data,
-        config,
-        classes,
-        on_epoch,
-        |x, labels, epoch, b, lr| {
-            let noisy;
-            let layers = match &config.weight_noise {
-                Some(noise) => {
-                    let path = |l: usize| [NOISE_STREAM, epoch as u64, b as u64, l as u64];
-                    let mut copy = mlp.layers().to_vec();
-                    for (l, layer) in copy.iter_mut().enumerate() {
-                        noise.perturb(layer.weight_mut(), &mut rng::stream(config.seed, &path(l)));
-                    }
-                    noisy = copy;
-                    &noisy[..]
+    run_epochs(data, config, shape, on_epoch, |x, labels, epoch, b, lr| {
+        let noisy;
+        let layers = match &config.weight_noise {
+            Some(noise) => {
+                let path = |l: usize| [NOISE_STREAM, epoch as u64, b as u64, l as u64];
+                let mut copy = mlp.layers().to_vec();
+                for (l, layer) in copy.iter_mut().enumerate() {
+                    noise.perturb(layer.weight_mut(), &mut rng::stream(config.seed, &path(l)));
                 }
-                None => mlp.layers(),
-            };
-            let (loss, grads, logits) = backprop(layers, x, labels, labels.len());
-            for ((layer, grad), (sw, sb)) in
-                mlp.layers_mut().iter_mut().zip(&grads).zip(&mut states)
-            {
-                sw.step(&config.optimizer, lr, layer.weight_mut(), &grad.weight);
-                sb.step(&config.optimizer, lr, layer.bias_mut(), &grad.bias);
+                noisy = copy;
+                &noisy[..]
             }
-            Ok((loss, logits))
-        },
-    )
+            None => mlp.layers(),
+        };
+        let (loss, grads, logits) = backprop(layers, x, labels, labels.len());
+        for ((layer, grad), (sw, sb)) in mlp.layers_mut().iter_mut().zip(&grads).zip(&mut states) {
+            sw.step(&config.optimizer, lr, layer.weight_mut(), &grad.weight);
+            sb.step(&config.optimizer, lr, layer.bias_mut(), &grad.bias);
+        }
+        Ok((loss, logits))
+    })
 }
 
-/// The epoch loop of the digital trainers (MLP and sequential networks): every epoch
+/// The epoch loop of the digital trainers (MLP and sequential networks), after checking
+/// `config` and that `data` fits a network of `(inputs, classes)`: every epoch
 /// visits the training set in the order of [`epoch_order`] in mini-batches of
 /// `config.batch_size`, each translated by [`random_shifts`] (stream `(seed, [shift, epoch,
 /// batch])`); `step(x, labels, epoch, batch, lr)` trains on one mini-batch with step size
@@ -238,10 +228,13 @@ pub fn train_observed(
 pub(crate) fn run_epochs(
     data: &Dataset,
     config: &TrainConfig,
-    classes: usize,
+    (inputs, classes): (usize, usize),
     on_epoch: &mut dyn FnMut(&EpochReport),
     mut step: impl FnMut(&[f32], &[u8], usize, usize, f32) -> Result<(f64, Vec<f32>)>,
 ) -> Result<TrainReport> {
+    config.validate()?;
+    config.check_shift_fits(data)?;
+    check_data_fits(inputs, classes, data)?;
     ensure!(!data.is_empty(), "cannot train on an empty data set");
     let mut lr = config.optimizer.learning_rate();
     let mut report = TrainReport::default();

@@ -4,6 +4,8 @@
 use crate::data::{self, Split};
 use anyhow::{Context, Result, ensure};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// `[data]`: which data set, and how much of it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,4 +50,33 @@ impl DataConfig {
         }
         Ok(split)
     }
+}
+
+/// The data sets of an experiment's jobs, loaded once per distinct `[data]` section and
+/// shared between the worker threads.
+#[derive(Default)]
+pub struct DataCache(Mutex<HashMap<String, Arc<Split>>>);
+
+impl DataCache {
+    /// The split `config` names, loaded on first use; a split with an empty training or
+    /// test set is an error.
+    pub fn load(&self, config: &DataConfig) -> Result<Arc<Split>> {
+        let key = serde_json::to_string(config)?;
+        let mut cache = self.0.lock().map_err(|_| poisoned())?;
+        if let Some(d) = cache.get(&key) {
+            return Ok(d.clone());
+        }
+        let d = Arc::new(config.load()?);
+        ensure!(
+            !d.train.is_empty() && !d.test.is_empty(),
+            "data: the training or the test set is empty"
+        );
+        cache.insert(key, d.clone());
+        Ok(d)
+    }
+}
+
+/// The error of a cache whose lock a panicking worker thread left poisoned.
+pub(crate) fn poisoned() -> anyhow::Error {
+    anyhow::anyhow!("a worker thread panicked while holding a cache")
 }

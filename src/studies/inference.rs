@@ -17,7 +17,7 @@
 //! the same trained network of its repeat (paired comparisons); it is done once per
 //! repeat in [`JobKind::prepare`].
 
-use super::data_source::DataConfig;
+use super::data_source::{DataCache, DataConfig, poisoned};
 use crate::crossbar::{TileConfig, WeightEncoding};
 use crate::data::Split;
 use crate::device::{AnyDevice, preset};
@@ -202,13 +202,9 @@ enum TrainedNetwork {
 #[derive(Default)]
 pub struct Inference {
     /// Data sets by configuration, loaded once.
-    data: Mutex<HashMap<String, Arc<Split>>>,
+    data: DataCache,
     /// Trained networks by training key, filled in `prepare`.
     trained: Mutex<HashMap<String, Arc<Trained>>>,
-}
-
-fn poisoned() -> anyhow::Error {
-    anyhow::anyhow!("a worker thread panicked while holding a cache")
 }
 
 impl Inference {
@@ -216,17 +212,6 @@ impl Inference {
         let c: InferenceConfig = typed(config.clone(), "the experiment's sections")?;
         c.validate()?;
         Ok(c)
-    }
-
-    fn data(&self, config: &DataConfig) -> Result<Arc<Split>> {
-        let key = serde_json::to_string(config)?;
-        let mut cache = self.data.lock().map_err(|_| poisoned())?;
-        if let Some(d) = cache.get(&key) {
-            return Ok(d.clone());
-        }
-        let d = Arc::new(config.load()?);
-        cache.insert(key, d.clone());
-        Ok(d)
     }
 
     /// Layer sizes: the data's inputs, the hidden layers, the data's classes.
@@ -295,7 +280,7 @@ impl Inference {
     }
 
     fn train_network(&self, c: &InferenceConfig, job: JobId, bar: &ProgressBar) -> Result<Trained> {
-        let split = self.data(&c.data)?;
+        let split = self.data.load(&c.data)?;
         let sizes = Self::sizes(c, &split);
         let init_seed = crate::rng::stream_key(job.seed, &[INIT_STREAM, u64::from(job.repeat)]);
         let train = TrainConfig {
@@ -358,7 +343,7 @@ impl JobKind for Inference {
     fn validate(&self, config: &Value) -> Result<()> {
         let c = Self::parse(config)?;
         c.hardware.device()?;
-        let split = self.data(&c.data)?;
+        let split = self.data.load(&c.data)?;
         Self::check_imported(&c, &split)?;
         Self::check_memory(&c, &split)
     }
@@ -403,7 +388,7 @@ impl JobKind for Inference {
     fn run(&self, config: &Value, job: JobId) -> Result<Vec<f64>> {
         let c = Self::parse(config)?;
         let trained = self.trained(&c, job.repeat)?;
-        let split = self.data(&c.data)?;
+        let split = self.data.load(&c.data)?;
         let device = c.hardware.device()?;
         let seed = crate::rng::stream_key(
             job.seed,

@@ -36,7 +36,7 @@
 //! The digital twin depends only on data, network, rule and repeat: it is trained once per
 //! repeat in [`JobKind::prepare`].
 
-use super::data_source::DataConfig;
+use super::data_source::{DataCache, DataConfig, poisoned};
 use crate::crossbar::update::PulsedUpdateConfig;
 use crate::crossbar::{TileConfig, WeightEncoding};
 use crate::data::{Dataset, Split};
@@ -53,7 +53,7 @@ use crate::synapses::{CrossbarSynapses, program_layers};
 use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use toml::Value;
 
 /// `hardware.device` value that trains `f32` weights.
@@ -509,33 +509,14 @@ impl Curve {
 #[derive(Default)]
 pub struct OnChipTraining {
     /// Data sets by configuration, loaded once.
-    data: Mutex<HashMap<String, Arc<Split>>>,
+    data: DataCache,
     /// Accuracy curves of the digitally trained twins by twin key, filled in `prepare`.
     twins: Mutex<HashMap<String, Curve>>,
 }
 
-fn poisoned() -> anyhow::Error {
-    anyhow::anyhow!("a worker thread panicked while holding a cache")
-}
-
 impl OnChipTraining {
-    fn data(&self, config: &DataConfig) -> Result<Arc<Split>> {
-        let key = serde_json::to_string(config)?;
-        let mut cache = self.data.lock().map_err(|_| poisoned())?;
-        if let Some(d) = cache.get(&key) {
-            return Ok(d.clone());
-        }
-        let d = Arc::new(config.load()?);
-        ensure!(
-            !d.train.is_empty() && !d.test.is_empty(),
-            "data: the training or the test set is empty"
-        );
-        cache.insert(key, d.clone());
-        Ok(d)
-    }
-
     fn initial_model(&self, c: &TrainingConfig, seeds: Seeds) -> Result<Model<DigitalSynapses>> {
-        let split = self.data(&c.data)?;
+        let split = self.data.load(&c.data)?;
         let classes = split.train.classes().max(split.test.classes());
         Model::initial(c, split.train.features(), classes, seeds.init)
     }
@@ -574,7 +555,7 @@ impl JobKind for OnChipTraining {
                 job.repeat
             ));
             let seeds = Seeds::of(*job);
-            let split = self.data(&c.data)?;
+            let split = self.data.load(&c.data)?;
             let mut model = self.initial_model(&c, seeds)?;
             let twin = model
                 .train_and_test(&c, &split, seeds.train)
@@ -591,7 +572,7 @@ impl JobKind for OnChipTraining {
         if c.hardware.device == DIGITAL {
             return Ok(metric_values(&twin, &twin, [0.0; 3]));
         }
-        let split = self.data(&c.data)?;
+        let split = self.data.load(&c.data)?;
         let seeds = Seeds::of(job);
         let mut model = self
             .initial_model(&c, seeds)?

@@ -10,7 +10,7 @@ use crate::data::Dataset;
 use crate::linalg;
 use crate::nn::backprop::{EpochReport, TrainConfig, TrainReport, run_epochs};
 use crate::nn::mlp::softmax_cross_entropy;
-use crate::nn::network::{Classifier, check_data_fits};
+use crate::nn::network::Classifier;
 use crate::nn::optim::ParamState;
 use crate::synapses::{DigitalSynapses, SynapticLayer};
 use anyhow::{Context, Result, ensure};
@@ -131,16 +131,13 @@ pub fn train(
     config: &TrainConfig,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<TrainReport> {
-    config.validate()?;
-    config.check_shift_fits(data)?;
     ensure!(
         config.weight_noise.is_none(),
         "train.weight_noise is not supported for sequential networks yet: remove it"
     );
-    let classes = net.classes();
-    check_data_fits(net.inputs(), classes, data)?;
+    let shape = (net.inputs(), net.classes());
     let mut states: Vec<(ParamState, ParamState)> = vec![Default::default(); net.stages.len()];
-    run_epochs(data, config, classes, on_epoch, |x, labels, _, _, lr| {
+    run_epochs(data, config, shape, on_epoch, |x, labels, _, _, lr| {
         let (loss, grads, logits) = net.gradients(x, labels)?;
         for ((stage, grad), (sw, sb)) in net.stages.iter_mut().zip(&grads).zip(&mut states) {
             if let (Some(grad), Some((w, bias))) = (grad, parameters(stage)) {
