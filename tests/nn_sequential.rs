@@ -56,7 +56,7 @@ fn ideal_tiles_compute_the_digital_network() {
         seed: 3,
     };
     let mut analog = deployment
-        .program_sequential(&digital, InputScaling::AbsMax)
+        .program_sequential(&digital, InputScaling::AbsMax, &[])
         .unwrap();
     let x = images(16);
     let (want, got) = (
@@ -85,7 +85,7 @@ fn batched_patch_reads_equal_per_pixel_reads() {
         seed: 5,
     };
     let mut net = deployment
-        .program_sequential(&digital, InputScaling::AbsMax)
+        .program_sequential(&digital, InputScaling::AbsMax, &[])
         .unwrap();
     let Stage::Conv {
         geometry, synapses, ..
@@ -136,7 +136,7 @@ fn noisy_tile_inference_is_identical_with_one_and_two_threads() {
                     seed: 7,
                 };
                 let mut net = deployment
-                    .program_sequential(&digital, InputScaling::AbsMax)
+                    .program_sequential(&digital, InputScaling::AbsMax, &[])
                     .unwrap();
                 let first = net.logits(&x, 8).unwrap();
                 let second = net.logits(&x, 8).unwrap();
@@ -241,4 +241,85 @@ fn lenet5_learns_mnist_identically_on_any_thread_count() {
     }
     let accuracy = evaluate(&mut one, &test_set).unwrap();
     assert!(accuracy > 0.85, "LeNet-5 test accuracy {accuracy}");
+}
+
+/// A state dict survives a round trip through safetensors and through a `.npy` directory
+/// bit for bit, and loading it into a fresh network of the same architecture gives the
+/// same scores; an existing export is never overwritten.
+#[test]
+fn state_dicts_round_trip_through_safetensors_and_npy() {
+    use xbar::nn::sequential::state_dict::{load, read_state_dict, save};
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = lenet5(11);
+    let x = images(4);
+    let want = net.logits(&x, 4).unwrap();
+    for name in ["lenet5.safetensors", "lenet5_npy"] {
+        let path = dir.path().join(name);
+        save(&net, &path).unwrap();
+        let dict = read_state_dict(&path).unwrap();
+        assert_eq!(dict, net.state_dict(), "{name}");
+        assert_eq!(dict["0.weight"].shape, vec![6, 1, 5, 5]);
+        assert_eq!(dict["7.weight"].shape, vec![120, 400]);
+        let mut other = lenet5(12);
+        assert_ne!(other.logits(&x, 4).unwrap(), want);
+        load(&mut other, &path).unwrap();
+        assert_eq!(other.logits(&x, 4).unwrap(), want, "{name}");
+        let e = format!("{:#}", save(&net, &path).unwrap_err());
+        assert!(e.contains("already exists"), "{e}");
+    }
+}
+
+/// A file that does not fit the architecture is refused naming the key and both shapes,
+/// an unsupported dtype names the dtype, and a key the network lacks is named.
+#[test]
+fn state_dicts_that_do_not_fit_are_refused_naming_the_key() {
+    use safetensors::{Dtype, tensor::TensorView};
+    use xbar::nn::sequential::state_dict::{Tensor, load};
+    let net = lenet5(1);
+    let mut dict = net.state_dict();
+    let mut target = lenet5(2);
+    let err = |dict: &xbar::nn::sequential::state_dict::StateDict, target: &mut Sequential<_>| {
+        format!("{:#}", target.load_state_dict(dict).unwrap_err())
+    };
+
+    dict.get_mut("3.weight").unwrap().shape = vec![16, 6, 25];
+    let e = err(&dict, &mut target);
+    assert!(
+        e.contains("key 3.weight") && e.contains("[16, 6, 5, 5]") && e.contains("[16, 6, 25]"),
+        "{e}"
+    );
+
+    let mut dict = net.state_dict();
+    dict.remove("9.bias");
+    let e = err(&dict, &mut target);
+    assert!(e.contains("key 9.bias") && e.contains("missing"), "{e}");
+
+    let mut dict = net.state_dict();
+    dict.insert(
+        "1.running_mean".into(),
+        Tensor {
+            shape: vec![6],
+            data: vec![0.0; 6],
+        },
+    );
+    let e = err(&dict, &mut target);
+    assert!(
+        e.contains("1.running_mean") && e.contains("another network"),
+        "{e}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("half.safetensors");
+    let bytes = vec![0u8; 2 * 6];
+    let view = TensorView::new(Dtype::F16, vec![6], &bytes).unwrap();
+    std::fs::write(
+        &path,
+        safetensors::serialize([("0.bias", view)], None).unwrap(),
+    )
+    .unwrap();
+    let e = format!("{:#}", load(&mut target, &path).unwrap_err());
+    assert!(
+        e.contains("key 0.bias") && e.contains("F16") && e.contains("float32"),
+        "{e}"
+    );
 }

@@ -5,8 +5,9 @@
 
 use super::binary::QuantizedMatrix;
 use super::mlp::{Dense, Mlp};
+use super::network::Classifier;
 use super::network::{Layer, Network, evaluate};
-use super::sequential::Sequential;
+use super::sequential::{Saved, Sequential, Stage};
 use crate::crossbar::{AdcRange, Direction, TileConfig, TiledMatrix};
 use crate::data::Dataset;
 use crate::device::AnyDevice;
@@ -64,23 +65,95 @@ impl Deployment<'_> {
         Ok(matrix)
     }
 
+    /// Program a `n_out x n_in` layer's `weights` on analog tiles read with `scaling`. With
+    /// calibrated ADC ranges, `calibration` (`n_cal` row-major vectors the layer reads in the
+    /// digital network) sets them once, at the periphery's reference read time right after
+    /// programming, as a chip would; the tiles then move on to the inference time.
+    fn program_analog(
+        &self,
+        layer: usize,
+        (n_in, n_out): (usize, usize),
+        weights: &[f64],
+        scaling: InputScaling,
+        calibration: &[f32],
+    ) -> Result<AnalogSynapses> {
+        let matrix = self.program(layer, n_in, n_out, weights)?;
+        let mut synapses = AnalogSynapses::new(matrix, scaling);
+        if matches!(self.tile.periphery.adc.range, AdcRange::Calibrated { .. }) {
+            let n_cal = calibration.len() / n_in;
+            ensure!(
+                n_cal > 0,
+                "layer {layer}: calibrated ADC ranges need calibration inputs"
+            );
+            let reference_s = self.tile.periphery.reference_read_time_s;
+            synapses.matrix_mut().set_read_time(reference_s)?;
+            let scaled = synapses.scale_inputs(calibration, n_cal, n_in).to_vec();
+            calibrate_adcs(synapses.matrix_mut(), &scaled, n_cal)?;
+            synapses.matrix_mut().set_read_time(self.t_inference_s)?;
+        }
+        Ok(synapses)
+    }
+
     /// Program every weighted stage of a sequential network (convolution kernels and linear
     /// weights; stage `i` on tiles with stream `[i]`) and read it with `scaling`. Calibrated
-    /// ADC ranges are not supported here yet (they need per-stage calibration inputs).
+    /// ADC ranges are set on what each stage reads when the digital network sees the
+    /// row-major images `calibration` (a convolution: every patch of every image).
     pub fn program_sequential(
         &self,
         net: &Sequential<DigitalSynapses>,
         scaling: InputScaling,
+        calibration: &[f32],
     ) -> Result<Sequential<AnalogSynapses>> {
-        ensure!(
-            !matches!(self.tile.periphery.adc.range, AdcRange::Calibrated { .. }),
-            "periphery.adc.range = calibrated is not supported for sequential networks yet: \
-             use column_max or a fixed range"
-        );
+        let reads = if matches!(self.tile.periphery.adc.range, AdcRange::Calibrated { .. }) {
+            let n_cal = calibration.len() / net.inputs();
+            ensure!(n_cal > 0, "calibrated ADC ranges need calibration images");
+            net.clone()
+                .forward(&calibration[..n_cal * net.inputs()], n_cal, true)?
+                .1
+        } else {
+            Vec::new()
+        };
         net.map_synapses(|i, synapses| {
             let weights: Vec<f64> = synapses.weight().iter().map(|&w| f64::from(w)).collect();
-            let matrix = self.program(i, synapses.inputs(), synapses.outputs(), &weights)?;
-            Ok(AnalogSynapses::new(matrix, scaling))
+            let inputs = match reads.get(i) {
+                Some(Saved::Patches(v) | Saved::Input(v)) => v.as_slice(),
+                _ => &[],
+            };
+            let shape = (synapses.inputs(), synapses.outputs());
+            self.program_analog(i, shape, &weights, scaling, inputs)
+        })
+    }
+
+    /// Deploy a sequential network on analog tiles (see [`Self::program_sequential`]) and
+    /// measure it on `test`.
+    pub fn evaluate_sequential(
+        &self,
+        net: &Sequential<DigitalSynapses>,
+        scaling: InputScaling,
+        calibration: &[f32],
+        test: &Dataset,
+    ) -> Result<Outcome> {
+        let mut analog = self.program_sequential(net, scaling, calibration)?;
+        let mut error = WeightError::default();
+        for (digital, deployed) in net.stages().iter().zip(analog.stages()) {
+            if let (Some(d), Some(a)) = (digital.synapses(), deployed.synapses()) {
+                error.add(d.weight(), &a.matrix().effective_weights()?);
+            }
+        }
+        let accuracy = evaluate(&mut analog, test)?;
+        let (read_j, macs) = analog
+            .stages()
+            .iter()
+            .filter_map(Stage::synapses)
+            .fold((0.0, 0.0), |(j, m), s| {
+                (j + s.matrix().total_energy().read_j(), m + s.macs())
+            });
+        Ok(Outcome {
+            accuracy,
+            weight_rms_error: error.rms(),
+            bit_error_rate: 0.0,
+            read_energy_j: read_j,
+            pj_per_mac: per_mac_pj(read_j, macs),
         })
     }
 
@@ -96,31 +169,13 @@ impl Deployment<'_> {
         test: &Dataset,
     ) -> Result<Outcome> {
         let mut layer_inputs = calibration.to_vec();
-        let (mut sq_error, mut count) = (0.0, 0usize);
+        let mut error = WeightError::default();
         let last = mlp.layers().len() - 1;
         let mut net = mlp.deploy(|i, dense| {
             let weights: Vec<f64> = dense.weight().iter().map(|&w| f64::from(w)).collect();
-            let matrix = self.program(i, dense.inputs(), dense.outputs(), &weights)?;
-            // Errors relative to the layer's largest |weight|; a layer of zero weights has
-            // no scale, and its error is stated in weight units.
-            let largest = weights.iter().fold(0f64, |m, w| m.max(w.abs()));
-            let w_max = if largest > 0.0 { largest } else { 1.0 };
-            for (e, w) in matrix.effective_weights()?.iter().zip(&weights) {
-                sq_error += ((e - w) / w_max).powi(2);
-            }
-            count += weights.len();
-            let mut layer = AnalogSynapses::new(matrix, scaling);
-            if matches!(self.tile.periphery.adc.range, AdcRange::Calibrated { .. }) {
-                // The ADC ranges are set once, at the reference read right after
-                // programming, as a chip would; the tiles then move on to the inference time.
-                let reference_s = self.tile.periphery.reference_read_time_s;
-                layer.matrix_mut().set_read_time(reference_s)?;
-                let scaled = layer
-                    .scale_inputs(&layer_inputs, n_cal, dense.inputs())
-                    .to_vec();
-                calibrate_adcs(layer.matrix_mut(), &scaled, n_cal)?;
-                layer.matrix_mut().set_read_time(self.t_inference_s)?;
-            }
+            let shape = (dense.inputs(), dense.outputs());
+            let layer = self.program_analog(i, shape, &weights, scaling, &layer_inputs)?;
+            error.add(dense.weight(), &layer.matrix().effective_weights()?);
             layer_inputs = digital_layer(dense, &layer_inputs, n_cal, i < last);
             Ok(layer)
         })?;
@@ -130,7 +185,7 @@ impl Deployment<'_> {
         });
         Ok(Outcome {
             accuracy,
-            weight_rms_error: (sq_error / count.max(1) as f64).sqrt(),
+            weight_rms_error: error.rms(),
             bit_error_rate: 0.0,
             read_energy_j: read_j,
             pj_per_mac: per_mac_pj(read_j, macs),
@@ -176,6 +231,29 @@ impl Deployment<'_> {
             read_energy_j: read_j,
             pj_per_mac: per_mac_pj(read_j, macs),
         })
+    }
+}
+
+/// The RMS error of deployed effective weights, each layer's relative to its largest
+/// |trained weight| (a layer of zero weights has no scale: its error is in weight units).
+#[derive(Default)]
+struct WeightError {
+    squared: f64,
+    count: usize,
+}
+
+impl WeightError {
+    fn add(&mut self, trained: &[f32], deployed: &[f64]) {
+        let largest = trained.iter().fold(0f64, |m, w| m.max(f64::from(w.abs())));
+        let w_max = if largest > 0.0 { largest } else { 1.0 };
+        for (e, &w) in deployed.iter().zip(trained) {
+            self.squared += ((e - f64::from(w)) / w_max).powi(2);
+        }
+        self.count += trained.len();
+    }
+
+    fn rms(&self) -> f64 {
+        (self.squared / self.count.max(1) as f64).sqrt()
     }
 }
 

@@ -1,8 +1,9 @@
 //! The `inference` experiment kind: train (or import) a network digitally, deploy it on
 //! crossbar tiles built from a device preset, and measure its test accuracy and energy.
 //!
-//! Sections: `[data]` (data set), `[network]` (MLP, binary or ternary network; its
-//! architecture or imported weights), `[train]` (digital training, optionally
+//! Sections: `[data]` (data set), `[network]` (MLP, binary or ternary network, or a
+//! sequential convolutional network as in `docs/NETWORKS.md`; its architecture or imported
+//! weights), `[train]` (digital training, optionally
 //! hardware-aware), `[hardware]` (device preset and parameter overrides, inference time,
 //! input scaling, tile configuration).
 //!
@@ -26,9 +27,12 @@ use crate::experiment::kinds::{Kind, SweepKind};
 use crate::experiment::run::{JobId, JobKind};
 use crate::nn::Deployment;
 use crate::nn::binary::{InputEncoding, Quantization, QuantizedMatrix, QuantizedMlp};
+use crate::nn::sequential::spec::{self, LayerSpec, Shape};
+use crate::nn::sequential::{self, Sequential, state_dict};
 use crate::nn::{self, Mlp, Network, TrainConfig};
+use crate::synapses::DigitalSynapses;
 use crate::synapses::InputScaling;
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -52,18 +56,29 @@ pub enum NetworkKind {
     Bnn,
     /// Ternary network (−1/0/+1 weights) on 2T2R pairs with a sense-amplifier dead zone.
     Tnn,
+    /// A layer list mirroring a PyTorch `nn.Sequential` (convolutions, pooling, linear
+    /// layers; `network.arch` or `network.layers`) on analog differential pairs.
+    Sequential,
 }
 
 /// `[network]`: the network to deploy.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetworkConfig {
-    /// Real-valued MLP, binarized or ternary network.
+    /// Real-valued MLP, binarized or ternary network, or a sequential (convolutional)
+    /// network.
     pub kind: NetworkKind,
-    /// Hidden layer widths.
+    /// Hidden layer widths (MLP, binary and ternary networks).
     pub hidden: Vec<usize>,
-    /// Directory of NumPy weights in PyTorch `nn.Linear` layout (`0.weight.npy`,
-    /// `0.bias.npy`, ...) to import instead of training (MLP only); empty: train.
+    /// Sequential networks: a named architecture (`lenet5`; `docs/NETWORKS.md`), or empty
+    /// to use `layers`.
+    pub arch: String,
+    /// Sequential networks: the layer list, index for index a PyTorch `nn.Sequential`
+    /// (e.g. `[{ conv2d = { out = 6, kernel = 5 } }, "relu", "flatten", { linear = 10 }]`).
+    pub layers: Vec<Value>,
+    /// Weights to import instead of training, in PyTorch layout: for an MLP a directory of
+    /// `0.weight.npy`, `0.bias.npy`, ...; for a sequential network a `.safetensors` file of
+    /// its `state_dict` or such a directory. Empty: train.
     pub weights: String,
     /// Binary/ternary networks: binarise the input pixels too (±1 inputs), so that every
     /// layer is an XNOR-popcount layer.
@@ -75,8 +90,41 @@ impl Default for NetworkConfig {
         Self {
             kind: NetworkKind::Mlp,
             hidden: vec![256, 128],
+            arch: String::new(),
+            layers: Vec::new(),
             weights: String::new(),
             binary_inputs: false,
+        }
+    }
+}
+
+impl NetworkConfig {
+    /// The layers of a sequential network, with the input shape `[C, H, W]` of a named
+    /// architecture (a layer list takes the data's shape).
+    fn layer_specs(&self) -> Result<(Option<[usize; 3]>, Vec<LayerSpec>)> {
+        match (self.arch.is_empty(), self.layers.is_empty()) {
+            (false, false) => {
+                bail!("network.arch and network.layers are both set: keep one of them")
+            }
+            (true, true) => bail!(
+                "network.kind = \"sequential\" needs network.arch (one of: {}) or a \
+                 network.layers list",
+                spec::ARCHITECTURES.join(", ")
+            ),
+            (false, true) => {
+                let (input, layers) = spec::named(&self.arch).with_context(|| {
+                    format!(
+                        "network.arch = \"{}\" is not a known architecture (known: {})",
+                        self.arch,
+                        spec::ARCHITECTURES.join(", ")
+                    )
+                })?;
+                Ok((Some(input), layers))
+            }
+            (true, false) => Ok((
+                None,
+                spec::parse_layers(&Value::Array(self.layers.clone()))?,
+            )),
         }
     }
 }
@@ -152,9 +200,24 @@ impl InferenceConfig {
             self.network.hidden
         );
         ensure!(
-            self.network.weights.is_empty() || self.network.kind == NetworkKind::Mlp,
-            "network.weights: importing weights is supported for network.kind = \"mlp\" only"
+            self.network.weights.is_empty()
+                || matches!(
+                    self.network.kind,
+                    NetworkKind::Mlp | NetworkKind::Sequential
+                ),
+            "network.weights: importing weights is supported for network.kind = \"mlp\" and \
+             \"sequential\" only"
         );
+        let sequential = self.network.kind == NetworkKind::Sequential;
+        let described = !self.network.arch.is_empty() || !self.network.layers.is_empty();
+        ensure!(
+            sequential || !described,
+            "network.arch / network.layers describe a sequential network: set network.kind = \
+             \"sequential\" (or remove them and use network.hidden)"
+        );
+        if sequential {
+            self.network.layer_specs()?;
+        }
         let t = self.hardware.t_inference_s;
         ensure!(
             t.is_finite() && t > 0.0,
@@ -179,7 +242,7 @@ impl InferenceConfig {
     fn tile(&self) -> TileConfig {
         let mut tile = self.hardware.tile.clone();
         tile.mapping.encoding = match self.network.kind {
-            NetworkKind::Mlp => tile.mapping.encoding,
+            NetworkKind::Mlp | NetworkKind::Sequential => tile.mapping.encoding,
             NetworkKind::Bnn => WeightEncoding::Binary,
             NetworkKind::Tnn => WeightEncoding::Ternary,
         };
@@ -196,6 +259,7 @@ struct Trained {
 enum TrainedNetwork {
     Mlp(Mlp),
     Quantized(Network<QuantizedMatrix>),
+    Sequential(Sequential<DigitalSynapses>),
 }
 
 /// The inference experiment kind.
@@ -222,12 +286,43 @@ impl Inference {
         sizes
     }
 
-    /// Imported weights must have the configured architecture: the data's inputs and
-    /// classes, and `network.hidden` as hidden layers (so that the run record states the
-    /// shape that ran).
+    /// The input shape and layers of a sequential network on the images of `split`,
+    /// checked against the data: a named architecture's input shape, and enough class
+    /// scores.
+    fn sequential_arch(c: &InferenceConfig, split: &Split) -> Result<([usize; 3], Vec<LayerSpec>)> {
+        let (named_input, layers) = c.network.layer_specs()?;
+        let data = image_shape(&split.train);
+        if let Some(input) = named_input {
+            ensure!(
+                input == data,
+                "network.arch = \"{}\" takes {input:?} images (channels, height, width) but \
+                 data.source = {} holds {data:?}",
+                c.network.arch,
+                c.data.source
+            );
+        }
+        let resolved = spec::resolve(data, &layers)?;
+        let scores = resolved.last().map_or(0, |l| l.output.len());
+        let classes = split.train.classes().max(split.test.classes());
+        ensure!(
+            scores >= classes,
+            "the last layer of the network gives {scores} class scores but data.source = {} \
+             has {classes} classes: end with a linear layer of {classes} outputs",
+            c.data.source
+        );
+        Ok((data, layers))
+    }
+
+    /// Imported weights must have the configured architecture: for an MLP the data's
+    /// inputs and classes and `network.hidden` as hidden layers (so that the run record
+    /// states the shape that ran); for a sequential network every key and shape of its
+    /// `state_dict`.
     fn check_imported(c: &InferenceConfig, split: &Split) -> Result<()> {
         if c.network.weights.is_empty() {
             return Ok(());
+        }
+        if c.network.kind == NetworkKind::Sequential {
+            return Self::import_sequential(c, split).map(drop);
         }
         let mlp = nn::weights::load_mlp(std::path::Path::new(&c.network.weights))
             .context("network.weights")?;
@@ -249,16 +344,65 @@ impl Inference {
         Ok(())
     }
 
+    /// The configured sequential network with the weights of `network.weights`.
+    fn import_sequential(
+        c: &InferenceConfig,
+        split: &Split,
+    ) -> Result<Sequential<DigitalSynapses>> {
+        let (input, layers) = Self::sequential_arch(c, split)?;
+        let mut net = Sequential::random(input, &layers, 0)?;
+        state_dict::load(&mut net, std::path::Path::new(&c.network.weights))
+            .context("network.weights")?;
+        Ok(net)
+    }
+
+    /// The network's weights (with biases) and the activation values per image that
+    /// training keeps (a convolution's im2col patches included), with a description.
+    fn footprint(c: &InferenceConfig, split: &Split) -> Result<(f64, f64, String)> {
+        if c.network.kind != NetworkKind::Sequential {
+            let sizes = Self::sizes(c, split);
+            let weights = sizes.windows(2).map(|w| (w[0] as f64 + 1.0) * w[1] as f64);
+            let neurons = sizes.iter().map(|&n| n as f64).sum();
+            return Ok((
+                weights.sum(),
+                neurons,
+                format!("a {} network", dashed(&sizes)),
+            ));
+        }
+        let (input, layers) = Self::sequential_arch(c, split)?;
+        let (mut weights, mut values) = (0.0, 0.0);
+        for layer in spec::resolve(input, &layers)? {
+            let out = layer.output.len() as f64;
+            values += out;
+            match (&layer.spec, layer.input) {
+                (
+                    &LayerSpec::Conv2d {
+                        out: c_out, kernel, ..
+                    },
+                    Shape::Image([c_in, ..]),
+                ) => {
+                    let patch = (c_in * kernel * kernel) as f64;
+                    weights += (patch + 1.0) * c_out as f64;
+                    values += patch * out / c_out as f64;
+                }
+                (LayerSpec::Linear { out: n_out }, _) => {
+                    weights += (layer.input.len() as f64 + 1.0) * *n_out as f64;
+                }
+                _ => {}
+            }
+        }
+        Ok((
+            weights,
+            values,
+            format!("a sequential network of {} layers", layers.len()),
+        ))
+    }
+
     /// Refuse a job whose network would not fit in memory: training (the weights with their
     /// optimiser state, and the activations of a batch) plus one deployment per worker
     /// thread (device states and read caches); the byte counts are the constants below.
     fn check_memory(c: &InferenceConfig, split: &Split) -> Result<()> {
-        let sizes = Self::sizes(c, split);
-        let weights: f64 = sizes
-            .windows(2)
-            .map(|w| (w[0] as f64 + 1.0) * w[1] as f64)
-            .sum();
-        let neurons: f64 = sizes.iter().map(|&n| n as f64).sum();
+        let (weights, neurons, what) = Self::footprint(c, split)?;
         let training = TRAINING_BYTES_PER_WEIGHT * weights
             + ACTIVATION_BYTES_PER_NEURON * c.train.batch_size as f64 * neurons;
         let slices = c
@@ -274,8 +418,8 @@ impl Inference {
         let parallel_jobs = rayon::current_num_threads() as f64;
         crate::memory::ensure_fits(
             training + parallel_jobs * deployment,
-            &format!("a {} network", dashed(&sizes)),
-            "use smaller network.hidden layers (or fewer --threads)",
+            &what,
+            "use a smaller network (or fewer --threads)",
         )
     }
 
@@ -289,6 +433,15 @@ impl Inference {
         };
         let mut on_epoch = |_: &nn::EpochReport| bar.inc(1);
         let mut network = match c.network.kind {
+            NetworkKind::Sequential if !c.network.weights.is_empty() => {
+                TrainedNetwork::Sequential(Self::import_sequential(c, &split)?)
+            }
+            NetworkKind::Sequential => {
+                let (input, layers) = Self::sequential_arch(c, &split)?;
+                let mut net = Sequential::random(input, &layers, init_seed)?;
+                sequential::train::train(&mut net, &split.train, &train, &mut on_epoch)?;
+                TrainedNetwork::Sequential(net)
+            }
             NetworkKind::Mlp if !c.network.weights.is_empty() => TrainedNetwork::Mlp(
                 nn::weights::load_mlp(std::path::Path::new(&c.network.weights))
                     .context("network.weights")?,
@@ -322,6 +475,7 @@ impl Inference {
         let digital_accuracy = match &mut network {
             TrainedNetwork::Mlp(m) => nn::evaluate(m, &split.test)?,
             TrainedNetwork::Quantized(n) => nn::evaluate(n, &split.test)?,
+            TrainedNetwork::Sequential(n) => nn::evaluate(n, &split.test)?,
         };
         Ok(Trained {
             network,
@@ -394,32 +548,22 @@ impl JobKind for Inference {
             job.seed,
             &[HARDWARE_STREAM, u64::from(job.repeat), job.point as u64],
         );
+        let deployment = Deployment {
+            device: &device,
+            tile: c.tile(),
+            t_inference_s: c.hardware.t_inference_s,
+            seed,
+        };
+        let n_cal = c.hardware.calibration_images.min(split.train.len());
+        let calibration = &split.train.images[..n_cal * split.train.features()];
+        let scaling = c.hardware.input_scaling;
         let outcome = match &trained.network {
             TrainedNetwork::Mlp(mlp) => {
-                let n_cal = c.hardware.calibration_images.min(split.train.len());
-                let calibration = &split.train.images[..n_cal * split.train.features()];
-                let deployment = Deployment {
-                    device: &device,
-                    tile: c.tile(),
-                    t_inference_s: c.hardware.t_inference_s,
-                    seed,
-                };
-                deployment.evaluate_mlp(
-                    mlp,
-                    c.hardware.input_scaling,
-                    calibration,
-                    n_cal,
-                    &split.test,
-                )?
+                deployment.evaluate_mlp(mlp, scaling, calibration, n_cal, &split.test)?
             }
-            TrainedNetwork::Quantized(net) => {
-                let deployment = Deployment {
-                    device: &device,
-                    tile: c.tile(),
-                    t_inference_s: c.hardware.t_inference_s,
-                    seed,
-                };
-                deployment.evaluate_quantized(net, &split.test)?
+            TrainedNetwork::Quantized(net) => deployment.evaluate_quantized(net, &split.test)?,
+            TrainedNetwork::Sequential(net) => {
+                deployment.evaluate_sequential(net, scaling, calibration, &split.test)?
             }
         };
         Ok(vec![
@@ -472,6 +616,11 @@ const DEVICES_PER_WEIGHT: f64 = 2.0;
 /// in both layouts (4 x 4 bytes) and `sigma^2` in bfloat16 (2 bytes); see
 /// `crossbar::Tile::set_read_time`.
 const CACHE_BYTES_PER_DEVICE: f64 = 18.0;
+
+/// The shape `[C, H, W]` of a data set's images.
+fn image_shape(data: &crate::data::Dataset) -> [usize; 3] {
+    [1, data.rows, data.cols]
+}
 
 /// Layer sizes as `784-256-10`.
 fn dashed(sizes: &[usize]) -> String {

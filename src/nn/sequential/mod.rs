@@ -8,11 +8,13 @@
 //! is one analog read of its input patch (DAC, read noise, ADC and ledger per read).
 //! Biases, ReLU and pooling ([`pool`]) are digital. Activations are NCHW, row-major.
 //!
-//! Digital training by backpropagation is in [`train`].
+//! Digital training by backpropagation is in [`train`]; PyTorch `state_dict` import and
+//! export (safetensors, `.npy`) in [`state_dict`].
 
 pub mod conv;
 pub mod pool;
 pub mod spec;
+pub mod state_dict;
 pub mod train;
 
 use super::network::Classifier;
@@ -49,6 +51,16 @@ pub enum Stage<S> {
     Pool(PoolGeometry),
     /// Images to flat vectors (a no-op on NCHW memory).
     Flatten,
+}
+
+impl<S> Stage<S> {
+    /// The stage's synapses, if it has weights (convolution, linear).
+    pub fn synapses(&self) -> Option<&S> {
+        match self {
+            Stage::Conv { synapses, .. } | Stage::Linear { synapses, .. } => Some(synapses),
+            _ => None,
+        }
+    }
 }
 
 /// A sequential network of [`Stage`]s whose weights live on synapses of type `S`.

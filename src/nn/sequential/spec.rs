@@ -295,6 +295,9 @@ fn output_shape(spec: &LayerSpec, input: Shape) -> Result<Shape> {
     })
 }
 
+/// The names [`named`] knows.
+pub const ARCHITECTURES: &[&str] = &["lenet5"];
+
 /// A named architecture: its input shape and layers. `lenet5`: LeCun et al. 1998 as in the
 /// usual PyTorch port for 1 x 28 x 28 MNIST (`docs/NETWORKS.md`).
 pub fn named(name: &str) -> Option<([usize; 3], Vec<LayerSpec>)> {

@@ -1,0 +1,208 @@
+//! The `inference` kind with `network.kind = "sequential"`: convolutional networks trained
+//! or imported from a PyTorch `state_dict`, deployed on tiles, and refused with a clear
+//! message when the description, the data or the weights do not fit.
+
+mod common;
+
+use common::{read, stderr, xbar_run};
+use std::path::{Path, PathBuf};
+use xbar::data::mnist10k;
+use xbar::nn::evaluate;
+use xbar::nn::sequential::Sequential;
+use xbar::nn::sequential::spec::{named, parse_layers};
+use xbar::nn::sequential::state_dict;
+
+/// A small ConvNet on 600 digits, two epochs, on ideal tiles (no quantisation, noise or
+/// faults) at two read times.
+const SMALL_CNN: &str = r#"
+[experiment]
+name = "small_cnn"
+seed = 3
+repeats = 1
+
+[data]
+train_limit = 600
+test_limit = 200
+
+[network]
+kind = "sequential"
+layers = [ { conv2d = { out = 4, kernel = 5, stride = 2 } }, "relu", { maxpool2d = 2 },
+           "flatten", { linear = 10 } ]
+
+[train]
+epochs = 2
+batch_size = 16
+optimizer = { kind = "adam", learning_rate = 2e-3, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8 }
+
+[hardware]
+device = "ideal"
+
+[hardware.tile]
+max_rows = 64
+max_cols = 32
+programming = { method = "open_loop" }
+periphery = { dac_bits = 0, adc = { bits = 0 }, read_noise = false }
+
+[[sweep]]
+path = "hardware.t_inference_s"
+values = [1.0, 1e5]
+"#;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Columns `accuracy` and `digital_accuracy` of every row of `results.csv`.
+fn accuracies(out: &Path) -> Vec<(f64, f64)> {
+    read(&out.join("results.csv"))
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            (cells[3].parse().unwrap(), cells[4].parse().unwrap())
+        })
+        .collect()
+}
+
+/// The digital twin of a ConvNet: ideal devices and converters give exactly the accuracy
+/// of the floating-point network, and training learned something.
+#[test]
+fn a_convnet_on_ideal_tiles_reproduces_its_digital_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "cnn.toml", SMALL_CNN);
+    let out = dir.path().join("out");
+    let o = xbar_run(&file, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = accuracies(&out);
+    assert_eq!(rows.len(), 2);
+    for (hardware, digital) in rows {
+        assert_eq!(hardware, digital);
+        assert!(digital > 0.5, "two epochs on 600 digits gave {digital}");
+    }
+}
+
+/// Calibrated ADC ranges work for convolutions (every stage calibrated on what it reads
+/// in the digital network): 8-bit converters on ideal devices lose at most 2 points.
+#[test]
+fn calibrated_adcs_serve_convolutions() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = SMALL_CNN.replace(
+        "periphery = { dac_bits = 0, adc = { bits = 0 }, read_noise = false }",
+        "periphery = { dac_bits = 8, adc = { bits = 8, range = { mode = \"calibrated\", \
+         margin = 1.2 } }, read_noise = false }",
+    );
+    let file = write(dir.path(), "cnn.toml", &text);
+    let out = dir.path().join("out");
+    let o = xbar_run(&file, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (hardware, digital) in accuracies(&out) {
+        assert!(
+            (hardware - digital).abs() <= 0.02,
+            "{hardware} vs {digital}"
+        );
+    }
+}
+
+/// `network.weights` imports a PyTorch LeNet-5 `state_dict` and skips training: the
+/// digital accuracy is the one of the saved network, not of a trained one.
+#[test]
+fn imported_safetensors_weights_replace_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, layers) = named("lenet5").unwrap();
+    let mut net = Sequential::random(input, &layers, 42).unwrap();
+    let weights = dir.path().join("lenet5.safetensors");
+    state_dict::save(&net, &weights).unwrap();
+    let test = mnist10k().unwrap().test.take(200);
+    let expected = evaluate(&mut net, &test).unwrap();
+
+    let text = SMALL_CNN
+        .replace(
+            "layers = [ { conv2d = { out = 4, kernel = 5, stride = 2 } }, \"relu\", { maxpool2d = 2 },\n           \"flatten\", { linear = 10 } ]",
+            &format!("arch = \"lenet5\"\nweights = \"{}\"", weights.display()),
+        )
+        .replace("epochs = 2", "epochs = 40");
+    let file = write(dir.path(), "import.toml", &text);
+    let out = dir.path().join("out");
+    let o = xbar_run(&file, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (hardware, digital) in accuracies(&out) {
+        assert_eq!(digital, expected);
+        assert_eq!(hardware, digital);
+    }
+}
+
+/// Bad descriptions and weight files fail before any result is written, naming the field,
+/// layer or key and the fix.
+#[test]
+fn bad_sequential_input_is_refused_with_the_field_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.safetensors");
+    let (input, _) = named("lenet5").unwrap();
+    let small = parse_layers(
+        &toml::from_str::<toml::Table>(
+            r#"layers = [ { conv2d = { out = 3, kernel = 5, stride = 2 } }, "relu",
+                { maxpool2d = 2 }, "flatten", { linear = 10 } ]"#,
+        )
+        .unwrap()["layers"],
+    )
+    .unwrap();
+    state_dict::save(&Sequential::random(input, &small, 1).unwrap(), &other).unwrap();
+    let truncated = dir.path().join("truncated.safetensors");
+    let bytes = std::fs::read(&other).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+
+    let layers_line = "layers = [ { conv2d = { out = 4, kernel = 5, stride = 2 } }, \"relu\", { maxpool2d = 2 },\n           \"flatten\", { linear = 10 } ]";
+    let cases: Vec<(String, &[&str])> = vec![
+        (
+            SMALL_CNN.replace(layers_line, &format!("{layers_line}\narch = \"lenet5\"")),
+            &["network.arch and network.layers"],
+        ),
+        (
+            SMALL_CNN.replace(layers_line, "arch = \"resnet1000\""),
+            &["network.arch", "resnet1000", "lenet5"],
+        ),
+        (
+            SMALL_CNN.replace("kind = \"sequential\"", "kind = \"mlp\""),
+            &["network.kind = \"sequential\""],
+        ),
+        (
+            SMALL_CNN.replace("{ linear = 10 }", "{ linear = 5 }"),
+            &["5 class scores", "10 classes"],
+        ),
+        (
+            SMALL_CNN.replace("kernel = 5, stride = 2", "kernel = 40"),
+            &["network.layers[0]", "larger"],
+        ),
+        (
+            SMALL_CNN.replace(
+                layers_line,
+                &format!("{layers_line}\nweights = \"{}\"", other.display()),
+            ),
+            &[
+                "network.weights",
+                "key 0.bias",
+                "expected shape [4], found [3]",
+            ],
+        ),
+        (
+            SMALL_CNN.replace(
+                layers_line,
+                &format!("{layers_line}\nweights = \"{}\"", truncated.display()),
+            ),
+            &["network.weights", "not a valid safetensors file"],
+        ),
+    ];
+    for (i, (text, wanted)) in cases.iter().enumerate() {
+        let file = write(dir.path(), &format!("bad{i}.toml"), text);
+        let out = dir.path().join(format!("out{i}"));
+        let o = xbar_run(&file, &out, &[]);
+        let e = stderr(&o);
+        assert!(!o.status.success(), "case {i} ran");
+        for w in *wanted {
+            assert!(e.contains(w), "case {i}: {w:?} not in: {e}");
+        }
+        assert!(!out.join("results.csv").exists(), "case {i} wrote results");
+    }
+}
