@@ -2,8 +2,8 @@
 //! layout: round trips, byte-exact agreement with `numpy.save`, and clear errors.
 
 use std::path::Path;
-use xbar::nn::npy::{NpyArray, npy_bytes, parse_npy, read_npy, write_npy};
 use xbar::nn::{Classifier, Dense, Mlp, load_mlp, save_mlp};
+use xbar::npy::{NpyArray, npy_bytes, parse_npy, read_npy, write_npy};
 
 /// `np.save(f, (np.arange(6, dtype='<f4').reshape(2, 3) * np.float32(-0.5)))` with
 /// NumPy 2.4: version 1.0, header padded with spaces to a 64-byte boundary.
