@@ -341,7 +341,7 @@ fn trains_on_any_idx_directory() {
     }
     common::write_idx_split(dir.path(), "train", &images, &labels, 4, 4);
     common::write_idx_split(dir.path(), "t10k", &images, &labels, 4, 4);
-    let split = xbar::data::load_idx_dir(dir.path()).unwrap();
+    let split = xbar::data::idx::load_dir(dir.path()).unwrap();
     let mut mlp = Mlp::random(&[16, 8, 2], 0).unwrap();
     let config = TrainConfig {
         epochs: 5,

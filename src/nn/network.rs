@@ -55,9 +55,11 @@ pub fn argmax_rows(scores: &[f32], classes: usize) -> Vec<usize> {
 pub fn check_data_fits(inputs: usize, classes: usize, data: &Dataset) -> Result<()> {
     if data.features() != inputs {
         bail!(
-            "the network takes {inputs} inputs but the data set's images have {} pixels \
-             ({} x {}): use a network whose first layer has {} inputs",
+            "the network takes {inputs} inputs but the data set's images have {} values \
+             ({} x {} x {}, channels x rows x cols): use a network whose first layer has {} \
+             inputs",
             data.features(),
+            data.channels,
             data.rows,
             data.cols,
             data.features()
