@@ -333,7 +333,7 @@ fn malformed_numpy_sets_are_errors_naming_the_file_what_was_found_and_what_is_ac
                 &[0; 96],
             );
         }),
-        &["[3, 2, 2]", "[1, 3, 4]", "one image shape"],
+        &["3x2x2", "1x3x4", "one image shape"],
     );
 }
 

@@ -261,7 +261,7 @@ fn mismatched_layers_and_bad_settings_give_clear_errors() {
     let mut wrong_inputs = Mlp::random(&[100, 10], 0).unwrap();
     let e = err_text(evaluate(&mut wrong_inputs, &split.test));
     assert!(
-        e.contains("takes 100 inputs") && e.contains("784 pixels"),
+        e.contains("takes 100 inputs") && e.contains("784 values"),
         "{e}"
     );
     let mut too_few_classes = Mlp::random(&[784, 5], 0).unwrap();

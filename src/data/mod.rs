@@ -164,6 +164,11 @@ impl Dataset {
     }
 }
 
+/// An image shape as text: `3x32x32`.
+pub fn shape_text([channels, rows, cols]: Shape) -> String {
+    format!("{channels}x{rows}x{cols}")
+}
+
 /// Check per-channel normalisation parameters: as many means as standard deviations,
 /// finite means, positive and finite standard deviations.
 pub fn check_normalization(mean: &[f32], std: &[f32]) -> Result<()> {
@@ -220,8 +225,10 @@ impl Split {
         let (tr, te) = (self.train.shape(), self.test.shape());
         if tr != te {
             bail!(
-                "{origin}: the training images have shape {tr:?} (channels x rows x cols) but \
-                 the test images {te:?}: both splits of a data set must have one image shape"
+                "{origin}: the training images are {} (channels x rows x cols) but the test \
+                 images {}: both splits of a data set must have one image shape",
+                shape_text(tr),
+                shape_text(te)
             );
         }
         Ok(())
@@ -351,7 +358,10 @@ mod tests {
     fn the_embedded_set_is_mnist_10k() {
         let s = mnist10k().unwrap();
         assert_eq!((s.train.len(), s.test.len()), (8000, 2000));
-        assert_eq!((s.train.shape(), s.test.shape()), ([1, 28, 28], [1, 28, 28]));
+        assert_eq!(
+            (s.train.shape(), s.test.shape()),
+            ([1, 28, 28], [1, 28, 28])
+        );
         assert_eq!(s.train.classes(), 10);
         // The first labels of the files shipped in data/mnist10k (checked with a gzip reader).
         assert_eq!(&s.train.labels[..4], &[1, 9, 4, 1]);
