@@ -10,7 +10,8 @@
 //!   digital backprop and deployment on tiles;
 //! - [`learning`]: on-chip learning rules (equilibrium propagation, metaplasticity, pulsed SGD);
 //! - [`bayes`]: Bayesian inference with device randomness (Bayesian machine, device-sampled BNNs, MRAM random bits);
-//! - [`data`]: IDX data sets and the embedded MNIST-10k; [`rng`]:
+//! - [`data`]: data sets (IDX, CIFAR-10 binary, NumPy `.npy` pairs; the embedded MNIST-10k,
+//!   per-channel normalisation); [`npy`]: NumPy `.npy` files; [`rng`]:
 //!   reproducible random streams and the registry of stream tags;
 //! - [`output`]: atomic result files, locked output directories and figures shared by
 //!   every command; [`atomic`]: atomic file writes; [`memory`]: estimates checked before
@@ -32,6 +33,7 @@ pub mod learning;
 pub(crate) mod linalg;
 pub mod memory;
 pub mod nn;
+pub mod npy;
 pub mod output;
 pub mod rng;
 pub mod studies;

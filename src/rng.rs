@@ -60,6 +60,9 @@ pub const BACKPROP_SHUFFLE_STREAM: u64 = 0x5_4FF1E;
 pub const BACKPROP_NOISE_STREAM: u64 = 0x4_0153;
 /// Digital backprop: the random image shifts of each mini-batch (data augmentation).
 pub const BACKPROP_SHIFT_STREAM: u64 = 0x5_41F7;
+/// Digital training (`nn::backprop` and `nn::train_quantized`): the random horizontal
+/// flips of each mini-batch (data augmentation, `train.flip`).
+pub const TRAIN_FLIP_STREAM: u64 = 0xF_11B;
 /// Permuted MNIST (`data::tasks`): the pixel permutation of each task.
 pub const PERMUTATION_STREAM: u64 = 0x9E_2A17;
 /// Sequential networks (`nn::sequential`): the weight and bias initialisation, per layer.
@@ -216,6 +219,7 @@ mod tests {
             tag!(BACKPROP_SHUFFLE_STREAM),
             tag!(BACKPROP_NOISE_STREAM),
             tag!(BACKPROP_SHIFT_STREAM),
+            tag!(TRAIN_FLIP_STREAM),
             tag!(PERMUTATION_STREAM),
             tag!(SEQUENTIAL_INIT_STREAM),
             tag!(BNN_DETERMINISTIC_TRAIN_STREAM, 1, BNN),

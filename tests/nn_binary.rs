@@ -236,6 +236,6 @@ fn bad_quantized_settings_give_clear_errors() {
         evaluate(&mut wrong, &split.test)
             .unwrap_err()
             .to_string()
-            .contains("784 pixels")
+            .contains("784 values")
     );
 }

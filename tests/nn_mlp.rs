@@ -261,7 +261,7 @@ fn mismatched_layers_and_bad_settings_give_clear_errors() {
     let mut wrong_inputs = Mlp::random(&[100, 10], 0).unwrap();
     let e = err_text(evaluate(&mut wrong_inputs, &split.test));
     assert!(
-        e.contains("takes 100 inputs") && e.contains("784 pixels"),
+        e.contains("takes 100 inputs") && e.contains("784 values"),
         "{e}"
     );
     let mut too_few_classes = Mlp::random(&[784, 5], 0).unwrap();
@@ -341,7 +341,7 @@ fn trains_on_any_idx_directory() {
     }
     common::write_idx_split(dir.path(), "train", &images, &labels, 4, 4);
     common::write_idx_split(dir.path(), "t10k", &images, &labels, 4, 4);
-    let split = xbar::data::load_idx_dir(dir.path()).unwrap();
+    let split = xbar::data::idx::load_dir(dir.path()).unwrap();
     let mut mlp = Mlp::random(&[16, 8, 2], 0).unwrap();
     let config = TrainConfig {
         epochs: 5,

@@ -2,8 +2,10 @@
 //! layout: round trips, byte-exact agreement with `numpy.save`, and clear errors.
 
 use std::path::Path;
-use xbar::nn::npy::{NpyArray, npy_bytes, parse_npy, read_npy, write_npy};
 use xbar::nn::{Classifier, Dense, Mlp, load_mlp, save_mlp};
+use xbar::npy::{
+    Elements, NpyArray, NpyData, npy_bytes, parse_npy, parse_npy_data, read_npy, write_npy,
+};
 
 /// `np.save(f, (np.arange(6, dtype='<f4').reshape(2, 3) * np.float32(-0.5)))` with
 /// NumPy 2.4: version 1.0, header padded with spaces to a 64-byte boundary.
@@ -111,6 +113,51 @@ fn malformed_files_give_clear_errors() {
     let e = err_text(read_npy(Path::new("/nonexistent/0.weight.npy")));
     assert!(e.contains("/nonexistent/0.weight.npy"), "{e}");
     assert!(err_text(npy_bytes(&[2, 2], &[1.0; 3])).contains("4 elements"));
+}
+
+/// `NUMPY_VEC2` with another `descr`, shape `(n,)` and `body`.
+fn vec_file(descr: &str, n: usize, body: &[u8]) -> Vec<u8> {
+    let header = std::str::from_utf8(&NUMPY_VEC2[10..NUMPY_VEC2.len() - 8])
+        .unwrap()
+        .replace("'<f4'", &format!("'{descr}'"))
+        .replace("(2,)", &format!("({n},)"));
+    let mut bytes = NUMPY_VEC2[..10].to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+#[test]
+fn integer_arrays_are_read_and_written_as_numpy_lays_them_out() {
+    // np.save(f, np.array([1, 2, 255], dtype=np.uint8)): descr '|u1', same header length.
+    let u8_file = vec_file("|u1", 3, &[1, 2, 255]);
+    let a = parse_npy_data(&u8_file).unwrap();
+    assert_eq!(a.elements, Elements::U8(vec![1, 2, 255]));
+    assert_eq!(a.to_bytes().unwrap(), u8_file);
+    assert_eq!(
+        parse_npy_data(&vec_file("<u1", 3, &[1, 2, 255])).unwrap(),
+        a
+    );
+    for elements in [
+        Elements::I32(vec![-7, 0, i32::MAX]),
+        Elements::I64(vec![i64::MIN, -1, 300]),
+        Elements::F32(vec![0.25, -3.0, 1e-20]),
+    ] {
+        let array = NpyData {
+            shape: vec![3, 1],
+            elements,
+        };
+        let bytes = array.to_bytes().unwrap();
+        assert_eq!(bytes.len() % 64, (3 * array.elements.dtype().size()) % 64);
+        assert_eq!(parse_npy_data(&bytes).unwrap(), array);
+    }
+    let e = err_text(parse_npy(&u8_file));
+    assert!(
+        e.contains("'|u1'") && e.contains("uint8") && e.contains("float32"),
+        "{e}"
+    );
+    let e = err_text(parse_npy_data(&vec_file("<i2", 1, &[0, 0])));
+    assert!(e.contains("'<i2'") && e.contains("int64"), "{e}");
 }
 
 fn small_mlp() -> Mlp {

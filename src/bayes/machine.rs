@@ -114,6 +114,12 @@ impl Observations {
 /// Average-pool `data` in `pool x pool` blocks and quantise to `levels` levels.
 pub fn observe(data: &Dataset, pool: usize, levels: usize) -> Result<Observations> {
     ensure!(
+        data.channels == 1,
+        "the Bayesian machine observes grey-scale images, but the data set's images have {} \
+         channels",
+        data.channels
+    );
+    ensure!(
         pool >= 1 && data.rows.is_multiple_of(pool) && data.cols.is_multiple_of(pool),
         "pool: must divide the image size {}x{}",
         data.rows,

@@ -1,5 +1,11 @@
-//! Reader for IDX files of unsigned bytes (MNIST, Fashion-MNIST, EMNIST), raw or gzip.
+//! Reader for IDX files of unsigned bytes (MNIST, Fashion-MNIST, EMNIST), raw or gzip, and
+//! for a directory holding the four files of a data set.
+//!
+//! IDX format (LeCun et al., <http://yann.lecun.com/exdb/mnist/>): a big-endian magic
+//! number `0x0000 TT DD` (TT = element type, 0x08 = unsigned byte; DD = number of
+//! dimensions), DD big-endian u32 sizes, then the elements in row-major order.
 
+use super::{Dataset, Split};
 use anyhow::{Context, Result, bail};
 use flate2::read::GzDecoder;
 use std::io::Read;
@@ -11,6 +17,20 @@ const IDX_TYPE_U8: u8 = 0x08;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Largest element count accepted (guards against a corrupt header asking for terabytes).
 const MAX_ELEMENTS: usize = 1 << 34;
+
+/// The four files of an IDX data set, as distributed for MNIST and Fashion-MNIST (each raw
+/// or with `.gz`): training images and labels, test images and labels.
+const FILES: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
+/// The files that mark a directory as an IDX data set (for [`super::Format::detect`]).
+pub const MARKERS: &[&str] = &["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"];
+/// The layout, as error messages describe it.
+pub const LAYOUT: &str = "train-images-idx3-ubyte, train-labels-idx1-ubyte, \
+    t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each raw or .gz; MNIST, Fashion-MNIST)";
 
 /// An n-dimensional array of bytes read from an IDX file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +123,39 @@ fn parse_raw(bytes: &[u8]) -> Result<IdxArray> {
         dims,
         data: body.to_vec(),
     })
+}
+
+/// Load an IDX data set from a directory holding the four standard files ([`LAYOUT`]).
+pub fn load_dir(dir: &Path) -> Result<Split> {
+    let find = |stem: &str| -> Result<std::path::PathBuf> {
+        for name in [stem.to_string(), format!("{stem}.gz")] {
+            let p = dir.join(&name);
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+        bail!(
+            "data directory {} has no {stem} (or {stem}.gz): an IDX data set is the four files {}",
+            dir.display(),
+            FILES.join(", ")
+        )
+    };
+    let load = |stem: &str| -> Result<IdxArray> { read_idx_file(&find(stem)?) };
+    let [train_images, train_labels, test_images, test_labels] = FILES;
+    let split = Split {
+        train: Dataset::from_idx(
+            &load(train_images)?,
+            &load(train_labels)?,
+            &format!("{} (train)", dir.display()),
+        )?,
+        test: Dataset::from_idx(
+            &load(test_images)?,
+            &load(test_labels)?,
+            &format!("{} (test)", dir.display()),
+        )?,
+    };
+    split.check_shapes(&format!("data directory {}", dir.display()))?;
+    Ok(split)
 }
 
 #[cfg(test)]

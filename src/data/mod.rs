@@ -1,26 +1,42 @@
-//! Data sets: a reader for IDX files (the MNIST / Fashion-MNIST format, raw or gzip) and
-//! the embedded MNIST-10k set (the first 10,000 MNIST training digits, split 8,000 train /
-//! 2,000 test), which is compiled into the binary so that no download is ever needed.
+//! Data sets: labelled images of `channels x rows x cols` values ([`Dataset`], NCHW),
+//! split into training and test sets ([`Split`]), from
 //!
-//! IDX format (LeCun et al., <http://yann.lecun.com/exdb/mnist/>): a big-endian magic
-//! number `0x0000 TT DD` (TT = element type, 0x08 = unsigned byte; DD = number of
-//! dimensions), DD big-endian u32 sizes, then the elements in row-major order.
+//! - the embedded MNIST-10k set ([`mnist10k`]: the first 10,000 MNIST training digits,
+//!   split 8,000 train / 2,000 test), compiled into the binary so that no download is ever
+//!   needed;
+//! - a directory in one of three layouts ([`load_dir`], [`Format`], detected from the files
+//!   present): the four IDX files of MNIST / Fashion-MNIST ([`idx`], raw or gzip), the
+//!   binary version of CIFAR-10 ([`cifar10`]), or four NumPy `.npy` files as `np.save`
+//!   writes them ([`numpy`]: images `uint8` or `float32`, `N x C x H x W` or `N x H x W`).
+//!
+//! Pixel bytes are scaled to [0, 1]; [`Dataset::normalize`] then applies a per-channel
+//! `(x - mean[c]) / std[c]`. [`tasks`] builds the permuted-MNIST task sequences.
 
+pub mod cifar10;
 pub mod idx;
+pub mod numpy;
 pub mod tasks;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 pub use idx::{IdxArray, parse_idx, read_idx_file};
 
-/// A labelled image classification set: `n` images of `rows x cols` pixels scaled to [0, 1].
+/// Image shape `[channels, rows, cols]` (NCHW without the N).
+pub type Shape = [usize; 3];
+
+/// A labelled image classification set: `n` images of `channels x rows x cols` values
+/// (pixels scaled to [0, 1], or normalised per channel).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
-    /// Pixel intensities in [0, 1], image after image, row-major (`n * rows * cols` values).
+    /// The images one after the other, each channel after channel, each channel row-major
+    /// (NCHW: `n * channels * rows * cols` values).
     pub images: Vec<f32>,
     /// Class label of each image.
     pub labels: Vec<u8>,
+    /// Channels per image (1 for grey-scale sets such as MNIST, 3 for RGB).
+    pub channels: usize,
     /// Image height, pixels.
     pub rows: usize,
     /// Image width, pixels.
@@ -28,6 +44,31 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// A data set of `labels.len()` images of `shape` (`[channels, rows, cols]`), checking
+    /// that `images` holds exactly their values.
+    pub fn new(images: Vec<f32>, labels: Vec<u8>, shape: Shape) -> Result<Dataset> {
+        let [channels, rows, cols] = shape;
+        let per_image = channels * rows * cols;
+        ensure!(
+            per_image > 0,
+            "images of shape {shape:?} (channels x rows x cols) hold no value"
+        );
+        ensure!(
+            images.len() == labels.len() * per_image,
+            "{} labels of images of shape {shape:?} need {} values, {} were given",
+            labels.len(),
+            labels.len() * per_image,
+            images.len()
+        );
+        Ok(Dataset {
+            images,
+            labels,
+            channels,
+            rows,
+            cols,
+        })
+    }
+
     /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.len()
@@ -38,9 +79,14 @@ impl Dataset {
         self.labels.is_empty()
     }
 
-    /// Pixels per image.
+    /// The shape of one image, `[channels, rows, cols]`.
+    pub fn shape(&self) -> Shape {
+        [self.channels, self.rows, self.cols]
+    }
+
+    /// Values per image (`channels * rows * cols`).
     pub fn features(&self) -> usize {
-        self.rows * self.cols
+        self.channels * self.rows * self.cols
     }
 
     /// Number of classes (largest label + 1).
@@ -52,7 +98,7 @@ impl Dataset {
             .map_or(0, |m| usize::from(m) + 1)
     }
 
-    /// The pixels of image `i`.
+    /// The values of image `i`.
     pub fn image(&self, i: usize) -> &[f32] {
         let d = self.features();
         &self.images[i * d..(i + 1) * d]
@@ -64,9 +110,28 @@ impl Dataset {
         Dataset {
             images: self.images[..n * self.features()].to_vec(),
             labels: self.labels[..n].to_vec(),
-            rows: self.rows,
-            cols: self.cols,
+            ..*self
         }
+    }
+
+    /// Normalise every channel `c` of every image: `x -> (x - mean[c]) / std[c]` (the
+    /// `transforms.Normalize(mean, std)` of torchvision), with one mean and one standard
+    /// deviation per channel (see [`check_normalization`]).
+    pub fn normalize(&mut self, mean: &[f32], std: &[f32]) -> Result<()> {
+        check_normalization(mean, std)?;
+        ensure!(
+            mean.len() == self.channels,
+            "{} value(s) were given for images of {} channel(s): give one per channel",
+            mean.len(),
+            self.channels
+        );
+        let (plane, features) = (self.rows * self.cols, self.features());
+        for image in self.images.chunks_exact_mut(features) {
+            for ((values, &m), &s) in image.chunks_exact_mut(plane).zip(mean).zip(std) {
+                values.iter_mut().for_each(|x| *x = (*x - m) / s);
+            }
+        }
+        Ok(())
     }
 
     /// Build a data set from an IDX image array (n x rows x cols, u8) and an IDX label array (n, u8).
@@ -90,13 +155,44 @@ impl Dataset {
                 labels.dims[0]
             );
         }
-        Ok(Dataset {
-            images: images.data.iter().map(|&p| f32::from(p) / 255.0).collect(),
-            labels: labels.data.clone(),
-            rows: images.dims[1],
-            cols: images.dims[2],
-        })
+        Dataset::new(
+            scaled(&images.data).collect(),
+            labels.data.clone(),
+            [1, images.dims[1], images.dims[2]],
+        )
+        .with_context(|| what.to_string())
     }
+}
+
+/// An image shape as text: `3x32x32`.
+pub fn shape_text([channels, rows, cols]: Shape) -> String {
+    format!("{channels}x{rows}x{cols}")
+}
+
+/// Check per-channel normalisation parameters: as many means as standard deviations,
+/// finite means, positive and finite standard deviations.
+pub fn check_normalization(mean: &[f32], std: &[f32]) -> Result<()> {
+    ensure!(
+        mean.len() == std.len(),
+        "{} means but {} standard deviations: give one of each per channel (or neither)",
+        mean.len(),
+        std.len()
+    );
+    if let Some(bad) = std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+        bail!("standard deviation {bad}: every standard deviation must be positive and finite");
+    }
+    if let Some(bad) = mean.iter().find(|m| !m.is_finite()) {
+        bail!("mean {bad}: every mean must be finite");
+    }
+    Ok(())
+}
+
+/// Largest value of a pixel byte: bytes are scaled by `1 / PIXEL_MAX` to [0, 1].
+const PIXEL_MAX: f32 = 255.0;
+
+/// Pixel bytes scaled to [0, 1].
+pub(crate) fn scaled(bytes: &[u8]) -> impl Iterator<Item = f32> + '_ {
+    bytes.iter().map(|&p| f32::from(p) / PIXEL_MAX)
 }
 
 /// A train/test pair.
@@ -117,25 +213,31 @@ static MNIST10K_TEST_IMAGES: &[u8] =
 static MNIST10K_TEST_LABELS: &[u8] =
     include_bytes!("../../data/mnist10k/t10k-labels-idx1-ubyte.gz");
 
+/// Name of the embedded MNIST-10k set ([`mnist10k`]).
+pub const MNIST10K: &str = "mnist10k";
 /// Names of the embedded data sets (`data.source` values that are not paths).
-pub const EMBEDDED: &[&str] = &["mnist10k"];
+pub const EMBEDDED: &[&str] = &[MNIST10K];
 
 impl Split {
     /// Check that the training and test images have the same shape (a model trained on
     /// one cannot read the other); `origin` names the data in the error.
     pub fn check_shapes(&self, origin: &str) -> Result<()> {
-        let (tr, te) = (&self.train, &self.test);
-        if (tr.rows, tr.cols) != (te.rows, te.cols) {
+        let (tr, te) = (self.train.shape(), self.test.shape());
+        if tr != te {
             bail!(
-                "{origin}: the training images are {}x{} pixels but the test images are {}x{}: \
-                 both splits of a data set must have one image size",
-                tr.rows,
-                tr.cols,
-                te.rows,
-                te.cols
+                "{origin}: the training images are {} (channels x rows x cols) but the test \
+                 images {}: both splits of a data set must have one image shape",
+                shape_text(tr),
+                shape_text(te)
             );
         }
         Ok(())
+    }
+
+    /// Normalise both splits per channel (see [`Dataset::normalize`]).
+    pub fn normalize(&mut self, mean: &[f32], std: &[f32]) -> Result<()> {
+        self.train.normalize(mean, std)?;
+        self.test.normalize(mean, std)
     }
 }
 
@@ -158,39 +260,94 @@ pub fn mnist10k() -> Result<Split> {
     })
 }
 
-/// Load an IDX data set from a directory holding the four standard files
-/// (`train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte`,
-/// `t10k-labels-idx1-ubyte`, each raw or with `.gz`), as distributed for MNIST and
-/// Fashion-MNIST.
-pub fn load_idx_dir(dir: &Path) -> Result<Split> {
-    let find = |stem: &str| -> Result<std::path::PathBuf> {
-        for name in [stem.to_string(), format!("{stem}.gz")] {
-            let p = dir.join(&name);
-            if p.is_file() {
-                return Ok(p);
-            }
+/// The file layout of a data directory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Decide from the files present ([`Format::detect`]).
+    #[default]
+    Auto,
+    /// The four IDX files of MNIST / Fashion-MNIST ([`idx::load_dir`]).
+    Idx,
+    /// The binary version of CIFAR-10 ([`cifar10::load_dir`]).
+    Cifar10,
+    /// Four NumPy `.npy` files ([`numpy::load_dir`]).
+    Npy,
+}
+
+impl Format {
+    /// The name `data.format` gives this format.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Auto => "auto",
+            Format::Idx => "idx",
+            Format::Cifar10 => "cifar10",
+            Format::Npy => "npy",
         }
-        bail!(
-            "data directory {} has no {stem} (or {stem}.gz): it must hold the four standard IDX files \
-             train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte",
-            dir.display()
-        )
-    };
-    let load = |stem: &str| -> Result<IdxArray> { read_idx_file(&find(stem)?) };
-    let split = Split {
-        train: Dataset::from_idx(
-            &load("train-images-idx3-ubyte")?,
-            &load("train-labels-idx1-ubyte")?,
-            &format!("{} (train)", dir.display()),
-        )?,
-        test: Dataset::from_idx(
-            &load("t10k-images-idx3-ubyte")?,
-            &load("t10k-labels-idx1-ubyte")?,
-            &format!("{} (test)", dir.display()),
-        )?,
-    };
-    split.check_shapes(&format!("data directory {}", dir.display()))?;
-    Ok(split)
+    }
+
+    /// The formats a directory can hold, with the files whose presence marks each (any
+    /// one of them) and a description of its layout.
+    const LAYOUTS: [(Format, &'static [&'static str], &'static str); 3] = [
+        (Format::Idx, idx::MARKERS, idx::LAYOUT),
+        (Format::Cifar10, cifar10::MARKERS, cifar10::LAYOUT),
+        (Format::Npy, numpy::MARKERS, numpy::LAYOUT),
+    ];
+
+    /// The format of the files in `dir`: the one layout whose first training file is
+    /// present; an error lists the layouts when none matches, or asks for `data.format`
+    /// when several do.
+    pub fn detect(dir: &Path) -> Result<Format> {
+        let present: Vec<Format> = Self::LAYOUTS
+            .iter()
+            .filter(|(_, markers, _)| markers.iter().any(|m| dir.join(m).is_file()))
+            .map(|(format, _, _)| *format)
+            .collect();
+        match present[..] {
+            [format] => Ok(format),
+            [] => bail!(
+                "data directory {} holds none of the three data-set layouts xbar reads:\n{}",
+                dir.display(),
+                Self::layouts_text()
+            ),
+            _ => bail!(
+                "data directory {} holds the files of several layouts ({}): name the one to \
+                 read with data.format",
+                dir.display(),
+                present
+                    .iter()
+                    .map(|f| f.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    /// The three layouts, one per line.
+    fn layouts_text() -> String {
+        Self::LAYOUTS
+            .iter()
+            .map(|(format, _, layout)| format!("  - {}: {layout}", format.name()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Load the data set in directory `dir`, stored in `format` (detected when `Auto`).
+pub fn load_dir(dir: &Path, format: Format) -> Result<Split> {
+    ensure!(
+        dir.is_dir(),
+        "data directory {} does not exist (or is not a directory): name a directory holding \
+         one of these layouts:\n{}",
+        dir.display(),
+        Format::layouts_text()
+    );
+    match format {
+        Format::Auto => load_dir(dir, Format::detect(dir)?),
+        Format::Idx => idx::load_dir(dir),
+        Format::Cifar10 => cifar10::load_dir(dir),
+        Format::Npy => numpy::load_dir(dir),
+    }
 }
 
 #[cfg(test)]
@@ -201,7 +358,10 @@ mod tests {
     fn the_embedded_set_is_mnist_10k() {
         let s = mnist10k().unwrap();
         assert_eq!((s.train.len(), s.test.len()), (8000, 2000));
-        assert_eq!((s.train.rows, s.train.cols), (28, 28));
+        assert_eq!(
+            (s.train.shape(), s.test.shape()),
+            ([1, 28, 28], [1, 28, 28])
+        );
         assert_eq!(s.train.classes(), 10);
         // The first labels of the files shipped in data/mnist10k (checked with a gzip reader).
         assert_eq!(&s.train.labels[..4], &[1, 9, 4, 1]);

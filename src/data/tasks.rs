@@ -50,12 +50,7 @@ impl PermutedTask {
         for (out, img) in images.chunks_exact_mut(d).zip(data.images.chunks_exact(d)) {
             self.permute_into(img, out);
         }
-        Ok(Dataset {
-            images,
-            labels: data.labels.clone(),
-            rows: data.rows,
-            cols: data.cols,
-        })
+        Dataset::new(images, data.labels.clone(), data.shape())
     }
 }
 

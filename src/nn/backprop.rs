@@ -10,7 +10,7 @@ use super::mlp::{Mlp, backprop};
 use super::network::{Classifier, argmax_rows, check_data_fits};
 use super::noise::WeightNoise;
 use super::optim::{Optimizer, ParamState};
-use crate::data::Dataset;
+use crate::data::{Dataset, Shape};
 use crate::rng;
 use anyhow::{Result, ensure};
 use rand::RngExt;
@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use crate::rng::{
     BACKPROP_NOISE_STREAM as NOISE_STREAM, BACKPROP_SHIFT_STREAM as SHIFT_STREAM,
-    BACKPROP_SHUFFLE_STREAM as SHUFFLE_STREAM,
+    BACKPROP_SHUFFLE_STREAM as SHUFFLE_STREAM, TRAIN_FLIP_STREAM as FLIP_STREAM,
 };
 
 /// How to train a network.
@@ -38,9 +38,13 @@ pub struct TrainConfig {
     /// (hardware-aware training); `None` trains on the exact weights.
     pub weight_noise: Option<WeightNoise>,
     /// Data augmentation: every training image is translated by a random whole number of
-    /// pixels in `[-max_shift_px, max_shift_px]` along each axis (vacated pixels are 0)
-    /// each time it is used; 0 disables it.
+    /// pixels in `[-max_shift_px, max_shift_px]` along each axis (vacated pixels are 0;
+    /// all channels of an image move together) each time it is used; 0 disables it.
     pub max_shift_px: usize,
+    /// Data augmentation: every training image is mirrored left-right with probability
+    /// 1/2 each time it is used (before the shift; all channels together), as the random
+    /// horizontal flip of CIFAR training; false disables it.
+    pub flip: bool,
     /// Seed of the shuffles and noise streams (the initial weights have their own seed).
     pub seed: u64,
 }
@@ -54,6 +58,7 @@ impl Default for TrainConfig {
             learning_rate_decay: 1.0,
             weight_noise: None,
             max_shift_px: 0,
+            flip: false,
             seed: 0,
         }
     }
@@ -147,38 +152,71 @@ pub(crate) fn gather(data: &Dataset, indices: &[usize]) -> (Vec<f32>, Vec<u8>) {
     (x, indices.iter().map(|&i| data.labels[i]).collect())
 }
 
-/// Translate each `rows x cols` image of the batch `x` in place by a random offset of up
-/// to `max_shift` pixels per axis, drawn from `rng`.
-pub(crate) fn random_shifts<R: rand::Rng>(
+/// Augment the training mini-batch `x` (images of `shape`) in place: each image is
+/// mirrored left-right with probability 1/2 if `config.flip` (draws from the stream
+/// `(config.seed, [flip tag, epoch, batch])`), then translated by a random offset of up to
+/// `config.max_shift_px` pixels per axis (draws from `(config.seed, [shift_tag, epoch,
+/// batch])`); every channel of an image moves with it.
+pub(crate) fn augment(
     x: &mut [f32],
-    rows: usize,
-    cols: usize,
-    max_shift: usize,
-    rng: &mut R,
+    shape: Shape,
+    config: &TrainConfig,
+    shift_tag: u64,
+    (epoch, batch): (usize, usize),
 ) {
-    if max_shift == 0 {
+    if config.max_shift_px == 0 && !config.flip {
         return;
     }
-    let s = max_shift as i64;
-    let mut shifted = vec![0.0f32; rows * cols];
-    for image in x.chunks_exact_mut(rows * cols) {
-        let (dy, dx) = (rng.random_range(-s..=s), rng.random_range(-s..=s));
-        shifted.iter_mut().for_each(|p| *p = 0.0);
-        for r in 0..rows as i64 {
-            let src_r = r - dy;
-            if src_r < 0 || src_r >= rows as i64 {
-                continue;
-            }
-            for c in 0..cols as i64 {
-                let src_c = c - dx;
-                if src_c >= 0 && src_c < cols as i64 {
-                    shifted[(r * cols as i64 + c) as usize] =
-                        image[(src_r * cols as i64 + src_c) as usize];
-                }
+    let stream = |tag: u64| rng::stream(config.seed, &[tag, epoch as u64, batch as u64]);
+    let (mut shifts, mut flips) = (stream(shift_tag), stream(FLIP_STREAM));
+    let s = config.max_shift_px as i64;
+    let [channels, rows, cols] = shape;
+    let mut moved = vec![0.0f32; rows * cols];
+    for image in x.chunks_exact_mut(channels * rows * cols) {
+        let offset = if s > 0 {
+            (shifts.random_range(-s..=s), shifts.random_range(-s..=s))
+        } else {
+            (0, 0)
+        };
+        let flip = config.flip && flips.random_bool(FLIP_PROBABILITY);
+        for plane in image.chunks_exact_mut(rows * cols) {
+            move_plane(plane, &mut moved, (rows, cols), offset, flip);
+        }
+    }
+}
+
+/// Probability that [`augment`] mirrors an image.
+const FLIP_PROBABILITY: f64 = 0.5;
+
+/// Replace the `rows x cols` `plane` by its mirror image (if `flip`) translated by
+/// `(dy, dx)` pixels, vacated pixels 0; `scratch` holds `rows * cols` values.
+fn move_plane(
+    plane: &mut [f32],
+    scratch: &mut [f32],
+    (rows, cols): (usize, usize),
+    (dy, dx): (i64, i64),
+    flip: bool,
+) {
+    let (rows, cols) = (rows as i64, cols as i64);
+    scratch.iter_mut().for_each(|p| *p = 0.0);
+    for r in 0..rows {
+        let src_r = r - dy;
+        if src_r < 0 || src_r >= rows {
+            continue;
+        }
+        for c in 0..cols {
+            let shifted_c = c - dx;
+            if shifted_c >= 0 && shifted_c < cols {
+                let src_c = if flip {
+                    cols - 1 - shifted_c
+                } else {
+                    shifted_c
+                };
+                scratch[(r * cols + c) as usize] = plane[(src_r * cols + src_c) as usize];
             }
         }
-        image.copy_from_slice(&shifted);
     }
+    plane.copy_from_slice(scratch);
 }
 
 /// Train `mlp` on `data` in place and return the per-epoch history.
@@ -221,8 +259,8 @@ pub fn train_observed(
 /// The epoch loop of the digital trainers (MLP and sequential networks), after checking
 /// `config` and that `data` fits a network of `(inputs, classes)`: every epoch
 /// visits the training set in the order of [`epoch_order`] in mini-batches of
-/// `config.batch_size`, each translated by [`random_shifts`] (stream `(seed, [shift, epoch,
-/// batch])`); `step(x, labels, epoch, batch, lr)` trains on one mini-batch with step size
+/// `config.batch_size`, each augmented by [`augment`] (shifts from the stream `(seed,
+/// [shift, epoch, batch])`, flips); `step(x, labels, epoch, batch, lr)` trains on one mini-batch with step size
 /// `lr` (decayed after every epoch) and returns its mean loss and logits (taken before the
 /// update) for the epoch's report, which `on_epoch` sees.
 pub(crate) fn run_epochs(
@@ -244,14 +282,7 @@ pub(crate) fn run_epochs(
         let (mut loss_sum, mut correct) = (0.0, 0usize);
         for (b, indices) in order.chunks(config.batch_size).enumerate() {
             let (mut x, labels) = gather(data, indices);
-            let mut shift_rng = rng::stream(config.seed, &[SHIFT_STREAM, epoch as u64, b as u64]);
-            random_shifts(
-                &mut x,
-                data.rows,
-                data.cols,
-                config.max_shift_px,
-                &mut shift_rng,
-            );
+            augment(&mut x, data.shape(), config, SHIFT_STREAM, (epoch, b));
             let (loss, logits) = step(&x, &labels, epoch, b, lr)?;
             correct += argmax_rows(&logits, classes)
                 .iter()
@@ -271,4 +302,84 @@ pub(crate) fn run_epochs(
         report.epochs.push(epoch_report);
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Batches of `n` images of 3 channels of `side x side` pixels: channel `c` of an image is
+    /// `c + 1` times its channel 0, whose pixels are distinct and positive.
+    fn batch(n: usize, side: usize) -> Vec<f32> {
+        (0..n)
+            .flat_map(|k| {
+                (0..3).flat_map(move |c| {
+                    (0..side * side).map(move |i| (c + 1) as f32 * (1 + i + k * 1000) as f32)
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_channel_of_an_image_is_shifted_and_flipped_alike() {
+        let (n, side) = (64, 5);
+        let mut x = batch(n, side);
+        let config = TrainConfig {
+            max_shift_px: 2,
+            flip: true,
+            ..TrainConfig::default()
+        };
+        augment(&mut x, [3, side, side], &config, SHIFT_STREAM, (0, 0));
+        let plane = side * side;
+        let mut moved = 0;
+        for image in x.chunks_exact(3 * plane) {
+            for c in 1..3 {
+                for i in 0..plane {
+                    assert_eq!(image[c * plane + i], (c + 1) as f32 * image[i]);
+                }
+            }
+            moved += usize::from(image[..plane] != batch(1, side)[..plane]);
+        }
+        assert!(moved > n / 2, "only {moved} of {n} images moved");
+    }
+
+    #[test]
+    fn flips_mirror_rows_for_about_half_the_images() {
+        let (n, side) = (400, 4);
+        let original = batch(n, side);
+        let mut x = original.clone();
+        let config = TrainConfig {
+            flip: true,
+            ..TrainConfig::default()
+        };
+        augment(&mut x, [3, side, side], &config, SHIFT_STREAM, (1, 2));
+        let mirror = |img: &[f32]| -> Vec<f32> {
+            img.chunks_exact(side)
+                .flat_map(|row| row.iter().rev().copied())
+                .collect()
+        };
+        let mut flipped = 0;
+        for (after, before) in x
+            .chunks_exact(3 * side * side)
+            .zip(original.chunks_exact(3 * side * side))
+        {
+            if after == before {
+                continue;
+            }
+            assert_eq!(after, mirror(before).as_slice());
+            flipped += 1;
+        }
+        // Binomial(400, 1/2): mean 200, standard deviation 10.
+        assert!((150..=250).contains(&flipped), "{flipped} of {n} flipped");
+        // Without flips and shifts nothing changes.
+        let mut y = original.clone();
+        augment(
+            &mut y,
+            [3, side, side],
+            &TrainConfig::default(),
+            SHIFT_STREAM,
+            (1, 2),
+        );
+        assert_eq!(y, original);
+    }
 }

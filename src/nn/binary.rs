@@ -17,7 +17,7 @@
 //! `Σ w x ≥ τ` per neuron; ternary neurons get two thresholds the same way. The output
 //! layer's batch norm becomes a per-class scale and offset.
 
-use super::backprop::{EpochReport, TrainConfig, TrainReport, epoch_order, gather, random_shifts};
+use super::backprop::{EpochReport, TrainConfig, TrainReport, augment, epoch_order, gather};
 use super::mlp::softmax_cross_entropy;
 use super::network::{Classifier, Layer, Network, Neuron, argmax_rows, check_data_fits};
 use super::optim::ParamState;
@@ -557,16 +557,12 @@ pub fn train_quantized_observed(
             .filter(|(_, c)| c.len() >= 2)
         {
             let (mut x, labels) = gather(data, indices);
-            let mut shift_rng = rng::stream(
-                config.seed,
-                &[rng::QUANTIZED_SHIFT_STREAM, epoch as u64, b as u64],
-            );
-            random_shifts(
+            augment(
                 &mut x,
-                data.rows,
-                data.cols,
-                config.max_shift_px,
-                &mut shift_rng,
+                data.shape(),
+                config,
+                rng::QUANTIZED_SHIFT_STREAM,
+                (epoch, b),
             );
             let (loss, hits) = net.train_step(&x, &labels, &mut states, config, lr);
             loss_sum += loss * labels.len() as f64;

@@ -14,8 +14,8 @@
 //! - [`binary`]: binary and ternary networks trained with the straight-through
 //!   estimator, folded into ±1 / −1,0,+1 matrices and per-neuron thresholds, with a
 //!   bit-error hook;
-//! - [`npy`] / [`weights`]: `.npy` files and weight directories in PyTorch `nn.Linear`
-//!   layout (save, load, import from NumPy).
+//! - [`weights`]: weight directories of `.npy` files (read and written by
+//!   [`crate::npy`]) in PyTorch `nn.Linear` layout (save, load, import from NumPy).
 
 pub mod backprop;
 pub mod binary;
@@ -23,7 +23,6 @@ pub mod deploy;
 pub mod mlp;
 pub mod network;
 pub mod noise;
-pub mod npy;
 pub mod optim;
 pub mod sequential;
 pub mod weights;

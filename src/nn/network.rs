@@ -7,7 +7,7 @@
 //! networks — is a digital [`Neuron`] stage, so a [`Network`] of any synapse type runs the
 //! same inference code, and [`evaluate`] measures its accuracy.
 
-use crate::data::Dataset;
+use crate::data::{Dataset, shape_text};
 use crate::synapses::SynapticLayer;
 use anyhow::{Context, Result, bail, ensure};
 
@@ -55,11 +55,10 @@ pub fn argmax_rows(scores: &[f32], classes: usize) -> Vec<usize> {
 pub fn check_data_fits(inputs: usize, classes: usize, data: &Dataset) -> Result<()> {
     if data.features() != inputs {
         bail!(
-            "the network takes {inputs} inputs but the data set's images have {} pixels \
-             ({} x {}): use a network whose first layer has {} inputs",
+            "the network takes {inputs} inputs but the data set's images have {} values \
+             ({}, channels x rows x cols): use a network whose first layer has {} inputs",
             data.features(),
-            data.rows,
-            data.cols,
+            shape_text(data.shape()),
             data.features()
         );
     }

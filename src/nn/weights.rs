@@ -15,7 +15,7 @@
 //! the odd indices) load as well as `0, 1, 2`.
 
 use super::mlp::{Dense, Mlp};
-use super::npy::{read_npy, write_npy};
+use crate::npy::{read_npy, write_npy};
 use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -1,42 +1,52 @@
 //! The `[data]` section shared by the experiment kinds: which data set (the embedded
-//! MNIST-10k or a directory of IDX files) and how much of it, turned into a [`Split`].
+//! MNIST-10k or a directory in one of the layouts of [`crate::data::Format`]), how much of
+//! it, and its per-channel normalisation, turned into a [`Split`].
 
-use crate::data::{self, Split};
+use crate::data::{self, Format, Split};
 use anyhow::{Context, Result, ensure};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// `[data]`: which data set, and how much of it.
+/// `[data]`: which data set, how much of it, how it is normalised.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    /// `mnist10k` (embedded) or a directory holding the four standard IDX files.
+    /// `mnist10k` (embedded) or a directory holding a data set.
     pub source: String,
+    /// The directory's layout: `auto` (decided from the files present), `idx`, `cifar10`
+    /// or `npy`.
+    pub format: Format,
     /// Use only the first this many training images (0: all).
     pub train_limit: usize,
     /// Use only the first this many test images (0: all).
     pub test_limit: usize,
+    /// Per-channel mean subtracted from the values (after pixels are scaled to [0, 1]);
+    /// empty: no normalisation.
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation the values are divided by (after the mean is
+    /// subtracted); empty: no normalisation.
+    pub std: Vec<f32>,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
         Self {
-            source: "mnist10k".to_string(),
+            source: data::MNIST10K.to_string(),
+            format: Format::Auto,
             train_limit: 0,
             test_limit: 0,
+            mean: Vec::new(),
+            std: Vec::new(),
         }
     }
 }
 
 impl DataConfig {
-    /// Load the data set.
+    /// Load the data set: read, cut to the limits, normalise.
     pub fn load(&self) -> Result<Split> {
-        let mut split = if self.source == "mnist10k" {
-            data::mnist10k()?
-        } else {
-            data::load_idx_dir(std::path::Path::new(&self.source)).context("data.source")?
-        };
+        data::check_normalization(&self.mean, &self.std).context("data.mean / data.std")?;
+        let mut split = self.read()?;
         ensure!(
             !split.train.is_empty() && !split.test.is_empty(),
             "data.source = {}: the training or the test split is empty",
@@ -48,7 +58,28 @@ impl DataConfig {
         if self.test_limit > 0 {
             split.test = split.test.take(self.test_limit);
         }
+        if !self.mean.is_empty() {
+            split
+                .normalize(&self.mean, &self.std)
+                .with_context(|| format!("data.mean / data.std (data.source = {})", self.source))?;
+        }
         Ok(split)
+    }
+
+    /// The data set `source` and `format` name.
+    fn read(&self) -> Result<Split> {
+        if self.source != data::MNIST10K {
+            return data::load_dir(std::path::Path::new(&self.source), self.format)
+                .with_context(|| format!("data.source = {}", self.source));
+        }
+        ensure!(
+            matches!(self.format, Format::Auto | Format::Idx),
+            "data.format = {} does not apply to the embedded {} (an IDX set): remove \
+             data.format or set data.source to a directory",
+            self.format.name(),
+            data::MNIST10K
+        );
+        data::mnist10k()
     }
 }
 

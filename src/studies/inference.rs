@@ -291,14 +291,16 @@ impl Inference {
     /// scores.
     fn sequential_arch(c: &InferenceConfig, split: &Split) -> Result<([usize; 3], Vec<LayerSpec>)> {
         let (named_input, layers) = c.network.layer_specs()?;
-        let data = image_shape(&split.train);
+        let data = split.train.shape();
         if let Some(input) = named_input {
             ensure!(
                 input == data,
-                "network.arch = \"{}\" takes {input:?} images (channels, height, width) but \
-                 data.source = {} holds {data:?}",
+                "network.arch = \"{}\" takes {} images (channels x height x width) but \
+                 data.source = {} holds {}",
                 c.network.arch,
-                c.data.source
+                crate::data::shape_text(input),
+                c.data.source,
+                crate::data::shape_text(data)
             );
         }
         let resolved = spec::resolve(data, &layers)?;
@@ -616,11 +618,6 @@ const DEVICES_PER_WEIGHT: f64 = 2.0;
 /// in both layouts (4 x 4 bytes) and `sigma^2` in bfloat16 (2 bytes); see
 /// `crossbar::Tile::set_read_time`.
 const CACHE_BYTES_PER_DEVICE: f64 = 18.0;
-
-/// The shape `[C, H, W]` of a data set's images.
-fn image_shape(data: &crate::data::Dataset) -> [usize; 3] {
-    [1, data.rows, data.cols]
-}
 
 /// Layer sizes as `784-256-10`.
 fn dashed(sizes: &[usize]) -> String {

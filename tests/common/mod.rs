@@ -73,3 +73,41 @@ pub fn write_idx_split(
     let lab = idx(0x0801, &[n], labels);
     std::fs::write(dir.join(format!("{split}-labels-idx1-ubyte")), lab).unwrap();
 }
+
+/// Bytes of one CIFAR-10 binary record: the label byte, then 3 x 32 x 32 pixel bytes.
+pub const CIFAR_RECORD: usize = 1 + 3 * 32 * 32;
+
+/// Write a CIFAR-10 binary batch file: each record is its label byte followed by its
+/// 3,072 pixel bytes (the red, green and blue 32 x 32 planes, row-major).
+pub fn write_cifar_batch(path: &Path, records: &[(u8, Vec<u8>)]) {
+    let mut bytes = Vec::with_capacity(records.len() * CIFAR_RECORD);
+    for (label, pixels) in records {
+        assert_eq!(pixels.len(), CIFAR_RECORD - 1, "a record has 3,072 pixels");
+        bytes.push(*label);
+        bytes.extend_from_slice(pixels);
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Write a `.npy` file (format version 1.0, as `np.save` writes it) with the header's
+/// `descr`, `shape` and `fortran_order`, and `body` as the raw data bytes; independent of
+/// xbar's writer, so that any type, order or inconsistent body can be written.
+pub fn write_npy_raw(path: &Path, descr: &str, shape: &[usize], fortran: bool, body: &[u8]) {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    let tuple = match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let order = if fortran { "True" } else { "False" };
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {tuple}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(body);
+    std::fs::write(path, bytes).unwrap();
+}

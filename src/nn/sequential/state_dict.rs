@@ -17,7 +17,7 @@
 //! and the found shape.
 
 use super::{Sequential, Stage};
-use crate::nn::npy::{read_npy, write_npy};
+use crate::npy::{read_npy, write_npy};
 use crate::synapses::{DigitalSynapses, SynapticLayer};
 use anyhow::{Context, Result, bail, ensure};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
