@@ -206,3 +206,71 @@ fn bad_sequential_input_is_refused_with_the_field_named() {
         assert!(!out.join("results.csv").exists(), "case {i} wrote results");
     }
 }
+
+/// Colour images of `n` per class: class 0 mostly red, class 1 mostly blue (3 x 8 x 8
+/// uint8, with pixel noise from a fixed linear congruential sequence).
+fn colour_images(n: usize) -> (Vec<u8>, Vec<u8>) {
+    let (mut images, mut labels) = (Vec::new(), Vec::new());
+    let mut state = 12345u32;
+    let mut noise = || {
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        (state >> 24) as u8 / 2
+    };
+    for i in 0..2 * n {
+        let class = (i % 2) as u8;
+        for channel in 0..3u8 {
+            let strong = (class == 0 && channel == 0) || (class == 1 && channel == 2);
+            for _ in 0..64 {
+                images.push(if strong { 128 } else { 0 } + noise());
+            }
+        }
+        labels.push(class);
+    }
+    (images, labels)
+}
+
+/// A three-channel data set exported from NumPy runs through a ConvNet described as a
+/// layer list (input channels from the data), on ideal tiles equal to the digital network;
+/// LeNet-5, which takes 1 x 28 x 28 images, is refused on it naming both shapes.
+#[test]
+fn convnets_read_multichannel_numpy_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("colours");
+    std::fs::create_dir(&data).unwrap();
+    for (split, n) in [("train", 100), ("test", 50)] {
+        let (images, labels) = colour_images(n);
+        let path = |what: &str| data.join(format!("{split}_{what}.npy"));
+        common::write_npy_raw(&path("images"), "|u1", &[2 * n, 3, 8, 8], false, &images);
+        common::write_npy_raw(&path("labels"), "|u1", &[2 * n], false, &labels);
+    }
+    let text = SMALL_CNN
+        .replace(
+            "train_limit = 600\ntest_limit = 200",
+            &format!("source = \"{}\"", data.display()),
+        )
+        .replace(
+            "layers = [ { conv2d = { out = 4, kernel = 5, stride = 2 } }, \"relu\", { maxpool2d = 2 },\n           \"flatten\", { linear = 10 } ]",
+            "layers = [ { conv2d = { out = 4, kernel = 3, padding = 1 } }, \"relu\", \
+             \"global_avgpool\", \"flatten\", { linear = 2 } ]",
+        )
+        .replace("epochs = 2", "epochs = 10");
+    let file = write(dir.path(), "colours.toml", &text);
+    let out = dir.path().join("out");
+    let o = xbar_run(&file, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (hardware, digital) in accuracies(&out) {
+        assert_eq!(hardware, digital);
+        assert!(digital > 0.9, "red versus blue gave {digital}");
+    }
+
+    let lenet = text.replace(
+        "layers = [ { conv2d = { out = 4, kernel = 3, padding = 1 } }, \"relu\", \
+         \"global_avgpool\", \"flatten\", { linear = 2 } ]",
+        "arch = \"lenet5\"",
+    );
+    let file = write(dir.path(), "lenet.toml", &lenet);
+    let o = xbar_run(&file, &dir.path().join("out_lenet"), &[]);
+    let e = stderr(&o);
+    assert!(!o.status.success());
+    assert!(e.contains("1x28x28") && e.contains("3x8x8"), "{e}");
+}
