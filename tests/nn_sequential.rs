@@ -323,3 +323,35 @@ fn state_dicts_that_do_not_fit_are_refused_naming_the_key() {
         "{e}"
     );
 }
+
+/// A `state_dict` saved by PyTorch 2.10 (`tests/data/pytorch_convnet/make.py`: conv with
+/// padding, max pooling, strided conv, average pooling, flatten, two linear layers) loads
+/// into the same layer list and gives PyTorch's scores up to f32 rounding: layouts (OIHW,
+/// NCHW flattening) and key names agree with PyTorch's.
+#[test]
+fn pytorch_state_dicts_give_pytorchs_scores() {
+    use xbar::nn::sequential::state_dict::load;
+    use xbar::npy::read_npy;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pytorch_convnet");
+    let layers = parse_layers(
+        &toml::from_str::<toml::Table>(
+            r#"layers = [ { conv2d = { out = 4, kernel = 3, padding = 1 } }, "relu",
+                { maxpool2d = 2 }, { conv2d = { out = 5, kernel = 3, stride = 2, padding = 1 } },
+                "relu", { avgpool2d = 2 }, "flatten", { linear = 6 }, "relu", { linear = 3 } ]"#,
+        )
+        .unwrap()["layers"],
+    )
+    .unwrap();
+    let mut net = Sequential::random([3, 8, 8], &layers, 0).unwrap();
+    load(&mut net, &dir.join("model.safetensors")).unwrap();
+    let x = read_npy(&dir.join("input.npy")).unwrap();
+    let want = read_npy(&dir.join("logits.npy")).unwrap();
+    assert_eq!(
+        (x.shape.clone(), want.shape.clone()),
+        (vec![2, 3, 8, 8], vec![2, 3])
+    );
+    let got = net.logits(&x.data, 2).unwrap();
+    for (a, b) in got.iter().zip(&want.data) {
+        assert!((a - b).abs() < 1e-5, "xbar {a} vs PyTorch {b}");
+    }
+}
