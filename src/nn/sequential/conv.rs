@@ -101,17 +101,23 @@ impl ConvGeometry {
             .for_each(|(out, image)| {
                 for (pixel, row) in out.chunks_mut(patch).enumerate() {
                     let (oy, ox) = (pixel / out_w, pixel % out_w);
+                    // The kernel columns inside the image are one contiguous run of taps
+                    // reading one contiguous run of input pixels.
+                    let taps = self.taps_inside(ox, self.in_w);
+                    if taps.is_empty() {
+                        continue;
+                    }
+                    let ix0 = ox * self.stride + taps.start - self.padding;
                     for c in 0..self.in_channels {
                         let plane = &image[c * self.in_h * self.in_w..][..self.in_h * self.in_w];
                         for ky in 0..k {
                             let Some(iy) = self.source(oy, ky, self.in_h) else {
                                 continue;
                             };
-                            for kx in 0..k {
-                                if let Some(ix) = self.source(ox, kx, self.in_w) {
-                                    row[(c * k + ky) * k + kx] = plane[iy * self.in_w + ix];
-                                }
-                            }
+                            let start = iy * self.in_w + ix0;
+                            let dst = (c * k + ky) * k;
+                            row[dst + taps.start..dst + taps.end]
+                                .copy_from_slice(&plane[start..start + taps.len()]);
                         }
                     }
                 }
@@ -126,6 +132,15 @@ impl ConvGeometry {
         (out * self.stride + tap)
             .checked_sub(self.padding)
             .filter(|&i| i < len)
+    }
+
+    /// The kernel taps `kx` whose input coordinate at output coordinate `out` lies inside
+    /// an input of length `len` (the others read the zero padding).
+    fn taps_inside(&self, out: usize, len: usize) -> std::ops::Range<usize> {
+        let first = (out * self.stride) as isize - self.padding as isize;
+        let start = (-first).clamp(0, self.kernel as isize) as usize;
+        let end = (len as isize - first).clamp(0, self.kernel as isize) as usize;
+        start..end.max(start)
     }
 
     /// Per-pixel outputs (`(batch·pixels) x C_out`, the result of reading the im2col rows)
@@ -174,6 +189,11 @@ impl ConvGeometry {
             .for_each(|(image, rows)| {
                 for (pixel, row) in rows.chunks(patch).enumerate() {
                     let (oy, ox) = (pixel / out_w, pixel % out_w);
+                    let taps = self.taps_inside(ox, self.in_w);
+                    if taps.is_empty() {
+                        continue;
+                    }
+                    let ix0 = ox * self.stride + taps.start - self.padding;
                     for c in 0..self.in_channels {
                         let plane =
                             &mut image[c * self.in_h * self.in_w..][..self.in_h * self.in_w];
@@ -181,11 +201,12 @@ impl ConvGeometry {
                             let Some(iy) = self.source(oy, ky, self.in_h) else {
                                 continue;
                             };
-                            for kx in 0..k {
-                                if let Some(ix) = self.source(ox, kx, self.in_w) {
-                                    plane[iy * self.in_w + ix] += row[(c * k + ky) * k + kx];
-                                }
-                            }
+                            let start = iy * self.in_w + ix0;
+                            let src = (c * k + ky) * k;
+                            plane[start..start + taps.len()]
+                                .iter_mut()
+                                .zip(&row[src + taps.start..src + taps.end])
+                                .for_each(|(p, v)| *p += v);
                         }
                     }
                 }
