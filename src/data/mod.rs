@@ -1,6 +1,7 @@
-//! Data sets: a reader for IDX files (the MNIST / Fashion-MNIST format, raw or gzip) and
-//! the embedded MNIST-10k set (the first 10,000 MNIST training digits, split 8,000 train /
-//! 2,000 test), which is compiled into the binary so that no download is ever needed.
+//! Data sets: a reader for IDX files (the MNIST / Fashion-MNIST format, raw or gzip), the
+//! embedded MNIST-10k set (the first 10,000 MNIST training digits, split 8,000 train /
+//! 2,000 test) and the embedded tabular WDBC set ([`wdbc`]), both compiled into the binary
+//! so that no download is ever needed.
 //!
 //! IDX format (LeCun et al., <http://yann.lecun.com/exdb/mnist/>): a big-endian magic
 //! number `0x0000 TT DD` (TT = element type, 0x08 = unsigned byte; DD = number of
@@ -8,6 +9,7 @@
 
 pub mod idx;
 pub mod tasks;
+pub mod wdbc;
 
 use anyhow::{Context, Result, bail};
 use std::path::Path;
@@ -118,7 +120,7 @@ static MNIST10K_TEST_LABELS: &[u8] =
     include_bytes!("../../data/mnist10k/t10k-labels-idx1-ubyte.gz");
 
 /// Names of the embedded data sets (`data.source` values that are not paths).
-pub const EMBEDDED: &[&str] = &["mnist10k"];
+pub const EMBEDDED: &[&str] = &["mnist10k", "wdbc"];
 
 impl Split {
     /// Check that the training and test images have the same shape (a model trained on

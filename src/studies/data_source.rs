@@ -2,7 +2,7 @@
 //! MNIST-10k or a directory of IDX files) and how much of it, turned into a [`Split`].
 
 use crate::data::{self, Split};
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,6 +34,12 @@ impl DataConfig {
     pub fn load(&self) -> Result<Split> {
         let mut split = if self.source == "mnist10k" {
             data::mnist10k()?
+        } else if self.source == "wdbc" {
+            bail!(
+                "data.source = \"wdbc\" is a tabular data set (30 features, not images): \
+                 it is read by the mcmc_wdbc study; image kinds take \"mnist10k\" or a \
+                 directory of IDX files"
+            );
         } else {
             data::load_idx_dir(std::path::Path::new(&self.source)).context("data.source")?
         };
