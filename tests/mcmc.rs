@@ -122,6 +122,7 @@ fn settings(iterations: u64) -> ChainSettings {
         burn_in: 2_000,
         rows: iterations as usize,
         checkpoints: Vec::new(),
+        reread_current: false,
     }
 }
 
@@ -166,6 +167,7 @@ fn mapping() -> DeviceMapping {
         i_cc_min_a: 1e-6,
         i_cc_max_a: 500e-6,
         cycles_spent: 0,
+        write_check_sigmas: 6.0,
     }
 }
 

@@ -13,6 +13,9 @@
 
 use anyhow::{Context, Result, bail, ensure};
 
+/// One parsed sample: its features and its label.
+type Row = (Vec<f32>, u8);
+
 static WDBC_CSV: &str = include_str!("../../data/wdbc/wdbc.csv");
 
 /// Every `TEST_STRIDE`-th sample of a class (the last of each group) is a test sample.
@@ -70,7 +73,7 @@ pub fn wdbc() -> Result<TabularSplit> {
 
 /// Parse the scikit-learn layout: a header `n,features,name0,name1`, then `n` lines of
 /// `features` values and a 0/1 label. Returns the samples and the feature count.
-fn parse_csv(text: &str) -> Result<(Vec<(Vec<f32>, u8)>, usize)> {
+fn parse_csv(text: &str) -> Result<(Vec<Row>, usize)> {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().context("empty file")?.split(',').collect();
     ensure!(header.len() >= 2, "line 1 must be `samples,features,...`");
@@ -108,7 +111,7 @@ fn parse_csv(text: &str) -> Result<(Vec<(Vec<f32>, u8)>, usize)> {
 
 /// The fixed stratified split: class-local index ≡ `TEST_STRIDE - 1` (mod `TEST_STRIDE`)
 /// goes to the test set, in file order.
-fn stratified_split(rows: &[(Vec<f32>, u8)], features: usize) -> TabularSplit {
+fn stratified_split(rows: &[Row], features: usize) -> TabularSplit {
     let empty = || Tabular {
         x: Vec::new(),
         labels: Vec::new(),

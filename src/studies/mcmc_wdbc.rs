@@ -50,6 +50,9 @@ pub struct McmcConfig {
     pub rows: usize,
     /// Iterations at which the test accuracy of the stored samples is measured.
     pub checkpoints: Vec<u64>,
+    /// Read the current sample's likelihood again at every iteration (see
+    /// `bayes::mcmc::ChainSettings::reread_current`).
+    pub reread_current: bool,
     /// Standard deviation of the Gaussian prior of every weight.
     pub prior_sigma: f64,
     /// Weight units per siemens of pair difference, `k` in `θ = k (G⁺ − G⁻)`, 1/S.
@@ -60,6 +63,9 @@ pub struct McmcConfig {
     pub i_cc_min_a: f64,
     /// Largest compliance current, A.
     pub i_cc_max_a: f64,
+    /// Write check of the device proposals: log-spreads from the median beyond which a
+    /// device read maps its row out (a stuck cell).
+    pub write_check_sigmas: f64,
     /// Step standard deviation of the software random walk, weight units.
     pub software_step: f64,
     /// ADC resolution of the reads, bits (0: ideal).
@@ -94,17 +100,19 @@ impl Default for McmcConfig {
             burn_in: 1000,
             rows: 500,
             checkpoints: vec![1100, 1250, 1500, 2000, 2500, 3000, 4000],
+            reread_current: true,
             prior_sigma: 1.0,
-            weight_per_siemens: 500.0,
-            i_ref_a: 40e-6,
+            weight_per_siemens: 3000.0,
+            i_ref_a: 250e-6,
             i_cc_min_a: 1e-6,
             i_cc_max_a: 500e-6,
-            software_step: 0.02,
+            write_check_sigmas: 6.0,
+            software_step: 0.05,
             adc_bits: 8,
             adc_full_scale: 16.0,
             v_read_v: 0.2,
             input_full_scale: 4.0,
-            compliance_sweep_a: vec![10e-6, 20e-6, 40e-6, 80e-6, 160e-6],
+            compliance_sweep_a: vec![40e-6, 80e-6, 160e-6, 250e-6, 400e-6],
             cycles_sweep: vec![1e3, 1e5, 1e6, 1e7, 1e8],
             histogram_params: vec![7, 21, 30],
             map_steps: 5000,
@@ -138,6 +146,7 @@ impl McmcConfig {
             ("i_cc_min_a", self.i_cc_min_a),
             ("i_cc_max_a", self.i_cc_max_a),
             ("software_step", self.software_step),
+            ("write_check_sigmas", self.write_check_sigmas),
             ("map_learning_rate", self.map_learning_rate),
         ] {
             require_positive(name, v)?;
@@ -171,6 +180,7 @@ impl McmcConfig {
             burn_in: self.burn_in,
             rows: self.rows,
             checkpoints: self.checkpoints.clone(),
+            reread_current: self.reread_current,
         }
     }
 
@@ -343,6 +353,7 @@ fn run_job(
             i_cc_min_a: config.i_cc_min_a,
             i_cc_max_a: config.i_cc_max_a,
             cycles_spent: job.cycles,
+            write_check_sigmas: config.write_check_sigmas,
         };
         let mut proposal = DeviceProposal::new(
             rram.clone(),
