@@ -632,3 +632,54 @@ fn posterior_panels(report: &McmcReport) -> Vec<Figure> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_configurations_name_their_field() {
+        let ok = McmcConfig::default();
+        ok.validate().unwrap();
+        for (config, needle) in [
+            (
+                McmcConfig {
+                    data: "mnist10k".into(),
+                    ..ok.clone()
+                },
+                "data: unknown tabular data set",
+            ),
+            (
+                McmcConfig {
+                    iterations: 0,
+                    checkpoints: vec![],
+                    burn_in: 0,
+                    ..ok.clone()
+                },
+                "iterations must be at least 1",
+            ),
+            (
+                McmcConfig {
+                    i_ref_a: -40e-6,
+                    ..ok.clone()
+                },
+                "i_ref_a: must be > 0",
+            ),
+            (
+                McmcConfig {
+                    compliance_sweep_a: vec![-1e-6],
+                    ..ok.clone()
+                },
+                "compliance_sweep_a: must be > 0",
+            ),
+        ] {
+            let err = format!("{:#}", config.validate().unwrap_err());
+            assert!(err.contains(needle), "{err}");
+        }
+        let pcm = McmcConfig {
+            device: "pcm_gst".into(),
+            ..ok
+        };
+        assert!(pcm.rram().unwrap_err().to_string().contains("not an RRAM"));
+    }
+}
