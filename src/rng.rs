@@ -131,6 +131,14 @@ pub const MRAM_READ_DISTURB_STREAM: u64 = 5;
 /// `MRAM_AMPLITUDE_SWEEP_STREAM + i`.
 pub const MRAM_AMPLITUDE_SWEEP_STREAM: u64 = 4000;
 
+// The MCMC sampler on RRAM (`bayes::mcmc`, kind `mcmc_wdbc`), under the study's seed.
+
+/// `mcmc_wdbc`: one chain (fabrication, programming, reads, acceptance draws), path
+/// `[tag, chain index]`.
+pub const MCMC_CHAIN_STREAM: u64 = 0x3C3C_0001;
+/// `mcmc_wdbc`: the test-set reads of one chain's stored samples, path `[tag, chain index]`.
+pub const MCMC_PREDICTIVE_STREAM: u64 = 0x3C3C_0002;
+
 /// SplitMix64 finaliser (Steele, Lea & Flood, OOPSLA 2014): a bijective 64-bit mixer.
 fn splitmix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -246,6 +254,8 @@ mod tests {
             tag!(MRAM_CALIBRATED_STREAM, 1, MRAM),
             tag!(MRAM_READ_DISTURB_STREAM, 1, MRAM),
             tag!(MRAM_AMPLITUDE_SWEEP_STREAM, MAX_AMPLITUDES, MRAM),
+            tag!(MCMC_CHAIN_STREAM),
+            tag!(MCMC_PREDICTIVE_STREAM),
         ];
         let run_together = |a: &Tag, b: &Tag| {
             a.kinds.is_empty() || b.kinds.is_empty() || a.kinds.iter().any(|k| b.kinds.contains(k))

@@ -93,21 +93,25 @@ fn assert_protocol_files(dir: &Path, stems: &[&str]) {
 fn characterize_writes_every_applicable_protocol() {
     let dir = tempfile::tempdir().unwrap();
     let cases: [(&str, &[&str], &[&str]); 4] = [
-        ("ideal", &["pulses", "programming"], &["switching", "drift"]),
+        (
+            "ideal",
+            &["pulses", "programming"],
+            &["switching", "drift", "compliance"],
+        ),
         (
             "rram_hfo2",
-            &["pulses", "switching", "programming"],
+            &["pulses", "switching", "programming", "compliance"],
             &["drift"],
         ),
         (
             "pcm_gst",
             &["pulses", "drift", "programming"],
-            &["switching"],
+            &["switching", "compliance"],
         ),
         (
             "stt_mram",
             &["pulses", "switching", "programming"],
-            &["drift"],
+            &["drift", "compliance"],
         ),
     ];
     for (name, written, skipped) in cases {

@@ -248,3 +248,78 @@ fn relaxation_spread_grows_with_log_time() {
         }
     }
 }
+
+/// Median and log-spread of the LRS drawn by `draws` RESET-then-SET re-programmings at
+/// compliance `i_cc` of a cell that has spent `cycles` cycles, checked against the law:
+/// the fraction below the law's median is binomial(n, 1/2) (4 standard deviations,
+/// sqrt(n/4)), and (n-1) s^2 / sigma^2 is chi-square with n-1 degrees of freedom (mean n-1,
+/// standard deviation sqrt(2(n-1)), 4 of them allowed).
+fn check_reprogramming_law(device: &Rram, i_cc: f64, cycles: u64) {
+    let draws = 4000u64;
+    let mut rng = xbar::rng::stream(21, &[cycles, (i_cc * 1e6) as u64]);
+    let mut state = device.fabricate(&mut rng);
+    state.stuck = None;
+    state.cycles = cycles;
+    let ln_g: Vec<f64> = (0..draws)
+        .map(|_| {
+            let before = state.cycles;
+            let report = device.reprogram_lrs(&mut state, i_cc, &mut rng);
+            assert_eq!(report.pulses, 2, "a RESET and a SET");
+            assert_eq!(state.cycles, before + 1, "one endurance cycle");
+            state.cycles = cycles;
+            state.g_s.ln()
+        })
+        .collect();
+    let n = draws as f64;
+    let median = device.lrs_median_conductance_s(i_cc).ln();
+    let below = ln_g.iter().filter(|&&v| v < median).count() as f64;
+    assert!(
+        (below - n / 2.0).abs() < 4.0 * (n / 4.0).sqrt(),
+        "I_cc {i_cc}, {cycles} cycles: {below} of {n} below the median"
+    );
+    let sigma = device.lrs_sigma_ln_r(i_cc, cycles + 1);
+    let (_, s) = mean_std(&ln_g);
+    let chi2 = (n - 1.0) * s * s / (sigma * sigma);
+    assert!(
+        (chi2 - (n - 1.0)).abs() < 4.0 * (2.0 * (n - 1.0)).sqrt(),
+        "I_cc {i_cc}, {cycles} cycles: s = {s}, law {sigma}"
+    );
+}
+
+#[test]
+fn reprogramming_draws_the_lrs_of_the_compliance_current_and_the_wear() {
+    let device = rram(&[]);
+    for (i_cc, cycles) in [(20e-6, 0), (80e-6, 0), (40e-6, 10_000_000)] {
+        check_reprogramming_law(&device, i_cc, cycles);
+    }
+    // The compliance that targets a median gives that median back.
+    let g = 123e-6;
+    let i = device.compliance_for_median_a(g);
+    assert!((device.lrs_median_conductance_s(i) / g - 1.0).abs() < 1e-12);
+    // Endurance: the spread grows and the HRS median falls as (1 + n/n_0)^beta.
+    let p = &device.params;
+    let wear: f64 = 1.0 + 1e7 / p.endurance_onset_cycles;
+    let ratio = device.lrs_sigma_ln_r(40e-6, 10_000_000) / device.lrs_sigma_ln_r(40e-6, 0);
+    assert!((ratio - wear.powf(p.endurance_spread_exponent)).abs() < 1e-12);
+    assert!(device.hrs_median_resistance_ohm(10_000_000) < 0.6 * p.r_hrs_median_ohm);
+}
+
+/// The log density of the LRS conductance integrates to 1 (trapezoid rule over ±8 sigma
+/// in ln G, where the lognormal density of G times G is the normal density of ln G).
+#[test]
+fn the_lrs_density_is_normalised() {
+    let device = rram(&[]);
+    let (i_cc, cycles) = (30e-6, 1000);
+    let mu = device.lrs_median_conductance_s(i_cc).ln();
+    let sigma = device.lrs_sigma_ln_r(i_cc, cycles);
+    let steps = 4000;
+    let h = 16.0 * sigma / steps as f64;
+    let integral: f64 = (0..=steps)
+        .map(|k| {
+            let ln_g = mu - 8.0 * sigma + k as f64 * h;
+            let w = if k == 0 || k == steps { 0.5 } else { 1.0 };
+            w * h * (device.lrs_log_density(ln_g.exp(), i_cc, cycles) + ln_g).exp()
+        })
+        .sum();
+    assert!((integral - 1.0).abs() < 1e-6, "{integral}");
+}

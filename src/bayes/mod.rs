@@ -10,6 +10,9 @@
 //! - [`bnn`]: a Bayesian MLP trained by Bayes by backprop (Blundell et al., ICML 2015) whose
 //!   weight samples are drawn by programming and reading memory devices (Dalgaty et al.,
 //!   Nature Electronics 2021; Bonnet et al., Nature Communications 2023);
+//! - [`mcmc`]: Metropolis–Hastings sampling of a Bayesian logistic regression whose proposals
+//!   are RRAM re-programmings (Dalgaty et al., Nature Electronics 2021), with the software
+//!   random-walk baseline, the stored samples' predictive and the sampler's energy ledger;
 //! - [`metrics`]: calibration and uncertainty metrics (expected calibration error, AUROC,
 //!   predictive entropy, mutual information).
 //!
@@ -19,5 +22,6 @@
 
 pub mod bnn;
 pub mod machine;
+pub mod mcmc;
 pub mod metrics;
 pub mod mram_rng;

@@ -3,7 +3,7 @@
 //!
 //! - the embedded MNIST-10k set ([`mnist10k`]: the first 10,000 MNIST training digits,
 //!   split 8,000 train / 2,000 test), compiled into the binary so that no download is ever
-//!   needed;
+//!   needed (as is the tabular WDBC set, [`wdbc`], for the MCMC study);
 //! - a directory in one of three layouts ([`load_dir`], [`Format`], detected from the files
 //!   present): the four IDX files of MNIST / Fashion-MNIST ([`idx`], raw or gzip), the
 //!   binary version of CIFAR-10 ([`cifar10`]), or four NumPy `.npy` files as `np.save`
@@ -16,6 +16,7 @@ pub mod cifar10;
 pub mod idx;
 pub mod numpy;
 pub mod tasks;
+pub mod wdbc;
 
 use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, Serialize};
@@ -216,7 +217,7 @@ static MNIST10K_TEST_LABELS: &[u8] =
 /// Name of the embedded MNIST-10k set ([`mnist10k`]).
 pub const MNIST10K: &str = "mnist10k";
 /// Names of the embedded data sets (`data.source` values that are not paths).
-pub const EMBEDDED: &[&str] = &[MNIST10K];
+pub const EMBEDDED: &[&str] = &[MNIST10K, wdbc::NAME];
 
 impl Split {
     /// Check that the training and test images have the same shape (a model trained on

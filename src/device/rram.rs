@@ -15,7 +15,19 @@
 //! universal law `R_LRS = V_c / I_cc` of the compliance current `I_cc` (Ielmini, IEEE TED 2011),
 //! and its lognormal spread shrinks with the compliance current,
 //! `sigma_lnR(I_cc) = sigma_ref (I_ref / I_cc)^alpha`. The HRS is lognormal with its own spread.
-//! A switching SET pulse draws a fresh LRS, a switching RESET a fresh HRS.
+//! A switching SET pulse draws a fresh LRS, a switching RESET a fresh HRS. In conductance the
+//! LRS is lognormal too, with median `G_LRS = I_cc / V_c` and the same log-spread, so a
+//! RESET followed by a SET at a chosen compliance current draws a new conductance from a
+//! distribution whose median the current sets ([`Rram::reprogram_lrs`],
+//! [`Rram::compliance_for_median_a`], [`Rram::lrs_log_density`]): the cycle-to-cycle
+//! proposal of the MCMC sampler of `bayes::mcmc` (Dalgaty et al., Nature Electronics 2021).
+//!
+//! **Endurance** (binary mode): every SET after a RESET is one cycle, counted per cell
+//! ([`RramState::cycles`]). After `n` cycles the LRS log-spread grows and the HRS median
+//! falls (the memory window closes), both as power laws of `1 + n / n_0`:
+//! `sigma_lnR(I_cc, n) = sigma_lnR(I_cc) (1 + n/n_0)^beta_sigma` and
+//! `R_HRS(n) = R_HRS (1 + n/n_0)^-beta_w` (the trends of HfO2 OxRAM arrays cycled to 1e7-1e8
+//! cycles: Grossi et al., IEEE TED 2019; Dalgaty et al., Nature Electronics 2021).
 //!
 //! **Switching kinetics** (both modes): a pulse of amplitude V and width w switches with
 //! probability `P = 1 - exp(-w / tau(V))`, `tau(V) = tau0 exp(-V / V0)` (voltage-time relation,
@@ -98,6 +110,12 @@ pub struct RramParams {
     pub r_hrs_median_ohm: f64,
     /// Log-standard deviation of the HRS resistance.
     pub sigma_ln_r_hrs: f64,
+    /// Endurance: cycle count `n_0` after which degradation sets in, cycles.
+    pub endurance_onset_cycles: f64,
+    /// Endurance: exponent `beta_sigma` of the LRS log-spread growth `(1 + n/n_0)^beta_sigma`.
+    pub endurance_spread_exponent: f64,
+    /// Endurance: exponent `beta_w` of the HRS median decay `(1 + n/n_0)^-beta_w`.
+    pub endurance_window_exponent: f64,
     /// SET switching time extrapolated to 0 V, seconds (`tau = tau0 exp(-V/V0)`).
     pub tau0_set_s: f64,
     /// SET voltage scale V0, volts.
@@ -149,6 +167,8 @@ impl RramParams {
             ("sigma_ln_r_lrs_ref", self.sigma_ln_r_lrs_ref),
             ("lrs_spread_exponent", self.lrs_spread_exponent),
             ("sigma_ln_r_hrs", self.sigma_ln_r_hrs),
+            ("endurance_spread_exponent", self.endurance_spread_exponent),
+            ("endurance_window_exponent", self.endurance_window_exponent),
         ])?;
         stuck_fractions(self.p_stuck_lrs, self.p_stuck_hrs)?;
         all_positive(&[
@@ -156,6 +176,7 @@ impl RramParams {
             ("t_relax_s", self.t_relax_s),
             ("i_compliance_a", self.i_compliance_a),
             ("i_ref_a", self.i_ref_a),
+            ("endurance_onset_cycles", self.endurance_onset_cycles),
             ("r_hrs_median_ohm", self.r_hrs_median_ohm),
             ("tau0_set_s", self.tau0_set_s),
             ("v0_set_v", self.v0_set_v),
@@ -284,6 +305,8 @@ pub struct RramState {
     pub ltd: PulseResponse,
     /// Stuck-at fault, if any.
     pub stuck: Option<StuckAt>,
+    /// Binary SET events (each after a RESET: one endurance cycle) since fabrication.
+    pub cycles: u64,
 }
 
 /// The RRAM model. Build it with [`Rram::new`]: the curvatures of the pulse response are
@@ -337,10 +360,57 @@ impl Rram {
         self.params.v_c_v / i_cc_a
     }
 
-    /// Log-standard deviation of the LRS resistance at compliance current `i_cc_a`.
-    pub fn lrs_sigma_ln_r(&self, i_cc_a: f64) -> f64 {
+    /// Median LRS conductance at compliance current `i_cc_a`, `I_cc / V_c`, siemens.
+    pub fn lrs_median_conductance_s(&self, i_cc_a: f64) -> f64 {
+        1.0 / self.lrs_median_resistance_ohm(i_cc_a)
+    }
+
+    /// The compliance current whose LRS median conductance is `g_s`, `V_c G`, amperes.
+    pub fn compliance_for_median_a(&self, g_s: f64) -> f64 {
+        self.params.v_c_v * g_s
+    }
+
+    /// Endurance degradation factor `1 + n / n_0` after `cycles` cycles.
+    fn wear(&self, cycles: u64) -> f64 {
+        1.0 + cycles as f64 / self.params.endurance_onset_cycles
+    }
+
+    /// Log-standard deviation of the LRS resistance (and conductance) at compliance current
+    /// `i_cc_a` after `cycles` endurance cycles,
+    /// `sigma_ref (I_ref / I_cc)^alpha (1 + n/n_0)^beta_sigma`.
+    pub fn lrs_sigma_ln_r(&self, i_cc_a: f64, cycles: u64) -> f64 {
         let p = &self.params;
-        p.sigma_ln_r_lrs_ref * (p.i_ref_a / i_cc_a).powf(p.lrs_spread_exponent)
+        p.sigma_ln_r_lrs_ref
+            * (p.i_ref_a / i_cc_a).powf(p.lrs_spread_exponent)
+            * self.wear(cycles).powf(p.endurance_spread_exponent)
+    }
+
+    /// Median HRS resistance after `cycles` endurance cycles, `R_HRS (1 + n/n_0)^-beta_w`, ohms.
+    pub fn hrs_median_resistance_ohm(&self, cycles: u64) -> f64 {
+        let p = &self.params;
+        p.r_hrs_median_ohm * self.wear(cycles).powf(-p.endurance_window_exponent)
+    }
+
+    /// Log probability density (per siemens) that a SET at compliance current `i_cc_a` after
+    /// `cycles` cycles gives the LRS conductance `g_s`: lognormal, median `I_cc / V_c`,
+    /// log-spread [`Rram::lrs_sigma_ln_r`].
+    pub fn lrs_log_density(&self, g_s: f64, i_cc_a: f64, cycles: u64) -> f64 {
+        let sigma = self.lrs_sigma_ln_r(i_cc_a, cycles);
+        let z = (g_s / self.lrs_median_conductance_s(i_cc_a)).ln() / sigma;
+        -0.5 * z * z - (sigma * g_s).ln() - 0.5 * (2.0 * std::f64::consts::PI).ln()
+    }
+
+    /// Re-program a cell: a RESET, then a SET at compliance current `i_cc_a`, which draws a
+    /// fresh LRS conductance (one endurance cycle). Returns the cost of both pulses.
+    pub fn reprogram_lrs<R: Rng + ?Sized>(
+        &self,
+        state: &mut RramState,
+        i_cc_a: f64,
+        rng: &mut R,
+    ) -> WriteReport {
+        let mut report = self.program_binary_with_compliance(state, false, i_cc_a, rng);
+        report.add(self.program_binary_with_compliance(state, true, i_cc_a, rng));
+        report
     }
 
     /// Program the cell as a binary memory with an explicit compliance current (LRS) in amperes.
@@ -356,23 +426,24 @@ impl Rram {
         let energy_j = cell::joule_energy_j(&pulse, state.g_s);
         if state.stuck.is_none() {
             state.g_s = if high {
-                self.draw_lrs_conductance(i_cc_a, rng)
+                state.cycles += 1;
+                self.draw_lrs_conductance(i_cc_a, state.cycles, rng)
             } else {
-                self.draw_hrs_conductance(rng)
+                self.draw_hrs_conductance(state.cycles, rng)
             };
         }
         cell::one_pulse_write(&pulse, energy_j)
     }
 
-    fn draw_lrs_conductance<R: Rng + ?Sized>(&self, i_cc_a: f64, rng: &mut R) -> f64 {
+    fn draw_lrs_conductance<R: Rng + ?Sized>(&self, i_cc_a: f64, cycles: u64, rng: &mut R) -> f64 {
         let r = self.lrs_median_resistance_ohm(i_cc_a)
-            * lognormal_factor(self.lrs_sigma_ln_r(i_cc_a), rng);
+            * lognormal_factor(self.lrs_sigma_ln_r(i_cc_a, cycles), rng);
         1.0 / r
     }
 
-    fn draw_hrs_conductance<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
-        let p = &self.params;
-        1.0 / (p.r_hrs_median_ohm * lognormal_factor(p.sigma_ln_r_hrs, rng))
+    fn draw_hrs_conductance<R: Rng + ?Sized>(&self, cycles: u64, rng: &mut R) -> f64 {
+        let r = self.hrs_median_resistance_ohm(cycles);
+        1.0 / (r * lognormal_factor(self.params.sigma_ln_r_hrs, rng))
     }
 
     fn stuck_conductance(&self, state: &RramState, stuck: StuckAt) -> f64 {
@@ -382,7 +453,7 @@ impl Rram {
             (RramMode::Binary, StuckAt::Lrs) => {
                 1.0 / self.lrs_median_resistance_ohm(self.params.i_compliance_a)
             }
-            (RramMode::Binary, StuckAt::Hrs) => 1.0 / self.params.r_hrs_median_ohm,
+            (RramMode::Binary, StuckAt::Hrs) => 1.0 / self.hrs_median_resistance_ohm(state.cycles),
         }
     }
 
@@ -439,6 +510,7 @@ impl Device for Rram {
             ltp: PulseResponse::new(span, f64::from(p.levels_ltp) / step_scale, self.a_norm_ltp),
             ltd: PulseResponse::new(span, f64::from(p.levels_ltd) / step_scale, self.a_norm_ltd),
             stuck,
+            cycles: 0,
         }
     }
 
@@ -486,9 +558,13 @@ impl Device for Rram {
         match (state.mode, pulse.polarity) {
             (RramMode::Analog, polarity) => self.analog_step(state, polarity, rng),
             (RramMode::Binary, Polarity::Set) => {
-                state.g_s = self.draw_lrs_conductance(self.params.i_compliance_a, rng);
+                state.cycles += 1;
+                let i_cc = self.params.i_compliance_a;
+                state.g_s = self.draw_lrs_conductance(i_cc, state.cycles, rng);
             }
-            (RramMode::Binary, Polarity::Reset) => state.g_s = self.draw_hrs_conductance(rng),
+            (RramMode::Binary, Polarity::Reset) => {
+                state.g_s = self.draw_hrs_conductance(state.cycles, rng);
+            }
         }
         PulseReport {
             switched: true,

@@ -3,7 +3,7 @@
 //! it, and its per-channel normalisation, turned into a [`Split`].
 
 use crate::data::{self, Format, Split};
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -68,6 +68,14 @@ impl DataConfig {
 
     /// The data set `source` and `format` name.
     fn read(&self) -> Result<Split> {
+        if self.source == data::wdbc::NAME {
+            bail!(
+                "data.source = \"{}\" is a tabular data set (30 features, not images): it is \
+                 read by the mcmc_wdbc study; image kinds take \"{}\" or a directory",
+                data::wdbc::NAME,
+                data::MNIST10K
+            );
+        }
         if self.source != data::MNIST10K {
             return data::load_dir(std::path::Path::new(&self.source), self.format)
                 .with_context(|| format!("data.source = {}", self.source));

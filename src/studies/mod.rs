@@ -8,6 +8,7 @@
 //! - [`bayesian_machine`]: the memristor Bayesian machine on MNIST-10k;
 //! - [`bayesian_nn`]: the device-sampled Bayesian network;
 //! - [`characterize`]: the standard device characterisation protocols of `xbar characterize`;
+//! - [`mcmc_wdbc`]: MCMC sampling in RRAM (device proposals) on the WDBC set;
 //! - [`metaplastic_pmnist`]: the metaplastic BNN on permuted MNIST;
 //! - [`mram_rng`]: MRAM junctions as random bit generators;
 //! - [`inference`], [`on_chip_training`]: the sweep kinds (sharing [`data_source`], the
@@ -20,6 +21,7 @@ pub mod bayesian_nn;
 pub mod characterize;
 pub mod data_source;
 pub mod inference;
+pub mod mcmc_wdbc;
 pub mod metaplastic_pmnist;
 pub mod mram_rng;
 pub mod on_chip_training;
@@ -36,6 +38,7 @@ pub const KINDS: &[Entry] = &[
     Entry::sweep::<on_chip_training::OnChipTraining>(),
     Entry::study::<study_kinds::BayesianMachine>(),
     Entry::study::<study_kinds::BayesianNn>(),
+    Entry::study::<study_kinds::McmcWdbc>(),
     Entry::study::<study_kinds::MetaplasticPmnist>(),
     Entry::study::<study_kinds::MramRng>(),
 ];

@@ -7,6 +7,7 @@
 
 use super::bayesian_machine::{MachineConfig, MachineReport, plot_machine, run_machine};
 use super::bayesian_nn::{BnnConfig, BnnReport, plot_bnn, run_bnn};
+use super::mcmc_wdbc::{McmcConfig, McmcReport, plot_mcmc, run_mcmc};
 use super::metaplastic_pmnist::{
     PmnistSweep, PmnistSweepReport, pmnist_table, run_pmnist_sweep, save_pmnist_sweep,
 };
@@ -168,6 +169,81 @@ impl StudyKind for BayesianNn {
 
     fn figures(report: &BnnReport, dir: &Path) -> Result<()> {
         plot_bnn(report, dir)
+    }
+}
+
+/// The `mcmc_wdbc` study ([`super::mcmc_wdbc`]).
+pub struct McmcWdbc;
+
+impl Kind for McmcWdbc {
+    const NAME: &'static str = "mcmc_wdbc";
+    const DESCRIPTION: &'static str = "Metropolis-Hastings in RRAM (Dalgaty et al. 2021): re-programming as the proposal, Bayesian logistic regression on WDBC, versus a software random walk";
+    type Config = McmcConfig;
+}
+
+impl StudyKind for McmcWdbc {
+    type Report = McmcReport;
+
+    fn set_seed(config: &mut McmcConfig, seed: u64) {
+        config.seed = seed;
+    }
+
+    fn run(config: &McmcConfig) -> Result<McmcReport> {
+        run_mcmc(config)
+    }
+
+    /// One row per chain (sweep `main`, `compliance` or `cycles`; `x` the swept value), and
+    /// one per checkpoint of every main chain (sweep `iterations`, `x` the iteration; the
+    /// accuracy is the checkpoint's, the other columns the whole chain's).
+    fn results(report: &McmcReport) -> Result<StudyResults> {
+        let mut rows = Vec::new();
+        let row = |sweep: &str, x: f64, c: &crate::studies::mcmc_wdbc::ChainResult, acc: f64| {
+            let e = &c.training.energy;
+            let mut r = vec![sweep.to_string(), c.method.to_string(), format_float(x)];
+            r.push(c.repeat.to_string());
+            r.extend(
+                [
+                    acc,
+                    c.acceptance_rate,
+                    e.total_j(),
+                    e.programming_j,
+                    e.read_j(),
+                    c.training.programming_events as f64,
+                    c.training.device_reads as f64,
+                    e.vectors as f64,
+                ]
+                .map(format_float),
+            );
+            r
+        };
+        for c in &report.chains {
+            let sweep = serde_name(&c.sweep)?;
+            rows.push(row(&sweep, c.x, c, c.accuracy));
+            if sweep == "main" {
+                for (k, &a) in report.config.checkpoints.iter().zip(&c.accuracy_at) {
+                    rows.push(row("iterations", *k as f64, c, a));
+                }
+            }
+        }
+        study_results(
+            &["sweep", "method", "x"],
+            &["repeat"],
+            &[
+                "accuracy",
+                "acceptance_rate",
+                "energy_j",
+                "programming_j",
+                "read_j",
+                "programming_events",
+                "device_reads",
+                "vectors_read",
+            ],
+            rows,
+        )
+    }
+
+    fn figures(report: &McmcReport, dir: &Path) -> Result<()> {
+        plot_mcmc(report, dir)
     }
 }
 

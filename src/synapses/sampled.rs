@@ -17,7 +17,9 @@
 //! `y = x · Wᵀ` draws the read noise per output (column current variance
 //! `sum_i x_i^2 var_ij`: exact in distribution for independent Gaussian read noise) from the
 //! caller's stream, so a caller that keys one stream per batch gets results independent of
-//! the order of batches. A copy is read-only: a new sample is a new copy.
+//! the order of batches. A copy is read-only: a new sample is a new copy
+//! ([`SampledSynapses::from_pairs`] wraps pairs programmed elsewhere, e.g. the rows of the
+//! MCMC sampler of `bayes::mcmc`).
 
 use crate::device::{AnyDevice, Device};
 use crate::linalg;
@@ -144,6 +146,22 @@ impl SampledSynapses {
             outputs,
             weight,
             read_var: None,
+        }
+    }
+
+    /// A copy held by already programmed pairs (`outputs x inputs`, row-major): their stored
+    /// weights, read with their read noise.
+    pub fn from_pairs(inputs: usize, outputs: usize, pairs: &[PairWeight]) -> Self {
+        assert_eq!(
+            pairs.len(),
+            inputs * outputs,
+            "a {outputs} x {inputs} layer needs as many pairs"
+        );
+        Self {
+            inputs,
+            outputs,
+            weight: pairs.iter().map(|p| p.weight as f32).collect(),
+            read_var: Some(pairs.iter().map(|p| p.read_var as f32).collect()),
         }
     }
 

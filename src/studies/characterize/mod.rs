@@ -8,13 +8,16 @@
 //!    compared with the model's analytic probability averaged over the same devices;
 //! 3. `drift`: conductance versus time after programming for several target levels (PCM);
 //! 4. `programming`: conductance histograms after open-loop programming to several targets,
-//!    and LRS/HRS resistance distributions of binary operation.
+//!    and LRS/HRS resistance distributions of binary operation;
+//! 5. `compliance`: the binary RRAM LRS median and spread versus the SET compliance current
+//!    and versus the endurance cycles already spent, beside the model's law.
 //!
 //! Each protocol writes `<name>.csv`, `<name>.png` and `<name>.svg`; a protocol that does not
 //! apply to a device is skipped with a one-line reason. Every random stream is derived from
 //! (seed, protocol, item indices) with [`crate::rng::stream`], so the output is identical for
 //! any number of threads.
 
+mod compliance;
 mod drift;
 mod programming;
 mod pulses;
@@ -66,15 +69,18 @@ pub enum Protocol {
     Drift,
     /// Distributions after programming.
     Programming,
+    /// LRS median and spread versus compliance current and cycles (RRAM).
+    Compliance,
 }
 
 impl Protocol {
     /// Every protocol.
-    pub const ALL: [Protocol; 4] = [
+    pub const ALL: [Protocol; 5] = [
         Protocol::Pulses,
         Protocol::Switching,
         Protocol::Drift,
         Protocol::Programming,
+        Protocol::Compliance,
     ];
 
     /// File stem and name.
@@ -84,6 +90,7 @@ impl Protocol {
             Protocol::Switching => "switching",
             Protocol::Drift => "drift",
             Protocol::Programming => "programming",
+            Protocol::Compliance => "compliance",
         }
     }
 
@@ -117,6 +124,7 @@ pub fn run_protocol(
         Protocol::Switching => switching::switching(device, label, config, out),
         Protocol::Drift => drift::drift(device, label, config, out),
         Protocol::Programming => programming::programming(device, label, config, out),
+        Protocol::Compliance => compliance::compliance(device, label, config, out),
     }
 }
 
