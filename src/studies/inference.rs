@@ -421,7 +421,11 @@ impl Inference {
         crate::memory::ensure_fits(
             training + parallel_jobs * deployment,
             &what,
-            "use a smaller network (or fewer --threads)",
+            if c.network.kind == NetworkKind::Sequential {
+                "use fewer or narrower layers in network.layers (or fewer --threads)"
+            } else {
+                "use smaller network.hidden layers (or fewer --threads)"
+            },
         )
     }
 
