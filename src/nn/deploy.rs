@@ -141,20 +141,8 @@ impl Deployment<'_> {
             }
         }
         let accuracy = evaluate(&mut analog, test)?;
-        let (read_j, macs) = analog
-            .stages()
-            .iter()
-            .filter_map(Stage::synapses)
-            .fold((0.0, 0.0), |(j, m), s| {
-                (j + s.matrix().total_energy().read_j(), m + s.macs())
-            });
-        Ok(Outcome {
-            accuracy,
-            weight_rms_error: error.rms(),
-            bit_error_rate: 0.0,
-            read_energy_j: read_j,
-            pj_per_mac: per_mac_pj(read_j, macs),
-        })
+        let layers = analog.stages().iter().filter_map(Stage::synapses);
+        Ok(analog_outcome(accuracy, &error, layers))
     }
 
     /// Deploy an MLP on analog tiles and measure it on `test`. The ADCs are calibrated (if
@@ -180,16 +168,11 @@ impl Deployment<'_> {
             Ok(layer)
         })?;
         let accuracy = evaluate(&mut net, test)?;
-        let (read_j, macs) = net.layers().iter().fold((0.0, 0.0), |(j, m), l| {
-            (j + l.op.matrix().total_energy().read_j(), m + l.op.macs())
-        });
-        Ok(Outcome {
+        Ok(analog_outcome(
             accuracy,
-            weight_rms_error: error.rms(),
-            bit_error_rate: 0.0,
-            read_energy_j: read_j,
-            pj_per_mac: per_mac_pj(read_j, macs),
-        })
+            &error,
+            net.layers().iter().map(|l| &l.op),
+        ))
     }
 
     /// Deploy a folded binary/ternary network on 2T2R tiles read by sense amplifiers
@@ -254,6 +237,25 @@ impl WeightError {
 
     fn rms(&self) -> f64 {
         (self.squared / self.count.max(1) as f64).sqrt()
+    }
+}
+
+/// The outcome of an analog network: its accuracy, weight error, and the read energy and
+/// MACs of its `layers`.
+fn analog_outcome<'a>(
+    accuracy: f64,
+    error: &WeightError,
+    layers: impl Iterator<Item = &'a AnalogSynapses>,
+) -> Outcome {
+    let (read_j, macs) = layers.fold((0.0, 0.0), |(j, m), s| {
+        (j + s.matrix().total_energy().read_j(), m + s.macs())
+    });
+    Outcome {
+        accuracy,
+        weight_rms_error: error.rms(),
+        bit_error_rate: 0.0,
+        read_energy_j: read_j,
+        pj_per_mac: per_mac_pj(read_j, macs),
     }
 }
 
