@@ -32,8 +32,14 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// The optimiser and its step size.
     pub optimizer: Optimizer,
-    /// Factor applied to the step size after every epoch, in `(0, 1]` (1 = constant).
+    /// Factor applied to the step size after every epoch, in `(0, 1]` (1 = constant), for
+    /// the exponential schedule.
     pub learning_rate_decay: f32,
+    /// How the step size changes from epoch to epoch.
+    pub schedule: Schedule,
+    /// L2 weight decay λ added to every parameter's gradient (`g + λ·θ`, PyTorch's
+    /// `weight_decay` of SGD and Adam), ≥ 0; 0 disables it.
+    pub weight_decay: f32,
     /// Weight noise injected in the forward and backward passes, redrawn every mini-batch
     /// (hardware-aware training); `None` trains on the exact weights.
     pub weight_noise: Option<WeightNoise>,
@@ -56,6 +62,8 @@ impl Default for TrainConfig {
             batch_size: 64,
             optimizer: Optimizer::adam(1e-3),
             learning_rate_decay: 1.0,
+            schedule: Schedule::Exponential,
+            weight_decay: 0.0,
             weight_noise: None,
             max_shift_px: 0,
             flip: false,
@@ -81,10 +89,44 @@ impl TrainConfig {
             d > 0.0 && d <= 1.0,
             "training learning_rate_decay = {d} must lie in (0, 1]"
         );
+        ensure!(
+            d == 1.0 || self.schedule == Schedule::Exponential,
+            "training learning_rate_decay = {d} applies to the exponential schedule only: \
+             remove it or set schedule = \"exponential\""
+        );
+        self.schedule.validate()?;
+        let wd = self.weight_decay;
+        ensure!(
+            wd.is_finite() && wd >= 0.0,
+            "training weight_decay = {wd} must be a finite number >= 0 (e.g. 5e-4)"
+        );
         if let Some(noise) = &self.weight_noise {
             noise.validate()?;
         }
         Ok(())
+    }
+
+    /// The step size of every epoch under the schedule, from the optimiser's.
+    fn learning_rates(&self) -> Vec<f32> {
+        let lr0 = self.optimizer.learning_rate();
+        let mut lr = lr0;
+        (0..self.epochs)
+            .map(|e| match self.schedule {
+                Schedule::Exponential => {
+                    let now = lr;
+                    lr *= self.learning_rate_decay;
+                    now
+                }
+                Schedule::Cosine => {
+                    let phase = std::f64::consts::PI * e as f64 / self.epochs as f64;
+                    (f64::from(lr0) * 0.5 * (1.0 + phase.cos())) as f32
+                }
+                Schedule::Step {
+                    every_epochs,
+                    factor,
+                } => lr0 * factor.powi((e / every_epochs) as i32),
+            })
+            .collect()
     }
 
     /// Check that the random shifts leave most of an image of `data` in view: a shift of
@@ -100,6 +142,45 @@ impl TrainConfig {
             data.cols,
             side.saturating_sub(1) / 2
         );
+        Ok(())
+    }
+}
+
+/// How the step size changes over training (epoch `e` of `E`, initial step size η₀).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Schedule {
+    /// `η₀·d^e` with `d = learning_rate_decay` (constant for d = 1).
+    Exponential,
+    /// `η₀·(1 + cos(π·e/E))/2`: PyTorch's `CosineAnnealingLR` with `T_max = E`, stepped
+    /// once per epoch.
+    Cosine,
+    /// `η₀·factor^⌊e/every_epochs⌋`: PyTorch's `StepLR`.
+    Step {
+        /// Epochs between reductions, ≥ 1.
+        every_epochs: usize,
+        /// Factor of each reduction, in `(0, 1]`.
+        factor: f32,
+    },
+}
+
+impl Schedule {
+    fn validate(&self) -> Result<()> {
+        if let Schedule::Step {
+            every_epochs,
+            factor,
+        } = *self
+        {
+            ensure!(
+                every_epochs >= 1,
+                "training schedule step.every_epochs = 0: reduce the step size every 1 or more \
+                 epochs"
+            );
+            ensure!(
+                factor > 0.0 && factor <= 1.0,
+                "training schedule step.factor = {factor} must lie in (0, 1] (e.g. 0.1)"
+            );
+        }
         Ok(())
     }
 }
@@ -248,9 +329,10 @@ pub fn train_observed(
             None => mlp.layers(),
         };
         let (loss, grads, logits) = backprop(layers, x, labels, labels.len());
+        let (opt, wd) = (&config.optimizer, config.weight_decay);
         for ((layer, grad), (sw, sb)) in mlp.layers_mut().iter_mut().zip(&grads).zip(&mut states) {
-            sw.step(&config.optimizer, lr, layer.weight_mut(), &grad.weight);
-            sb.step(&config.optimizer, lr, layer.bias_mut(), &grad.bias);
+            sw.step_decayed(opt, lr, wd, layer.weight_mut(), &grad.weight);
+            sb.step_decayed(opt, lr, wd, layer.bias_mut(), &grad.bias);
         }
         Ok((loss, logits))
     })
@@ -260,9 +342,9 @@ pub fn train_observed(
 /// `config` and that `data` fits a network of `(inputs, classes)`: every epoch
 /// visits the training set in the order of [`epoch_order`] in mini-batches of
 /// `config.batch_size`, each augmented by [`augment`] (shifts from the stream `(seed,
-/// [shift, epoch, batch])`, flips); `step(x, labels, epoch, batch, lr)` trains on one mini-batch with step size
-/// `lr` (decayed after every epoch) and returns its mean loss and logits (taken before the
-/// update) for the epoch's report, which `on_epoch` sees.
+/// [shift, epoch, batch])`, flips); `step(x, labels, epoch, batch, lr)` trains on one
+/// mini-batch with the epoch's step size `lr` (from the schedule) and returns its mean loss
+/// and logits (taken before the update) for the epoch's report, which `on_epoch` sees.
 pub(crate) fn run_epochs(
     data: &Dataset,
     config: &TrainConfig,
@@ -274,9 +356,8 @@ pub(crate) fn run_epochs(
     config.check_shift_fits(data)?;
     check_data_fits(inputs, classes, data)?;
     ensure!(!data.is_empty(), "cannot train on an empty data set");
-    let mut lr = config.optimizer.learning_rate();
     let mut report = TrainReport::default();
-    for epoch in 0..config.epochs {
+    for (epoch, lr) in config.learning_rates().into_iter().enumerate() {
         let start = Instant::now();
         let order = epoch_order(data.len(), config.seed, epoch);
         let (mut loss_sum, mut correct) = (0.0, 0usize);
@@ -291,7 +372,6 @@ pub(crate) fn run_epochs(
                 .count();
             loss_sum += loss * labels.len() as f64;
         }
-        lr *= config.learning_rate_decay;
         let epoch_report = EpochReport {
             epoch,
             loss: loss_sum / data.len() as f64,
@@ -381,5 +461,54 @@ mod tests {
             (1, 2),
         );
         assert_eq!(y, original);
+    }
+
+    /// The schedules give PyTorch's step sizes: `StepLR(step_size=2, gamma=0.1)` and
+    /// `CosineAnnealingLR(T_max=4)` stepped once per epoch from η₀ = 0.1, and the
+    /// exponential schedule η₀·dᵉ.
+    #[test]
+    fn schedules_give_pytorchs_step_sizes() {
+        let rates = |schedule, learning_rate_decay| {
+            TrainConfig {
+                epochs: 4,
+                optimizer: Optimizer::Sgd {
+                    learning_rate: 0.1,
+                    momentum: 0.9,
+                },
+                schedule,
+                learning_rate_decay,
+                ..TrainConfig::default()
+            }
+            .learning_rates()
+        };
+        let close = |got: Vec<f32>, want: [f32; 4]| {
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < 1e-7, "{got:?} vs {want:?}");
+            }
+        };
+        let step = Schedule::Step {
+            every_epochs: 2,
+            factor: 0.1,
+        };
+        close(rates(step, 1.0), [0.1, 0.1, 0.01, 0.01]);
+        // η₀·(1 + cos(π·e/4))/2 for e = 0..4.
+        close(
+            rates(Schedule::Cosine, 1.0),
+            [0.1, 0.085_355_34, 0.05, 0.014_644_66],
+        );
+        close(
+            rates(Schedule::Exponential, 0.5),
+            [0.1, 0.05, 0.025, 0.0125],
+        );
+        let both = TrainConfig {
+            schedule: Schedule::Cosine,
+            learning_rate_decay: 0.5,
+            ..TrainConfig::default()
+        };
+        let e = format!("{:#}", both.validate().unwrap_err());
+        assert!(
+            e.contains("learning_rate_decay") && e.contains("exponential"),
+            "{e}"
+        );
     }
 }

@@ -27,7 +27,7 @@ pub mod optim;
 pub mod sequential;
 pub mod weights;
 
-pub use backprop::{EpochReport, TrainConfig, TrainReport, train};
+pub use backprop::{EpochReport, Schedule, TrainConfig, TrainReport, train};
 pub use binary::{
     InputEncoding, Quantization, QuantizedMatrix, QuantizedMlp, inject_bit_errors, train_quantized,
 };

@@ -118,6 +118,27 @@ impl ParamState {
             }
         }
     }
+
+    /// [`ParamState::step`] with L2 weight decay: the gradient is `grad + weight_decay·θ`
+    /// (PyTorch's coupled `weight_decay`); `weight_decay = 0` is exactly `step`.
+    pub(crate) fn step_decayed(
+        &mut self,
+        opt: &Optimizer,
+        lr: f32,
+        weight_decay: f32,
+        params: &mut [f32],
+        grad: &[f32],
+    ) {
+        if weight_decay == 0.0 {
+            return self.step(opt, lr, params, grad);
+        }
+        let decayed: Vec<f32> = grad
+            .iter()
+            .zip(params.iter())
+            .map(|(&g, &p)| with_weight_decay(g, p, weight_decay))
+            .collect();
+        self.step(opt, lr, params, &decayed);
+    }
 }
 
 /// Hyper-parameters of Adam in PyTorch's form with L2 weight decay (see
@@ -238,6 +259,13 @@ impl AdamMoments {
     }
 }
 
+/// The gradient `g` of parameter `p` with coupled L2 weight decay λ: `g + λ·p` (PyTorch's
+/// `weight_decay` of SGD and Adam).
+#[inline]
+fn with_weight_decay(g: f32, p: f32, weight_decay: f32) -> f32 {
+    g + weight_decay * p
+}
+
 /// Adam's moment recursions for one parameter with gradient `g`:
 /// `m ← β1·m + (1 − β1)·g`, `v ← β2·v + (1 − β2)·g²`.
 #[inline]
@@ -258,7 +286,30 @@ pub fn adam_delta(
     m: &mut f32,
     v: &mut f32,
 ) -> f32 {
-    let g = g + hyper.weight_decay * p;
+    let g = with_weight_decay(g, p, hyper.weight_decay);
     update_moments(hyper.beta1, hyper.beta2, g, m, v);
     -step_size * *m / (v.sqrt() + hyper.epsilon)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Coupled weight decay: one plain SGD step is `θ ← θ − η·(g + λ·θ)` (PyTorch's
+    /// `SGD(weight_decay=λ)`), and λ = 0 is exactly the undecayed step.
+    #[test]
+    fn weight_decay_adds_lambda_theta_to_the_gradient() {
+        let sgd = Optimizer::Sgd {
+            learning_rate: 0.5,
+            momentum: 0.0,
+        };
+        let mut params = vec![2.0f32, -4.0];
+        ParamState::default().step_decayed(&sgd, 0.5, 0.1, &mut params, &[1.0, 1.0]);
+        assert_eq!(params, vec![2.0 - 0.5 * 1.2, -4.0 - 0.5 * 0.6]);
+        let (mut a, mut b) = (vec![2.0f32, -4.0], vec![2.0f32, -4.0]);
+        let adam = Optimizer::adam(1e-2);
+        ParamState::default().step_decayed(&adam, 1e-2, 0.0, &mut a, &[0.3, -0.7]);
+        ParamState::default().step(&adam, 1e-2, &mut b, &[0.3, -0.7]);
+        assert_eq!(a, b);
+    }
 }
