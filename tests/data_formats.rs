@@ -5,50 +5,13 @@
 
 mod common;
 
-use common::{CIFAR_RECORD, read, stderr, write_cifar_batch, write_npy_raw, xbar_run};
+use common::{
+    CIFAR_RECORD, PLANE, cifar_pixel, cifar_record, read, stderr, write_cifar_batch,
+    write_cifar_dir, write_npy_raw, xbar_run,
+};
 use std::path::Path;
 use xbar::data::{Format, Split, load_dir};
 use xbar::studies::data_source::DataConfig;
-
-/// Pixels per CIFAR-10 colour plane.
-const PLANE: usize = 32 * 32;
-/// The CIFAR-10 training files, in order.
-const CIFAR_TRAIN: [&str; 5] = [
-    "data_batch_1.bin",
-    "data_batch_2.bin",
-    "data_batch_3.bin",
-    "data_batch_4.bin",
-    "data_batch_5.bin",
-];
-
-/// Pixel `i` of channel `c` of the CIFAR test image number `k` (distinct per record and
-/// channel, so that a misplaced plane or record shows).
-fn cifar_pixel(k: usize, c: usize, i: usize) -> u8 {
-    ((k * 7 + c * 85 + i) % 256) as u8
-}
-
-/// Record `k`: label `k % 10`, pixels [`cifar_pixel`].
-fn cifar_record(k: usize) -> (u8, Vec<u8>) {
-    let pixels = (0..3)
-        .flat_map(|c| (0..PLANE).map(move |i| cifar_pixel(k, c, i)))
-        .collect();
-    ((k % 10) as u8, pixels)
-}
-
-/// A CIFAR-10 directory whose training batch `b` holds `b + 1` records and whose test
-/// batch holds 2; records are numbered through the training files, then the test file.
-fn write_cifar_dir(dir: &Path) {
-    let mut k = 0;
-    for (b, name) in CIFAR_TRAIN.iter().enumerate() {
-        let records: Vec<_> = (k..k + b + 1).map(cifar_record).collect();
-        k += b + 1;
-        write_cifar_batch(&dir.join(name), &records);
-    }
-    write_cifar_batch(
-        &dir.join("test_batch.bin"),
-        &[cifar_record(k), cifar_record(k + 1)],
-    );
-}
 
 fn err_text<T: std::fmt::Debug>(r: anyhow::Result<T>) -> String {
     format!("{:#}", r.expect_err("expected an error"))

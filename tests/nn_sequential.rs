@@ -26,22 +26,43 @@ fn images(n: usize) -> Vec<f32> {
     data.test.images[..n * 784].to_vec()
 }
 
-/// LeNet-5 has PyTorch's parameter count: 156 + 2,416 + 48,120 + 10,164 + 850 = 61,706.
-#[test]
-fn lenet5_has_pytorchs_parameter_count() {
-    let net = lenet5(1);
-    let params: usize = net
-        .stages()
+/// Learned parameters (weights, biases, batch-norm scales and shifts), as PyTorch's
+/// `sum(p.numel() for p in model.parameters())` counts them: batch-norm running statistics
+/// are buffers, not parameters.
+fn parameter_count(net: &Sequential<DigitalSynapses>) -> usize {
+    let buffer = |key: &str| {
+        ["running_mean", "running_var", "num_batches_tracked"]
+            .iter()
+            .any(|b| key.ends_with(b))
+    };
+    net.state_dict()
         .iter()
-        .map(|s| match s {
-            Stage::Conv { synapses, bias, .. } | Stage::Linear { synapses, bias } => {
-                synapses.inputs() * synapses.outputs() + bias.len()
-            }
-            _ => 0,
-        })
-        .sum();
-    assert_eq!(params, 61_706);
-    assert_eq!((net.inputs(), net.classes()), (784, 10));
+        .filter(|(key, _)| !buffer(key))
+        .map(|(_, t)| t.data.len())
+        .sum()
+}
+
+/// The named architectures have their PyTorch modules' parameter counts:
+/// - LeNet-5: 156 + 2,416 + 48,120 + 10,164 + 850 = 61,706;
+/// - ResNet-20 (He et al. 2016, CIFAR variant, 3 x 32 x 32): 269,722 with the parameter-free
+///   shortcuts of the paper's option A (the count in the paper's Table 6, "0.27M"), plus the
+///   two 1 x 1 projection shortcuts with batch norm of option B (torchvision's `BasicBlock`
+///   `downsample`): 16·32 + 2·32 + 32·64 + 2·64 = 2,752, so 272,474;
+/// - VGG-8 (NeuroSim's CIFAR-10 network, convolutions and linear layers without bias):
+///   3·128·9 + 128·128·9 + 128·256·9 + 256·256·9 + 256·512·9 + 512·512·9 + 8192·1024 +
+///   1024·10 = 12,973,440.
+#[test]
+fn named_architectures_have_pytorchs_parameter_counts() {
+    for (name, want, inputs) in [
+        ("lenet5", 61_706, 784),
+        ("resnet20", 272_474, 3 * 32 * 32),
+        ("vgg8", 12_973_440, 3 * 32 * 32),
+    ] {
+        let (input, layers) = named(name).unwrap();
+        let net = Sequential::random(input, &layers, 1).unwrap();
+        assert_eq!(parameter_count(&net), want, "{name}");
+        assert_eq!((net.inputs(), net.classes()), (inputs, 10), "{name}");
+    }
 }
 
 /// On ideal devices and an ideal tile (no quantisation, no noise) the deployed network
@@ -62,6 +83,61 @@ fn ideal_tiles_compute_the_digital_network() {
     let (want, got) = (
         digital.logits(&x, 16).unwrap(),
         analog.logits(&x, 16).unwrap(),
+    );
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for (a, b) in got.iter().zip(&want) {
+        assert!((a - b).abs() < 1e-4 * scale, "{a} vs {b}");
+    }
+}
+
+/// A small residual network on 3 x 8 x 8 images (conv without bias, batch norm, an
+/// identity and a projection residual block, global average pooling), its batch-norm
+/// scales, shifts and running statistics drawn at random so that folding them matters.
+fn small_resnet(seed: u64) -> Sequential<DigitalSynapses> {
+    let layers = r#"{ conv2d = { out = 4, kernel = 3, padding = 1, bias = false } },
+        "batchnorm2d", "relu", { residual = { out = 4 } }, { residual = { out = 6, stride = 2 } },
+        "global_avgpool", "flatten", { linear = 5 }"#;
+    let mut net = small_net([3, 8, 8], layers, seed);
+    let mut dict = net.state_dict();
+    let mut r = xbar::rng::stream(seed, &[1]);
+    for (key, t) in dict.iter_mut() {
+        let norm = key.contains("bn") || key.starts_with("1.") || key.contains("downsample.1");
+        let range = match key.rsplit('.').next().unwrap() {
+            "running_mean" | "bias" if norm => -0.5..0.5,
+            "running_var" | "weight" if norm => 0.5..1.5,
+            "num_batches_tracked" => {
+                t.data = vec![7.0];
+                continue;
+            }
+            _ => continue,
+        };
+        t.data
+            .iter_mut()
+            .for_each(|v| *v = r.random_range(range.clone()));
+    }
+    net.load_state_dict(&dict).unwrap();
+    net
+}
+
+/// Batch norm stays digital (folded into a per-channel scale and shift after the tile
+/// read) and residual sums are digital: on ideal devices and tiles the deployed residual
+/// network computes the digital network's scores.
+#[test]
+fn ideal_tiles_compute_a_residual_network_with_batch_norm() {
+    let mut digital = small_resnet(21);
+    let deployment = Deployment {
+        device: &device("ideal", ""),
+        tile: TileConfig::ideal(),
+        t_inference_s: 1.0,
+        seed: 3,
+    };
+    let mut analog = deployment
+        .program_sequential(&digital, InputScaling::AbsMax, &[])
+        .unwrap();
+    let x = uniform(4 * 3 * 64, 22);
+    let (want, got) = (
+        digital.logits(&x, 4).unwrap(),
+        analog.logits(&x, 4).unwrap(),
     );
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     for (a, b) in got.iter().zip(&want) {
@@ -147,59 +223,82 @@ fn noisy_tile_inference_is_identical_with_one_and_two_threads() {
     assert_eq!(run(1), run(2));
 }
 
-/// A small network exercising every differentiable stage on 1 x 6 x 6 inputs.
-fn small_net(pool: &str, seed: u64) -> Sequential<DigitalSynapses> {
-    let text = format!(
-        r#"layers = [ {{ conv2d = {{ out = 3, kernel = 3, padding = 1 }} }}, "relu",
-                     {{ {pool} = 2 }}, {{ conv2d = {{ out = 2, kernel = 2, stride = 1 }} }},
-                     "flatten", {{ linear = 5 }}, "relu", {{ linear = 3 }} ]"#
-    );
-    let table: toml::Table = toml::from_str(&text).unwrap();
+/// A small network from its layer list on `input`-shaped images.
+fn small_net(input: [usize; 3], layers: &str, seed: u64) -> Sequential<DigitalSynapses> {
+    let table: toml::Table = toml::from_str(&format!("layers = [ {layers} ]")).unwrap();
     let layers = parse_layers(&table["layers"]).unwrap();
-    Sequential::random([1, 6, 6], &layers, seed).unwrap()
+    Sequential::random(input, &layers, seed).unwrap()
+}
+
+/// Relative error ‖g − g_fd‖ / ‖g_fd‖ of the backpropagated gradient `g` of the mean
+/// cross-entropy of `net` on (`x`, `labels`) against central finite differences,
+/// ∂L/∂θ ≈ (L(θ + ε) − L(θ − ε)) / 2ε, over every learned parameter (each perturbed
+/// through the network's state dict).
+fn gradient_error(
+    net: &mut Sequential<DigitalSynapses>,
+    (x, labels): (&[f32], &[u8]),
+    eps: f32,
+) -> f64 {
+    let (_, grads, _) = net.gradients(x, labels).unwrap();
+    let clean = net.state_dict();
+    let (mut err2, mut norm2) = (0f64, 0f64);
+    for (key, grad) in &grads {
+        for (k, &g) in grad.iter().enumerate() {
+            let loss_at = |delta: f32| {
+                let mut dict = clean.clone();
+                dict.get_mut(key).unwrap().data[k] += delta;
+                let mut probe = net.clone();
+                probe.load_state_dict(&dict).unwrap();
+                probe.gradients(x, labels).unwrap().0
+            };
+            let fd = (loss_at(eps) - loss_at(-eps)) / (2.0 * f64::from(eps));
+            err2 += (f64::from(g) - fd).powi(2);
+            norm2 += fd * fd;
+        }
+    }
+    (err2 / norm2).sqrt()
+}
+
+/// Uniform inputs in [-1, 1) for `n` values.
+fn uniform(n: usize, seed: u64) -> Vec<f32> {
+    let mut r = xbar::rng::stream(seed, &[0]);
+    (0..n).map(|_| r.random_range(-1.0..1.0)).collect()
 }
 
 /// Backpropagation through convolutions (stride, padding), ReLU, max and average pooling,
-/// flatten and linear layers equals central finite differences of the mean cross-entropy,
-/// ∂L/∂θ ≈ (L(θ + ε) − L(θ − ε)) / 2ε with ε = 1e-3, for every weight and bias (relative
-/// error of the whole gradient below 1 %).
+/// flatten and linear layers equals central finite differences (ε = 1e-3) of the mean
+/// cross-entropy for every weight and bias (relative error of the whole gradient below 1 %).
 #[test]
 fn backpropagation_matches_finite_differences() {
-    let mut r = xbar::rng::stream(8, &[0]);
-    let x: Vec<f32> = (0..3 * 36).map(|_| r.random_range(-1.0..1.0)).collect();
-    let labels = [0u8, 2, 1];
+    let x = uniform(3 * 36, 8);
     for pool in ["avgpool2d", "maxpool2d"] {
-        let mut net = small_net(pool, 9);
-        let (_, grads, _) = net.gradients(&x, &labels).unwrap();
-        let (mut err2, mut norm2) = (0f64, 0f64);
-        for (s, grad) in grads.iter().enumerate() {
-            let Some(grad) = grad else { continue };
-            let analytic: Vec<f32> = grad.weight.iter().chain(&grad.bias).copied().collect();
-            for (k, &g) in analytic.iter().enumerate() {
-                let loss_at = |delta: f32| {
-                    let mut probe = net.clone();
-                    let (Stage::Conv { synapses, bias, .. } | Stage::Linear { synapses, bias }) =
-                        &mut probe.stages_mut()[s]
-                    else {
-                        unreachable!()
-                    };
-                    let n = synapses.weight().len();
-                    if k < n {
-                        synapses.weight_mut()[k] += delta;
-                    } else {
-                        bias[k - n] += delta;
-                    }
-                    probe.gradients(&x, &labels).unwrap().0
-                };
-                let eps = 1e-3;
-                let fd = (loss_at(eps) - loss_at(-eps)) / (2.0 * f64::from(eps));
-                err2 += (f64::from(g) - fd).powi(2);
-                norm2 += fd * fd;
-            }
-        }
-        let rel = (err2 / norm2).sqrt();
+        let layers = format!(
+            r#"{{ conv2d = {{ out = 3, kernel = 3, padding = 1 }} }}, "relu", {{ {pool} = 2 }},
+               {{ conv2d = {{ out = 2, kernel = 2, stride = 1 }} }}, "flatten",
+               {{ linear = 5 }}, "relu", {{ linear = 3 }}"#
+        );
+        let mut net = small_net([1, 6, 6], &layers, 9);
+        let rel = gradient_error(&mut net, (&x, &[0, 2, 1]), 1e-3);
         assert!(rel < 1e-2, "{pool}: relative gradient error {rel}");
     }
+}
+
+/// Backpropagation through batch norm in training mode (batch statistics), residual
+/// blocks with an identity shortcut and with a strided 1 x 1 projection shortcut, global
+/// average pooling and bias-free layers equals central finite differences for every
+/// weight, γ and β (relative error below 1 %). The step is ε = 1e-4: batch statistics
+/// make the loss sharply curved in the weights before a batch norm (and put every ReLU
+/// after it near its kink for some sample), so the error of the difference quotient is
+/// 7 % at ε = 1e-3 and 0.1 % at 1e-4, where f32 rounding of the loss is still small.
+#[test]
+fn backpropagation_through_batch_norm_and_residual_blocks_matches_finite_differences() {
+    let layers = r#"{ conv2d = { out = 3, kernel = 3, padding = 1, bias = false } },
+        "batchnorm2d", "relu", { residual = { out = 3 } }, { residual = { out = 4, stride = 2 } },
+        "global_avgpool", "flatten", { linear = 3 }"#;
+    let mut net = small_net([2, 6, 6], layers, 12);
+    let x = uniform(4 * 2 * 36, 13);
+    let rel = gradient_error(&mut net, (&x, &[0, 2, 1, 1]), 1e-4);
+    assert!(rel < 1e-2, "relative gradient error {rel}");
 }
 
 /// LeNet-5 trained in xbar learns MNIST: after two epochs on 2,000 digits (Adam, batches of
@@ -228,17 +327,11 @@ fn lenet5_learns_mnist_identically_on_any_thread_count() {
             })
     };
     let (mut one, two) = (run(1), run(2));
-    for (a, b) in one.stages().iter().zip(two.stages()) {
-        if let (Stage::Conv { synapses: wa, .. }, Stage::Conv { synapses: wb, .. })
-        | (Stage::Linear { synapses: wa, .. }, Stage::Linear { synapses: wb, .. }) = (a, b)
-        {
-            assert_eq!(
-                wa.weight(),
-                wb.weight(),
-                "weights differ between thread counts"
-            );
-        }
-    }
+    assert_eq!(
+        one.state_dict(),
+        two.state_dict(),
+        "weights differ between thread counts"
+    );
     let accuracy = evaluate(&mut one, &test_set).unwrap();
     assert!(accuracy > 0.85, "LeNet-5 test accuracy {accuracy}");
 }
@@ -250,23 +343,36 @@ fn lenet5_learns_mnist_identically_on_any_thread_count() {
 fn state_dicts_round_trip_through_safetensors_and_npy() {
     use xbar::nn::sequential::state_dict::{load, read_state_dict, save};
     let dir = tempfile::tempdir().unwrap();
-    let mut net = lenet5(11);
-    let x = images(4);
-    let want = net.logits(&x, 4).unwrap();
-    for name in ["lenet5.safetensors", "lenet5_npy"] {
-        let path = dir.path().join(name);
-        save(&net, &path).unwrap();
-        let dict = read_state_dict(&path).unwrap();
-        assert_eq!(dict, net.state_dict(), "{name}");
-        assert_eq!(dict["0.weight"].shape, vec![6, 1, 5, 5]);
-        assert_eq!(dict["7.weight"].shape, vec![120, 400]);
-        let mut other = lenet5(12);
+    let nets = [
+        ("lenet5", lenet5(11), lenet5(12), images(4)),
+        (
+            "resnet",
+            small_resnet(11),
+            small_resnet(12),
+            uniform(4 * 3 * 64, 5),
+        ),
+    ];
+    for (net_name, mut net, mut other, x) in nets {
+        let want = net.logits(&x, 4).unwrap();
         assert_ne!(other.logits(&x, 4).unwrap(), want);
-        load(&mut other, &path).unwrap();
-        assert_eq!(other.logits(&x, 4).unwrap(), want, "{name}");
-        let e = format!("{:#}", save(&net, &path).unwrap_err());
-        assert!(e.contains("already exists"), "{e}");
+        for format in [".safetensors", "_npy"] {
+            let path = dir.path().join(format!("{net_name}{format}"));
+            save(&net, &path).unwrap();
+            let dict = read_state_dict(&path).unwrap();
+            assert_eq!(dict, net.state_dict(), "{net_name} {format}");
+            let mut loaded = other.clone();
+            load(&mut loaded, &path).unwrap();
+            assert_eq!(loaded.logits(&x, 4).unwrap(), want, "{net_name} {format}");
+            let e = format!("{:#}", save(&net, &path).unwrap_err());
+            assert!(e.contains("already exists"), "{e}");
+        }
     }
+    let dict = read_state_dict(&dir.path().join("lenet5_npy")).unwrap();
+    assert_eq!(dict["0.weight"].shape, vec![6, 1, 5, 5]);
+    assert_eq!(dict["7.weight"].shape, vec![120, 400]);
+    let dict = read_state_dict(&dir.path().join("resnet.safetensors")).unwrap();
+    assert_eq!(dict["4.downsample.0.weight"].shape, vec![6, 4, 1, 1]);
+    assert_eq!(dict["4.bn2.num_batches_tracked"].data, vec![7.0]);
 }
 
 /// A file that does not fit the architecture is refused naming the key and both shapes,
@@ -354,4 +460,92 @@ fn pytorch_state_dicts_give_pytorchs_scores() {
     for (a, b) in got.iter().zip(&want.data) {
         assert!((a - b).abs() < 1e-5, "xbar {a} vs PyTorch {b}");
     }
+}
+
+/// A residual `state_dict` saved by PyTorch 2.10 (`tests/data/pytorch_resnet/make.py`:
+/// conv without bias, batch norm, torchvision-style basic blocks with identity and
+/// projection shortcuts, global average pooling) loads into `small_resnet`'s layer list and
+/// gives PyTorch's evaluation-mode scores; one training-mode pass updates the running
+/// statistics exactly as PyTorch does (momentum 0.1, unbiased batch variance, one more
+/// batch tracked).
+#[test]
+fn pytorch_residual_networks_give_pytorchs_scores_and_running_statistics() {
+    use xbar::nn::sequential::state_dict::{load, read_state_dict};
+    use xbar::npy::read_npy;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pytorch_resnet");
+    let mut net = small_resnet(0);
+    load(&mut net, &dir.join("model.safetensors")).unwrap();
+    let x = read_npy(&dir.join("input.npy")).unwrap();
+    let want = read_npy(&dir.join("logits.npy")).unwrap();
+    assert_eq!(want.shape, vec![2, 5]);
+    let got = net.logits(&x.data, 2).unwrap();
+    for (a, b) in got.iter().zip(&want.data) {
+        assert!((a - b).abs() < 1e-5, "xbar {a} vs PyTorch {b}");
+    }
+
+    let x_train = read_npy(&dir.join("train_input.npy")).unwrap();
+    net.gradients(&x_train.data, &[0, 1, 2]).unwrap();
+    let after = read_state_dict(&dir.join("after_train_pass.safetensors")).unwrap();
+    for (key, t) in net.state_dict() {
+        let want = &after[&key].data;
+        for (a, b) in t.data.iter().zip(want) {
+            assert!(
+                (a - b).abs() < 1e-5 * b.abs().max(1.0),
+                "{key}: xbar {a} vs PyTorch {b}"
+            );
+        }
+    }
+}
+
+/// Hardware-aware training of a residual network with batch norm (additive weight noise of
+/// 10 % redrawn every mini-batch, SGD with momentum, weight decay, cosine schedule, flips)
+/// is bit-identical with 1 and 2 threads, and the noise changes the trained weights.
+#[test]
+fn noisy_training_of_a_residual_network_is_identical_on_any_thread_count() {
+    use xbar::data::Dataset;
+    use xbar::nn::sequential::state_dict::StateDict;
+    use xbar::nn::{NoiseKind, Schedule, WeightNoise};
+    let n = 64;
+    let labels = (0..n).map(|i| (i % 5) as u8).collect();
+    let data = Dataset::new(uniform(n * 3 * 64, 30), labels, [3, 8, 8]).unwrap();
+    let config = |weight_noise| TrainConfig {
+        epochs: 2,
+        batch_size: 16,
+        optimizer: Optimizer::Sgd {
+            learning_rate: 0.05,
+            momentum: 0.9,
+        },
+        schedule: Schedule::Cosine,
+        weight_decay: 5e-4,
+        weight_noise,
+        flip: true,
+        seed: 4,
+        ..TrainConfig::default()
+    };
+    let noise = Some(WeightNoise {
+        kind: NoiseKind::Additive,
+        relative_sigma: 0.1,
+    });
+    let run = |threads: usize, config: TrainConfig| -> StateDict {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                let mut net = small_resnet(31);
+                train(&mut net, &data, &config, &mut |_| {}).unwrap();
+                net.state_dict()
+            })
+    };
+    let one = run(1, config(noise));
+    assert_eq!(
+        one,
+        run(2, config(noise)),
+        "weights differ between thread counts"
+    );
+    assert_ne!(
+        one,
+        run(1, config(None)),
+        "the weight noise changed nothing"
+    );
 }

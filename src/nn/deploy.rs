@@ -7,7 +7,7 @@ use super::binary::QuantizedMatrix;
 use super::mlp::{Dense, Mlp};
 use super::network::Classifier;
 use super::network::{Layer, Network, evaluate};
-use super::sequential::{Saved, Sequential, Stage};
+use super::sequential::{Pass, Saved, Sequential};
 use crate::crossbar::{AdcRange, Direction, TileConfig, TiledMatrix};
 use crate::data::Dataset;
 use crate::device::AnyDevice;
@@ -46,21 +46,22 @@ pub struct Deployment<'a> {
 }
 
 impl Deployment<'_> {
-    /// Fabricate tiles for a `n_out x n_in` layer and program `weights` (row-major n_out x n_in).
+    /// Fabricate tiles for a `n_out x n_in` layer at stream path `layer` and program
+    /// `weights` (row-major n_out x n_in).
     fn program(
         &self,
-        layer: usize,
+        layer: &[u64],
         n_in: usize,
         n_out: usize,
         weights: &[f64],
     ) -> Result<TiledMatrix<AnyDevice>> {
-        let seed = crate::rng::stream_key(self.seed, &[layer as u64]);
+        let seed = crate::rng::stream_key(self.seed, layer);
         let mut matrix =
             TiledMatrix::new(self.device.clone(), n_in, n_out, self.tile.clone(), seed)
-                .with_context(|| format!("building the tiles of layer {layer}"))?;
+                .with_context(|| format!("building the tiles of layer {layer:?}"))?;
         matrix
             .program(weights)
-            .with_context(|| format!("programming layer {layer}"))?;
+            .with_context(|| format!("programming layer {layer:?}"))?;
         matrix.set_read_time(self.t_inference_s)?;
         Ok(matrix)
     }
@@ -71,7 +72,7 @@ impl Deployment<'_> {
     /// programming, as a chip would; the tiles then move on to the inference time.
     fn program_analog(
         &self,
-        layer: usize,
+        layer: &[u64],
         (n_in, n_out): (usize, usize),
         weights: &[f64],
         scaling: InputScaling,
@@ -83,7 +84,7 @@ impl Deployment<'_> {
             let n_cal = calibration.len() / n_in;
             ensure!(
                 n_cal > 0,
-                "layer {layer}: calibrated ADC ranges need calibration inputs"
+                "layer {layer:?}: calibrated ADC ranges need calibration inputs"
             );
             let reference_s = self.tile.periphery.reference_read_time_s;
             synapses.matrix_mut().set_read_time(reference_s)?;
@@ -95,7 +96,9 @@ impl Deployment<'_> {
     }
 
     /// Program every weighted stage of a sequential network (convolution kernels and linear
-    /// weights; stage `i` on tiles with stream `[i]`) and read it with `scaling`. Calibrated
+    /// weights; the stage at site path `p` on tiles with stream `p`, i.e. `[i]` for list
+    /// index `i`) and read it with `scaling`; batch norms stay digital, folded into a
+    /// per-channel scale and offset after the ADCs. Calibrated
     /// ADC ranges are set on what each stage reads when the digital network sees the
     /// row-major images `calibration` (a convolution: every patch of every image).
     pub fn program_sequential(
@@ -107,20 +110,16 @@ impl Deployment<'_> {
         let reads = if matches!(self.tile.periphery.adc.range, AdcRange::Calibrated { .. }) {
             let n_cal = calibration.len() / net.inputs();
             ensure!(n_cal > 0, "calibrated ADC ranges need calibration images");
-            net.clone()
-                .forward(&calibration[..n_cal * net.inputs()], n_cal, true)?
-                .1
+            let images = &calibration[..n_cal * net.inputs()];
+            net.clone().forward(images, n_cal, Pass::Record)?.1
         } else {
             Vec::new()
         };
-        net.map_synapses(|i, synapses| {
+        net.map_synapses(|site, synapses| {
             let weights: Vec<f64> = synapses.weight().iter().map(|&w| f64::from(w)).collect();
-            let inputs = match reads.get(i) {
-                Some(Saved::Patches(v) | Saved::Input(v)) => v.as_slice(),
-                _ => &[],
-            };
+            let inputs = Saved::at(&reads, &site.path).map_or(&[][..], Saved::reads);
             let shape = (synapses.inputs(), synapses.outputs());
-            self.program_analog(i, shape, &weights, scaling, inputs)
+            self.program_analog(&site.path, shape, &weights, scaling, inputs)
         })
     }
 
@@ -135,13 +134,11 @@ impl Deployment<'_> {
     ) -> Result<Outcome> {
         let mut analog = self.program_sequential(net, scaling, calibration)?;
         let mut error = WeightError::default();
-        for (digital, deployed) in net.stages().iter().zip(analog.stages()) {
-            if let (Some(d), Some(a)) = (digital.synapses(), deployed.synapses()) {
-                error.add(d.weight(), &a.matrix().effective_weights()?);
-            }
+        for ((_, d), (_, a)) in net.synapses().into_iter().zip(analog.synapses()) {
+            error.add(d.weight(), &a.matrix().effective_weights()?);
         }
         let accuracy = evaluate(&mut analog, test)?;
-        let layers = analog.stages().iter().filter_map(Stage::synapses);
+        let layers = analog.synapses().into_iter().map(|(_, s)| s);
         Ok(analog_outcome(accuracy, &error, layers))
     }
 
@@ -162,7 +159,8 @@ impl Deployment<'_> {
         let mut net = mlp.deploy(|i, dense| {
             let weights: Vec<f64> = dense.weight().iter().map(|&w| f64::from(w)).collect();
             let shape = (dense.inputs(), dense.outputs());
-            let layer = self.program_analog(i, shape, &weights, scaling, &layer_inputs)?;
+            let layer =
+                self.program_analog(&[i as u64], shape, &weights, scaling, &layer_inputs)?;
             error.add(dense.weight(), &layer.matrix().effective_weights()?);
             layer_inputs = digital_layer(dense, &layer_inputs, n_cal, i < last);
             Ok(layer)
@@ -187,7 +185,7 @@ impl Deployment<'_> {
         for (i, layer) in net.layers().iter().enumerate() {
             let q = &layer.op;
             let weights: Vec<f64> = q.weights().iter().map(|&w| f64::from(w)).collect();
-            let matrix = self.program(i, q.inputs(), q.outputs(), &weights)?;
+            let matrix = self.program(&[i as u64], q.inputs(), q.outputs(), &weights)?;
             let op = SensedSynapses::new(matrix, q.weights().to_vec());
             layers.push(Layer {
                 op,

@@ -27,7 +27,7 @@ use crate::experiment::kinds::{Kind, SweepKind};
 use crate::experiment::run::{JobId, JobKind};
 use crate::nn::Deployment;
 use crate::nn::binary::{InputEncoding, Quantization, QuantizedMatrix, QuantizedMlp};
-use crate::nn::sequential::spec::{self, LayerSpec, Shape};
+use crate::nn::sequential::spec::{self, LayerSpec};
 use crate::nn::sequential::{self, Sequential, state_dict};
 use crate::nn::{self, Mlp, Network, TrainConfig};
 use crate::synapses::DigitalSynapses;
@@ -372,27 +372,10 @@ impl Inference {
             ));
         }
         let (input, layers) = Self::sequential_arch(c, split)?;
-        let (mut weights, mut values) = (0.0, 0.0);
-        for layer in spec::resolve(input, &layers)? {
-            let out = layer.output.len() as f64;
-            values += out;
-            match (&layer.spec, layer.input) {
-                (
-                    &LayerSpec::Conv2d {
-                        out: c_out, kernel, ..
-                    },
-                    Shape::Image([c_in, ..]),
-                ) => {
-                    let patch = (c_in * kernel * kernel) as f64;
-                    weights += (patch + 1.0) * c_out as f64;
-                    values += patch * out / c_out as f64;
-                }
-                (LayerSpec::Linear { out: n_out }, _) => {
-                    weights += (layer.input.len() as f64 + 1.0) * *n_out as f64;
-                }
-                _ => {}
-            }
-        }
+        let (weights, values) = spec::resolve(input, &layers)?
+            .iter()
+            .map(spec::ResolvedLayer::footprint)
+            .fold((0.0, 0.0), |(w, v), (dw, dv)| (w + dw, v + dv));
         Ok((
             weights,
             values,

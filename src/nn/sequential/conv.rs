@@ -144,8 +144,10 @@ impl ConvGeometry {
     }
 
     /// Per-pixel outputs (`(batch·pixels) x C_out`, the result of reading the im2col rows)
-    /// as NCHW images (`batch x C_out x pixels`), plus the bias of each channel.
-    pub fn pixels_to_channels(&self, y: &[f32], batch: usize, bias: &[f32]) -> Vec<f32> {
+    /// as NCHW images (`batch x C_out x pixels`), plus the bias of each channel (if any).
+    pub fn pixels_to_channels(&self, y: &[f32], batch: usize, bias: Option<&[f32]>) -> Vec<f32> {
+        let zeros = vec![0f32; self.out_channels];
+        let bias = bias.unwrap_or(&zeros);
         let (c_out, pixels) = (self.out_channels, self.pixels());
         let mut out = vec![0f32; batch * c_out * pixels];
         for (image, rows) in out.chunks_mut(c_out * pixels).zip(y.chunks(pixels * c_out)) {
@@ -279,7 +281,7 @@ mod tests {
             let rows = batch * g.pixels();
             let mut y = vec![0f32; rows * out];
             crate::linalg::a_bt(&cols, &w, rows, g.patch_len(), out, &mut y);
-            let got = g.pixels_to_channels(&y, batch, &bias);
+            let got = g.pixels_to_channels(&y, batch, Some(&bias));
             let want = naive(&g, &x, &w, &bias, batch);
             assert_eq!(got.len(), want.len());
             for (a, b) in got.iter().zip(&want) {

@@ -23,11 +23,36 @@ pub enum LayerSpec {
         stride: usize,
         /// Zero padding (default 0).
         padding: usize,
+        /// Whether the layer adds a learned bias per output channel (default true;
+        /// PyTorch's `bias=False` for false).
+        bias: bool,
     },
     /// `nn.Linear(in, out)` (in from the previous layer, which must be flat).
     Linear {
         /// Output features.
         out: usize,
+        /// Whether the layer adds a learned bias per output (default true).
+        bias: bool,
+    },
+    /// `nn.BatchNorm2d(C, eps, momentum)` (C from the previous layer): per-channel
+    /// normalisation by the batch statistics in training and by the running statistics in
+    /// inference, then a learned scale γ and shift β.
+    BatchNorm2d {
+        /// ε added to the variance (default 1e-5, PyTorch's).
+        eps: f32,
+        /// Weight of a new batch in the running statistics (default 0.1, PyTorch's).
+        momentum: f32,
+    },
+    /// A ResNet basic block (He et al. 2016): `relu(bn2(conv2(relu(bn1(conv1(x))))) +
+    /// shortcut(x))` with 3 x 3 convolutions without bias (the first with `stride`, both
+    /// padding 1), and an identity shortcut, or a 1 x 1 convolution with `stride` and
+    /// batch norm (`downsample`) when the stride or the channel count changes — PyTorch's
+    /// `torchvision.models.resnet.BasicBlock` and its `state_dict` keys.
+    Residual {
+        /// Output channels of both convolutions.
+        out: usize,
+        /// Stride of the first convolution and of the shortcut (default 1).
+        stride: usize,
     },
     /// `nn.ReLU()`.
     Relu,
@@ -52,7 +77,8 @@ pub enum LayerSpec {
 }
 
 /// The layer names a description may use.
-const LAYER_NAMES: &str = "conv2d, linear, relu, maxpool2d, avgpool2d, global_avgpool, flatten";
+const LAYER_NAMES: &str =
+    "conv2d, linear, batchnorm2d, residual, relu, maxpool2d, avgpool2d, global_avgpool, flatten";
 
 /// The shape of the activations between two layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,9 +132,10 @@ fn parse_layer(value: &Value) -> Result<LayerSpec> {
             "relu" => Ok(LayerSpec::Relu),
             "flatten" => Ok(LayerSpec::Flatten),
             "global_avgpool" => Ok(LayerSpec::GlobalAvgPool),
+            "batchnorm2d" => Ok(batch_norm_defaults()),
             other => bail!(
                 "unknown layer \"{other}\" (layers without settings: relu, flatten, \
-                 global_avgpool; the others take a table, e.g. {{ linear = 10 }})"
+                 global_avgpool, batchnorm2d; the others take a table, e.g. {{ linear = 10 }})"
             ),
         },
         Value::Table(t) if t.len() == 1 => {
@@ -122,17 +149,49 @@ fn parse_layer(value: &Value) -> Result<LayerSpec> {
 fn parse_table_layer(name: &str, settings: &Value) -> Result<LayerSpec> {
     match name {
         "conv2d" => {
-            let mut s = Settings::new(settings, &["out", "kernel", "stride", "padding"])?;
+            let s = Settings::new(settings, &["out", "kernel", "stride", "padding", "bias"])?;
             Ok(LayerSpec::Conv2d {
                 out: s.required("out")?,
                 kernel: s.required("kernel")?,
                 stride: s.optional("stride", 1)?,
                 padding: s.optional("padding", 0)?,
+                bias: s.flag("bias", true)?,
             })
         }
-        "linear" => Ok(LayerSpec::Linear {
-            out: Settings::shorthand(settings, "out")?,
+        "linear" => Ok(match settings {
+            Value::Integer(_) => LayerSpec::Linear {
+                out: Settings::shorthand(settings, "out")?,
+                bias: true,
+            },
+            _ => {
+                let s = Settings::new(settings, &["out", "bias"])?;
+                LayerSpec::Linear {
+                    out: s.required("out")?,
+                    bias: s.flag("bias", true)?,
+                }
+            }
         }),
+        "batchnorm2d" => {
+            let s = Settings::new(settings, &["eps", "momentum"])?;
+            let eps = s.number("eps", BATCH_NORM_EPS)?;
+            let momentum = s.number("momentum", BATCH_NORM_MOMENTUM)?;
+            ensure!(
+                eps > 0.0,
+                "eps = {eps} must be > 0 (PyTorch's default is 1e-5)"
+            );
+            ensure!(
+                momentum > 0.0 && momentum <= 1.0,
+                "momentum = {momentum} must lie in (0, 1] (PyTorch's default is 0.1)"
+            );
+            Ok(LayerSpec::BatchNorm2d { eps, momentum })
+        }
+        "residual" => {
+            let s = Settings::new(settings, &["out", "stride"])?;
+            Ok(LayerSpec::Residual {
+                out: s.required("out")?,
+                stride: s.optional("stride", 1)?,
+            })
+        }
         "maxpool2d" | "avgpool2d" => {
             let (kernel, stride) = match settings {
                 Value::Integer(_) => {
@@ -140,7 +199,7 @@ fn parse_table_layer(name: &str, settings: &Value) -> Result<LayerSpec> {
                     (k, k)
                 }
                 _ => {
-                    let mut s = Settings::new(settings, &["kernel", "stride"])?;
+                    let s = Settings::new(settings, &["kernel", "stride"])?;
                     let k = s.required("kernel")?;
                     (k, s.optional("stride", k)?)
                 }
@@ -185,7 +244,7 @@ impl<'a> Settings<'a> {
         }
     }
 
-    fn required(&mut self, key: &str) -> Result<usize> {
+    fn required(&self, key: &str) -> Result<usize> {
         let value = self
             .table
             .get(key)
@@ -193,12 +252,45 @@ impl<'a> Settings<'a> {
         positive(key, value)
     }
 
-    fn optional(&mut self, key: &str, default: usize) -> Result<usize> {
+    fn optional(&self, key: &str, default: usize) -> Result<usize> {
         match self.table.get(key) {
             None => Ok(default),
             Some(v) if key == "padding" => non_negative(key, v),
             Some(v) => positive(key, v),
         }
+    }
+
+    fn flag(&self, key: &str, default: bool) -> Result<bool> {
+        match self.table.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_bool()
+                .with_context(|| format!("{key} must be true or false, got {v}")),
+        }
+    }
+
+    fn number(&self, key: &str, default: f32) -> Result<f32> {
+        match self.table.get(key) {
+            None => Ok(default),
+            Some(v) => match (v.as_float(), v.as_integer()) {
+                (Some(f), _) if f.is_finite() => Ok(f as f32),
+                (_, Some(i)) => Ok(i as f32),
+                _ => bail!("{key} must be a finite number, got {v}"),
+            },
+        }
+    }
+}
+
+/// PyTorch's default ε of `nn.BatchNorm2d`.
+pub const BATCH_NORM_EPS: f32 = 1e-5;
+/// PyTorch's default momentum of `nn.BatchNorm2d`.
+pub const BATCH_NORM_MOMENTUM: f32 = 0.1;
+
+/// A batch norm with PyTorch's defaults.
+fn batch_norm_defaults() -> LayerSpec {
+    LayerSpec::BatchNorm2d {
+        eps: BATCH_NORM_EPS,
+        momentum: BATCH_NORM_MOMENTUM,
     }
 }
 
@@ -244,11 +336,54 @@ pub fn resolve(input: [usize; 3], layers: &[LayerSpec]) -> Result<Vec<ResolvedLa
     Ok(resolved)
 }
 
+impl ResolvedLayer {
+    /// The layer's parameters (weights, biases, batch-norm γ, β and running statistics)
+    /// and the activation values per example a training pass keeps (outputs, and a
+    /// convolution's im2col patches), for memory estimates.
+    pub fn footprint(&self) -> (f64, f64) {
+        let out = self.output.len() as f64;
+        let conv = |c_in: usize, c_out: usize, kernel: usize, bias: bool, pixels: f64| {
+            let patch = (c_in * kernel * kernel) as f64;
+            let weights = (patch + f64::from(u8::from(bias))) * c_out as f64;
+            (weights, patch * pixels + c_out as f64 * pixels)
+        };
+        match (&self.spec, self.input) {
+            (&LayerSpec::Conv2d { kernel, bias, .. }, Shape::Image([c_in, ..])) => {
+                let Shape::Image([c_out, h, w]) = self.output else {
+                    return (0.0, out);
+                };
+                conv(c_in, c_out, kernel, bias, (h * w) as f64)
+            }
+            (&LayerSpec::Linear { out: n_out, bias }, _) => {
+                let weights = (self.input.len() + usize::from(bias)) * n_out;
+                (weights as f64, out)
+            }
+            (LayerSpec::BatchNorm2d { .. }, Shape::Image([c, ..])) => ((4 * c) as f64, 2.0 * out),
+            (&LayerSpec::Residual { out: c_out, .. }, Shape::Image([c_in, ..])) => {
+                let pixels = out / c_out as f64;
+                let parts = [
+                    conv(c_in, c_out, RESIDUAL_KERNEL, false, pixels),
+                    conv(c_out, c_out, RESIDUAL_KERNEL, false, pixels),
+                    conv(c_in, c_out, 1, false, pixels),
+                ];
+                let norms = (3 * 4 * c_out) as f64;
+                let (w, v) = parts
+                    .iter()
+                    .fold((norms, 6.0 * out), |(w, v), p| (w + p.0, v + p.1));
+                (w, v)
+            }
+            _ => (0.0, out),
+        }
+    }
+}
+
 /// The layer's name as written in a description.
 pub fn name(spec: &LayerSpec) -> &'static str {
     match spec {
         LayerSpec::Conv2d { .. } => "conv2d",
         LayerSpec::Linear { .. } => "linear",
+        LayerSpec::BatchNorm2d { .. } => "batchnorm2d",
+        LayerSpec::Residual { .. } => "residual",
         LayerSpec::Relu => "relu",
         LayerSpec::MaxPool2d { .. } => "maxpool2d",
         LayerSpec::AvgPool2d { .. } => "avgpool2d",
@@ -271,16 +406,22 @@ fn output_shape(spec: &LayerSpec, input: Shape) -> Result<Shape> {
             kernel,
             stride,
             padding,
+            ..
         } => {
             let g = ConvGeometry::new(image(input)?, out, kernel, stride, padding)?;
             Shape::Image([out, g.out_h(), g.out_w()])
         }
+        LayerSpec::Residual { out, stride } => {
+            let g = ConvGeometry::new(image(input)?, out, RESIDUAL_KERNEL, stride, 1)?;
+            Shape::Image([out, g.out_h(), g.out_w()])
+        }
+        LayerSpec::BatchNorm2d { .. } => Shape::Image(image(input)?),
         LayerSpec::Linear { .. } if matches!(input, Shape::Image(_)) => bail!(
             "expects a flat vector but gets images: put \"flatten\" before it (it will then \
              take {} inputs)",
             input.len()
         ),
-        LayerSpec::Linear { out } => Shape::Flat(out),
+        LayerSpec::Linear { out, .. } => Shape::Flat(out),
         LayerSpec::Relu => input,
         LayerSpec::MaxPool2d { kernel, stride } | LayerSpec::AvgPool2d { kernel, stride } => {
             let kind = match spec {
@@ -295,43 +436,96 @@ fn output_shape(spec: &LayerSpec, input: Shape) -> Result<Shape> {
     })
 }
 
-/// The names [`named`] knows.
-pub const ARCHITECTURES: &[&str] = &["lenet5"];
+/// Kernel size of the convolutions of a [`LayerSpec::Residual`] block.
+pub const RESIDUAL_KERNEL: usize = 3;
 
-/// A named architecture: its input shape and layers. `lenet5`: LeCun et al. 1998 as in the
-/// usual PyTorch port for 1 x 28 x 28 MNIST (`docs/NETWORKS.md`).
+/// The names [`named`] knows.
+pub const ARCHITECTURES: &[&str] = &["lenet5", "resnet20", "vgg8"];
+
+/// A named architecture: its input shape and layers (`docs/NETWORKS.md` gives the
+/// equivalent PyTorch modules).
+/// - `lenet5`: LeCun et al. 1998 as in the usual PyTorch port for 1 x 28 x 28 MNIST.
+/// - `resnet20`: He et al. 2016, section 4.2 (CIFAR-10, 3 x 32 x 32): a 3 x 3 convolution
+///   of 16 channels with batch norm, three stages of three basic blocks of 16, 32 and 64
+///   channels (the first block of stages 2 and 3 with stride 2 and a 1 x 1 projection
+///   shortcut, option B of the paper), global average pooling and a linear layer.
+/// - `vgg8`: the VGG-8 of NeuroSim's CIFAR-10 benchmark (DNN_NeuroSim V1.3,
+///   `Inference_pytorch/models/VGG.py`): 3 x 3 convolutions of 128, 128, 256, 256, 512 and
+///   512 channels (padding 1, ReLU, 2 x 2 max pooling after every second), then linear
+///   layers of 1024 and 10; NeuroSim's layers have no bias.
 pub fn named(name: &str) -> Option<([usize; 3], Vec<LayerSpec>)> {
-    use LayerSpec::*;
-    let conv = |out, kernel, padding| Conv2d {
+    match name {
+        "lenet5" => Some(([1, 28, 28], lenet5())),
+        "resnet20" => Some(([3, 32, 32], resnet20())),
+        "vgg8" => Some(([3, 32, 32], vgg8())),
+        _ => None,
+    }
+}
+
+fn conv(out: usize, kernel: usize, padding: usize, bias: bool) -> LayerSpec {
+    LayerSpec::Conv2d {
         out,
         kernel,
         stride: 1,
         padding,
-    };
-    let pool = MaxPool2d {
+        bias,
+    }
+}
+
+fn max_pool_2() -> LayerSpec {
+    LayerSpec::MaxPool2d {
         kernel: 2,
         stride: 2,
-    };
-    match name {
-        "lenet5" => Some((
-            [1, 28, 28],
-            vec![
-                conv(6, 5, 2),
-                Relu,
-                pool.clone(),
-                conv(16, 5, 0),
-                Relu,
-                pool,
-                Flatten,
-                Linear { out: 120 },
-                Relu,
-                Linear { out: 84 },
-                Relu,
-                Linear { out: 10 },
-            ],
-        )),
-        _ => None,
     }
+}
+
+fn linear(out: usize, bias: bool) -> LayerSpec {
+    LayerSpec::Linear { out, bias }
+}
+
+fn lenet5() -> Vec<LayerSpec> {
+    use LayerSpec::*;
+    vec![
+        conv(6, 5, 2, true),
+        Relu,
+        max_pool_2(),
+        conv(16, 5, 0, true),
+        Relu,
+        max_pool_2(),
+        Flatten,
+        linear(120, true),
+        Relu,
+        linear(84, true),
+        Relu,
+        linear(10, true),
+    ]
+}
+
+/// Blocks per stage of ResNet-20 (`n = 3`, `6n + 2 = 20` weighted layers).
+const RESNET20_BLOCKS_PER_STAGE: usize = 3;
+
+fn resnet20() -> Vec<LayerSpec> {
+    use LayerSpec::*;
+    let mut layers = vec![conv(16, 3, 1, false), batch_norm_defaults(), Relu];
+    for (stage, out) in [16, 32, 64].into_iter().enumerate() {
+        for block in 0..RESNET20_BLOCKS_PER_STAGE {
+            let stride = if stage > 0 && block == 0 { 2 } else { 1 };
+            layers.push(Residual { out, stride });
+        }
+    }
+    layers.extend([GlobalAvgPool, Flatten, linear(10, true)]);
+    layers
+}
+
+fn vgg8() -> Vec<LayerSpec> {
+    use LayerSpec::*;
+    let mut layers = Vec::new();
+    for out in [128, 256, 512] {
+        layers.extend([conv(out, 3, 1, false), Relu, conv(out, 3, 1, false), Relu]);
+        layers.push(max_pool_2());
+    }
+    layers.extend([Flatten, linear(1024, false), Relu, linear(10, false)]);
+    layers
 }
 
 #[cfg(test)]
@@ -397,17 +591,12 @@ mod tests {
         assert!(e.contains("dropout") && e.contains("conv2d"), "{e}");
 
         let resolved = |l: Vec<LayerSpec>| format!("{:#}", resolve([1, 8, 8], &l).unwrap_err());
-        let e = resolved(vec![LayerSpec::Linear { out: 10 }]);
+        let e = resolved(vec![linear(10, true)]);
         assert!(
             e.contains("layers[0]") && e.contains("flatten") && e.contains("64"),
             "{e}"
         );
-        let e = resolved(vec![LayerSpec::Conv2d {
-            out: 2,
-            kernel: 9,
-            stride: 1,
-            padding: 0,
-        }]);
+        let e = resolved(vec![conv(2, 9, 0, true)]);
         assert!(e.contains("layers[0]") && e.contains("larger"), "{e}");
         let e = resolved(vec![LayerSpec::Relu]);
         assert!(e.contains("ends with images"), "{e}");

@@ -3,8 +3,12 @@
 //!
 //! Keys are PyTorch's for the `nn.Sequential` that the layer list mirrors: the weighted
 //! layer at list index `i` has `i.weight` (`nn.Conv2d`: `C_out x C_in x k x k`, OIHW;
-//! `nn.Linear`: `out x in`) and `i.bias` (`C_out` or `out`), float32 (float64 is accepted
-//! and rounded). A PyTorch model is exported with
+//! `nn.Linear`: `out x in`) and, unless built with `bias = false`, `i.bias` (`C_out` or
+//! `out`); a batch norm has `i.weight` (γ), `i.bias` (β), `i.running_mean`,
+//! `i.running_var` and `i.num_batches_tracked` (int64); a residual block's modules are
+//! keyed `i.conv1`, `i.bn1`, `i.conv2`, `i.bn2`, `i.downsample.0`, `i.downsample.1` as in
+//! torchvision's `BasicBlock`. Tensors are float32 (float64 is accepted and rounded). A
+//! PyTorch model is exported with
 //!
 //! ```python
 //! from safetensors.torch import save_file
@@ -16,8 +20,8 @@
 //! not have, a wrong shape or an unsupported dtype is an error naming the key, the expected
 //! and the found shape.
 
-use super::{Sequential, Stage};
-use crate::npy::{read_npy, write_npy};
+use super::{Sequential, Stage, visit_stages, visit_stages_mut};
+use crate::npy::{Elements, NpyData, read_npy_data};
 use crate::synapses::{DigitalSynapses, SynapticLayer};
 use anyhow::{Context, Result, bail, ensure};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
@@ -42,33 +46,23 @@ const SAFETENSORS_EXTENSION: &str = "safetensors";
 /// f32 tensors made from it).
 const LOAD_BYTES_PER_FILE_BYTE: f64 = 2.0;
 
+/// Suffix of a batch norm's count of training batches, an int64 scalar in PyTorch.
+const BATCHES_TRACKED: &str = "num_batches_tracked";
+
 impl Sequential<DigitalSynapses> {
-    /// The network's weights and biases by PyTorch key.
+    /// The network's parameters and batch-norm buffers by PyTorch key.
     pub fn state_dict(&self) -> StateDict {
         let mut dict = StateDict::new();
-        for (i, stage) in self.stages.iter().enumerate() {
-            if let Some((synapses, bias, weight_shape)) = weighted(stage) {
-                dict.insert(
-                    format!("{i}.weight"),
-                    Tensor {
-                        shape: weight_shape,
-                        data: synapses.weight().to_vec(),
-                    },
-                );
-                dict.insert(
-                    format!("{i}.bias"),
-                    Tensor {
-                        shape: vec![bias.len()],
-                        data: bias.to_vec(),
-                    },
-                );
+        visit_stages(&self.stages, &mut |site, stage| {
+            for (name, shape, data) in stage_tensors(stage) {
+                dict.insert(format!("{}.{name}", site.key), Tensor { shape, data });
             }
-        }
+        });
         dict
     }
 
-    /// Replace every weight and bias by the tensors of `dict`, which must hold exactly the
-    /// network's keys with its shapes.
+    /// Replace every parameter and buffer by the tensors of `dict`, which must hold exactly
+    /// the network's keys with its shapes.
     pub fn load_state_dict(&mut self, dict: &StateDict) -> Result<()> {
         let expected = self.state_dict();
         if let Some(key) = dict.keys().find(|k| !expected.contains_key(*k)) {
@@ -93,40 +87,79 @@ impl Sequential<DigitalSynapses> {
                 found.shape
             );
         }
-        for (i, stage) in self.stages.iter_mut().enumerate() {
-            if let Stage::Conv { synapses, bias, .. } | Stage::Linear { synapses, bias } = stage {
-                synapses
-                    .weight_mut()
-                    .copy_from_slice(&dict[&format!("{i}.weight")].data);
-                bias.copy_from_slice(&dict[&format!("{i}.bias")].data);
+        visit_stages_mut(&mut self.stages, &mut |site, stage| {
+            let tensor = |name: &str| &dict[&format!("{}.{name}", site.key)].data;
+            match stage {
+                Stage::Conv { synapses, bias, .. } | Stage::Linear { synapses, bias } => {
+                    synapses.weight_mut().copy_from_slice(tensor("weight"));
+                    if let Some(bias) = bias {
+                        bias.copy_from_slice(tensor("bias"));
+                    }
+                }
+                Stage::BatchNorm { norm, .. } => {
+                    norm.gamma.copy_from_slice(tensor("weight"));
+                    norm.beta.copy_from_slice(tensor("bias"));
+                    norm.running_mean.copy_from_slice(tensor("running_mean"));
+                    norm.running_var.copy_from_slice(tensor("running_var"));
+                    norm.batches_tracked = tensor(BATCHES_TRACKED)[0] as u64;
+                }
+                _ => {}
             }
-        }
+        });
         Ok(())
     }
 }
 
-/// A weighted stage's synapses, bias and PyTorch weight shape.
-fn weighted(stage: &Stage<DigitalSynapses>) -> Option<(&DigitalSynapses, &[f32], Vec<usize>)> {
+/// A stage's own tensors: PyTorch name, shape and values.
+fn stage_tensors(stage: &Stage<DigitalSynapses>) -> Vec<(&'static str, Vec<usize>, Vec<f32>)> {
+    let vector = |v: &[f32]| vec![v.len()];
     match stage {
         Stage::Conv {
             geometry,
             synapses,
             bias,
-        } => Some((
-            synapses,
-            bias,
-            vec![
-                geometry.out_channels,
-                geometry.in_channels,
-                geometry.kernel,
-                geometry.kernel,
-            ],
-        )),
-        Stage::Linear { synapses, bias } => {
-            Some((synapses, bias, vec![synapses.outputs(), synapses.inputs()]))
+        } => {
+            let g = geometry;
+            let shape = vec![g.out_channels, g.in_channels, g.kernel, g.kernel];
+            weight_and_bias(shape, synapses, bias.as_deref())
         }
-        _ => None,
+        Stage::Linear { synapses, bias } => {
+            let shape = vec![synapses.outputs(), synapses.inputs()];
+            weight_and_bias(shape, synapses, bias.as_deref())
+        }
+        Stage::BatchNorm { norm, .. } => vec![
+            ("weight", vector(&norm.gamma), norm.gamma.clone()),
+            ("bias", vector(&norm.beta), norm.beta.clone()),
+            (
+                "running_mean",
+                vector(&norm.running_mean),
+                norm.running_mean.clone(),
+            ),
+            (
+                "running_var",
+                vector(&norm.running_var),
+                norm.running_var.clone(),
+            ),
+            (
+                BATCHES_TRACKED,
+                Vec::new(),
+                vec![norm.batches_tracked as f32],
+            ),
+        ],
+        _ => Vec::new(),
     }
+}
+
+fn weight_and_bias(
+    shape: Vec<usize>,
+    synapses: &DigitalSynapses,
+    bias: Option<&[f32]>,
+) -> Vec<(&'static str, Vec<usize>, Vec<f32>)> {
+    let mut tensors = vec![("weight", shape, synapses.weight().to_vec())];
+    if let Some(bias) = bias {
+        tensors.push(("bias", vec![bias.len()], bias.to_vec()));
+    }
+    tensors
 }
 
 fn key_list(dict: &StateDict) -> String {
@@ -171,7 +204,19 @@ pub fn write_state_dict(path: &Path, dict: &StateDict) -> Result<()> {
         std::fs::create_dir_all(path)
             .with_context(|| format!("cannot create weight directory {}", path.display()))?;
         for (key, t) in dict {
-            write_npy(&path.join(format!("{key}.npy")), &t.shape, &t.data)?;
+            let elements = if key.ends_with(BATCHES_TRACKED) {
+                Elements::I64(t.data.iter().map(|&v| v as i64).collect())
+            } else {
+                Elements::F32(t.data.clone())
+            };
+            let file = path.join(format!("{key}.npy"));
+            let bytes = NpyData {
+                shape: t.shape.clone(),
+                elements,
+            }
+            .to_bytes()?;
+            crate::atomic::write_atomic(&file, &bytes)
+                .with_context(|| format!("writing .npy file {}", file.display()))?;
         }
         Ok(())
     }
@@ -192,7 +237,8 @@ fn read_safetensors(path: &Path) -> Result<StateDict> {
         .map_err(|e| anyhow::anyhow!("{what} is not a valid safetensors file: {e}"))?;
     file.iter()
         .map(|(key, view)| {
-            let data = to_f32(&view).with_context(|| format!("{what}, key {key}"))?;
+            let data = to_f32(&view, key.ends_with(BATCHES_TRACKED))
+                .with_context(|| format!("{what}, key {key}"))?;
             Ok((
                 key.to_string(),
                 Tensor {
@@ -204,8 +250,9 @@ fn read_safetensors(path: &Path) -> Result<StateDict> {
         .collect()
 }
 
-/// A tensor's values as f32 (float32 as stored, float64 rounded).
-fn to_f32(view: &TensorView<'_>) -> Result<Vec<f32>> {
+/// A tensor's values as f32 (float32 as stored, float64 rounded; int64 only for a
+/// batch norm's count of batches, `counter`).
+fn to_f32(view: &TensorView<'_>, counter: bool) -> Result<Vec<f32>> {
     let bytes = view.data();
     Ok(match view.dtype() {
         Dtype::F32 => bytes
@@ -216,6 +263,10 @@ fn to_f32(view: &TensorView<'_>) -> Result<Vec<f32>> {
             .chunks_exact(8)
             .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
             .collect(),
+        Dtype::I64 if counter => bytes
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+            .collect(),
         other => bail!(
             "dtype {other:?} is not supported (float32 or float64): save the model after \
              model.float()"
@@ -224,17 +275,25 @@ fn to_f32(view: &TensorView<'_>) -> Result<Vec<f32>> {
 }
 
 fn safetensors_bytes(dict: &StateDict) -> Result<Vec<u8>> {
-    let raw: Vec<(String, Vec<usize>, Vec<u8>)> = dict
+    let raw: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = dict
         .iter()
         .map(|(k, t)| {
-            let bytes = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
-            (k.clone(), t.shape.clone(), bytes)
+            let (dtype, bytes) = if k.ends_with(BATCHES_TRACKED) {
+                let counts = t.data.iter().flat_map(|&v| (v as i64).to_le_bytes());
+                (Dtype::I64, counts.collect())
+            } else {
+                (
+                    Dtype::F32,
+                    t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                )
+            };
+            (k.clone(), t.shape.clone(), dtype, bytes)
         })
         .collect();
     let views = raw
         .iter()
-        .map(|(k, shape, bytes)| {
-            let view = TensorView::new(Dtype::F32, shape.clone(), bytes)
+        .map(|(k, shape, dtype, bytes)| {
+            let view = TensorView::new(*dtype, shape.clone(), bytes)
                 .map_err(|e| anyhow::anyhow!("tensor {k}: {e}"))?;
             Ok((k.as_str(), view))
         })
@@ -255,14 +314,20 @@ fn read_npy_dir(dir: &Path) -> Result<StateDict> {
         else {
             continue;
         };
-        let array = read_npy(&path)?;
-        dict.insert(
-            key.to_string(),
-            Tensor {
-                shape: array.shape,
-                data: array.data,
-            },
-        );
+        let array = read_npy_data(&path)?;
+        let shape = array.shape.clone();
+        let data = match array.elements {
+            Elements::I64(counts) if key.ends_with(BATCHES_TRACKED) => {
+                counts.iter().map(|&c| c as f32).collect()
+            }
+            _ => {
+                array
+                    .into_f32()
+                    .with_context(|| format!(".npy file {}", path.display()))?
+                    .data
+            }
+        };
+        dict.insert(key.to_string(), Tensor { shape, data });
     }
     Ok(dict)
 }

@@ -1,160 +1,280 @@
 //! Digital training of sequential networks by backpropagation through convolutions
 //! (im2col: the kernel gradient is one product of the output errors with the saved patches,
 //! the input gradient the transposed read of the kernel matrix folded back by col2im),
-//! pooling, ReLU and linear layers, with the optimisers, schedule, shuffles and shift
-//! augmentation of `nn::backprop` (same `TrainConfig`, same random streams). Every product
-//! comes from `crate::linalg`, so training is bit-identical for any thread count.
+//! pooling, ReLU, batch norm (batch statistics, running statistics updated as PyTorch does),
+//! residual blocks (the error of the sum flows into both branches) and linear layers, with
+//! the optimisers, schedules, weight decay, weight noise, shuffles and augmentation of
+//! `nn::backprop` (same `TrainConfig`, same random streams). Gradients are keyed by the
+//! network's PyTorch `state_dict` names. Every product comes from `crate::linalg`, so
+//! training is bit-identical for any thread count.
 
-use super::{Saved, Sequential, Stage};
+use super::{Pass, Saved, Sequential, Site, Stage, visit_stages_mut};
 use crate::data::Dataset;
 use crate::linalg;
 use crate::nn::backprop::{EpochReport, TrainConfig, TrainReport, run_epochs};
 use crate::nn::mlp::softmax_cross_entropy;
 use crate::nn::network::Classifier;
+use crate::nn::noise::WeightNoise;
 use crate::nn::optim::ParamState;
+use crate::rng;
 use crate::synapses::{DigitalSynapses, SynapticLayer};
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
 
-/// The gradient of a weighted stage: kernel or weight matrix (`outputs x inputs`) and bias.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StageGradient {
-    /// `∂L/∂W`, row-major like the weights.
-    pub weight: Vec<f32>,
-    /// `∂L/∂b`.
-    pub bias: Vec<f32>,
-}
+/// Gradients of the loss by parameter key, named as in the network's PyTorch `state_dict`
+/// (`0.weight`, `0.bias`, `5.conv1.weight`, `1.weight` of a batch norm = `∂L/∂γ`, ...).
+pub type Gradients = BTreeMap<String, Vec<f32>>;
 
 impl Sequential<DigitalSynapses> {
-    /// Mean softmax cross-entropy of a batch and its gradient for every stage (`None` for
-    /// stages without parameters), with the batch's logits.
-    pub fn gradients(
-        &mut self,
-        x: &[f32],
-        labels: &[u8],
-    ) -> Result<(f64, Vec<Option<StageGradient>>, Vec<f32>)> {
+    /// Mean softmax cross-entropy of a training batch (batch norms on the batch's
+    /// statistics, their running statistics updated), its gradient for every parameter, and
+    /// the batch's logits.
+    pub fn gradients(&mut self, x: &[f32], labels: &[u8]) -> Result<(f64, Gradients, Vec<f32>)> {
         let batch = labels.len();
         self.check_inputs(x, batch)?;
-        let (logits, saved) = self.forward(x, batch, true)?;
-        let (loss, mut dy) = softmax_cross_entropy(&logits, labels);
-        let mut grads = vec![None; self.stages.len()];
-        for i in (0..self.stages.len()).rev() {
-            let (dx, grad) = backward_stage(&mut self.stages[i], &saved[i], &dy, batch, i > 0)
-                .with_context(|| format!("backward pass of stage {i}"))?;
-            grads[i] = grad;
-            dy = dx;
-        }
+        let (logits, saved) = self.forward(x, batch, Pass::Train)?;
+        let (loss, dy) = softmax_cross_entropy(&logits, labels);
+        let mut grads = Gradients::new();
+        backward_stages(
+            &mut self.stages,
+            &saved,
+            dy,
+            (batch, false),
+            &Site::top,
+            &mut grads,
+        )?;
         Ok((loss, grads, logits))
     }
 }
 
-/// One stage's backward pass: the gradient with respect to its input (when `need_dx`) and
-/// to its parameters.
+/// The backward pass through `stages` (the site of stage `i` is `site_of(i)`), from the
+/// output errors `dy`, adding every parameter gradient to `grads`; the input errors (empty
+/// when `need_dx` is false: the network's input needs none).
+fn backward_stages<S: SynapticLayer>(
+    stages: &mut [Stage<S>],
+    saved: &[Saved],
+    mut dy: Vec<f32>,
+    (batch, need_dx): (usize, bool),
+    site_of: &dyn Fn(usize) -> Site,
+    grads: &mut Gradients,
+) -> Result<Vec<f32>> {
+    for i in (0..stages.len()).rev() {
+        let site = site_of(i);
+        let need = need_dx || i > 0;
+        dy = backward_stage(&mut stages[i], &saved[i], &dy, (batch, need), &site, grads)
+            .with_context(|| format!("backward pass of stage {}", site.key))?;
+    }
+    Ok(dy)
+}
+
+/// One stage's backward pass: its parameter gradients into `grads` and the gradient with
+/// respect to its input (when `need_dx`).
 fn backward_stage<S: SynapticLayer>(
     stage: &mut Stage<S>,
     saved: &Saved,
     dy: &[f32],
-    batch: usize,
-    need_dx: bool,
-) -> Result<(Vec<f32>, Option<StageGradient>)> {
+    (batch, need_dx): (usize, bool),
+    site: &Site,
+    grads: &mut Gradients,
+) -> Result<Vec<f32>> {
+    let key = |name: &str| format!("{}.{name}", site.key);
     Ok(match (stage, saved) {
         (
             Stage::Conv {
-                geometry, synapses, ..
+                geometry,
+                synapses,
+                bias,
             },
             Saved::Patches(cols),
         ) => {
             let rows = geometry.channels_to_pixels(dy, batch);
             let reads = batch * geometry.pixels();
-            let grad = weight_gradient(
-                &rows,
-                cols,
-                reads,
-                geometry.out_channels,
-                geometry.patch_len(),
+            let (c_out, patch) = (geometry.out_channels, geometry.patch_len());
+            grads.insert(
+                key("weight"),
+                weight_gradient(&rows, cols, reads, c_out, patch),
             );
-            let dx = if need_dx {
-                let mut dcols = vec![0f32; reads * geometry.patch_len()];
+            if bias.is_some() {
+                grads.insert(key("bias"), bias_gradient(&rows, c_out));
+            }
+            if need_dx {
+                let mut dcols = vec![0f32; reads * patch];
                 synapses.transposed(&rows, reads, &mut dcols)?;
                 geometry.col2im(&dcols, batch)
             } else {
                 Vec::new()
-            };
-            (dx, Some(grad))
+            }
         }
-        (Stage::Linear { synapses, .. }, Saved::Input(input)) => {
+        (Stage::Linear { synapses, bias }, Saved::Input(input)) => {
             let (n, m) = (synapses.inputs(), synapses.outputs());
-            let grad = weight_gradient(dy, input, batch, m, n);
+            grads.insert(key("weight"), weight_gradient(dy, input, batch, m, n));
+            if bias.is_some() {
+                grads.insert(key("bias"), bias_gradient(dy, m));
+            }
             let mut dx = vec![0f32; if need_dx { batch * n } else { 0 }];
             if need_dx {
                 synapses.transposed(dy, batch, &mut dx)?;
             }
-            (dx, Some(grad))
+            dx
         }
-        (Stage::Relu, Saved::Input(input)) => (
-            dy.iter()
-                .zip(input)
-                .map(|(&d, &v)| if v > 0.0 { d } else { 0.0 })
-                .collect(),
-            None,
-        ),
-        (Stage::Pool(g), Saved::Input(input)) => (g.backward(input, dy), None),
-        (Stage::Flatten, _) => (dy.to_vec(), None),
+        (Stage::BatchNorm { norm, pixels }, Saved::Normalized(normalized)) => {
+            let (dx, grad) = norm.backward(normalized, dy, *pixels);
+            grads.insert(key("weight"), grad.gamma);
+            grads.insert(key("bias"), grad.beta);
+            dx
+        }
+        (Stage::Relu, Saved::Input(input)) => relu_backward(dy, input),
+        (Stage::Pool(g), Saved::Input(input)) => g.backward(input, dy),
+        (Stage::Flatten, _) => dy.to_vec(),
+        (
+            Stage::Residual(block),
+            Saved::Block {
+                body,
+                shortcut,
+                sum,
+            },
+        ) => {
+            let ds = relu_backward(dy, sum);
+            let n = block.body.len();
+            let mut dx = backward_stages(
+                &mut block.body,
+                body,
+                ds.clone(),
+                (batch, true),
+                &|j| site.child(j, n),
+                grads,
+            )?;
+            let d_short = backward_stages(
+                &mut block.shortcut,
+                shortcut,
+                ds,
+                (batch, true),
+                &|j| site.child(n + j, n),
+                grads,
+            )?;
+            dx.iter_mut().zip(&d_short).for_each(|(a, b)| *a += b);
+            dx
+        }
         _ => anyhow::bail!("the forward pass did not save what this stage needs"),
     })
 }
 
-/// `∂L/∂W = dyᵀ · inputs` (`outputs x inputs`) and `∂L/∂b = Σ_rows dy`, from `rows` rows of
-/// output errors `dy` and inputs.
+/// `dy` where the ReLU's input was positive, 0 elsewhere.
+fn relu_backward(dy: &[f32], input: &[f32]) -> Vec<f32> {
+    dy.iter()
+        .zip(input)
+        .map(|(&d, &v)| if v > 0.0 { d } else { 0.0 })
+        .collect()
+}
+
+/// `∂L/∂W = dyᵀ · inputs` (`outputs x inputs`) from `rows` rows of output errors `dy` and
+/// inputs.
 fn weight_gradient(
     dy: &[f32],
     inputs: &[f32],
     rows: usize,
     outputs: usize,
     n_in: usize,
-) -> StageGradient {
+) -> Vec<f32> {
     let mut weight = vec![0f32; outputs * n_in];
     linalg::at_b(dy, inputs, outputs, rows, n_in, &mut weight);
+    weight
+}
+
+/// `∂L/∂b = Σ_rows dy` from rows of `outputs` output errors.
+fn bias_gradient(dy: &[f32], outputs: usize) -> Vec<f32> {
     let mut bias = vec![0f32; outputs];
     for row in dy.chunks(outputs) {
         bias.iter_mut().zip(row).for_each(|(b, d)| *b += d);
     }
-    StageGradient { weight, bias }
+    bias
 }
 
-/// Train `net` on `data` in place (inputs `1 x rows x cols`) with `config`: shuffled
-/// mini-batches, the optimiser with per-epoch learning-rate decay, optional random shifts;
-/// `on_epoch` sees each finished epoch. Hardware-aware weight noise is not supported for
-/// sequential networks yet.
+/// Train `net` on `data` in place (inputs of the network's shape) with `config`: shuffled
+/// mini-batches, the optimiser with its learning-rate schedule and weight decay, random
+/// shifts and flips, and hardware-aware weight noise (every weighted stage's weights
+/// perturbed for the forward and backward pass of each mini-batch, the update applied to
+/// the clean weights; the weighted stage `l` in visiting order draws from
+/// `(seed, [noise, epoch, batch, l])`, as the MLP's layer `l` does). `on_epoch` sees each
+/// finished epoch.
 pub fn train(
     net: &mut Sequential<DigitalSynapses>,
     data: &Dataset,
     config: &TrainConfig,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<TrainReport> {
-    ensure!(
-        config.weight_noise.is_none(),
-        "train.weight_noise is not supported for sequential networks yet: remove it"
-    );
     let shape = (net.inputs(), net.classes());
-    let mut states: Vec<(ParamState, ParamState)> = vec![Default::default(); net.stages.len()];
-    run_epochs(data, config, shape, on_epoch, |x, labels, _, _, lr| {
+    let mut states: BTreeMap<String, ParamState> = BTreeMap::new();
+    run_epochs(data, config, shape, on_epoch, |x, labels, epoch, b, lr| {
+        let clean = config
+            .weight_noise
+            .map(|noise| perturb_weights(net, &noise, config.seed, (epoch, b)));
         let (loss, grads, logits) = net.gradients(x, labels)?;
-        for ((stage, grad), (sw, sb)) in net.stages.iter_mut().zip(&grads).zip(&mut states) {
-            if let (Some(grad), Some((w, bias))) = (grad, parameters(stage)) {
-                sw.step(&config.optimizer, lr, w.weight_mut(), &grad.weight);
-                sb.step(&config.optimizer, lr, bias, &grad.bias);
-            }
+        if let Some(clean) = clean {
+            restore_weights(net, clean);
         }
+        visit_stages_mut(&mut net.stages, &mut |site, stage| {
+            for (name, params) in parameters(stage) {
+                let key = format!("{}.{name}", site.key);
+                if let Some(grad) = grads.get(&key) {
+                    let state = states.entry(key).or_default();
+                    state.step_decayed(&config.optimizer, lr, config.weight_decay, params, grad);
+                }
+            }
+        });
         Ok((loss, logits))
     })
 }
 
-/// A weighted stage's weights and biases, mutable.
-fn parameters(stage: &mut Stage<DigitalSynapses>) -> Option<(&mut DigitalSynapses, &mut Vec<f32>)> {
+/// A stage's own trainable tensors by PyTorch name (`weight`, `bias`), mutable.
+fn parameters(stage: &mut Stage<DigitalSynapses>) -> Vec<(&'static str, &mut [f32])> {
     match stage {
         Stage::Conv { synapses, bias, .. } | Stage::Linear { synapses, bias } => {
-            Some((synapses, bias))
+            let mut found = vec![("weight", synapses.weight_mut())];
+            if let Some(bias) = bias {
+                found.push(("bias", bias.as_mut_slice()));
+            }
+            found
         }
-        _ => None,
+        Stage::BatchNorm { norm, .. } => vec![
+            ("weight", norm.gamma.as_mut_slice()),
+            ("bias", norm.beta.as_mut_slice()),
+        ],
+        _ => Vec::new(),
     }
+}
+
+/// Perturb every weighted stage's weights with one draw of `noise` for mini-batch
+/// `(epoch, batch)`; the clean weights, in visiting order.
+fn perturb_weights(
+    net: &mut Sequential<DigitalSynapses>,
+    noise: &WeightNoise,
+    seed: u64,
+    (epoch, batch): (usize, usize),
+) -> Vec<Vec<f32>> {
+    let mut clean = Vec::new();
+    visit_stages_mut(&mut net.stages, &mut |_, stage| {
+        if let Stage::Conv { synapses, .. } | Stage::Linear { synapses, .. } = stage {
+            let path = [
+                rng::BACKPROP_NOISE_STREAM,
+                epoch as u64,
+                batch as u64,
+                clean.len() as u64,
+            ];
+            clean.push(synapses.weight().to_vec());
+            noise.perturb(synapses.weight_mut(), &mut rng::stream(seed, &path));
+        }
+    });
+    clean
+}
+
+/// Put back the weights [`perturb_weights`] returned.
+fn restore_weights(net: &mut Sequential<DigitalSynapses>, clean: Vec<Vec<f32>>) {
+    let mut weights = clean.into_iter();
+    visit_stages_mut(&mut net.stages, &mut |_, stage| {
+        if let Stage::Conv { synapses, .. } | Stage::Linear { synapses, .. } = stage {
+            let w = weights.next().expect("one clean copy per weighted stage");
+            synapses.weight_mut().copy_from_slice(&w);
+        }
+    });
 }
