@@ -53,9 +53,9 @@ impl LearningRule for Manhattan {
 
     fn propose(&mut self, s: &LocalSignals<'_>) -> Result<WeightChange> {
         let error = s.require_error(self.name())?;
-        let (n_in, n_out) = (s.phase.inputs.len() / s.batch, error.len() / s.batch);
+        let (n_in, n_out) = (s.phase.inputs.len() / s.rows, error.len() / s.rows);
         let mut grad = vec![0.0f32; n_out * n_in];
-        for b in 0..s.batch {
+        for b in 0..s.rows {
             let x = &s.phase.inputs[b * n_in..(b + 1) * n_in];
             for (j, &e) in error[b * n_out..(b + 1) * n_out].iter().enumerate() {
                 let row = &mut grad[j * n_in..(j + 1) * n_in];

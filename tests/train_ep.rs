@@ -465,6 +465,7 @@ fn the_ep_rule_needs_a_second_phase_a_nudge_and_a_learning_rate() {
     let signals = |second| LocalSignals {
         layer: 0,
         batch: 1,
+        rows: 1,
         phase: phase(0.0),
         error: None,
         second_phase: second,

@@ -375,6 +375,7 @@ fn propose_once(meta: MetaRule) -> (Vec<f32>, Vec<f32>, WeightChange) {
     let signals = LocalSignals {
         layer: 0,
         batch: BATCH,
+        rows: BATCH,
         phase: Phase {
             inputs: &inputs,
             outputs: &outputs,

@@ -32,9 +32,9 @@ pub struct SignalRequest {
 /// Activities of one layer in one phase.
 #[derive(Clone, Copy, Debug)]
 pub struct Phase<'a> {
-    /// Pre-synaptic activity, `batch x inputs`, row-major.
+    /// Pre-synaptic activity, `rows x inputs`, row-major (see [`LocalSignals::rows`]).
     pub inputs: &'a [f32],
-    /// Post-synaptic activity, `batch x outputs`, row-major.
+    /// Post-synaptic activity, `rows x outputs`, row-major.
     pub outputs: &'a [f32],
     /// Nudging strength `β` of the output towards the target under which these activities
     /// settled (0 for a free or feed-forward phase): a contrastive rule divides the
@@ -47,8 +47,13 @@ pub struct Phase<'a> {
 pub struct LocalSignals<'a> {
     /// Index of the synaptic layer (input side first).
     pub layer: usize,
-    /// Samples in the mini-batch.
+    /// Samples in the mini-batch (a rule averages its change over them).
     pub batch: usize,
+    /// Rows of the phases' `inputs` and `outputs` (and of the error): `batch` for a fully
+    /// connected layer; `batch × output pixels` for a convolution, whose every output pixel
+    /// is one read of the kernel matrix with its input patch (so a weight's change sums
+    /// over the pixels of each sample).
+    pub rows: usize,
     /// Activities of the (first) phase: the forward pass of a feed-forward network, or the
     /// reference phase of a contrastive rule (the free phase, or the `−β` phase of
     /// symmetric nudging).

@@ -71,7 +71,7 @@ impl LearningRule for Sgd {
         Ok(WeightChange::OuterProduct(OuterProductUpdate {
             post: signals.require_error(self.name())?.to_vec(),
             pre: signals.phase.inputs.to_vec(),
-            rows: signals.batch,
+            rows: signals.rows,
             scale: self.learning_rate / signals.batch as f32,
         }))
     }
@@ -193,6 +193,7 @@ impl<L: PlasticSynapses> Mlp<L> {
             let signals = LocalSignals {
                 layer: k,
                 batch,
+                rows: batch,
                 phase: Phase {
                     inputs: &h[k],
                     outputs: &h[k + 1],

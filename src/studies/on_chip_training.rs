@@ -429,9 +429,10 @@ impl Model<DigitalSynapses> {
             Ok(tiles)
         };
         Ok(match self {
-            Model::Ep(net) => Model::Ep(EpNetwork::new(
+            Model::Ep(net) => Model::Ep(EpNetwork::with_connections(
                 program(net.synapses())?,
                 net.biases().to_vec(),
+                net.connections().to_vec(),
                 net.activation(),
             )?),
             Model::Sgd(mlp) => Model::Sgd(Mlp::new(program(mlp.layers())?, mlp.activation())?),

@@ -5,11 +5,13 @@
 //! (second, e.g. nudged with `+β`) and `b` (first: free, or nudged with `−β`), the rule
 //! proposes
 //!
-//! `ΔW_k = η_k / (Δβ · batch) · Σ_batch (ρ(s_k^a) ρ(s_{k-1}^a)ᵀ − ρ(s_k^b) ρ(s_{k-1}^b)ᵀ)`,
+//! `ΔW_k = η_k / (Δβ · batch) · Σ_rows (ρ(s_k^a) ρ(s_{k-1}^a)ᵀ − ρ(s_k^b) ρ(s_{k-1}^b)ᵀ)`,
 //!
 //! `Δβ = β_a − β_b` (`β` one-sided, `2β` symmetric), the EP estimate of `−η_k ∂L/∂W_k`
 //! (Scellier & Bengio, Front. Comput. Neurosci. 2017; Laborieux et al., Front. Neurosci.
-//! 2021). The states are already rates (outputs of `ρ`). The change is a sum of outer
+//! 2021); the rows are the samples of the batch, or for a convolution every output pixel
+//! of every sample (its input patch and the unpooled rates above it). The states are
+//! already rates (outputs of `ρ`). The change is a sum of outer
 //! products, so a crossbar applies it with coincident pulse trains; when the pre-synaptic
 //! activity is the same in both phases (the clamped input of the first layer) the two
 //! products share a factor and one product per sample, `(s_k^a − s_k^b) xᵀ`, is proposed.
@@ -64,7 +66,7 @@ impl LearningRule for EquilibriumPropagation {
                     .map(|(p, q)| p - q)
                     .collect(),
                 pre: a.inputs.to_vec(),
-                rows: signals.batch,
+                rows: signals.rows,
                 scale,
             }
         } else {
@@ -75,7 +77,7 @@ impl LearningRule for EquilibriumPropagation {
             OuterProductUpdate {
                 post,
                 pre,
-                rows: 2 * signals.batch,
+                rows: 2 * signals.rows,
                 scale,
             }
         };

@@ -29,7 +29,7 @@ pub mod contrast;
 pub mod network;
 
 pub use contrast::EquilibriumPropagation;
-pub use network::{Activation, EpNetwork, Equilibria, Nudge, States};
+pub use network::{Activation, Connection, EpConv, EpNetwork, Equilibria, Nudge, States};
 
 use anyhow::{Context, Result, ensure};
 use rand::RngExt;

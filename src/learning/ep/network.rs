@@ -22,6 +22,16 @@
 //! of the Hopfield-like energy `E(s) = ½ Σ_k ‖s_k‖² − Φ(x, s) + β L(s)` on the box
 //! `[0, 1]ⁿ` (the update is a projected gradient step of unit length on `E`), which is the
 //! setting of the EP theorem (Scellier & Bengio, Front. Comput. Neurosci. 2017).
+//!
+//! A synaptic layer may also be convolutional ([`Connection::Conv`], the `P_CNN` of
+//! Laborieux et al. 2021): its term of `Φ` is `s_kᵀ (P(W_k ⊛ s_{k-1}) + b_k)`, with `⊛`
+//! the convolution (every output pixel one read of the kernel matrix `C_out x C·k·k` with
+//! its input patch), `P` max (or average) pooling and one bias per channel. Its drive of
+//! `s_k` is `P(W_k ⊛ s_{k-1})`, and its feedback to `s_{k-1}`, `∂Φ/∂s_{k-1}`, is the
+//! transposed read of the kernel matrix on the rates of `s_k` unpooled onto the positions
+//! of each window's maximum, folded back onto the image (col2im) — on a crossbar, the
+//! transposed tile read on patches. A fully connected layer above a convolutional one
+//! reads its neurons flattened in NCHW order.
 
 use anyhow::{Context, Result, ensure};
 use rand::RngExt;
@@ -29,6 +39,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::learning::rule::{LearningRule, LocalSignals, Phase, apply_change};
+use crate::nn::sequential::conv::ConvGeometry;
+use crate::nn::sequential::pool::{PoolGeometry, PoolKind};
 use crate::synapses::{DigitalSynapses, PlasticSynapses, SynapticLayer};
 
 /// Neuron states per rayon task when applying the activation (each element is computed
@@ -99,8 +111,8 @@ impl Equilibria {
         }
     }
 
-    /// What a learning rule sees of synaptic layer `layer`: the pre- and post-synaptic
-    /// rates of both phases ([`Equilibria::phases`]), with the clamped input `x` below the
+    /// What a learning rule sees of the fully connected synaptic layer `layer`: the pre- and
+    /// post-synaptic rates of both phases ([`Equilibria::phases`]), with the clamped input `x` below the
     /// first layer.
     pub fn signals<'a>(&'a self, x: &'a [f32], layer: usize) -> Result<LocalSignals<'a>> {
         let [first, second] = self.phases();
@@ -117,6 +129,7 @@ impl Equilibria {
         Ok(LocalSignals {
             layer,
             batch: self.batch,
+            rows: self.batch,
             phase: phase(first),
             error: None,
             second_phase: Some(phase(second)),
@@ -127,19 +140,26 @@ impl Equilibria {
     /// `L = ½‖s_L − y‖²`): `Σ_batch (s_k^a − s_k^b) / (Δβ · batch)`, `a` and `b` the two
     /// phases of [`Equilibria::phases`] and `Δβ` the difference of their nudging strengths.
     pub fn bias_estimate(&self, layer: usize) -> Result<Vec<f32>> {
+        self.shared_bias_estimate(layer, 1)
+    }
+
+    /// [`Equilibria::bias_estimate`] for biases each shared by `per_bias` consecutive
+    /// neurons of a sample (a convolution's channel over its pooled pixels): the estimate of
+    /// each bias sums over its neurons.
+    pub fn shared_bias_estimate(&self, layer: usize, per_bias: usize) -> Result<Vec<f32>> {
         let [(b, beta_b), (a, beta_a)] = self.phases();
         ensure!(
-            layer < a.len() && self.batch > 0,
-            "neuron layer {layer} does not exist or the batch is empty"
+            layer < a.len() && self.batch > 0 && per_bias > 0,
+            "neuron layer {layer} does not exist, the batch is empty or no neuron has a bias"
         );
         let delta_beta = beta_a - beta_b;
         ensure!(delta_beta != 0.0, "EP needs a non-zero nudging strength β");
         let scale = 1.0 / (delta_beta * self.batch as f32);
         let n = a[layer].len() / self.batch;
-        let mut bias = vec![0.0; n];
+        let mut bias = vec![0.0; n / per_bias];
         for (row_a, row_b) in a[layer].chunks_exact(n).zip(b[layer].chunks_exact(n)) {
-            for (acc, (p, q)) in bias.iter_mut().zip(row_a.iter().zip(row_b)) {
-                *acc += p - q;
+            for (j, (p, q)) in row_a.iter().zip(row_b).enumerate() {
+                bias[j / per_bias] += p - q;
             }
         }
         bias.iter_mut().for_each(|v| *v *= scale);
@@ -147,11 +167,46 @@ impl Equilibria {
     }
 }
 
+/// How synaptic layer `k` connects neuron layer `k − 1` (or the input) to neuron layer `k`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Connection {
+    /// Fully connected: `W_k s_{k-1}` (the layer below flattened in NCHW order); one bias
+    /// per neuron.
+    Dense,
+    /// Convolution of the layer below (`C x H x W`) by the kernel matrix (`C_out x C·k·k`),
+    /// then pooling: the drive is `P(W_k ⊛ s_{k-1})` and layer `k` holds
+    /// `C_out x H' x W'` neurons with one bias per channel.
+    Conv {
+        /// Geometry of the convolution.
+        conv: ConvGeometry,
+        /// Pooling of the convolution's output (`C_out x out_h x out_w`).
+        pool: PoolGeometry,
+    },
+}
+
+/// One convolutional layer of an EP ConvNet built by [`EpNetwork::digital_convnet`]:
+/// `out` kernels of `kernel x kernel` (stride 1, zero `padding`), then max pooling over
+/// `pool x pool` windows with stride `pool`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpConv {
+    /// Output channels.
+    pub out: usize,
+    /// Kernel height and width.
+    pub kernel: usize,
+    /// Zero padding on every side.
+    #[serde(default)]
+    pub padding: usize,
+    /// Max-pooling window and stride.
+    pub pool: usize,
+}
+
 /// A layered energy-based network on any [`SynapticLayer`]s.
 #[derive(Clone, Debug)]
 pub struct EpNetwork<S> {
     synapses: Vec<S>,
     biases: Vec<Vec<f32>>,
+    connections: Vec<Connection>,
     activation: Activation,
 }
 
@@ -182,60 +237,237 @@ impl EpNetwork<DigitalSynapses> {
         }
         EpNetwork::new(synapses, biases, activation)
     }
+
+    /// A digital ConvNet on `input`-shaped images (`[C, H, W]`): the convolutional layers
+    /// `convs` (each with max pooling), then fully connected layers of widths `fc` (the
+    /// last one the output), initialised as PyTorch's `Conv2d` and `Linear`:
+    /// `W_k, b_k ~ U(-1/√fan_in, 1/√fan_in)` (`fan_in = C·k·k` for a convolution) from the
+    /// streams of `seed`.
+    pub fn digital_convnet(
+        input: [usize; 3],
+        convs: &[EpConv],
+        fc: &[usize],
+        activation: Activation,
+        seed: u64,
+    ) -> Result<Self> {
+        ensure!(
+            !fc.is_empty(),
+            "an EP ConvNet needs at least one fully connected (output) layer"
+        );
+        let (mut synapses, mut biases, mut connections) = (Vec::new(), Vec::new(), Vec::new());
+        let mut shape = input;
+        let layer = |fan_in: usize, out: usize, k: usize| -> Result<(DigitalSynapses, Vec<f32>)> {
+            let stream = 2 * k as u64;
+            let w = DigitalSynapses::uniform_random(fan_in, out, seed, stream)?;
+            let bound = 1.0 / (fan_in as f32).sqrt();
+            let mut rng = crate::rng::stream(seed, &[stream + 1]);
+            Ok((
+                w,
+                (0..out).map(|_| rng.random_range(-bound..bound)).collect(),
+            ))
+        };
+        for (k, c) in convs.iter().enumerate() {
+            let conv = ConvGeometry::new(shape, c.out, c.kernel, 1, c.padding)
+                .with_context(|| format!("convolutional layer {k}"))?;
+            let maps = [c.out, conv.out_h(), conv.out_w()];
+            let pool = PoolGeometry::new(PoolKind::Max, maps, c.pool, c.pool)
+                .with_context(|| format!("pooling of convolutional layer {k}"))?;
+            let (w, b) = layer(conv.patch_len(), c.out, k)?;
+            synapses.push(w);
+            biases.push(b);
+            connections.push(Connection::Conv { conv, pool });
+            shape = [c.out, pool.out_h(), pool.out_w()];
+        }
+        let mut width = shape.iter().product::<usize>();
+        for (j, &out) in fc.iter().enumerate() {
+            let (w, b) = layer(width, out, convs.len() + j)?;
+            synapses.push(w);
+            biases.push(b);
+            connections.push(Connection::Dense);
+            width = out;
+        }
+        EpNetwork::with_connections(synapses, biases, connections, activation)
+    }
 }
 
 impl<S: SynapticLayer> EpNetwork<S> {
-    /// Assemble a network from its synaptic layers (input side first) and neuron biases.
+    /// Assemble a fully connected network from its synaptic layers (input side first) and
+    /// neuron biases.
     pub fn new(synapses: Vec<S>, biases: Vec<Vec<f32>>, activation: Activation) -> Result<Self> {
+        let connections = vec![Connection::Dense; synapses.len()];
+        EpNetwork::with_connections(synapses, biases, connections, activation)
+    }
+
+    /// Assemble a network from its synaptic layers (input side first), their biases (one
+    /// per neuron, or one per channel for a convolution) and how each layer connects.
+    pub fn with_connections(
+        synapses: Vec<S>,
+        biases: Vec<Vec<f32>>,
+        connections: Vec<Connection>,
+        activation: Activation,
+    ) -> Result<Self> {
         ensure!(
             !synapses.is_empty(),
             "an EP network needs at least one synaptic layer"
         );
         ensure!(
-            synapses.len() == biases.len(),
-            "{} synaptic layers but {} bias vectors",
+            synapses.len() == biases.len() && synapses.len() == connections.len(),
+            "{} synaptic layers, {} bias vectors and {} connections",
             synapses.len(),
-            biases.len()
+            biases.len(),
+            connections.len()
         );
-        for (k, (syn, bias)) in synapses.iter().zip(&biases).enumerate() {
-            ensure!(
-                bias.len() == syn.outputs(),
-                "layer {k}: {} biases for {} neurons",
-                bias.len(),
-                syn.outputs()
-            );
-            if k > 0 {
-                ensure!(
-                    syn.inputs() == synapses[k - 1].outputs(),
-                    "synaptic layer {k} takes {} inputs but layer {} has {} neurons",
-                    syn.inputs(),
-                    k - 1,
-                    synapses[k - 1].outputs()
-                );
-            }
-        }
-        Ok(EpNetwork {
+        let net = EpNetwork {
             synapses,
             biases,
+            connections,
             activation,
-        })
+        };
+        for k in 0..net.synapses.len() {
+            net.check_layer(k)?;
+        }
+        Ok(net)
     }
 
-    /// Layer sizes, input first.
+    /// Check synaptic layer `k` against its connection, its biases and the layer below.
+    fn check_layer(&self, k: usize) -> Result<()> {
+        let (syn, bias) = (&self.synapses[k], &self.biases[k]);
+        let (fan_in, outputs) = match self.connections[k] {
+            Connection::Dense => (syn.inputs(), syn.outputs()),
+            Connection::Conv { conv, pool } => {
+                ensure!(
+                    [pool.channels, pool.in_h, pool.in_w]
+                        == [conv.out_channels, conv.out_h(), conv.out_w()],
+                    "layer {k}: the pooling's input {:?} is not the convolution's output {:?}",
+                    [pool.channels, pool.in_h, pool.in_w],
+                    [conv.out_channels, conv.out_h(), conv.out_w()]
+                );
+                (conv.patch_len(), conv.out_channels)
+            }
+        };
+        ensure!(
+            syn.inputs() == fan_in && syn.outputs() == outputs,
+            "layer {k}: synapses of {} x {} (outputs x inputs) for a connection of {outputs} x \
+             {fan_in}",
+            syn.outputs(),
+            syn.inputs()
+        );
+        ensure!(
+            bias.len() == outputs,
+            "layer {k}: {} biases for {outputs} neurons (or channels)",
+            bias.len()
+        );
+        if k > 0 {
+            let below = self.neurons(k - 1);
+            let reads = self.input_len(k);
+            ensure!(
+                reads == below,
+                "synaptic layer {k} takes {reads} inputs but layer {} has {below} neurons",
+                k - 1
+            );
+        }
+        Ok(())
+    }
+
+    /// Values synaptic layer `k` reads from the layer below (or the input).
+    fn input_len(&self, k: usize) -> usize {
+        match self.connections[k] {
+            Connection::Dense => self.synapses[k].inputs(),
+            Connection::Conv { conv, .. } => conv.input_len(),
+        }
+    }
+
+    /// Neurons of layer `k` per sample.
+    pub fn neurons(&self, k: usize) -> usize {
+        match self.connections[k] {
+            Connection::Dense => self.synapses[k].outputs(),
+            Connection::Conv { conv, pool } => conv.out_channels * pool.out_h() * pool.out_w(),
+        }
+    }
+
+    /// Neurons of layer `k` that share one bias: 1, or the pooled pixels of a channel.
+    fn neurons_per_bias(&self, k: usize) -> usize {
+        self.neurons(k) / self.biases[k].len()
+    }
+
+    /// How each synaptic layer connects, input side first.
+    pub fn connections(&self) -> &[Connection] {
+        &self.connections
+    }
+
+    /// The bias of every neuron of layer `k` (a channel's bias repeated over its pixels).
+    fn neuron_biases(&self, k: usize) -> Vec<f32> {
+        let per = self.neurons_per_bias(k);
+        self.biases[k]
+            .iter()
+            .flat_map(|&b| std::iter::repeat_n(b, per))
+            .collect()
+    }
+
+    /// The drive of neuron layer `k` from the rates `below` (the input for `k = 0`), without
+    /// bias, into `out`: `W_k s` or `P(W_k ⊛ s)`; for a convolution `maps` receives its
+    /// output before pooling, which routes the layer's feedback.
+    fn drive_into(
+        &mut self,
+        k: usize,
+        below: &[f32],
+        batch: usize,
+        out: &mut Vec<f32>,
+        maps: &mut Vec<f32>,
+    ) -> Result<()> {
+        match self.connections[k] {
+            Connection::Dense => self.synapses[k].forward(below, batch, out),
+            Connection::Conv { conv, pool } => {
+                let rows = batch * conv.pixels();
+                let mut y = vec![0.0; rows * conv.out_channels];
+                self.synapses[k].forward(&conv.im2col(below, batch), rows, &mut y)?;
+                *maps = conv.pixels_to_channels(&y, batch, None);
+                *out = pool.forward(maps);
+                Ok(())
+            }
+        }
+    }
+
+    /// `∂Φ/∂s_{k-1}` of synaptic layer `k` given the rates `above` of neuron layer `k`, into
+    /// `out`: `W_kᵀ s_k`, or for a convolution the transposed read of the kernel matrix on
+    /// the rates unpooled onto `maps` (the convolution's output: each pooled rate goes to
+    /// its window's maximum), folded back onto the image.
+    fn feedback_into(
+        &mut self,
+        k: usize,
+        above: &[f32],
+        maps: &[f32],
+        batch: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        match self.connections[k] {
+            Connection::Dense => self.synapses[k].transposed(above, batch, out),
+            Connection::Conv { conv, pool } => {
+                let rows = batch * conv.pixels();
+                let unpooled = conv.channels_to_pixels(&pool.backward(maps, above), batch);
+                let mut cols = vec![0.0; rows * conv.patch_len()];
+                self.synapses[k].transposed(&unpooled, rows, &mut cols)?;
+                *out = conv.col2im(&cols, batch);
+                Ok(())
+            }
+        }
+    }
+
+    /// Layer sizes (values per sample), input first.
     pub fn sizes(&self) -> Vec<usize> {
-        let mut sizes = vec![self.synapses[0].inputs()];
-        sizes.extend(self.synapses.iter().map(|s| s.outputs()));
+        let mut sizes = vec![self.inputs()];
+        sizes.extend((0..self.synapses.len()).map(|k| self.neurons(k)));
         sizes
     }
 
     /// Number of input features.
     pub fn inputs(&self) -> usize {
-        self.synapses[0].inputs()
+        self.input_len(0)
     }
 
     /// Number of output neurons (classes).
     pub fn outputs(&self) -> usize {
-        self.synapses[self.synapses.len() - 1].outputs()
+        self.neurons(self.synapses.len() - 1)
     }
 
     /// The synaptic layers, input side first.
@@ -260,13 +492,13 @@ impl<S: SynapticLayer> EpNetwork<S> {
 
     /// All-zero neuron states for a batch (the reference code's initial state).
     pub fn zero_states(&self, batch: usize) -> States {
-        self.synapses
-            .iter()
-            .map(|s| vec![0.0; batch * s.outputs()])
+        (0..self.synapses.len())
+            .map(|k| vec![0.0; batch * self.neurons(k)])
             .collect()
     }
 
-    /// The input drive `W_1 x` of the first neuron layer (`batch x n_1`). The input is
+    /// The input drive `W_1 x` (or `P(W_1 ⊛ x)`) of the first neuron layer (`batch x n_1`),
+    /// without bias. The input is
     /// clamped, so the drive is constant during every phase: computed once per batch, it
     /// leaves only the small layers to each relaxation step.
     pub fn input_drive(&mut self, x: &[f32], batch: usize) -> Result<Vec<f32>> {
@@ -276,9 +508,8 @@ impl<S: SynapticLayer> EpNetwork<S> {
             x.len(),
             self.inputs()
         );
-        let mut drive = vec![0.0; batch * self.synapses[0].outputs()];
-        self.synapses[0]
-            .forward(x, batch, &mut drive)
+        let mut drive = vec![0.0; batch * self.neurons(0)];
+        self.drive_into(0, x, batch, &mut drive, &mut Vec::new())
             .context("input drive")?;
         Ok(drive)
     }
@@ -308,48 +539,52 @@ impl<S: SynapticLayer> EpNetwork<S> {
                 self.outputs()
             );
         }
-        let mut pre = self.zero_states(batch);
-        let mut feedback: States = self
-            .synapses
-            .iter()
-            .skip(1)
-            .map(|s| vec![0.0; batch * s.inputs()])
+        let biases: States = (0..self.synapses.len())
+            .map(|k| self.neuron_biases(k))
             .collect();
+        let mut pre = self.zero_states(batch);
+        let mut feedback: States = (0..self.synapses.len() - 1)
+            .map(|k| vec![0.0; batch * self.neurons(k)])
+            .collect();
+        let mut maps: States = vec![Vec::new(); self.synapses.len()];
         for _ in 0..steps {
-            self.step(drive, batch, nudge, states, &mut pre, &mut feedback)?;
+            self.step(
+                drive,
+                batch,
+                nudge,
+                states,
+                &biases,
+                (&mut pre, &mut feedback, &mut maps),
+            )?;
         }
         Ok(())
     }
 
-    /// One synchronous step: every pre-activation from the previous states, then `ρ`.
+    /// One synchronous step: every pre-activation from the previous states, then `ρ`
+    /// (`biases`: every neuron's bias; `pre`, `feedback` and `maps` are work buffers).
     fn step(
         &mut self,
         drive: &[f32],
         batch: usize,
         nudge: Option<Nudge<'_>>,
         states: &mut States,
-        pre: &mut States,
-        feedback: &mut States,
+        biases: &States,
+        (pre, feedback, maps): (&mut States, &mut States, &mut States),
     ) -> Result<()> {
         let last = self.synapses.len() - 1;
-        for k in 0..=last {
-            if k == 0 {
-                pre[0].copy_from_slice(drive);
-            } else {
-                self.synapses[k]
-                    .forward(&states[k - 1], batch, &mut pre[k])
-                    .with_context(|| format!("forward read of synaptic layer {k}"))?;
-            }
-            if k < last {
-                self.synapses[k + 1]
-                    .transposed(&states[k + 1], batch, &mut feedback[k])
-                    .with_context(|| format!("transposed read of synaptic layer {}", k + 1))?;
-            }
+        pre[0].copy_from_slice(drive);
+        for k in 1..=last {
+            self.drive_into(k, &states[k - 1], batch, &mut pre[k], &mut maps[k])
+                .with_context(|| format!("forward read of synaptic layer {k}"))?;
+        }
+        for k in 0..last {
+            self.feedback_into(k + 1, &states[k + 1], &maps[k + 1], batch, &mut feedback[k])
+                .with_context(|| format!("transposed read of synaptic layer {}", k + 1))?;
         }
         for k in 0..=last {
-            let n = self.biases[k].len();
+            let n = biases[k].len();
             let rows_per_task = (ACTIVATION_CHUNK / n).max(1);
-            let bias = &self.biases[k];
+            let bias = &biases[k];
             let feedback = (k < last).then(|| feedback[k].as_slice());
             let nudge = if k == last { nudge } else { None };
             let state = &states[k];
@@ -388,12 +623,12 @@ impl<S: SynapticLayer> EpNetwork<S> {
             states.len(),
             self.synapses.len()
         );
-        for (k, (s, syn)) in states.iter().zip(&self.synapses).enumerate() {
+        for (k, s) in states.iter().enumerate() {
             ensure!(
-                s.len() == batch * syn.outputs(),
+                s.len() == batch * self.neurons(k),
                 "state layer {k} holds {} values, expected {batch} x {}",
                 s.len(),
-                syn.outputs()
+                self.neurons(k)
             );
         }
         Ok(())
@@ -412,13 +647,14 @@ impl<S: SynapticLayer> EpNetwork<S> {
         let mut energy = vec![0.0f64; batch];
         for k in 0..self.synapses.len() {
             let below = if k == 0 { x } else { &states[k - 1] };
-            let n = self.synapses[k].outputs();
+            let n = self.neurons(k);
             let mut drive = vec![0.0; batch * n];
-            self.synapses[k].forward(below, batch, &mut drive)?;
+            self.drive_into(k, below, batch, &mut drive, &mut Vec::new())?;
+            let bias = self.neuron_biases(k);
             for (b, e) in energy.iter_mut().enumerate() {
                 for j in 0..n {
                     let s = f64::from(states[k][b * n + j]);
-                    let u = f64::from(drive[b * n + j]) + f64::from(self.biases[k][j]);
+                    let u = f64::from(drive[b * n + j]) + f64::from(bias[j]);
                     *e += 0.5 * s * s - s * u;
                 }
             }
@@ -463,15 +699,57 @@ impl<S: PlasticSynapses> EpNetwork<S> {
             self.synapses.len()
         );
         for (k, &learning_rate) in bias_learning_rates.iter().enumerate() {
-            let change = rule.propose(&eq.signals(x, k)?)?;
+            let change = match self.connections[k] {
+                Connection::Dense => rule.propose(&eq.signals(x, k)?)?,
+                Connection::Conv { conv, .. } => {
+                    let [(first, beta_first), (second, beta_second)] = eq.phases();
+                    let (pre_b, post_b) = self.conv_signals(k, x, first, eq.batch)?;
+                    let (pre_a, post_a) = self.conv_signals(k, x, second, eq.batch)?;
+                    let phase = |inputs, outputs, beta| Phase {
+                        inputs,
+                        outputs,
+                        beta,
+                    };
+                    rule.propose(&LocalSignals {
+                        layer: k,
+                        batch: eq.batch,
+                        rows: eq.batch * conv.pixels(),
+                        phase: phase(&pre_b, &post_b, beta_first),
+                        error: None,
+                        second_phase: Some(phase(&pre_a, &post_a, beta_second)),
+                    })?
+                }
+            };
             apply_change(&mut self.synapses[k], &change)
                 .with_context(|| format!("weight update of synaptic layer {k}"))?;
-            let estimate = eq.bias_estimate(k)?;
+            let estimate = eq.shared_bias_estimate(k, self.neurons_per_bias(k))?;
             self.biases[k]
                 .iter_mut()
                 .zip(&estimate)
                 .for_each(|(b, d)| *b += learning_rate * d);
         }
         Ok(())
+    }
+
+    /// What the rule of convolutional layer `k` sees of one phase's `states`: the im2col
+    /// patches of the layer below (or of the input `x`), `(batch·pixels) x C·k·k`, and the
+    /// rates of layer `k` unpooled onto the convolution's output, `(batch·pixels) x C_out`
+    /// — one row per read of the kernel matrix, so that `Σ_rows post ⊗ pre` is `∂Φ/∂W_k`.
+    fn conv_signals(
+        &mut self,
+        k: usize,
+        x: &[f32],
+        states: &States,
+        batch: usize,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        let Connection::Conv { conv, pool } = self.connections[k] else {
+            anyhow::bail!("synaptic layer {k} is not convolutional");
+        };
+        let below = if k == 0 { x } else { &states[k - 1] };
+        let mut maps = Vec::new();
+        self.drive_into(k, below, batch, &mut Vec::new(), &mut maps)
+            .with_context(|| format!("forward read of synaptic layer {k}"))?;
+        let post = conv.channels_to_pixels(&pool.backward(&maps, &states[k]), batch);
+        Ok((conv.im2col(below, batch), post))
     }
 }

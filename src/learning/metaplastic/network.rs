@@ -295,6 +295,7 @@ impl MetaplasticBnn {
             let signals = LocalSignals {
                 layer: l,
                 batch,
+                rows: batch,
                 phase: Phase {
                     inputs: &cache.input,
                     outputs: &cache.sums,
