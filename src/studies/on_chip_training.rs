@@ -4,7 +4,10 @@
 //!
 //! Sections:
 //! - `[data]`: data set and how much of it (`source`, `train_limit`, `test_limit`);
-//! - `[network]`: `hidden` layer sizes (inputs and classes come from the data);
+//! - `[network]`: `hidden` layer sizes (inputs and classes come from the data), and for EP
+//!   optional convolutional layers `convs` below them (`[{ out, kernel, padding, pool }]`:
+//!   convolution with max pooling, the ConvNet of Laborieux et al. 2021), each programmed
+//!   on its own tile as a `C_out x C·k·k` kernel matrix;
 //! - `[rule]`: `kind = "ep"` (equilibrium propagation, [`crate::learning::ep`]) or `"sgd"`
 //!   (analog SGD, [`crate::learning::sgd`]), `epochs`, and each rule's settings in `[rule.ep]`
 //!   (phases, nudging, per-layer learning rates, batch size, activation) and `[rule.sgd]`
@@ -45,7 +48,7 @@ use crate::experiment::config::{to_value, typed};
 use crate::experiment::kinds::{Kind, SweepKind};
 use crate::experiment::run::{JobId, JobKind};
 use crate::experiment::table::epoch_metric;
-use crate::learning::ep::{self, Activation, EpConfig, EpNetwork};
+use crate::learning::ep::{self, Activation, EpConfig, EpConv, EpNetwork};
 use crate::learning::sgd::{self, EpochSchedule, HiddenActivation, Mlp, Sgd};
 use crate::synapses::DigitalSynapses;
 use crate::synapses::PlasticSynapses;
@@ -67,13 +70,26 @@ use crate::rng::{
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetworkSection {
-    /// Hidden layer sizes, input side first.
+    /// Convolutional layers with max pooling below the fully connected ones, input side
+    /// first (equilibrium propagation only).
+    pub convs: Vec<EpConv>,
+    /// Hidden layer sizes of the fully connected layers, input side first.
     pub hidden: Vec<usize>,
 }
 
 impl Default for NetworkSection {
     fn default() -> Self {
-        Self { hidden: vec![256] }
+        Self {
+            convs: Vec::new(),
+            hidden: vec![256],
+        }
+    }
+}
+
+impl NetworkSection {
+    /// Synaptic layers: the convolutions, the hidden layers and the output layer.
+    fn layers(&self) -> usize {
+        self.convs.len() + self.hidden.len() + 1
     }
 }
 
@@ -309,7 +325,12 @@ impl TrainingConfig {
             self.network.hidden
         );
         ensure!(self.rule.epochs > 0, "rule.epochs must be at least 1");
-        let layers = self.network.hidden.len() + 1;
+        ensure!(
+            self.network.convs.is_empty() || self.rule.kind == RuleKind::Ep,
+            "network.convs: convolutional layers are trained by equilibrium propagation only \
+             (rule.kind = \"ep\"); analog SGD trains fully connected layers"
+        );
+        let layers = self.network.layers();
         match self.rule.kind {
             RuleKind::Ep => self.ep_config(0).validate(layers).context("[rule.ep]")?,
             RuleKind::Sgd => {
@@ -391,13 +412,22 @@ enum Model<S> {
 }
 
 impl Model<DigitalSynapses> {
-    /// The untrained network of `c` for data with `inputs` features and `classes` classes.
-    fn initial(c: &TrainingConfig, inputs: usize, classes: usize, seed: u64) -> Result<Self> {
-        let mut sizes = vec![inputs];
+    /// The untrained network of `c` for images of `shape` (`[C, H, W]`) and `classes`
+    /// classes.
+    fn initial(c: &TrainingConfig, shape: [usize; 3], classes: usize, seed: u64) -> Result<Self> {
+        let mut sizes = vec![shape.iter().product()];
         sizes.extend(&c.network.hidden);
         sizes.push(classes);
+        let activation = c.rule.ep.activation;
         Ok(match c.rule.kind {
-            RuleKind::Ep => Model::Ep(EpNetwork::digital(&sizes, c.rule.ep.activation, seed)?),
+            RuleKind::Ep if !c.network.convs.is_empty() => {
+                let fc = &sizes[1..];
+                Model::Ep(
+                    EpNetwork::digital_convnet(shape, &c.network.convs, fc, activation, seed)
+                        .context("network.convs")?,
+                )
+            }
+            RuleKind::Ep => Model::Ep(EpNetwork::digital(&sizes, activation, seed)?),
             RuleKind::Sgd => Model::Sgd(Mlp::new(
                 sgd::initial_layers(&sizes, seed)?,
                 c.rule.sgd.activation,
@@ -519,7 +549,7 @@ impl OnChipTraining {
     fn initial_model(&self, c: &TrainingConfig, seeds: Seeds) -> Result<Model<DigitalSynapses>> {
         let split = self.data.load(&c.data)?;
         let classes = split.train.classes().max(split.test.classes());
-        Model::initial(c, split.train.features(), classes, seeds.init)
+        Model::initial(c, split.train.shape(), classes, seeds.init)
     }
 
     fn twin(&self, c: &TrainingConfig, repeat: u32) -> Result<Curve> {
