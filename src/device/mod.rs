@@ -7,7 +7,8 @@
 //! time elapsed since programming (drift, relaxation).
 //!
 //! Models: [`ideal`] (noise-free twin), [`rram`] (filamentary HfOx, analog and binary),
-//! [`pcm`] (GST, IBM's statistical model), [`mram`] (STT magnetic tunnel junction); [`AnyDevice`]
+//! [`pcm`] (GST, IBM's statistical model), [`mram`] (STT magnetic tunnel junction), [`pulsed`]
+//! (pulsed analog devices of aihwkit's six step-model families); [`AnyDevice`]
 //! chooses one at run time, and [`preset`] builds it from a documented TOML preset
 //! (`device_models/*.toml`, compiled in) with parameter overrides by name.
 //!
@@ -22,6 +23,7 @@ pub mod mram;
 pub mod params;
 pub mod pcm;
 pub mod preset;
+pub mod pulsed;
 pub mod rram;
 pub mod sampling;
 
