@@ -553,7 +553,7 @@ mod tests {
     #[test]
     fn pulsed_updates_respect_device_bounds_for_every_preset() {
         let (n_in, n_out) = (6, 5);
-        for name in ["ideal", "rram_hfo2", "pcm_gst", "stt_mram"] {
+        for name in preset::builtin_names() {
             let device = preset::load(name, &toml::Table::new()).unwrap();
             let mut tile = Tile::new(device, n_in, n_out, TileConfig::ideal(), 3, 0).unwrap();
             let w: Vec<f64> = (0..n_in * n_out).map(|k| (k as f64 * 0.37).sin()).collect();

@@ -33,7 +33,7 @@ use serde::de::DeserializeOwned;
 use std::path::Path;
 
 /// The built-in presets: (name, file text).
-pub const BUILTIN: [(&str, &str); 4] = [
+pub const BUILTIN: [(&str, &str); 9] = [
     ("ideal", include_str!("../../device_models/ideal.toml")),
     (
         "rram_hfo2",
@@ -43,6 +43,23 @@ pub const BUILTIN: [(&str, &str); 4] = [
     (
         "stt_mram",
         include_str!("../../device_models/stt_mram.toml"),
+    ),
+    (
+        "reram_es",
+        include_str!("../../device_models/reram_es.toml"),
+    ),
+    (
+        "reram_sb",
+        include_str!("../../device_models/reram_sb.toml"),
+    ),
+    ("ecram", include_str!("../../device_models/ecram.toml")),
+    (
+        "capacitor",
+        include_str!("../../device_models/capacitor.toml"),
+    ),
+    (
+        "gokmen_vlasov",
+        include_str!("../../device_models/gokmen_vlasov.toml"),
     ),
 ];
 
