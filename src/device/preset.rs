@@ -95,6 +95,23 @@ pub const MODELS: [&str; 10] = [
     "piecewise_step",
 ];
 
+/// The family a model name stands for, as `xbar devices` groups presets.
+pub fn family_label(model: &str) -> &'static str {
+    match model {
+        "ideal" => "ideal linear device (noise-free)",
+        "rram" => "NeuroSim nonlinear LTP/LTD (filamentary RRAM, analog and binary)",
+        "pcm" => "PCM statistical model (Nandakumar/Joshi, as in aihwkit)",
+        "mram" => "STT magnetic tunnel junction (binary)",
+        "constant_step" => "constant step (aihwkit ConstantStepDevice)",
+        "linear_step" => "linear step (aihwkit LinearStepDevice)",
+        "soft_bounds" => "soft bounds (aihwkit SoftBoundsDevice)",
+        "exp_step" => "exponential step (aihwkit ExpStepDevice)",
+        "pow_step" => "power step (aihwkit PowStepDevice)",
+        "piecewise_step" => "piecewise step table (aihwkit PiecewiseStepDevice)",
+        _ => "unknown model",
+    }
+}
+
 /// The variability parameters every pulsed step-model family shares.
 const PULSED_VARIABILITY: [&str; 7] = [
     "w_min_dtod",
@@ -536,6 +553,13 @@ mod tests {
     #[test]
     fn the_model_list_ends_with_the_pulsed_families() {
         assert_eq!(MODELS[4..], pulsed::FAMILIES);
+        for model in MODELS {
+            assert_ne!(
+                family_label(model),
+                family_label("no such model"),
+                "{model}"
+            );
+        }
     }
 
     #[test]
