@@ -11,7 +11,7 @@ use xbar::device::pulsed::{
     ExpStepParams, LinearStepParams, PiecewiseStepParams, PowStepParams, PulsedDevice,
     PulsedParams, PulsedState, SoftBoundsParams, StepFamily,
 };
-use xbar::device::{AnyDevice, Device, Polarity, Pulse, preset};
+use xbar::device::{AnyDevice, Device, Polarity, Pulse, StuckAt, preset};
 
 /// Pulses averaged per mean-step estimate.
 const PULSES: usize = 20_000;
@@ -565,4 +565,113 @@ fn a_piecewise_preset_file_loads_and_its_table_overrides() {
         panic!("not piecewise");
     };
     assert_eq!(table.piecewise_up, [2.0, 1.0, 0.0]);
+}
+
+/// Write noise (aihwkit's `write_noise_std`, in units of dw_min): reads see the hidden weight
+/// plus a Gaussian of standard deviation write_noise_std dw_min, redrawn at every write,
+/// while the hidden weight moves by the noise-free family's steps.
+#[test]
+fn write_noise_perturbs_what_reads_see_but_not_the_hidden_weight() {
+    const WRITE_NOISE: f64 = 5.0;
+    let mut p = params();
+    p.write_noise_std = WRITE_NOISE;
+    p.dw_min_std = 0.0;
+    let d = device(p, StepFamily::ConstantStep);
+    let mut rng = xbar::rng::stream(22, &[0]);
+    let cell = d.fabricate(&mut rng);
+    let set = pulse(&d, Polarity::Set);
+    let seen: Vec<f64> = (0..PULSES)
+        .map(|_| {
+            let mut s = cell.clone();
+            s.w = 0.0;
+            d.apply_pulse(&mut s, &set, &mut rng);
+            assert_eq!(s.w, 0.01, "the hidden weight takes the noise-free step");
+            s.w_seen
+        })
+        .collect();
+    let (mean, error) = mean_and_error(&seen);
+    assert_close("seen weight", (mean, error), 0.01);
+    let sd = error * (PULSES as f64).sqrt();
+    let expected = WRITE_NOISE * 0.01;
+    assert!(
+        (sd - expected).abs() < SIGMAS * expected / (2.0 * PULSES as f64).sqrt(),
+        "write noise sd {sd} vs {expected}"
+    );
+}
+
+/// The shared read blocks: power-law drift G(t) = G (t/t0)^-nu after t0, read noise of
+/// standard deviation read_noise_rel G(t), and stuck cells at their bounds that pulses do
+/// not move.
+#[test]
+fn drift_read_noise_and_stuck_cells_follow_the_shared_models() {
+    let (nu, t0_s, rel) = (0.05, 1.0, 0.02);
+    let mut p = params();
+    p.drift_nu = nu;
+    p.drift_t0_s = t0_s;
+    p.read_noise_rel = rel;
+    let d = device(p, StepFamily::ConstantStep);
+    assert!(AnyDevice::Pulsed(d.clone()).drifts());
+    let mut rng = xbar::rng::stream(23, &[0]);
+    let mut cell = d.fabricate(&mut rng);
+    d.program(&mut cell, 22e-6, &mut rng);
+    let g0 = d.conductance_at(&cell, 0.0);
+    assert!((g0 - 22e-6).abs() < 1e-15, "{g0}");
+    assert_eq!(
+        d.conductance_at(&cell, 0.5 * t0_s),
+        g0,
+        "no drift before t0"
+    );
+    let t_s = 1e4;
+    let g_t = d.conductance_at(&cell, t_s);
+    assert!((g_t - g0 * (t_s / t0_s).powf(-nu)).abs() < 1e-18, "{g_t}");
+    assert!((d.read_noise_sigma(&cell, t_s) - rel * g_t).abs() < 1e-21);
+    for (stuck, g_end) in [(StuckAt::Lrs, 25e-6), (StuckAt::Hrs, 20e-6)] {
+        d.set_stuck(&mut cell, Some(stuck));
+        for polarity in [Polarity::Set, Polarity::Reset] {
+            let report = d.apply_pulse(&mut cell, &pulse(&d, polarity), &mut rng);
+            assert!(!report.switched);
+        }
+        assert!((d.conductance_at(&cell, t_s) - g_end).abs() < 1e-15);
+    }
+}
+
+/// A cell whose spread lower bound would lie below 0 S is floored at the weight of 0 S, so
+/// no conductance is ever negative.
+#[test]
+fn spread_bounds_never_give_a_negative_conductance() {
+    let mut p = params();
+    p.g_min_s = 1e-6;
+    p.w_min_dtod = 1.0;
+    let d = device(p, StepFamily::ConstantStep);
+    let mut rng = xbar::rng::stream(24, &[0]);
+    let reset = pulse(&d, Polarity::Reset);
+    let mut floored = 0;
+    for _ in 0..1000 {
+        let mut cell = d.fabricate(&mut rng);
+        let (g_lo, _) = d.g_window(&cell);
+        assert!(g_lo >= 0.0);
+        floored += usize::from(g_lo < 1e-15);
+        for _ in 0..10 {
+            d.apply_pulse(&mut cell, &reset, &mut rng);
+        }
+        assert!(d.conductance_at(&cell, 0.0) >= 0.0);
+    }
+    assert!(floored > 0, "the test should reach the floor");
+}
+
+/// The variability scale multiplies the pulsed spreads and noises (0 = a noise-free device
+/// whose cells are all nominal).
+#[test]
+fn variability_scale_zero_gives_nominal_pulsed_cells() {
+    let AnyDevice::Pulsed(d) = preset::load_scaled("reram_es", &toml::Table::new(), 0.0).unwrap()
+    else {
+        panic!("reram_es is pulsed");
+    };
+    assert_eq!(d.params.dw_min_std, 0.0);
+    assert_eq!(d.params.write_noise_std, 0.0);
+    let cell = fabricate_one(&d, 25);
+    assert_eq!((cell.b_min, cell.b_max), (d.params.w_min, d.params.w_max));
+    // ReRamESPresetDevice's up_down = 0.259359 shortens the down step.
+    assert!((cell.scale_up - d.params.dw_min).abs() < 1e-18);
+    assert!((cell.scale_down - (1.0 - 0.259_359) * d.params.dw_min).abs() < 1e-15);
 }
