@@ -1,5 +1,6 @@
-//! `xbar devices` (list presets grouped by family, show one) and `xbar characterize` (run the standard
-//! characterisation protocols on a preset and write CSV + PNG + SVG per protocol).
+//! `xbar devices` (list presets grouped by family, show one) and `xbar characterize` (run
+//! the standard characterisation protocols on a preset and write CSV + PNG + SVG per
+//! protocol).
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};

@@ -1,6 +1,8 @@
 //! Pulsed analog devices with the step-model families of IBM's aihwkit (Rasch et al., AICAS
-//! 2021; `src/rpucuda/rpu_*_device.cpp` and `aihwkit/simulator/configs/devices.py`), so that
-//! its users recognise every parameter by name.
+//! 2021), so that its users recognise every parameter by name. The equations below were read
+//! from aihwkit's C++ update code (`src/rpucuda/rpu_*_device.cpp`, commit 4545f11) and its
+//! Python documentation (`src/aihwkit/simulator/configs/devices.py`); where the two disagree
+//! (the up/down bias), the C++ code, which is what aihwkit runs, is followed.
 //!
 //! **Units.** Like aihwkit, the model works in *weight units*: the nominal device spans
 //! `[w_min, w_max]` (which contains 0) and one nominal pulse moves it by about `dw_min`. The
@@ -24,26 +26,35 @@
 //! **One pulse** (cycle-to-cycle noise ξ drawn per pulse, `σ = dw_min_std`), then the weight
 //! is clipped to `[b_min, b_max]`. Up (SET) pulses add `Δ⁺`, down (RESET) pulses subtract
 //! `Δ⁻`:
-//! - *constant step* (`ConstantStepDevice`): `Δ^d = s_d (1 + σ ξ)`;
-//! - *linear step* (`LinearStepDevice`): `Δ⁺ = s_up (1 - γ⁺ w / w_ref⁺)`, `Δ⁻ = s_down (1 -
-//!   γ⁻ w / w_ref⁻)`, times `(1 + σ ξ)` with `mult_noise`, plus `s_d σ ξ` without it; the
-//!   per-device `γ^d = |gamma_d + gamma_d_dtod ξ|` (sign kept with `allow_increasing`) and the
-//!   reference `w_ref⁺`/`w_ref⁻` is the nominal `w_max`/`w_min` with `mean_bound_reference`,
-//!   the cell's `b_max`/`b_min` otherwise (a zero reference gives a constant step);
-//! - *soft bounds* (`SoftBoundsDevice`): the linear step with `γ = 1`, no spread of γ and the
-//!   cell's own bounds as reference, so the mean step `s_up (1 - w / b_max)` vanishes at the
-//!   bound;
-//! - *exponential step* (`ExpStepDevice`): with `z = 2 a w / (b_max - b_min) + b`,
-//!   `Δ⁺ = s_up max(1 - A_up e^{γ_up z}, 0) (1 + σ ξ)` and
+//! - *constant step* (`ConstantStepDevice`, `rpu_constantstep_device.cpp`):
+//!   `Δ^d = s_d (1 + σ ξ)`;
+//! - *linear step* (`LinearStepDevice`, `rpu_linearstep_device.cpp`):
+//!   `Δ⁺ = s_up (1 - γ⁺ w / w_ref⁺)`, `Δ⁻ = s_down (1 - γ⁻ w / w_ref⁻)`, times `(1 + σ ξ)`
+//!   with `mult_noise`, plus `s_d σ ξ` without it; the per-device
+//!   `γ^d = |gamma_d + gamma_d_dtod ξ|` (sign kept with `allow_increasing`) and the reference
+//!   `w_ref⁺`/`w_ref⁻` is the nominal `w_max`/`w_min` with `mean_bound_reference`, the cell's
+//!   `b_max`/`b_min` otherwise (a zero reference gives a constant step);
+//! - *soft bounds* (`SoftBoundsDevice`, `SoftBoundsRPUDeviceMetaParameter` in
+//!   `rpu_linearstep_device.h`): the linear step with `γ = 1`, no spread of γ and the cell's
+//!   own bounds as reference, so the mean step `s_up (1 - w / b_max)` vanishes at the bound;
+//! - *exponential step* (`ExpStepDevice`, `rpu_expstep_device.cpp`): with
+//!   `z = 2 a w / (b_max - b_min) + b`, `Δ⁺ = s_up max(1 - A_up e^{γ_up z}, 0) (1 + σ ξ)` and
 //!   `Δ⁻ = s_down max(1 - A_down e^{-γ_down z}, 0) (1 + σ ξ)`;
-//! - *power step* (`PowStepDevice`, Fusi & Abbott 2007): with `ω = (b_max - w) / (b_max -
-//!   b_min)`, `Δ⁺ = s_up ω^{γ⁺} (1 + σ ξ)`, `Δ⁻ = s_down (1 - ω)^{γ⁻} (1 + σ ξ)`; the
-//!   per-device exponents `γ^d = |(β_d + g + r) pow_gamma|` with `g = 1 + pow_gamma_dtod ξ`,
+//! - *power step* (`PowStepDevice`, `rpu_powstep_device.cpp`; Fusi & Abbott 2007): with
+//!   `ω = (b_max - w) / (b_max - b_min)`, `Δ⁺ = s_up ω^{γ⁺} (1 + σ ξ)`,
+//!   `Δ⁻ = s_down (1 - ω)^{γ⁻} (1 + σ ξ)`; the per-device exponents
+//!   `γ^d = |(β_d + g + r) pow_gamma|` with `g = 1 + pow_gamma_dtod ξ`,
 //!   `r = pow_up_down_dtod ξ` and the bias `β` from `pow_up_down` as for the step scales;
-//! - *piecewise step* (`PiecewiseStepDevice`): the nodes `v^d` (`piecewise_up`,
-//!   `piecewise_down`) sit evenly over `[b_min, b_max]`; with `x = (w - b_min) / (b_max -
-//!   b_min) (n - 1)` for `n` nodes, `i = min(⌊x⌋, n - 2)` and `q = min(x - i, 1)`,
-//!   `Δ^d = s_d ((1 - q) v^d_i + q v^d_{i+1}) (1 + σ ξ)` (a single node is a constant factor).
+//! - *piecewise step* (`PiecewiseStepDevice`, `rpu_piecewisestep_device.cpp`): the nodes
+//!   `v^d` (`piecewise_up`, `piecewise_down`) sit evenly over `[b_min, b_max]`; with
+//!   `x = (w - b_min) / (b_max - b_min) (n - 1)` for `n` nodes, `i = min(⌊x⌋, n - 2)` and
+//!   `q = min(x - i, 1)`, `Δ^d = s_d ((1 - q) v^d_i + q v^d_{i+1}) (1 + σ ξ)` (a single node
+//!   is a constant factor).
+//!
+//! Not modelled (yet): ExpStep's state-dependent noise (`dw_min_std_add`,
+//! `dw_min_std_slope`, used by aihwkit's PCM preset), the reference devices of the
+//! `...ReferenceDevice` classes, decay (`lifetime`), diffusion, reset, and the
+//! `reverse_up`/`reverse_down` and log-normal `dw_min_dtod` options.
 //!
 //! **Write noise** (aihwkit's `write_noise_std`, in units of `dw_min`): pulses change the
 //! hidden weight `w`; reads see `w + write_noise_std dw_min ξ`, redrawn at every write. Unlike
