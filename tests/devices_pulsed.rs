@@ -675,3 +675,24 @@ fn variability_scale_zero_gives_nominal_pulsed_cells() {
     assert!((cell.scale_up - d.params.dw_min).abs() < 1e-18);
     assert!((cell.scale_down - (1.0 - 0.259_359) * d.params.dw_min).abs() < 1e-15);
 }
+
+/// A tile scales its pulse trains by the step the pulsed device declares, dw_min mapped to
+/// siemens (as aihwkit's pulsed update scales by dw_min), not by the mean |ΔG| of noisy
+/// probe pulses: with the weight range w_max = 1 spanning the nominal window, one pulse is
+/// dw_min / (w_max - w_min) of weight, however large the cycle-to-cycle and write noise.
+#[test]
+fn a_tile_scales_pulse_trains_by_the_declared_step() {
+    for name in NEW_PRESETS {
+        let AnyDevice::Pulsed(d) = preset::load(name, &toml::Table::new()).unwrap() else {
+            panic!("{name} is pulsed");
+        };
+        let expected = d.params.dw_min / (d.params.w_max - d.params.w_min);
+        let mut tile = Tile::new(d, 3, 2, TileConfig::ideal(), 26, 0).unwrap();
+        tile.program_with_scale(&[0.0; 6], 1.0).unwrap();
+        let step = tile.weight_step().unwrap();
+        assert!(
+            (step - expected).abs() < 1e-12 * expected,
+            "{name}: {step} vs {expected}"
+        );
+    }
+}

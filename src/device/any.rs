@@ -179,6 +179,15 @@ impl Device for AnyDevice {
         }
     }
 
+    fn declared_step_s(&self) -> Option<f64> {
+        match self {
+            AnyDevice::Pulsed(d) => d.declared_step_s(),
+            AnyDevice::Ideal(_) | AnyDevice::Rram(_) | AnyDevice::Pcm(_) | AnyDevice::Mram(_) => {
+                None
+            }
+        }
+    }
+
     fn conductance_at(&self, state: &AnyState, t_s: f64) -> f64 {
         dispatch!(self, state, |d, s| d.conductance_at(s, t_s))
     }

@@ -152,6 +152,13 @@ pub trait Device: Send + Sync {
     /// The pulse this model uses for one analog potentiation/depression step.
     fn nominal_pulse(&self, polarity: Polarity) -> Pulse;
 
+    /// The mean conductance step of one nominal pulse, siemens, for models that declare it
+    /// (the pulsed step-model devices: `dw_min` in siemens, the step aihwkit's pulsed update
+    /// scales by); `None` (the default) lets a tile measure it on probe cells.
+    fn declared_step_s(&self) -> Option<f64> {
+        None
+    }
+
     /// Noise-free conductance `t_s` seconds after the last programming (drift included), siemens.
     fn conductance_at(&self, state: &Self::State, t_s: f64) -> f64;
 

@@ -738,6 +738,13 @@ impl Device for PulsedDevice {
         }
     }
 
+    /// `dw_min` in siemens: noise-free, so that heavy cycle-to-cycle and write noise (up to
+    /// 75 `dw_min` in aihwkit's ReRAM presets) does not inflate the step a tile scales its
+    /// pulse trains by.
+    fn declared_step_s(&self) -> Option<f64> {
+        Some(self.params.dw_min * self.params.siemens_per_weight())
+    }
+
     fn conductance_at(&self, state: &PulsedState, t_s: f64) -> f64 {
         let w = match state.stuck {
             Some(StuckAt::Lrs) => state.b_max,
