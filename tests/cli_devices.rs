@@ -63,8 +63,10 @@ fn devices_show_prints_the_sources_of_a_pulsed_preset() {
         "reram_es",
         "reram_sb",
         "ecram",
+        "ecram_mo",
         "capacitor",
         "gokmen_vlasov",
+        "idealized",
     ] {
         let o = xbar(&["devices", "show", name]);
         assert!(o.status.success(), "{name}: {}", stderr(&o));

@@ -50,8 +50,10 @@ fn every_builtin_preset_documents_every_parameter() {
             "reram_es",
             "reram_sb",
             "ecram",
+            "ecram_mo",
             "capacitor",
-            "gokmen_vlasov"
+            "gokmen_vlasov",
+            "idealized"
         ]
     );
     for p in &presets {

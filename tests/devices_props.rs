@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use xbar::device::{AnyDevice, AnyState, Device, Polarity, Pulse, preset};
 
 /// The built-in presets, plus RRAM with its (preset-disabled) relaxation switched on.
-const PRESETS: [&str; 10] = [
+const PRESETS: [&str; 12] = [
     "ideal",
     "rram_hfo2",
     "pcm_gst",
@@ -15,8 +15,10 @@ const PRESETS: [&str; 10] = [
     "reram_es",
     "reram_sb",
     "ecram",
+    "ecram_mo",
     "capacitor",
     "gokmen_vlasov",
+    "idealized",
 ];
 
 #[derive(Clone, Debug)]

@@ -22,12 +22,14 @@ const C2C: f64 = 0.3;
 /// Allowed deviation of a sample mean, in standard errors.
 const SIGMAS: f64 = 5.0;
 /// The new built-in presets.
-const NEW_PRESETS: [&str; 5] = [
+const NEW_PRESETS: [&str; 7] = [
     "reram_es",
     "reram_sb",
     "ecram",
+    "ecram_mo",
     "capacitor",
     "gokmen_vlasov",
+    "idealized",
 ];
 
 /// Shared parameters of a test device: window [-1, 1] mapped to [20, 25] uS (so that the
@@ -376,6 +378,8 @@ fn every_new_preset_loads_as_its_family() {
         "soft_bounds",
         "linear_step",
         "linear_step",
+        "linear_step",
+        "constant_step",
         "constant_step",
     ]) {
         let device = preset::load(name, &toml::Table::new()).unwrap();

@@ -33,7 +33,7 @@ use serde::de::DeserializeOwned;
 use std::path::Path;
 
 /// The built-in presets: (name, file text).
-pub const BUILTIN: [(&str, &str); 9] = [
+pub const BUILTIN: [(&str, &str); 11] = [
     ("ideal", include_str!("../../device_models/ideal.toml")),
     (
         "rram_hfo2",
@@ -54,12 +54,20 @@ pub const BUILTIN: [(&str, &str); 9] = [
     ),
     ("ecram", include_str!("../../device_models/ecram.toml")),
     (
+        "ecram_mo",
+        include_str!("../../device_models/ecram_mo.toml"),
+    ),
+    (
         "capacitor",
         include_str!("../../device_models/capacitor.toml"),
     ),
     (
         "gokmen_vlasov",
         include_str!("../../device_models/gokmen_vlasov.toml"),
+    ),
+    (
+        "idealized",
+        include_str!("../../device_models/idealized.toml"),
     ),
 ];
 
