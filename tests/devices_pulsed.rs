@@ -89,6 +89,8 @@ fn every_family() -> Vec<StepFamily> {
             gamma_down: 2.0,
             a: 1.0,
             b: 0.0,
+            dw_min_std_add: 0.0,
+            dw_min_std_slope: 0.0,
         }),
         // An exponent below 1 reaches the bound in finitely many pulses (above 1 the approach
         // is a slow power law).
@@ -203,28 +205,43 @@ fn constant_step_with_asymmetry_shortens_one_direction() {
 }
 
 /// Exponential step: with z = 2 a w / (b_max - b_min) + b the mean up step is
-/// dw_min max(1 - A_up e^{γ_up z}, 0), the down step dw_min max(1 - A_down e^{-γ_down z}, 0).
+/// Δ⁺ = dw_min max(1 - A_up e^{γ_up z}, 0), the down step Δ⁻ = dw_min max(1 - A_down
+/// e^{-γ_down z}, 0). The step's standard deviation is σ Δ (multiplicative noise), or
+/// σ (Δ + dw_min_std_add + dw_min_std_slope |w|) with aihwkit's state-dependent noise.
 #[test]
 fn exp_step_mean_step_follows_the_exponential() {
     let (a_up, a_down, gamma_up, gamma_down, a, b) = (0.2, 0.3, 1.5, 2.0, 0.8, 0.1);
-    let family = StepFamily::ExpStep(ExpStepParams {
-        a_up,
-        a_down,
-        gamma_up,
-        gamma_down,
-        a,
-        b,
-    });
-    let d = device(params(), family);
-    let cell = fabricate_one(&d, 10);
-    for w in [-0.9, -0.2, 0.5] {
-        let z = 2.0 * a * w / 2.0 + b;
-        let up = measured_step(&d, &cell, Polarity::Set, w, 11);
-        let up_formula = 0.01 * (1.0 - a_up * (gamma_up * z).exp()).max(0.0);
-        assert_close("exp up", up, up_formula);
-        let down = measured_step(&d, &cell, Polarity::Reset, w, 12);
-        let down_formula = 0.01 * (1.0 - a_down * (-gamma_down * z).exp()).max(0.0);
-        assert_close("exp down", down, -down_formula);
+    for (add, slope) in [(0.0, 0.0), (0.01, 0.02)] {
+        let family = StepFamily::ExpStep(ExpStepParams {
+            a_up,
+            a_down,
+            gamma_up,
+            gamma_down,
+            a,
+            b,
+            dw_min_std_add: add,
+            dw_min_std_slope: slope,
+        });
+        let d = device(params(), family);
+        let cell = fabricate_one(&d, 10);
+        for w in [-0.9f64, -0.2, 0.5] {
+            let z = 2.0 * a * w / 2.0 + b;
+            let up_formula = 0.01 * (1.0 - a_up * (gamma_up * z).exp()).max(0.0);
+            let down_formula = 0.01 * (1.0 - a_down * (-gamma_down * z).exp()).max(0.0);
+            for (polarity, formula, sign, seed) in [
+                (Polarity::Set, up_formula, 1.0, 11),
+                (Polarity::Reset, down_formula, -1.0, 12),
+            ] {
+                let (mean, error) = measured_step(&d, &cell, polarity, w, seed);
+                assert_close("exp step", (mean, error), sign * formula);
+                let sd = error * (PULSES as f64).sqrt();
+                let sd_formula = C2C * (formula + add + slope * w.abs());
+                assert!(
+                    (sd - sd_formula).abs() <= SIGMAS * sd_formula / (2.0 * PULSES as f64).sqrt(),
+                    "exp step sd at {w}: {sd} vs {sd_formula}"
+                );
+            }
+        }
     }
 }
 

@@ -39,7 +39,9 @@
 //!   own bounds as reference, so the mean step `s_up (1 - w / b_max)` vanishes at the bound;
 //! - *exponential step* (`ExpStepDevice`, `rpu_expstep_device.cpp`): with
 //!   `z = 2 a w / (b_max - b_min) + b`, `Δ⁺ = s_up max(1 - A_up e^{γ_up z}, 0) (1 + σ ξ)` and
-//!   `Δ⁻ = s_down max(1 - A_down e^{-γ_down z}, 0) (1 + σ ξ)`;
+//!   `Δ⁻ = s_down max(1 - A_down e^{-γ_down z}, 0) (1 + σ ξ)`; with `dw_min_std_add` or
+//!   `dw_min_std_slope` non-zero the noise is state-dependent instead, `Δ^d + σ (Δ^d +
+//!   dw_min_std_add + dw_min_std_slope |w|) ξ` (aihwkit's "complex noise");
 //! - *power step* (`PowStepDevice`, `rpu_powstep_device.cpp`; Fusi & Abbott 2007): with
 //!   `ω = (b_max - w) / (b_max - b_min)`, `Δ⁺ = s_up ω^{γ⁺} (1 + σ ξ)`,
 //!   `Δ⁻ = s_down (1 - ω)^{γ⁻} (1 + σ ξ)`; the per-device exponents
@@ -51,8 +53,7 @@
 //!   `q = min(x - i, 1)`, `Δ^d = s_d ((1 - q) v^d_i + q v^d_{i+1}) (1 + σ ξ)` (a single node
 //!   is a constant factor).
 //!
-//! Not modelled (yet): ExpStep's state-dependent noise (`dw_min_std_add`,
-//! `dw_min_std_slope`, used by aihwkit's PCM preset), the reference devices of the
+//! Not modelled (yet): the reference devices of the
 //! `...ReferenceDevice` classes, decay (`lifetime`), diffusion, reset, and the
 //! `reverse_up`/`reverse_down` and log-normal `dw_min_dtod` options.
 //!
@@ -174,6 +175,11 @@ pub struct ExpStepParams {
     pub a: f64,
     /// Global offset `b` of `z`.
     pub b: f64,
+    /// State-independent part of the cycle-to-cycle noise, weight units (times
+    /// `dw_min_std`; 0 with `dw_min_std_slope` = 0 gives multiplicative noise).
+    pub dw_min_std_add: f64,
+    /// Part of the cycle-to-cycle noise growing with |w| (times `dw_min_std`).
+    pub dw_min_std_slope: f64,
 }
 
 /// Parameters of the power-step family (aihwkit's `PowStepDevice`).
@@ -253,7 +259,16 @@ impl StepFamily {
                 "mult_noise",
             ],
             "soft_bounds" => &["mult_noise"],
-            "exp_step" => &["A_up", "A_down", "gamma_up", "gamma_down", "a", "b"],
+            "exp_step" => &[
+                "A_up",
+                "A_down",
+                "gamma_up",
+                "gamma_down",
+                "a",
+                "b",
+                "dw_min_std_add",
+                "dw_min_std_slope",
+            ],
             "pow_step" => &[
                 "pow_gamma",
                 "pow_gamma_dtod",
@@ -295,16 +310,22 @@ impl StepFamily {
                     ("gamma_down_dtod", p.gamma_down_dtod),
                 ])
             }
-            StepFamily::ExpStep(p) => [
-                ("A_up", p.a_up),
-                ("A_down", p.a_down),
-                ("gamma_up", p.gamma_up),
-                ("gamma_down", p.gamma_down),
-                ("a", p.a),
-                ("b", p.b),
-            ]
-            .iter()
-            .try_for_each(|&(field, v)| finite(field, v)),
+            StepFamily::ExpStep(p) => {
+                [
+                    ("A_up", p.a_up),
+                    ("A_down", p.a_down),
+                    ("gamma_up", p.gamma_up),
+                    ("gamma_down", p.gamma_down),
+                    ("a", p.a),
+                    ("b", p.b),
+                ]
+                .iter()
+                .try_for_each(|&(field, v)| finite(field, v))?;
+                all_non_negative(&[
+                    ("dw_min_std_add", p.dw_min_std_add),
+                    ("dw_min_std_slope", p.dw_min_std_slope),
+                ])
+            }
             StepFamily::PowStep(p) => {
                 finite("pow_up_down", p.pow_up_down)?;
                 all_non_negative(&[
@@ -624,15 +645,19 @@ impl PulsedDevice {
         rng: &mut R,
     ) -> f64 {
         let mean = self.mean_step(state, polarity, state.w);
-        let sigma = self.params.dw_min_std;
-        let step = if self.family.additive_noise() {
-            let scale = match polarity {
-                Polarity::Set => state.scale_up,
-                Polarity::Reset => state.scale_down,
-            };
-            mean + scale * scaled_normal(sigma, rng)
-        } else {
-            mean * (1.0 + scaled_normal(sigma, rng))
+        let noise = scaled_normal(self.params.dw_min_std, rng);
+        let step = match &self.family {
+            family if family.additive_noise() => {
+                let scale = match polarity {
+                    Polarity::Set => state.scale_up,
+                    Polarity::Reset => state.scale_down,
+                };
+                mean + scale * noise
+            }
+            StepFamily::ExpStep(f) if f.dw_min_std_add > 0.0 || f.dw_min_std_slope > 0.0 => {
+                mean + noise * (mean + f.dw_min_std_add + f.dw_min_std_slope * state.w.abs())
+            }
+            _ => mean * (1.0 + noise),
         };
         match polarity {
             Polarity::Set => step,
@@ -818,6 +843,8 @@ mod tests {
             gamma_down: 1.0,
             a: 1.0,
             b: 0.0,
+            dw_min_std_add: 0.0,
+            dw_min_std_slope: 0.0,
         };
         let pow = PowStepParams {
             pow_gamma: 1.0,
