@@ -6,15 +6,34 @@ mod common;
 use common::{stderr, stdout, xbar, xbar_threads};
 
 #[test]
-fn devices_lists_the_four_presets() {
+fn devices_lists_every_preset_under_its_family() {
     let o = xbar(&["devices"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    assert_eq!(text.lines().count(), 4, "{text}");
-    for name in ["ideal", "rram_hfo2", "pcm_gst", "stt_mram"] {
+    for name in xbar::device::preset::builtin_names() {
         assert!(
-            text.lines().any(|l| l.starts_with(name)),
+            text.lines().any(|l| l.starts_with(&format!("  {name} "))),
             "{name} missing from\n{text}"
+        );
+    }
+    // Each preset sits under the header of its family: the nearest header line above it.
+    for (name, model) in [
+        ("gokmen_vlasov", "constant_step"),
+        ("ecram", "linear_step"),
+        ("capacitor", "linear_step"),
+        ("reram_sb", "soft_bounds"),
+        ("reram_es", "exp_step"),
+        ("rram_hfo2", "rram"),
+    ] {
+        let header = text
+            .lines()
+            .take_while(|l| !l.starts_with(&format!("  {name} ")))
+            .filter(|l| !l.starts_with(' ') && !l.is_empty())
+            .last()
+            .unwrap_or_else(|| panic!("no header above {name} in\n{text}"));
+        assert!(
+            header.ends_with(&format!("(model = \"{model}\")")),
+            "{name} under `{header}`"
         );
     }
 }
@@ -35,6 +54,36 @@ fn devices_show_prints_every_parameter_with_unit_and_source() {
     assert!(
         text.contains("2.5e-5"),
         "values are printed compactly:\n{text}"
+    );
+}
+
+#[test]
+fn devices_show_prints_the_sources_of_a_pulsed_preset() {
+    for name in [
+        "reram_es",
+        "reram_sb",
+        "ecram",
+        "ecram_mo",
+        "capacitor",
+        "gokmen_vlasov",
+        "idealized",
+    ] {
+        let o = xbar(&["devices", "show", name]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let text = stdout(&o);
+        let preset = xbar::device::preset::read(name).unwrap();
+        for p in &preset.params {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("{} ", p.name)))
+                .unwrap_or_else(|| panic!("{name}: parameter {} missing from\n{text}", p.name));
+            assert!(line.contains(&p.source), "{line}");
+        }
+    }
+    let text = stdout(&xbar(&["devices", "show", "reram_es"]));
+    assert!(
+        text.contains("ReRamESPresetDevice.A_up") && text.contains("-1.18445"),
+        "{text}"
     );
 }
 

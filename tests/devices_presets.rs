@@ -40,7 +40,22 @@ fn build_error(text: &str, origin: &str) -> String {
 fn every_builtin_preset_documents_every_parameter() {
     let presets = preset::list().unwrap();
     let names: Vec<&str> = presets.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["ideal", "rram_hfo2", "pcm_gst", "stt_mram"]);
+    assert_eq!(
+        names,
+        [
+            "ideal",
+            "rram_hfo2",
+            "pcm_gst",
+            "stt_mram",
+            "reram_es",
+            "reram_sb",
+            "ecram",
+            "ecram_mo",
+            "capacitor",
+            "gokmen_vlasov",
+            "idealized"
+        ]
+    );
     for p in &presets {
         assert!(!p.description.is_empty() && !p.description.contains('\n'));
         for e in &p.params {

@@ -6,7 +6,20 @@ use proptest::prelude::*;
 use xbar::device::{AnyDevice, AnyState, Device, Polarity, Pulse, preset};
 
 /// The built-in presets, plus RRAM with its (preset-disabled) relaxation switched on.
-const PRESETS: [&str; 5] = ["ideal", "rram_hfo2", "pcm_gst", "stt_mram", "rram_hfo2"];
+const PRESETS: [&str; 12] = [
+    "ideal",
+    "rram_hfo2",
+    "pcm_gst",
+    "stt_mram",
+    "rram_hfo2",
+    "reram_es",
+    "reram_sb",
+    "ecram",
+    "ecram_mo",
+    "capacitor",
+    "gokmen_vlasov",
+    "idealized",
+];
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -98,7 +111,7 @@ proptest! {
     /// amorphous floor to the cell's fully crystalline conductance).
     #[test]
     fn pulses_keep_conductance_within_the_window(
-        which in 0usize..5,
+        which in 0..PRESETS.len(),
         seed in any::<u64>(),
         ops in prop::collection::vec(pulse_op(), 1..80),
     ) {
@@ -121,7 +134,7 @@ proptest! {
     /// conductance is finite and non-negative at any time.
     #[test]
     fn reads_are_never_nan_or_negative(
-        which in 0usize..5,
+        which in 0..PRESETS.len(),
         seed in any::<u64>(),
         ops in prop::collection::vec(any_op(), 1..60),
     ) {
@@ -144,7 +157,7 @@ proptest! {
     /// Same seed, same operations: identical states and reads, bit for bit.
     #[test]
     fn same_seed_gives_identical_sequences(
-        which in 0usize..5,
+        which in 0..PRESETS.len(),
         seed in any::<u64>(),
         ops in prop::collection::vec(any_op(), 1..60),
     ) {

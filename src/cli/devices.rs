@@ -1,5 +1,6 @@
-//! `xbar devices` (list presets, show one) and `xbar characterize` (run the standard
-//! characterisation protocols on a preset and write CSV + PNG + SVG per protocol).
+//! `xbar devices` (list presets grouped by family, show one) and `xbar characterize` (run
+//! the standard characterisation protocols on a preset and write CSV + PNG + SVG per
+//! protocol).
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -59,11 +60,7 @@ pub struct CharacterizeArgs {
 pub fn run_devices(args: DevicesArgs) -> Result<()> {
     match args.action {
         None => {
-            let presets = preset::list()?;
-            let width = presets.iter().map(|p| p.name.len()).max().unwrap_or(0);
-            for p in presets {
-                println!("{:<width$}  {:<5}  {}", p.name, p.model, p.description);
-            }
+            print!("{}", list_by_family(&preset::list()?));
             Ok(())
         }
         Some(DevicesAction::Show { name }) => {
@@ -73,6 +70,30 @@ pub fn run_devices(args: DevicesArgs) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The presets grouped by family (model), in the order of [`preset::MODELS`]: a header line
+/// per family with presets, then one indented line per preset with its description.
+fn list_by_family(presets: &[Preset]) -> String {
+    let width = presets.iter().map(|p| p.name.len()).max().unwrap_or(0);
+    let mut text = String::new();
+    for model in preset::MODELS {
+        let members: Vec<&Preset> = presets.iter().filter(|p| p.model == model).collect();
+        if members.is_empty() {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&format!(
+            "{} (model = \"{model}\")\n",
+            preset::family_label(model)
+        ));
+        for p in members {
+            text.push_str(&format!("  {:<width$}  {}\n", p.name, p.description));
+        }
+    }
+    text
 }
 
 /// A preset as text: header, then one line per parameter with value, unit and source.

@@ -233,11 +233,15 @@ fn totals(rows: &[RowOutcome]) -> (u32, f64) {
 }
 
 impl<D: Device> Tile<D> {
-    /// Mean conductance change of one nominal pulse, siemens: the average of |ΔG| over a
-    /// SET and a RESET pulse on probe cells programmed to the middle of the nominal
-    /// window (a fixed stream, so the value is reproducible).
+    /// Mean conductance change of one nominal pulse, siemens: the step the device declares
+    /// ([`Device::declared_step_s`]), or else the average of |ΔG| over a SET and a RESET
+    /// pulse on probe cells programmed to the middle of the nominal window (a fixed
+    /// stream, so the value is reproducible).
     pub fn nominal_step_s(&self) -> Result<f64> {
         let device = &self.device;
+        if let Some(step_s) = device.declared_step_s() {
+            return Ok(step_s);
+        }
         let mut rng = stream(self.seed, &[self.tile_id, UPDATE, STEP_PROBE]);
         let g_mid_s = self.g_min_s + 0.5 * self.g_unit_s;
         let mut total = 0.0;
@@ -553,7 +557,7 @@ mod tests {
     #[test]
     fn pulsed_updates_respect_device_bounds_for_every_preset() {
         let (n_in, n_out) = (6, 5);
-        for name in ["ideal", "rram_hfo2", "pcm_gst", "stt_mram"] {
+        for name in preset::builtin_names() {
             let device = preset::load(name, &toml::Table::new()).unwrap();
             let mut tile = Tile::new(device, n_in, n_out, TileConfig::ideal(), 3, 0).unwrap();
             let w: Vec<f64> = (0..n_in * n_out).map(|k| (k as f64 * 0.37).sin()).collect();

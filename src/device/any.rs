@@ -4,6 +4,7 @@
 use super::ideal::{Ideal, IdealState};
 use super::mram::{Mram, MramState};
 use super::pcm::{Pcm, PcmState};
+use super::pulsed::{PulsedDevice, PulsedState};
 use super::rram::{Rram, RramState};
 use super::{Device, Polarity, Pulse, PulseReport, StuckAt, WriteReport};
 use rand::Rng;
@@ -19,6 +20,8 @@ pub enum AnyDevice {
     Pcm(Pcm),
     /// STT magnetic tunnel junction.
     Mram(Mram),
+    /// Pulsed analog device of one of aihwkit's step-model families.
+    Pulsed(PulsedDevice),
 }
 
 /// One cell of an [`AnyDevice`]; its variant always matches the device's.
@@ -32,6 +35,8 @@ pub enum AnyState {
     Pcm(PcmState),
     /// Cell of an MTJ.
     Mram(MramState),
+    /// Cell of a pulsed step-model device.
+    Pulsed(PulsedState),
 }
 
 /// A state was passed to a device of another model: a programming error, not a user error.
@@ -47,19 +52,22 @@ macro_rules! dispatch {
             (AnyDevice::Rram($d), AnyState::Rram($s)) => $body,
             (AnyDevice::Pcm($d), AnyState::Pcm($s)) => $body,
             (AnyDevice::Mram($d), AnyState::Mram($s)) => $body,
+            (AnyDevice::Pulsed($d), AnyState::Pulsed($s)) => $body,
             _ => mismatch(),
         }
     };
 }
 
 impl AnyDevice {
-    /// Model name as written in preset files: `ideal`, `rram`, `pcm` or `mram`.
+    /// Model name as written in preset files: `ideal`, `rram`, `pcm`, `mram` or the step
+    /// family of a pulsed device (`constant_step`, `soft_bounds`, ...).
     pub fn model_name(&self) -> &'static str {
         match self {
             AnyDevice::Ideal(_) => "ideal",
             AnyDevice::Rram(_) => "rram",
             AnyDevice::Pcm(_) => "pcm",
             AnyDevice::Mram(_) => "mram",
+            AnyDevice::Pulsed(d) => d.family.name(),
         }
     }
 
@@ -69,9 +77,9 @@ impl AnyDevice {
         match (self, state) {
             (AnyDevice::Rram(d), AnyState::Rram(s)) => Some(d.cell_switching_probability(s, pulse)),
             (AnyDevice::Mram(d), AnyState::Mram(s)) => Some(d.switching_probability(s, pulse)),
-            (AnyDevice::Ideal(_), AnyState::Ideal(_)) | (AnyDevice::Pcm(_), AnyState::Pcm(_)) => {
-                None
-            }
+            (AnyDevice::Ideal(_), AnyState::Ideal(_))
+            | (AnyDevice::Pcm(_), AnyState::Pcm(_))
+            | (AnyDevice::Pulsed(_), AnyState::Pulsed(_)) => None,
             _ => mismatch(),
         }
     }
@@ -83,7 +91,11 @@ impl AnyDevice {
 
     /// Whether the conductance drifts with time after programming.
     pub fn drifts(&self) -> bool {
-        matches!(self, AnyDevice::Pcm(_))
+        match self {
+            AnyDevice::Pcm(_) => true,
+            AnyDevice::Pulsed(d) => d.params.drift_nu > 0.0,
+            _ => false,
+        }
     }
 
     /// Whether the device stores analog levels (MRAM is binary).
@@ -97,7 +109,8 @@ impl AnyDevice {
     }
 
     /// Number of nominal pulses that take a nominal device across its window (for a pulse
-    /// train): the level count, or the pulses to reach ~95 % of the PCM SET saturation.
+    /// train): the level count, the pulses to reach ~95 % of the PCM SET saturation, or the
+    /// nominal steps across a pulsed device's window.
     pub fn pulses_across_window(&self) -> u32 {
         match self {
             AnyDevice::Ideal(d) => d.params.levels,
@@ -111,6 +124,7 @@ impl AnyDevice {
                     .clamp(1.0, 10_000.0) as u32
             }
             AnyDevice::Mram(_) => 1,
+            AnyDevice::Pulsed(d) => d.pulses_across_window(),
         }
     }
 }
@@ -124,6 +138,7 @@ impl Device for AnyDevice {
             AnyDevice::Rram(d) => AnyState::Rram(d.fabricate(rng)),
             AnyDevice::Pcm(d) => AnyState::Pcm(d.fabricate(rng)),
             AnyDevice::Mram(d) => AnyState::Mram(d.fabricate(rng)),
+            AnyDevice::Pulsed(d) => AnyState::Pulsed(d.fabricate(rng)),
         }
     }
 
@@ -160,6 +175,16 @@ impl Device for AnyDevice {
             AnyDevice::Rram(d) => d.nominal_pulse(polarity),
             AnyDevice::Pcm(d) => d.nominal_pulse(polarity),
             AnyDevice::Mram(d) => d.nominal_pulse(polarity),
+            AnyDevice::Pulsed(d) => d.nominal_pulse(polarity),
+        }
+    }
+
+    fn declared_step_s(&self) -> Option<f64> {
+        match self {
+            AnyDevice::Pulsed(d) => d.declared_step_s(),
+            AnyDevice::Ideal(_) | AnyDevice::Rram(_) | AnyDevice::Pcm(_) | AnyDevice::Mram(_) => {
+                None
+            }
         }
     }
 
@@ -185,6 +210,7 @@ impl Device for AnyDevice {
             AnyDevice::Rram(d) => d.nominal_window(),
             AnyDevice::Pcm(d) => d.nominal_window(),
             AnyDevice::Mram(d) => d.nominal_window(),
+            AnyDevice::Pulsed(d) => d.nominal_window(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! The cell block every device model shares: the stuck-at fault drawn at fabrication, the
-//! Joule energy of a pulse across a conductance, and the cost of a one-pulse write.
+//! Joule energy of a pulse across a conductance, the cost of a one-pulse write, and the
+//! power-law conductance drift `(t/t0)^-nu` (PCM and the pulsed step-model devices).
 
 use super::{Pulse, StuckAt, WriteReport};
 use rand::{Rng, RngExt};
@@ -33,6 +34,16 @@ pub fn one_pulse_write(pulse: &Pulse, energy_j: f64) -> WriteReport {
         pulses: 1,
         energy_j,
         time_s: pulse.width_s,
+    }
+}
+
+/// Power-law drift factor `(t/t0)^-nu` of a conductance `t_s` seconds after programming,
+/// for `t_s > t0_s`; 1 before the reference time `t0_s` (no drift is applied there).
+pub fn power_law_drift_factor(nu: f64, t_s: f64, t0_s: f64) -> f64 {
+    if t_s > t0_s {
+        (t_s / t0_s).powf(-nu)
+    } else {
+        1.0
     }
 }
 

@@ -7,7 +7,8 @@
 //! time elapsed since programming (drift, relaxation).
 //!
 //! Models: [`ideal`] (noise-free twin), [`rram`] (filamentary HfOx, analog and binary),
-//! [`pcm`] (GST, IBM's statistical model), [`mram`] (STT magnetic tunnel junction); [`AnyDevice`]
+//! [`pcm`] (GST, IBM's statistical model), [`mram`] (STT magnetic tunnel junction), [`pulsed`]
+//! (pulsed analog devices of aihwkit's six step-model families); [`AnyDevice`]
 //! chooses one at run time, and [`preset`] builds it from a documented TOML preset
 //! (`device_models/*.toml`, compiled in) with parameter overrides by name.
 //!
@@ -22,6 +23,7 @@ pub mod mram;
 pub mod params;
 pub mod pcm;
 pub mod preset;
+pub mod pulsed;
 pub mod rram;
 pub mod sampling;
 
@@ -149,6 +151,13 @@ pub trait Device: Send + Sync {
 
     /// The pulse this model uses for one analog potentiation/depression step.
     fn nominal_pulse(&self, polarity: Polarity) -> Pulse;
+
+    /// The mean conductance step of one nominal pulse, siemens, for models that declare it
+    /// (the pulsed step-model devices: `dw_min` in siemens, the step aihwkit's pulsed update
+    /// scales by); `None` (the default) lets a tile measure it on probe cells.
+    fn declared_step_s(&self) -> Option<f64> {
+        None
+    }
 
     /// Noise-free conductance `t_s` seconds after the last programming (drift included), siemens.
     fn conductance_at(&self, state: &Self::State, t_s: f64) -> f64;

@@ -241,11 +241,7 @@ impl Pcm {
 
     /// Drift factor `(t/t0)^-nu` for `t > t0`, 1 otherwise.
     pub fn drift_factor(&self, nu: f64, t_s: f64) -> f64 {
-        if t_s > self.params.t0_s {
-            (t_s / self.params.t0_s).powf(-nu)
-        } else {
-            1.0
-        }
+        cell::power_law_drift_factor(nu, t_s, self.params.t0_s)
     }
 
     /// Mean SET increment of a cell at conductance `g_s` with saturation `g_max_cell_s`, siemens.

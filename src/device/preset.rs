@@ -1,9 +1,10 @@
 //! Device presets: named TOML files in `device_models/` (compiled into the binary, so `xbar`
 //! works from any directory) or a user's own file, turned into an [`AnyDevice`].
 //!
-//! A preset file has a top-level `name`, `model` (`ideal`, `rram`, `pcm` or `mram`) and a
-//! one-line `description`, and one `[params.NAME]` table per parameter with `value`, `unit`
-//! and `source`:
+//! A preset file has a top-level `name`, `model` (`ideal`, `rram`, `pcm`, `mram` or one of
+//! the pulsed step-model families of [`super::pulsed`], e.g. `soft_bounds`) and a one-line
+//! `description`, and one `[params.NAME]` table per parameter with `value` (a number, a
+//! boolean, or an array of numbers for a step table), `unit` and `source`:
 //!
 //! ```toml
 //! name = "my_pcm"
@@ -25,13 +26,14 @@ use super::ideal::{Ideal, IdealParams};
 use super::mram::{Mram, MramParams};
 use super::params::ParamError;
 use super::pcm::{Pcm, PcmParams};
+use super::pulsed::{self, PulsedDevice, PulsedParams, StepFamily};
 use super::rram::{Rram, RramParams};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::de::DeserializeOwned;
 use std::path::Path;
 
 /// The built-in presets: (name, file text).
-pub const BUILTIN: [(&str, &str); 4] = [
+pub const BUILTIN: [(&str, &str); 11] = [
     ("ideal", include_str!("../../device_models/ideal.toml")),
     (
         "rram_hfo2",
@@ -41,6 +43,31 @@ pub const BUILTIN: [(&str, &str); 4] = [
     (
         "stt_mram",
         include_str!("../../device_models/stt_mram.toml"),
+    ),
+    (
+        "reram_es",
+        include_str!("../../device_models/reram_es.toml"),
+    ),
+    (
+        "reram_sb",
+        include_str!("../../device_models/reram_sb.toml"),
+    ),
+    ("ecram", include_str!("../../device_models/ecram.toml")),
+    (
+        "ecram_mo",
+        include_str!("../../device_models/ecram_mo.toml"),
+    ),
+    (
+        "capacitor",
+        include_str!("../../device_models/capacitor.toml"),
+    ),
+    (
+        "gokmen_vlasov",
+        include_str!("../../device_models/gokmen_vlasov.toml"),
+    ),
+    (
+        "idealized",
+        include_str!("../../device_models/idealized.toml"),
     ),
 ];
 
@@ -61,15 +88,55 @@ fn number(v: &toml::Value) -> Option<f64> {
     }
 }
 
-/// Model names accepted in the `model` field.
-pub const MODELS: [&str; 4] = ["ideal", "rram", "pcm", "mram"];
+/// Model names accepted in the `model` field: the four physical models, then the pulsed
+/// step-model families ([`pulsed::FAMILIES`]).
+pub const MODELS: [&str; 10] = [
+    "ideal",
+    "rram",
+    "pcm",
+    "mram",
+    "constant_step",
+    "linear_step",
+    "soft_bounds",
+    "exp_step",
+    "pow_step",
+    "piecewise_step",
+];
+
+/// The family a model name stands for, as `xbar devices` groups presets.
+pub fn family_label(model: &str) -> &'static str {
+    match model {
+        "ideal" => "ideal linear device (noise-free)",
+        "rram" => "NeuroSim nonlinear LTP/LTD (filamentary RRAM, analog and binary)",
+        "pcm" => "PCM statistical model (Nandakumar/Joshi, as in aihwkit)",
+        "mram" => "STT magnetic tunnel junction (binary)",
+        "constant_step" => "constant step (aihwkit ConstantStepDevice)",
+        "linear_step" => "linear step (aihwkit LinearStepDevice)",
+        "soft_bounds" => "soft bounds (aihwkit SoftBoundsDevice)",
+        "exp_step" => "exponential step (aihwkit ExpStepDevice)",
+        "pow_step" => "power step (aihwkit PowStepDevice)",
+        "piecewise_step" => "piecewise step table (aihwkit PiecewiseStepDevice)",
+        _ => "unknown model",
+    }
+}
+
+/// The variability parameters every pulsed step-model family shares.
+const PULSED_VARIABILITY: [&str; 7] = [
+    "w_min_dtod",
+    "w_max_dtod",
+    "dw_min_dtod",
+    "dw_min_std",
+    "up_down_dtod",
+    "write_noise_std",
+    "read_noise_rel",
+];
 
 /// One documented parameter of a preset.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParamEntry {
     /// Parameter name (the model's field name).
     pub name: String,
-    /// Value (a TOML integer or float).
+    /// Value (a TOML integer, float, boolean or array of numbers).
     pub value: toml::Value,
     /// Unit, e.g. `S`, `V`, `s`, `1` for dimensionless.
     pub unit: String,
@@ -82,7 +149,7 @@ pub struct ParamEntry {
 pub struct Preset {
     /// Preset name.
     pub name: String,
-    /// Model name (`ideal`, `rram`, `pcm`, `mram`).
+    /// Model name (one of [`MODELS`]).
     pub model: String,
     /// One-line description.
     pub description: String,
@@ -138,8 +205,12 @@ pub fn load(name_or_path: &str, overrides: &toml::Table) -> Result<AnyDevice> {
 /// variability scale multiplies all of them at once ("devices k times worse than the
 /// preset"), so different technologies can share one x axis. Drift, switching kinetics and
 /// fault rates are not included: they have their own parameters.
-pub fn variability_parameters(model: &str) -> &'static [&'static str] {
-    match model {
+pub fn variability_parameters(model: &str) -> Vec<&'static str> {
+    if pulsed::FAMILIES.contains(&model) {
+        let family = StepFamily::variability_fields(model).iter();
+        return PULSED_VARIABILITY.iter().chain(family).copied().collect();
+    }
+    let physical: &[&str] = match model {
         "rram" => &[
             "c2c_sigma",
             "d2d_window_sigma",
@@ -164,7 +235,8 @@ pub fn variability_parameters(model: &str) -> &'static [&'static str] {
             "read_noise_rel",
         ],
         _ => &[],
-    }
+    };
+    physical.to_vec()
 }
 
 /// Load a preset, apply `overrides`, then multiply every variability parameter
@@ -182,7 +254,7 @@ pub fn load_scaled(
     let preset = read(name_or_path)?;
     let mut params = preset.resolved_params(overrides)?;
     for name in variability_parameters(&preset.model) {
-        if let Some(v) = params.get_mut(*name) {
+        if let Some(v) = params.get_mut(name) {
             let scaled = v
                 .as_float()
                 .or_else(|| v.as_integer().map(|i| i as f64))
@@ -260,7 +332,7 @@ fn param_entry(name: &str, entry: &toml::Value, origin: &str) -> Result<ParamEnt
         .get("value")
         .ok_or_else(|| anyhow!("{at}.value: missing"))?
         .clone();
-    check_number(&value).map_err(|m| anyhow!("{at}.value: {m}"))?;
+    check_value(&value).map_err(|m| anyhow!("{at}.value: {m}"))?;
     let text = |key: &str| -> Result<String> {
         match table.get(key) {
             Some(toml::Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
@@ -276,13 +348,29 @@ fn param_entry(name: &str, entry: &toml::Value, origin: &str) -> Result<ParamEnt
     })
 }
 
-/// A parameter value must be an integer or a finite float.
+/// A parameter value must be an integer, a finite float, a boolean (a model's switch) or an
+/// array of such numbers (a step table).
+fn check_value(value: &toml::Value) -> std::result::Result<(), String> {
+    match value {
+        toml::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, item)| check_number(item).map_err(|m| format!("element {i}: {m}"))),
+        toml::Value::Boolean(_) => Ok(()),
+        number => check_number(number),
+    }
+}
+
+/// A number: an integer or a finite float.
 fn check_number(value: &toml::Value) -> std::result::Result<(), String> {
     match value {
         toml::Value::Integer(_) => Ok(()),
         toml::Value::Float(f) if f.is_finite() => Ok(()),
         toml::Value::Float(f) => Err(format!("must be a finite number (got {f})")),
-        other => Err(format!("must be a number (got {})", other.type_str())),
+        other => Err(format!(
+            "must be a number, a boolean or an array of numbers (got {})",
+            other.type_str()
+        )),
     }
 }
 
@@ -307,7 +395,7 @@ impl Preset {
                         .join(", ")
                 );
             };
-            check_number(value)
+            check_value(value)
                 .map_err(|m| anyhow!("{}: override of params.{name}: {m}", self.origin))?;
             *slot = coerce_like(slot, value);
         }
@@ -368,6 +456,9 @@ impl Preset {
                 check(p.validate(), origin)?;
                 AnyDevice::Mram(Mram::new(p))
             }
+            family if pulsed::FAMILIES.contains(&family) => {
+                AnyDevice::Pulsed(build_pulsed(family, table, origin)?)
+            }
             other => bail!("{origin}: model: unknown model `{other}`"),
         };
         Ok(device)
@@ -383,6 +474,28 @@ fn coerce_like(old: &toml::Value, new: &toml::Value) -> toml::Value {
         }
         _ => new.clone(),
     }
+}
+
+/// A pulsed device of `family`: the family's own parameters are split off the table first
+/// (so a missing one is named), the rest are the shared [`PulsedParams`].
+fn build_pulsed(family: &str, mut table: toml::Table, origin: &str) -> Result<PulsedDevice> {
+    let own: toml::Table = StepFamily::fields(family)
+        .iter()
+        .filter_map(|field| table.remove_entry(*field))
+        .collect();
+    let family = match family {
+        "constant_step" => StepFamily::ConstantStep,
+        "linear_step" => StepFamily::LinearStep(typed(own, origin)?),
+        "soft_bounds" => StepFamily::SoftBounds(typed(own, origin)?),
+        "exp_step" => StepFamily::ExpStep(typed(own, origin)?),
+        "pow_step" => StepFamily::PowStep(typed(own, origin)?),
+        "piecewise_step" => StepFamily::PiecewiseStep(typed(own, origin)?),
+        other => bail!("{origin}: model: unknown step family `{other}`"),
+    };
+    let params: PulsedParams = typed(table, origin)?;
+    let device = PulsedDevice::new(params, family);
+    check(device.validate(), origin)?;
+    Ok(device)
 }
 
 fn typed<P: DeserializeOwned>(table: toml::Table, origin: &str) -> Result<P> {
@@ -436,13 +549,25 @@ mod tests {
         for preset in list().unwrap() {
             for name in variability_parameters(&preset.model) {
                 assert!(
-                    preset.params.iter().any(|p| p.name == *name),
+                    preset.params.iter().any(|p| p.name == name),
                     "{} has no {name}",
                     preset.name
                 );
             }
         }
         assert!(load_scaled("pcm_gst", &toml::Table::new(), -1.0).is_err());
+    }
+
+    #[test]
+    fn the_model_list_ends_with_the_pulsed_families() {
+        assert_eq!(MODELS[4..], pulsed::FAMILIES);
+        for model in MODELS {
+            assert_ne!(
+                family_label(model),
+                family_label("no such model"),
+                "{model}"
+            );
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The random draws shared by the device models: standard normal, lognormal factors,
+//! The random draws shared by the device models: standard and scaled normal, lognormal factors,
 //! Bernoulli trials and the Poisson firing probability. Each returns its trivial value
 //! without consuming randomness when the spread or probability makes it certain, so that a
 //! noise-free preset draws nothing.
@@ -9,6 +9,16 @@ use rand_distr::{Distribution, StandardNormal};
 /// One standard normal draw.
 pub fn standard_normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     StandardNormal.sample(rng)
+}
+
+/// A zero-mean Gaussian draw of standard deviation `sigma` (`sigma = 0` gives exactly 0
+/// without consuming randomness).
+pub fn scaled_normal<R: Rng + ?Sized>(sigma: f64, rng: &mut R) -> f64 {
+    if sigma == 0.0 {
+        0.0
+    } else {
+        sigma * standard_normal(rng)
+    }
 }
 
 /// A lognormal multiplicative factor with median 1 and log-standard deviation `sigma`

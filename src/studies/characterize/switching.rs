@@ -150,6 +150,9 @@ pub(super) fn switching(
                                   (see the pulses protocol)"
                     .to_string()
             }
+            AnyDevice::Pulsed(_) => "a pulsed step-model device moves in steps, not by \
+                                     switching events (see the pulses protocol)"
+                .to_string(),
             _ => "the ideal device switches deterministically".to_string(),
         }));
     }
