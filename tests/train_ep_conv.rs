@@ -9,13 +9,20 @@
 //! of `L` at re-relaxed fixed points, which only use the forward (drive) reads.
 
 use rand::RngExt;
+use xbar::crossbar::TileConfig;
+use xbar::crossbar::update::PulsedUpdateConfig;
+use xbar::device::{AnyDevice, preset};
 use xbar::learning::ep::{
     Activation, EpConfig, EpConv, EpNetwork, EquilibriumPropagation, Nudging, one_hot, train_epoch,
 };
-use xbar::synapses::DigitalSynapses;
+use xbar::synapses::{CrossbarSynapses, DigitalSynapses, SynapticLayer};
 
 /// Free-phase steps that bring the small test networks to their fixed point.
 const RELAX_STEPS: usize = 400;
+/// Weight mapped to a full conductance window, relative to a layer's largest weight: room
+/// for the weights to move without meeting the devices' bounds (a weight at its bound
+/// loses the pulses that would push it further, a real bias of bounded devices).
+const WINDOW_HEADROOM: f32 = 3.0;
 
 /// A small ConvNet on 1 x 12 x 12 images: conv 3 x 3 (3 channels) + 2 x 2 max pooling,
 /// conv 2 x 2 (4 channels) + 2 x 2 max pooling, a fully connected output of 5; random
@@ -231,4 +238,123 @@ fn conv_ep_training_is_bit_identical_with_one_and_two_threads() {
     let untrained =
         EpNetwork::digital_convnet([1, 28, 28], &convs, &[10], Activation::HardSigmoid, 9).unwrap();
     assert_ne!(one, parameters(&untrained), "training changed nothing");
+}
+
+/// The same ConvNet on ideal-device tiles with ideal periphery: every kernel matrix is
+/// programmed on its own tile and read forward (the drive) and transposed (the feedback on
+/// unpooled rates) by the tile.
+fn crossbar_twin(
+    digital: &EpNetwork<DigitalSynapses>,
+    seed: u64,
+) -> EpNetwork<CrossbarSynapses<AnyDevice>> {
+    let ideal = preset::load("ideal", &toml::Table::new()).unwrap();
+    let synapses = digital
+        .synapses()
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let w_max = WINDOW_HEADROOM * s.weight().iter().fold(0f32, |m, w| m.max(w.abs()));
+            CrossbarSynapses::program(
+                ideal.clone(),
+                s.inputs(),
+                s.outputs(),
+                s.weight(),
+                f64::from(w_max),
+                TileConfig::ideal(),
+                PulsedUpdateConfig::default(),
+                seed,
+                k as u64,
+            )
+            .unwrap()
+        })
+        .collect();
+    EpNetwork::with_connections(
+        synapses,
+        digital.biases().to_vec(),
+        digital.connections().to_vec(),
+        digital.activation(),
+    )
+    .unwrap()
+}
+
+/// On ideal tiles the convolutional EP network settles to the digital network's free and
+/// nudged equilibria (up to f32 rounding of the conductance mapping), and one EP step on
+/// the tiles changes every weight by the digital step in expectation (the stochastic pulse
+/// trains are unbiased, module `crossbar::update`): the mean change over 200 independent
+/// pulse streams matches the digital change within 5 standard errors, `5 σ / √200`, with
+/// σ the sample standard deviation or, if larger, the pulse-count floor `√(Δw_min |ΔW|)`
+/// (a binomial count of mean `|ΔW| / Δw_min` pulses of `Δw_min`), plus f32 rounding.
+#[test]
+fn conv_ep_on_ideal_tiles_matches_digital_equilibria_and_steps() {
+    let (batch, repeats) = (3, 200);
+    let (mut digital, x, target) = small_convnet(batch);
+    let config = EpConfig {
+        free_steps: 60,
+        nudged_steps: 20,
+        beta: 0.4,
+        learning_rates: vec![0.5; 3],
+        ..EpConfig::default()
+    };
+    let eq_d = digital
+        .equilibria(&x, &target, batch, &config, 1.0)
+        .unwrap();
+    let clean = digital.clone();
+    digital
+        .learn(&x, &eq_d, &mut config.rule(), &config.learning_rates)
+        .unwrap();
+    let layers = clean.synapses().len();
+    let mut sums: Vec<Vec<(f64, f64)>> = (0..layers)
+        .map(|k| vec![(0.0, 0.0); clean.synapses()[k].weight().len()])
+        .collect();
+    for r in 0..repeats {
+        let mut analog = crossbar_twin(&clean, r);
+        let eq_a = analog.equilibria(&x, &target, batch, &config, 1.0).unwrap();
+        if r == 0 {
+            let worst = |a: &[Vec<f32>], b: &[Vec<f32>]| {
+                a.iter()
+                    .flatten()
+                    .zip(b.iter().flatten())
+                    .fold(0f32, |m, (p, q)| m.max((p - q).abs()))
+            };
+            assert!(worst(&eq_d.free, &eq_a.free) < 1e-4, "free phase differs");
+            assert!(worst(&eq_d.plus, &eq_a.plus) < 1e-4, "nudged phase differs");
+        }
+        let before: Vec<Vec<f32>> = analog
+            .synapses()
+            .iter()
+            .map(|s| s.weight().unwrap())
+            .collect();
+        analog
+            .learn(&x, &eq_a, &mut config.rule(), &config.learning_rates)
+            .unwrap();
+        for (k, sum) in sums.iter_mut().enumerate() {
+            let after = analog.synapses()[k].weight().unwrap();
+            for ((acc, a), b) in sum.iter_mut().zip(&after).zip(&before[k]) {
+                let d = f64::from(a - b);
+                acc.0 += d;
+                acc.1 += d * d;
+            }
+        }
+    }
+    let n = f64::from(repeats as u32);
+    let dw: Vec<f64> = crossbar_twin(&clean, 0)
+        .synapses()
+        .iter()
+        .map(|s| s.tile().weight_step().unwrap())
+        .collect();
+    for (k, sum) in sums.iter().enumerate() {
+        let want = digital.synapses()[k]
+            .weight()
+            .iter()
+            .zip(clean.synapses()[k].weight());
+        for (i, (&(s1, s2), (a, b))) in sum.iter().zip(want).enumerate() {
+            let (mean, step) = (s1 / n, f64::from(a - b));
+            let sample = ((s2 / n - mean * mean).max(0.0) * n / (n - 1.0)).sqrt();
+            let sd = sample.max((dw[k] * step.abs()).sqrt());
+            assert!(
+                (mean - step).abs() <= 5.0 * sd / n.sqrt() + 1e-6,
+                "layer {k}, weight {i}: mean tile step {mean} vs digital {step} (sd {sd})"
+            );
+        }
+    }
 }
