@@ -65,11 +65,10 @@ fn named_architectures_have_pytorchs_parameter_counts() {
     }
 }
 
-/// On ideal devices and an ideal tile (no quantisation, no noise) the deployed network
-/// computes the digital network's scores, up to f32 rounding of the conductance mapping.
-#[test]
-fn ideal_tiles_compute_the_digital_network() {
-    let mut digital = lenet5(2);
+/// Deploy `digital` on ideal devices and an ideal tile (no quantisation, no noise) and
+/// check that it computes the digital network's scores of the `batch` inputs `x`, up to
+/// f32 rounding of the conductance mapping (1e-4 of the largest score).
+fn assert_ideal_tiles_compute(digital: &mut Sequential<DigitalSynapses>, x: &[f32], batch: usize) {
     let deployment = Deployment {
         device: &device("ideal", ""),
         tile: TileConfig::ideal(),
@@ -77,17 +76,23 @@ fn ideal_tiles_compute_the_digital_network() {
         seed: 3,
     };
     let mut analog = deployment
-        .program_sequential(&digital, InputScaling::AbsMax, &[])
+        .program_sequential(digital, InputScaling::AbsMax, &[])
         .unwrap();
-    let x = images(16);
     let (want, got) = (
-        digital.logits(&x, 16).unwrap(),
-        analog.logits(&x, 16).unwrap(),
+        digital.logits(x, batch).unwrap(),
+        analog.logits(x, batch).unwrap(),
     );
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     for (a, b) in got.iter().zip(&want) {
         assert!((a - b).abs() < 1e-4 * scale, "{a} vs {b}");
     }
+}
+
+/// On ideal devices and an ideal tile the deployed LeNet-5 computes the digital network's
+/// scores.
+#[test]
+fn ideal_tiles_compute_the_digital_network() {
+    assert_ideal_tiles_compute(&mut lenet5(2), &images(16), 16);
 }
 
 /// A small residual network on 3 x 8 x 8 images (conv without bias, batch norm, an
@@ -124,25 +129,7 @@ fn small_resnet(seed: u64) -> Sequential<DigitalSynapses> {
 /// network computes the digital network's scores.
 #[test]
 fn ideal_tiles_compute_a_residual_network_with_batch_norm() {
-    let mut digital = small_resnet(21);
-    let deployment = Deployment {
-        device: &device("ideal", ""),
-        tile: TileConfig::ideal(),
-        t_inference_s: 1.0,
-        seed: 3,
-    };
-    let mut analog = deployment
-        .program_sequential(&digital, InputScaling::AbsMax, &[])
-        .unwrap();
-    let x = uniform(4 * 3 * 64, 22);
-    let (want, got) = (
-        digital.logits(&x, 4).unwrap(),
-        analog.logits(&x, 4).unwrap(),
-    );
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    for (a, b) in got.iter().zip(&want) {
-        assert!((a - b).abs() < 1e-4 * scale, "{a} vs {b}");
-    }
+    assert_ideal_tiles_compute(&mut small_resnet(21), &uniform(4 * 3 * 64, 22), 4);
 }
 
 /// Every output pixel is one read of its input patch: reading all patches of an image as
