@@ -89,24 +89,38 @@ impl Sequential<DigitalSynapses> {
         }
         visit_stages_mut(&mut self.stages, &mut |site, stage| {
             let tensor = |name: &str| &dict[&format!("{}.{name}", site.key)].data;
-            match stage {
-                Stage::Conv { synapses, bias, .. } | Stage::Linear { synapses, bias } => {
-                    synapses.weight_mut().copy_from_slice(tensor("weight"));
-                    if let Some(bias) = bias {
-                        bias.copy_from_slice(tensor("bias"));
-                    }
-                }
-                Stage::BatchNorm { norm, .. } => {
-                    norm.gamma.copy_from_slice(tensor("weight"));
-                    norm.beta.copy_from_slice(tensor("bias"));
-                    norm.running_mean.copy_from_slice(tensor("running_mean"));
-                    norm.running_var.copy_from_slice(tensor("running_var"));
-                    norm.batches_tracked = tensor(BATCHES_TRACKED)[0] as u64;
-                }
-                _ => {}
+            for (name, values) in tensors_mut(stage) {
+                values.copy_from_slice(tensor(name));
+            }
+            if let Stage::BatchNorm { norm, .. } = stage {
+                norm.batches_tracked = tensor(BATCHES_TRACKED)[0] as u64;
             }
         });
         Ok(())
+    }
+}
+
+/// Names of a batch norm's running statistics: buffers, not learned parameters.
+pub(crate) const RUNNING_STATISTICS: [&str; 2] = ["running_mean", "running_var"];
+
+/// A stage's own float tensors by PyTorch name, mutable: `weight` and `bias` (a batch
+/// norm's γ and β), then a batch norm's [`RUNNING_STATISTICS`].
+pub(crate) fn tensors_mut(stage: &mut Stage<DigitalSynapses>) -> Vec<(&'static str, &mut [f32])> {
+    match stage {
+        Stage::Conv { synapses, bias, .. } | Stage::Linear { synapses, bias } => {
+            let mut found = vec![("weight", synapses.weight_mut())];
+            if let Some(bias) = bias {
+                found.push(("bias", bias.as_mut_slice()));
+            }
+            found
+        }
+        Stage::BatchNorm { norm, .. } => vec![
+            ("weight", norm.gamma.as_mut_slice()),
+            ("bias", norm.beta.as_mut_slice()),
+            (RUNNING_STATISTICS[0], norm.running_mean.as_mut_slice()),
+            (RUNNING_STATISTICS[1], norm.running_var.as_mut_slice()),
+        ],
+        _ => Vec::new(),
     }
 }
 
@@ -131,12 +145,12 @@ fn stage_tensors(stage: &Stage<DigitalSynapses>) -> Vec<(&'static str, Vec<usize
             ("weight", vector(&norm.gamma), norm.gamma.clone()),
             ("bias", vector(&norm.beta), norm.beta.clone()),
             (
-                "running_mean",
+                RUNNING_STATISTICS[0],
                 vector(&norm.running_mean),
                 norm.running_mean.clone(),
             ),
             (
-                "running_var",
+                RUNNING_STATISTICS[1],
                 vector(&norm.running_var),
                 norm.running_var.clone(),
             ),

@@ -8,6 +8,7 @@
 //! network's PyTorch `state_dict` names. Every product comes from `crate::linalg`, so
 //! training is bit-identical for any thread count.
 
+use super::state_dict::{RUNNING_STATISTICS, tensors_mut};
 use super::{Pass, Saved, Sequential, Site, Stage, visit_stages_mut};
 use crate::data::Dataset;
 use crate::linalg;
@@ -226,22 +227,13 @@ pub fn train(
     })
 }
 
-/// A stage's own trainable tensors by PyTorch name (`weight`, `bias`), mutable.
+/// A stage's own trainable tensors by PyTorch name (`weight`, `bias`), mutable: its
+/// [`tensors_mut`] without the running statistics.
 fn parameters(stage: &mut Stage<DigitalSynapses>) -> Vec<(&'static str, &mut [f32])> {
-    match stage {
-        Stage::Conv { synapses, bias, .. } | Stage::Linear { synapses, bias } => {
-            let mut found = vec![("weight", synapses.weight_mut())];
-            if let Some(bias) = bias {
-                found.push(("bias", bias.as_mut_slice()));
-            }
-            found
-        }
-        Stage::BatchNorm { norm, .. } => vec![
-            ("weight", norm.gamma.as_mut_slice()),
-            ("bias", norm.beta.as_mut_slice()),
-        ],
-        _ => Vec::new(),
-    }
+    tensors_mut(stage)
+        .into_iter()
+        .filter(|(name, _)| !RUNNING_STATISTICS.contains(name))
+        .collect()
 }
 
 /// Perturb every weighted stage's weights with one draw of `noise` for mini-batch
