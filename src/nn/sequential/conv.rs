@@ -146,14 +146,13 @@ impl ConvGeometry {
     /// Per-pixel outputs (`(batch·pixels) x C_out`, the result of reading the im2col rows)
     /// as NCHW images (`batch x C_out x pixels`), plus the bias of each channel (if any).
     pub fn pixels_to_channels(&self, y: &[f32], batch: usize, bias: Option<&[f32]>) -> Vec<f32> {
-        let zeros = vec![0f32; self.out_channels];
-        let bias = bias.unwrap_or(&zeros);
+        let bias_of = |c: usize| bias.map_or(0.0, |b| b[c]);
         let (c_out, pixels) = (self.out_channels, self.pixels());
         let mut out = vec![0f32; batch * c_out * pixels];
         for (image, rows) in out.chunks_mut(c_out * pixels).zip(y.chunks(pixels * c_out)) {
             for (pixel, values) in rows.chunks(c_out).enumerate() {
                 for (c, &v) in values.iter().enumerate() {
-                    image[c * pixels + pixel] = v + bias[c];
+                    image[c * pixels + pixel] = v + bias_of(c);
                 }
             }
         }
