@@ -219,21 +219,12 @@ impl EpNetwork<DigitalSynapses> {
             "an EP network needs an input layer and at least one neuron layer, got sizes \
              {sizes:?}"
         );
-        let mut synapses = Vec::new();
-        let mut biases = Vec::new();
+        let (mut synapses, mut biases) = (Vec::new(), Vec::new());
         for (k, pair) in sizes.windows(2).enumerate() {
-            let stream = 2 * k as u64;
-            synapses.push(
-                DigitalSynapses::uniform_random(pair[0], pair[1], seed, stream)
-                    .with_context(|| format!("synaptic layer {k} ({} -> {})", pair[0], pair[1]))?,
-            );
-            let bound = 1.0 / (pair[0] as f32).sqrt();
-            let mut rng = crate::rng::stream(seed, &[stream + 1]);
-            biases.push(
-                (0..pair[1])
-                    .map(|_| rng.random_range(-bound..bound))
-                    .collect(),
-            );
+            let (w, b) = uniform_layer(pair[0], pair[1], seed, k)
+                .with_context(|| format!("synaptic layer {k} ({} -> {})", pair[0], pair[1]))?;
+            synapses.push(w);
+            biases.push(b);
         }
         EpNetwork::new(synapses, biases, activation)
     }
@@ -256,23 +247,13 @@ impl EpNetwork<DigitalSynapses> {
         );
         let (mut synapses, mut biases, mut connections) = (Vec::new(), Vec::new(), Vec::new());
         let mut shape = input;
-        let layer = |fan_in: usize, out: usize, k: usize| -> Result<(DigitalSynapses, Vec<f32>)> {
-            let stream = 2 * k as u64;
-            let w = DigitalSynapses::uniform_random(fan_in, out, seed, stream)?;
-            let bound = 1.0 / (fan_in as f32).sqrt();
-            let mut rng = crate::rng::stream(seed, &[stream + 1]);
-            Ok((
-                w,
-                (0..out).map(|_| rng.random_range(-bound..bound)).collect(),
-            ))
-        };
         for (k, c) in convs.iter().enumerate() {
             let conv = ConvGeometry::new(shape, c.out, c.kernel, 1, c.padding)
                 .with_context(|| format!("convolutional layer {k}"))?;
             let maps = [c.out, conv.out_h(), conv.out_w()];
             let pool = PoolGeometry::new(PoolKind::Max, maps, c.pool, c.pool)
                 .with_context(|| format!("pooling of convolutional layer {k}"))?;
-            let (w, b) = layer(conv.patch_len(), c.out, k)?;
+            let (w, b) = uniform_layer(conv.patch_len(), c.out, seed, k)?;
             synapses.push(w);
             biases.push(b);
             connections.push(Connection::Conv { conv, pool });
@@ -280,7 +261,7 @@ impl EpNetwork<DigitalSynapses> {
         }
         let mut width = shape.iter().product::<usize>();
         for (j, &out) in fc.iter().enumerate() {
-            let (w, b) = layer(width, out, convs.len() + j)?;
+            let (w, b) = uniform_layer(width, out, seed, convs.len() + j)?;
             synapses.push(w);
             biases.push(b);
             connections.push(Connection::Dense);
@@ -288,6 +269,23 @@ impl EpNetwork<DigitalSynapses> {
         }
         EpNetwork::with_connections(synapses, biases, connections, activation)
     }
+}
+
+/// Synaptic layer `k` of a digital network as the reference code initialises it (PyTorch's
+/// `Linear`/`Conv2d` default): weights from stream `2k`, biases from stream `2k + 1` of
+/// `seed`, all uniform in `±1/√fan_in`.
+fn uniform_layer(
+    fan_in: usize,
+    out: usize,
+    seed: u64,
+    k: usize,
+) -> Result<(DigitalSynapses, Vec<f32>)> {
+    let stream = 2 * k as u64;
+    let weights = DigitalSynapses::uniform_random(fan_in, out, seed, stream)?;
+    let bound = 1.0 / (fan_in as f32).sqrt();
+    let mut rng = crate::rng::stream(seed, &[stream + 1]);
+    let biases = (0..out).map(|_| rng.random_range(-bound..bound)).collect();
+    Ok((weights, biases))
 }
 
 impl<S: SynapticLayer> EpNetwork<S> {
