@@ -72,12 +72,12 @@ pub fn run_devices(args: DevicesArgs) -> Result<()> {
     }
 }
 
-/// The presets grouped by family (model), in the order of [`preset::MODELS`]: a header line
+/// The presets grouped by family (model), in the order of [`preset::models`]: a header line
 /// per family with presets, then one indented line per preset with its description.
 fn list_by_family(presets: &[Preset]) -> String {
     let width = presets.iter().map(|p| p.name.len()).max().unwrap_or(0);
     let mut text = String::new();
-    for model in preset::MODELS {
+    for model in preset::models() {
         let members: Vec<&Preset> = presets.iter().filter(|p| p.model == model).collect();
         if members.is_empty() {
             continue;

@@ -88,20 +88,15 @@ fn number(v: &toml::Value) -> Option<f64> {
     }
 }
 
-/// Model names accepted in the `model` field: the four physical models, then the pulsed
-/// step-model families ([`pulsed::FAMILIES`]).
-pub const MODELS: [&str; 10] = [
-    "ideal",
-    "rram",
-    "pcm",
-    "mram",
-    "constant_step",
-    "linear_step",
-    "soft_bounds",
-    "exp_step",
-    "pow_step",
-    "piecewise_step",
-];
+/// The physical cell models accepted in the `model` field (the pulsed step-model families,
+/// [`pulsed::FAMILIES`], are accepted too: [`models`]).
+pub const CELL_MODELS: [&str; 4] = ["ideal", "rram", "pcm", "mram"];
+
+/// Every model name accepted in the `model` field: the cell models, then the pulsed
+/// step-model families.
+pub fn models() -> impl Iterator<Item = &'static str> {
+    CELL_MODELS.into_iter().chain(pulsed::FAMILIES)
+}
 
 /// The family a model name stands for, as `xbar devices` groups presets.
 pub fn family_label(model: &str) -> &'static str {
@@ -149,7 +144,7 @@ pub struct ParamEntry {
 pub struct Preset {
     /// Preset name.
     pub name: String,
-    /// Model name (one of [`MODELS`]).
+    /// Model name (one of [`models`]).
     pub model: String,
     /// One-line description.
     pub description: String,
@@ -280,10 +275,10 @@ pub fn parse(text: &str, origin: &str) -> Result<Preset> {
     }
     let name = string_field(&root, "name", origin)?;
     let model = string_field(&root, "model", origin)?;
-    if !MODELS.contains(&model.as_str()) {
+    if !models().any(|m| m == model) {
         bail!(
             "{origin}: model: unknown model `{model}` (expected one of {})",
-            MODELS.join(", ")
+            models().collect::<Vec<_>>().join(", ")
         );
     }
     let description = string_field(&root, "description", origin)?;
@@ -560,8 +555,8 @@ mod tests {
 
     #[test]
     fn the_model_list_ends_with_the_pulsed_families() {
-        assert_eq!(MODELS[4..], pulsed::FAMILIES);
-        for model in MODELS {
+        assert_eq!(models().skip(4).collect::<Vec<_>>(), pulsed::FAMILIES);
+        for model in models() {
             assert_ne!(
                 family_label(model),
                 family_label("no such model"),
