@@ -57,17 +57,19 @@ fn devices_show_prints_every_parameter_with_unit_and_source() {
     );
 }
 
+/// `xbar devices show` prints every parameter of every built-in pulsed preset (found from
+/// the presets' families, so a new one is covered) with its source.
 #[test]
 fn devices_show_prints_the_sources_of_a_pulsed_preset() {
-    for name in [
-        "reram_es",
-        "reram_sb",
-        "ecram",
-        "ecram_mo",
-        "capacitor",
-        "gokmen_vlasov",
-        "idealized",
-    ] {
+    let pulsed: Vec<String> = xbar::device::preset::list()
+        .unwrap()
+        .into_iter()
+        .filter(|p| xbar::device::pulsed::FAMILIES.contains(&p.model.as_str()))
+        .map(|p| p.name)
+        .collect();
+    assert!(pulsed.len() >= 7, "pulsed presets: {pulsed:?}");
+    for name in &pulsed {
+        let name = name.as_str();
         let o = xbar(&["devices", "show", name]);
         assert!(o.status.success(), "{name}: {}", stderr(&o));
         let text = stdout(&o);
