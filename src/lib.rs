@@ -19,7 +19,8 @@
 //! - [`experiment`]: the engine: experiment files, `--set`, sweeps, the parallel, resumable,
 //!   sharded driver;
 //! - [`studies`]: what an experiment file names (drivers, figures), including the standard
-//!   device characterisation protocols ([`studies::characterize`]).
+//!   device characterisation protocols ([`studies::characterize`]); [`threads`]: worker
+//!   thread pools.
 
 #![warn(missing_docs)]
 
@@ -38,3 +39,4 @@ pub mod output;
 pub mod rng;
 pub mod studies;
 pub mod synapses;
+pub mod threads;

@@ -1,7 +1,7 @@
 //! `xbar run`, `xbar plot` and `xbar merge`: experiments from TOML files, figures from
 //! result tables, and the union of shards.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use xbar::experiment::config::Overrides;
@@ -110,50 +110,20 @@ pub fn run_experiment(args: RunArgs) -> Result<()> {
         overrides.sets.push(tree::parse_assignment(s)?);
     }
     let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
-    let out = args.out.clone().unwrap_or_else(|| default_out(&args.file));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| run::default_out(&args.file));
     let action = Action::Run(RunOptions {
         out: out.clone(),
         shard,
         progress: !args.quiet,
     });
-    with_threads(args.threads, || {
+    xbar::threads::with_threads(args.threads, || {
         registry::dispatch(xbar::studies::KINDS, &args.file, &overrides, &action)
     })?;
     println!("results in {}", out.display());
     Ok(())
-}
-
-fn default_out(file: &Path) -> PathBuf {
-    let stem = file
-        .file_stem()
-        .map_or_else(|| "experiment".into(), |s| s.to_string_lossy().into_owned());
-    PathBuf::from("results").join(stem)
-}
-
-/// Run `f` on a rayon pool of `threads` threads (the global pool when `None`). More
-/// threads than the machine's cores only add overhead, so the count is capped there, with
-/// a warning (results do not depend on it).
-fn with_threads<T: Send>(
-    threads: Option<usize>,
-    f: impl FnOnce() -> Result<T> + Send,
-) -> Result<T> {
-    match threads {
-        None => f(),
-        Some(0) => bail!("--threads 0: use at least one thread"),
-        Some(n) => {
-            let cores = std::thread::available_parallelism().map_or(1, usize::from);
-            if n > cores {
-                eprintln!(
-                    "warning: --threads {n} is more than the {cores} cores of this machine; using {cores}"
-                );
-            }
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n.min(cores))
-                .build()
-                .context("cannot start the worker threads")?
-                .install(f)
-        }
-    }
 }
 
 /// `xbar plot`.

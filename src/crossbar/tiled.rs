@@ -14,8 +14,29 @@ use super::config::TileConfig;
 use super::energy::EnergyBreakdown;
 use super::reprogram::WeightWrite;
 use super::tile::{Direction, ProgramReport, Tile};
-use crate::device::Device;
+use super::update::{PulsedUpdateConfig, PulsedUpdateReport};
+use crate::device::{Device, Polarity};
 use crate::linalg::check_batch_shapes;
+
+/// Devices per weight and bit slice: a differential (or 2T2R) pair.
+const DEVICES_PER_WEIGHT: f64 = 2.0;
+/// A tile's read cache per device beside its state, bytes: `G(t)` and `sigma^2(t)` in `f32`
+/// in both layouts (4 x 4 bytes) and `sigma^2` in bfloat16 (2 bytes); see
+/// [`Tile::set_read_time`].
+const CACHE_BYTES_PER_DEVICE: f64 = 18.0;
+
+/// Estimated memory of `weights` weights programmed on tiles configured by `config`, bytes:
+/// every device's state and read cache (a pair per weight and bit slice). Checked against
+/// the available memory before large matrices are fabricated.
+pub fn deployed_bytes(weights: f64, config: &TileConfig) -> f64 {
+    let slices = config
+        .mapping
+        .bit_slicing
+        .as_ref()
+        .map_or(1.0, |b| f64::from(b.slices));
+    let per_device = std::mem::size_of::<crate::device::AnyState>() as f64 + CACHE_BYTES_PER_DEVICE;
+    DEVICES_PER_WEIGHT * slices * weights * per_device
+}
 
 /// A weight matrix spread over a grid of tiles.
 pub struct TiledMatrix<D: Device + Clone> {
@@ -209,6 +230,9 @@ impl<D: Device + Clone> TiledMatrix<D> {
             Direction::Transposed => (self.n_out, self.n_in),
         };
         check_batch_shapes("tiled MVM", x, y, batch, n_x, n_y)?;
+        if let [tile] = self.tiles.as_mut_slice() {
+            return tile.read_batch(direction, x, batch, y);
+        }
         let rows = blocks(self.n_in, self.max_rows);
         let cols = blocks(self.n_out, self.max_cols);
         let (x_blocks, y_blocks) = match direction {
@@ -235,6 +259,77 @@ impl<D: Device + Clone> TiledMatrix<D> {
             }
         }
         Ok(())
+    }
+
+    /// Apply `ΔW = scale · Σ_r δ_r x_rᵀ` by coincident pulse trains on every tile (see
+    /// [`Tile::apply_outer_product`]): tile (r, c) receives its blocks of `x` (`rows x
+    /// n_in`) and `delta` (`rows x n_out`) and plans its own trains. Tiles are pulsed in
+    /// parallel, so the report sums pulses and energy and takes the longest pulsing time
+    /// and train length.
+    pub fn apply_outer_product(
+        &mut self,
+        delta: &[f32],
+        x: &[f32],
+        rows: usize,
+        scale: f32,
+        config: &PulsedUpdateConfig,
+        update_index: u64,
+    ) -> Result<PulsedUpdateReport> {
+        ensure!(
+            delta.len() == rows * self.n_out && x.len() == rows * self.n_in,
+            "outer-product update of {rows} rows ({} post, {} pre values) does not fit a \
+             matrix of {} inputs x {} outputs",
+            delta.len(),
+            x.len(),
+            self.n_in,
+            self.n_out
+        );
+        let row_blocks = blocks(self.n_in, self.max_rows);
+        let col_blocks = blocks(self.n_out, self.max_cols);
+        let mut total = PulsedUpdateReport {
+            outer_products: rows,
+            ..PulsedUpdateReport::default()
+        };
+        for (r, &(r0, n_r)) in row_blocks.iter().enumerate() {
+            let x_sub = gather(x, self.n_in, r0, n_r);
+            for (c, &(c0, n_c)) in col_blocks.iter().enumerate() {
+                let delta_sub = gather(delta, self.n_out, c0, n_c);
+                let tile = &mut self.tiles[r * self.col_blocks + c];
+                let report = tile.apply_outer_product(
+                    &delta_sub,
+                    &x_sub,
+                    rows,
+                    scale,
+                    config,
+                    update_index,
+                )?;
+                total.write.pulses += report.write.pulses;
+                total.write.energy_j += report.write.energy_j;
+                total.write.time_s = total.write.time_s.max(report.write.time_s);
+                total.slots = total.slots.max(report.slots);
+            }
+        }
+        Ok(total)
+    }
+
+    /// Noise-free conductances of the devices of `plane` and `polarity` (Set = G+, Reset =
+    /// G-) at the present read time, siemens, row-major n_out x n_in like the programmed
+    /// matrix (one tile's [`Tile::conductances`] is in array order, n_in x n_out).
+    pub fn conductances(&self, plane: usize, polarity: Polarity) -> Result<Vec<f64>> {
+        let mut g = vec![0f64; self.n_in * self.n_out];
+        let rows = blocks(self.n_in, self.max_rows);
+        let cols = blocks(self.n_out, self.max_cols);
+        for (r, &(r0, n_r)) in rows.iter().enumerate() {
+            for (c, &(c0, n_c)) in cols.iter().enumerate() {
+                let sub = self.tiles[r * self.col_blocks + c].conductances(plane, polarity)?;
+                for i in 0..n_r {
+                    for j in 0..n_c {
+                        g[(c0 + j) * self.n_in + r0 + i] = sub[i * n_c + j];
+                    }
+                }
+            }
+        }
+        Ok(g)
     }
 
     /// Effective weights of the whole matrix (row-major n_out x n_in), read back from

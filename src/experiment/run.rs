@@ -163,6 +163,15 @@ fn note_saved(out: &Path, done: usize, total: usize) {
     }
 }
 
+/// The default output directory of an experiment file: `results/<file stem>` (relative to
+/// the working directory).
+pub fn default_out(file: &Path) -> PathBuf {
+    let stem = file
+        .file_stem()
+        .map_or_else(|| "experiment".into(), |s| s.to_string_lossy().into_owned());
+    PathBuf::from("results").join(stem)
+}
+
 /// The message for an interrupted run: how many jobs are saved where, and how to resume.
 /// `None` when no experiment is running.
 pub fn interrupt_message() -> Option<String> {

@@ -385,21 +385,13 @@ impl Inference {
 
     /// Refuse a job whose network would not fit in memory: training (the weights with their
     /// optimiser state, and the activations of a batch) plus one deployment per worker
-    /// thread (device states and read caches); the byte counts are the constants below.
+    /// thread (device states and read caches, `crossbar::tiled::deployed_bytes`); the
+    /// training byte counts are the constants below.
     fn check_memory(c: &InferenceConfig, split: &Split) -> Result<()> {
         let (weights, neurons, what) = Self::footprint(c, split)?;
         let training = TRAINING_BYTES_PER_WEIGHT * weights
             + ACTIVATION_BYTES_PER_NEURON * c.train.batch_size as f64 * neurons;
-        let slices = c
-            .hardware
-            .tile
-            .mapping
-            .bit_slicing
-            .as_ref()
-            .map_or(1.0, |b| f64::from(b.slices));
-        let per_device =
-            std::mem::size_of::<crate::device::AnyState>() as f64 + CACHE_BYTES_PER_DEVICE;
-        let deployment = DEVICES_PER_WEIGHT * slices * weights * per_device;
+        let deployment = crate::crossbar::tiled::deployed_bytes(weights, &c.hardware.tile);
         let parallel_jobs = rayon::current_num_threads() as f64;
         crate::memory::ensure_fits(
             training + parallel_jobs * deployment,
@@ -599,13 +591,6 @@ const TRAINING_BYTES_PER_WEIGHT: f64 = 20.0;
 /// Training memory per neuron and image of a batch, bytes: the `f32` pre-activation,
 /// activation and their two gradients (4 x 4 bytes).
 const ACTIVATION_BYTES_PER_NEURON: f64 = 16.0;
-/// Devices per weight and bit slice: a differential (or 2T2R) pair.
-const DEVICES_PER_WEIGHT: f64 = 2.0;
-/// A tile's read cache per device beside its state, bytes: `G(t)` and `sigma^2(t)` in `f32`
-/// in both layouts (4 x 4 bytes) and `sigma^2` in bfloat16 (2 bytes); see
-/// `crossbar::Tile::set_read_time`.
-const CACHE_BYTES_PER_DEVICE: f64 = 18.0;
-
 /// Layer sizes as `784-256-10`.
 fn dashed(sizes: &[usize]) -> String {
     sizes
