@@ -64,14 +64,23 @@ fn as_array<'a, 'py>(
     })
 }
 
-/// Reject NaN and infinities, naming the argument and the first bad index.
-fn check_finite(values: impl Iterator<Item = f64>, name: &str) -> PyResult<()> {
-    if let Some((k, v)) = values.enumerate().find(|(_, v)| !v.is_finite()) {
-        return Err(PyValueError::new_err(format!(
-            "{name} holds a non-finite value ({v} at flat index {k}): every value must be finite"
-        )));
+/// Reject NaN and infinities, naming the argument and the first bad index. The common
+/// all-finite case is one branch-free pass (it vectorises); only a failure looks for the
+/// index.
+fn check_finite<T: Copy + Into<f64>>(values: &[T], name: &str) -> PyResult<()> {
+    let finite = |v: T| v.into().is_finite();
+    if values.iter().fold(true, |ok, &v| ok & finite(v)) {
+        return Ok(());
     }
-    Ok(())
+    let (k, v) = values
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !finite(**v))
+        .map(|(k, &v)| (k, v.into()))
+        .unwrap_or((0, f64::NAN));
+    Err(PyValueError::new_err(format!(
+        "{name} holds a non-finite value ({v} at flat index {k}): every value must be finite"
+    )))
 }
 
 /// A vector (`width` values) or a batch (`rows x width`) of float32 inputs.
@@ -88,7 +97,7 @@ pub fn batch(value: &Bound<'_, PyAny>, name: &str, width: usize) -> PyResult<Bat
         }
     };
     let data = elements(array, name, |v| v, |v| v as f32)?;
-    check_finite(data.iter().map(|&v| f64::from(v)), name)?;
+    check_finite(&data, name)?;
     Ok(Batch { data, rows, single })
 }
 
@@ -102,7 +111,7 @@ pub fn matrix(value: &Bound<'_, PyAny>, name: &str) -> PyResult<(Vec<f64>, usize
         )));
     };
     let data = elements(array, name, f64::from, |v| v)?;
-    check_finite(data.iter().copied(), name)?;
+    check_finite(&data, name)?;
     Ok((data, *rows, *cols))
 }
 
