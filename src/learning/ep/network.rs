@@ -39,7 +39,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::learning::rule::{LearningRule, LocalSignals, Phase, apply_change};
-use crate::nn::sequential::conv::ConvGeometry;
+use crate::nn::sequential::conv::{ConvGeometry, fill};
 use crate::nn::sequential::pool::{PoolGeometry, PoolKind};
 use crate::synapses::{DigitalSynapses, PlasticSynapses, SynapticLayer};
 
@@ -199,6 +199,16 @@ pub struct EpConv {
     pub padding: usize,
     /// Max-pooling window and stride.
     pub pool: usize,
+}
+
+/// Work buffers of one convolutional layer's reads during a relaxation, reused from step
+/// to step instead of allocated: the im2col patches (or, for the transposed read, the
+/// patch gradients) and the per-pixel reads, and the unpooled rates.
+#[derive(Debug, Default)]
+struct ConvWork {
+    patches: Vec<f32>,
+    pixels: Vec<f32>,
+    unpooled: Vec<f32>,
 }
 
 /// A layered energy-based network on any [`SynapticLayer`]s.
@@ -404,23 +414,24 @@ impl<S: SynapticLayer> EpNetwork<S> {
 
     /// The drive of neuron layer `k` from the rates `below` (the input for `k = 0`), without
     /// bias, into `out`: `W_k s` or `P(W_k ⊛ s)`; for a convolution `maps` receives its
-    /// output before pooling, which routes the layer's feedback.
+    /// output before pooling, which routes the layer's feedback (`work`: reused buffers).
     fn drive_into(
         &mut self,
         k: usize,
         below: &[f32],
         batch: usize,
-        out: &mut Vec<f32>,
-        maps: &mut Vec<f32>,
+        (out, maps): (&mut Vec<f32>, &mut Vec<f32>),
+        work: &mut ConvWork,
     ) -> Result<()> {
         match self.connections[k] {
             Connection::Dense => self.synapses[k].forward(below, batch, out),
             Connection::Conv { conv, pool } => {
                 let rows = batch * conv.pixels();
-                let mut y = vec![0.0; rows * conv.out_channels];
-                self.synapses[k].forward(&conv.im2col(below, batch), rows, &mut y)?;
-                *maps = conv.pixels_to_channels(&y, batch, None);
-                *out = pool.forward(maps);
+                conv.im2col_into(below, batch, &mut work.patches);
+                fill(&mut work.pixels, rows * conv.out_channels, false);
+                self.synapses[k].forward(&work.patches, rows, &mut work.pixels)?;
+                conv.pixels_to_channels_into(&work.pixels, batch, None, maps);
+                pool.forward_into(maps, out);
                 Ok(())
             }
         }
@@ -429,23 +440,24 @@ impl<S: SynapticLayer> EpNetwork<S> {
     /// `∂Φ/∂s_{k-1}` of synaptic layer `k` given the rates `above` of neuron layer `k`, into
     /// `out`: `W_kᵀ s_k`, or for a convolution the transposed read of the kernel matrix on
     /// the rates unpooled onto `maps` (the convolution's output: each pooled rate goes to
-    /// its window's maximum), folded back onto the image.
+    /// its window's maximum), folded back onto the image (`work`: reused buffers).
     fn feedback_into(
         &mut self,
         k: usize,
-        above: &[f32],
-        maps: &[f32],
+        (above, maps): (&[f32], &[f32]),
         batch: usize,
         out: &mut Vec<f32>,
+        work: &mut ConvWork,
     ) -> Result<()> {
         match self.connections[k] {
             Connection::Dense => self.synapses[k].transposed(above, batch, out),
             Connection::Conv { conv, pool } => {
                 let rows = batch * conv.pixels();
-                let unpooled = conv.channels_to_pixels(&pool.backward(maps, above), batch);
-                let mut cols = vec![0.0; rows * conv.patch_len()];
-                self.synapses[k].transposed(&unpooled, rows, &mut cols)?;
-                *out = conv.col2im(&cols, batch);
+                pool.backward_into(maps, above, &mut work.unpooled);
+                conv.channels_to_pixels_into(&work.unpooled, batch, &mut work.pixels);
+                fill(&mut work.patches, rows * conv.patch_len(), false);
+                self.synapses[k].transposed(&work.pixels, rows, &mut work.patches)?;
+                conv.col2im_into(&work.patches, batch, out);
                 Ok(())
             }
         }
@@ -507,8 +519,14 @@ impl<S: SynapticLayer> EpNetwork<S> {
             self.inputs()
         );
         let mut drive = vec![0.0; batch * self.neurons(0)];
-        self.drive_into(0, x, batch, &mut drive, &mut Vec::new())
-            .context("input drive")?;
+        self.drive_into(
+            0,
+            x,
+            batch,
+            (&mut drive, &mut Vec::new()),
+            &mut ConvWork::default(),
+        )
+        .context("input drive")?;
         Ok(drive)
     }
 
@@ -545,6 +563,9 @@ impl<S: SynapticLayer> EpNetwork<S> {
             .map(|k| vec![0.0; batch * self.neurons(k)])
             .collect();
         let mut maps: States = vec![Vec::new(); self.synapses.len()];
+        let mut work: Vec<ConvWork> = (0..self.synapses.len())
+            .map(|_| ConvWork::default())
+            .collect();
         for _ in 0..steps {
             self.step(
                 drive,
@@ -552,14 +573,15 @@ impl<S: SynapticLayer> EpNetwork<S> {
                 nudge,
                 states,
                 &biases,
-                (&mut pre, &mut feedback, &mut maps),
+                (&mut pre, &mut feedback, &mut maps, &mut work),
             )?;
         }
         Ok(())
     }
 
     /// One synchronous step: every pre-activation from the previous states, then `ρ`
-    /// (`biases`: every neuron's bias; `pre`, `feedback` and `maps` are work buffers).
+    /// (`biases`: every neuron's bias; `pre`, `feedback`, `maps` and `work` are work
+    /// buffers).
     fn step(
         &mut self,
         drive: &[f32],
@@ -567,17 +589,30 @@ impl<S: SynapticLayer> EpNetwork<S> {
         nudge: Option<Nudge<'_>>,
         states: &mut States,
         biases: &States,
-        (pre, feedback, maps): (&mut States, &mut States, &mut States),
+        (pre, feedback, maps, work): (&mut States, &mut States, &mut States, &mut [ConvWork]),
     ) -> Result<()> {
         let last = self.synapses.len() - 1;
         pre[0].copy_from_slice(drive);
         for k in 1..=last {
-            self.drive_into(k, &states[k - 1], batch, &mut pre[k], &mut maps[k])
-                .with_context(|| format!("forward read of synaptic layer {k}"))?;
+            self.drive_into(
+                k,
+                &states[k - 1],
+                batch,
+                (&mut pre[k], &mut maps[k]),
+                &mut work[k],
+            )
+            .with_context(|| format!("forward read of synaptic layer {k}"))?;
         }
         for k in 0..last {
-            self.feedback_into(k + 1, &states[k + 1], &maps[k + 1], batch, &mut feedback[k])
-                .with_context(|| format!("transposed read of synaptic layer {}", k + 1))?;
+            let (above, maps) = (&states[k + 1], &maps[k + 1]);
+            self.feedback_into(
+                k + 1,
+                (above, maps),
+                batch,
+                &mut feedback[k],
+                &mut work[k + 1],
+            )
+            .with_context(|| format!("transposed read of synaptic layer {}", k + 1))?;
         }
         for k in 0..=last {
             let n = biases[k].len();
@@ -647,7 +682,13 @@ impl<S: SynapticLayer> EpNetwork<S> {
             let below = if k == 0 { x } else { &states[k - 1] };
             let n = self.neurons(k);
             let mut drive = vec![0.0; batch * n];
-            self.drive_into(k, below, batch, &mut drive, &mut Vec::new())?;
+            self.drive_into(
+                k,
+                below,
+                batch,
+                (&mut drive, &mut Vec::new()),
+                &mut ConvWork::default(),
+            )?;
             let bias = self.neuron_biases(k);
             for (b, e) in energy.iter_mut().enumerate() {
                 for j in 0..n {
@@ -745,8 +786,14 @@ impl<S: PlasticSynapses> EpNetwork<S> {
         };
         let below = if k == 0 { x } else { &states[k - 1] };
         let mut maps = Vec::new();
-        self.drive_into(k, below, batch, &mut Vec::new(), &mut maps)
-            .with_context(|| format!("forward read of synaptic layer {k}"))?;
+        self.drive_into(
+            k,
+            below,
+            batch,
+            (&mut Vec::new(), &mut maps),
+            &mut ConvWork::default(),
+        )
+        .with_context(|| format!("forward read of synaptic layer {k}"))?;
         let post = conv.channels_to_pixels(&pool.backward(&maps, &states[k]), batch);
         Ok((conv.im2col(below, batch), post))
     }

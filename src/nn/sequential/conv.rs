@@ -93,9 +93,17 @@ impl ConvGeometry {
     /// patch ordered (channel, kernel row, kernel column) like PyTorch's weight layout;
     /// padding reads as 0.
     pub fn im2col(&self, x: &[f32], batch: usize) -> Vec<f32> {
+        let mut cols = Vec::new();
+        self.im2col_into(x, batch, &mut cols);
+        cols
+    }
+
+    /// [`ConvGeometry::im2col`] into a reused buffer: without padding every entry is
+    /// overwritten, so the buffer is only zeroed when the patches reach into the padding.
+    pub fn im2col_into(&self, x: &[f32], batch: usize, cols: &mut Vec<f32>) {
         let (k, patch) = (self.kernel, self.patch_len());
         let (out_w, pixels) = (self.out_w(), self.pixels());
-        let mut cols = vec![0f32; batch * pixels * patch];
+        fill(cols, batch * pixels * patch, self.padding > 0);
         cols.par_chunks_mut(pixels * patch)
             .zip(x.par_chunks(self.input_len()))
             .for_each(|(out, image)| {
@@ -116,13 +124,14 @@ impl ConvGeometry {
                             };
                             let start = iy * self.in_w + ix0;
                             let dst = (c * k + ky) * k;
-                            row[dst + taps.start..dst + taps.end]
-                                .copy_from_slice(&plane[start..start + taps.len()]);
+                            copy_span(
+                                &mut row[dst + taps.start..dst + taps.end],
+                                &plane[start..start + taps.len()],
+                            );
                         }
                     }
                 }
             });
-        cols
     }
 
     /// Input coordinate read by kernel tap `tap` at output coordinate `out` (None in the
@@ -146,45 +155,71 @@ impl ConvGeometry {
     /// Per-pixel outputs (`(batch·pixels) x C_out`, the result of reading the im2col rows)
     /// as NCHW images (`batch x C_out x pixels`), plus the bias of each channel (if any).
     pub fn pixels_to_channels(&self, y: &[f32], batch: usize, bias: Option<&[f32]>) -> Vec<f32> {
+        let mut out = Vec::new();
+        self.pixels_to_channels_into(y, batch, bias, &mut out);
+        out
+    }
+
+    /// [`ConvGeometry::pixels_to_channels`] into a reused buffer (every entry written).
+    pub fn pixels_to_channels_into(
+        &self,
+        y: &[f32],
+        batch: usize,
+        bias: Option<&[f32]>,
+        out: &mut Vec<f32>,
+    ) {
         let bias_of = |c: usize| bias.map_or(0.0, |b| b[c]);
         let (c_out, pixels) = (self.out_channels, self.pixels());
-        let mut out = vec![0f32; batch * c_out * pixels];
-        for (image, rows) in out.chunks_mut(c_out * pixels).zip(y.chunks(pixels * c_out)) {
-            for (pixel, values) in rows.chunks(c_out).enumerate() {
-                for (c, &v) in values.iter().enumerate() {
-                    image[c * pixels + pixel] = v + bias_of(c);
+        fill(out, batch * c_out * pixels, false);
+        out.par_chunks_mut(c_out * pixels)
+            .zip(y.par_chunks(pixels * c_out))
+            .for_each(|(image, rows)| {
+                for (pixel, values) in rows.chunks(c_out).enumerate() {
+                    for (c, &v) in values.iter().enumerate() {
+                        image[c * pixels + pixel] = v + bias_of(c);
+                    }
                 }
-            }
-        }
-        out
+            });
     }
 
     /// NCHW values (`batch x C_out x pixels`) as per-pixel rows (`(batch·pixels) x C_out`):
     /// the inverse of [`ConvGeometry::pixels_to_channels`] without bias (the layout of the
     /// errors a backward pass sends through the kernel matrix).
     pub fn channels_to_pixels(&self, y: &[f32], batch: usize) -> Vec<f32> {
-        let (c_out, pixels) = (self.out_channels, self.pixels());
-        let mut rows = vec![0f32; batch * pixels * c_out];
-        for (image, out) in y
-            .chunks(c_out * pixels)
-            .zip(rows.chunks_mut(pixels * c_out))
-        {
-            for (c, plane) in image.chunks(pixels).enumerate() {
-                for (pixel, &v) in plane.iter().enumerate() {
-                    out[pixel * c_out + c] = v;
-                }
-            }
-        }
+        let mut rows = Vec::new();
+        self.channels_to_pixels_into(y, batch, &mut rows);
         rows
+    }
+
+    /// [`ConvGeometry::channels_to_pixels`] into a reused buffer (every entry written).
+    pub fn channels_to_pixels_into(&self, y: &[f32], batch: usize, rows: &mut Vec<f32>) {
+        let (c_out, pixels) = (self.out_channels, self.pixels());
+        fill(rows, batch * pixels * c_out, false);
+        y.par_chunks(c_out * pixels)
+            .zip(rows.par_chunks_mut(pixels * c_out))
+            .for_each(|(image, out)| {
+                for (c, plane) in image.chunks(pixels).enumerate() {
+                    for (pixel, &v) in plane.iter().enumerate() {
+                        out[pixel * c_out + c] = v;
+                    }
+                }
+            });
     }
 
     /// The adjoint of [`ConvGeometry::im2col`]: every patch entry of `cols`
     /// (`(batch·pixels) x patch_len`) added back onto the input position it was read from
     /// (padding entries dropped), giving `batch` NCHW images.
     pub fn col2im(&self, cols: &[f32], batch: usize) -> Vec<f32> {
+        let mut x = Vec::new();
+        self.col2im_into(cols, batch, &mut x);
+        x
+    }
+
+    /// [`ConvGeometry::col2im`] into a reused buffer (zeroed first: patches accumulate).
+    pub fn col2im_into(&self, cols: &[f32], batch: usize, x: &mut Vec<f32>) {
         let (k, patch) = (self.kernel, self.patch_len());
         let (out_w, pixels) = (self.out_w(), self.pixels());
-        let mut x = vec![0f32; batch * self.input_len()];
+        fill(x, batch * self.input_len(), true);
         x.par_chunks_mut(self.input_len())
             .zip(cols.par_chunks(pixels * patch))
             .for_each(|(image, rows)| {
@@ -204,16 +239,64 @@ impl ConvGeometry {
                             };
                             let start = iy * self.in_w + ix0;
                             let src = (c * k + ky) * k;
-                            plane[start..start + taps.len()]
-                                .iter_mut()
-                                .zip(&row[src + taps.start..src + taps.end])
-                                .for_each(|(p, v)| *p += v);
+                            add_span(
+                                &mut plane[start..start + taps.len()],
+                                &row[src + taps.start..src + taps.end],
+                            );
                         }
                     }
                 }
             });
-        x
     }
+}
+
+/// `dst = src` for one kernel row of a patch. Kernel rows are a few values long, where a
+/// general copy (a `memcpy` call) costs more than the copy itself, so the usual odd kernel
+/// widths get fixed-length copies the compiler unrolls.
+#[inline]
+fn copy_span(dst: &mut [f32], src: &[f32]) {
+    match dst.len() {
+        3 => fixed_copy::<3>(dst, src),
+        5 => fixed_copy::<5>(dst, src),
+        7 => fixed_copy::<7>(dst, src),
+        _ => dst.copy_from_slice(src),
+    }
+}
+
+#[inline]
+fn fixed_copy<const N: usize>(dst: &mut [f32], src: &[f32]) {
+    let dst: &mut [f32; N] = dst.try_into().expect("span length");
+    *dst = src.try_into().expect("span length");
+}
+
+/// `dst += src` element by element for one kernel row (fixed lengths as in [`copy_span`];
+/// the same additions in the same order whatever the length).
+#[inline]
+fn add_span(dst: &mut [f32], src: &[f32]) {
+    match dst.len() {
+        3 => fixed_add::<3>(dst, src),
+        5 => fixed_add::<5>(dst, src),
+        7 => fixed_add::<7>(dst, src),
+        _ => dst.iter_mut().zip(src).for_each(|(p, v)| *p += v),
+    }
+}
+
+#[inline]
+fn fixed_add<const N: usize>(dst: &mut [f32], src: &[f32]) {
+    let dst: &mut [f32; N] = dst.try_into().expect("span length");
+    let src: &[f32; N] = src.try_into().expect("span length");
+    for i in 0..N {
+        dst[i] += src[i];
+    }
+}
+
+/// Make `buf` hold `len` values; zero them all when `zero`, else only those it grows by
+/// (the caller overwrites every entry).
+pub(crate) fn fill(buf: &mut Vec<f32>, len: usize, zero: bool) {
+    if zero {
+        buf.clear();
+    }
+    buf.resize(len, 0.0);
 }
 
 #[cfg(test)]

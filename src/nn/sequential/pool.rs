@@ -2,6 +2,12 @@
 //! windows, and global average pooling (a window the size of the image).
 
 use anyhow::{Result, ensure};
+use rayon::prelude::*;
+
+use super::conv::fill;
+
+/// Image planes per parallel task of pooling (a plane is a few hundred values).
+const PLANES_PER_TASK: usize = 16;
 
 /// What a pooling window computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,67 +68,82 @@ impl PoolGeometry {
         (self.in_w - self.kernel) / self.stride + 1
     }
 
+    /// Indices (within one input plane) of the window of output pixel (`oy`, `ox`), row by
+    /// row.
+    fn window(&self, oy: usize, ox: usize) -> impl Iterator<Item = usize> + use<> {
+        let (k, stride, in_w) = (self.kernel, self.stride, self.in_w);
+        (0..k).flat_map(move |ky| {
+            let row = (oy * stride + ky) * in_w + ox * stride;
+            row..row + k
+        })
+    }
+
     /// Pool a batch of NCHW images.
     pub fn forward(&self, x: &[f32]) -> Vec<f32> {
+        let mut y = Vec::new();
+        self.forward_into(x, &mut y);
+        y
+    }
+
+    /// [`PoolGeometry::forward`] into a reused buffer, planes in parallel.
+    pub fn forward_into(&self, x: &[f32], y: &mut Vec<f32>) {
         let (oh, ow, k) = (self.out_h(), self.out_w(), self.kernel);
         let plane = self.in_h * self.in_w;
         let scale = 1.0 / (k * k) as f32;
-        let mut y = Vec::with_capacity(x.len() / plane * oh * ow);
-        for input in x.chunks(plane) {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let window = (0..k).flat_map(|ky| {
-                        let row = (oy * self.stride + ky) * self.in_w + ox * self.stride;
-                        input[row..row + k].iter().copied()
-                    });
-                    y.push(match self.kind {
-                        PoolKind::Max => window.fold(f32::NEG_INFINITY, f32::max),
-                        PoolKind::Average => window.sum::<f32>() * scale,
-                    });
+        fill(y, x.len() / plane * oh * ow, false);
+        y.par_chunks_mut(oh * ow)
+            .zip(x.par_chunks(plane))
+            .with_min_len(PLANES_PER_TASK)
+            .for_each(|(out, input)| {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let window = self.window(oy, ox).map(|i| input[i]);
+                        out[oy * ow + ox] = match self.kind {
+                            PoolKind::Max => window.fold(f32::NEG_INFINITY, f32::max),
+                            PoolKind::Average => window.sum::<f32>() * scale,
+                        };
+                    }
                 }
-            }
-        }
-        y
+            });
     }
 
     /// The gradient with respect to the input `x` of a loss whose gradient with respect
     /// to the output is `dy`: max pooling routes each window's gradient to its largest input
     /// (the first on ties, as PyTorch does), average pooling spreads it evenly.
     pub fn backward(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
+        let mut dx = Vec::new();
+        self.backward_into(x, dy, &mut dx);
+        dx
+    }
+
+    /// [`PoolGeometry::backward`] into a reused buffer (zeroed first), planes in parallel.
+    pub fn backward_into(&self, x: &[f32], dy: &[f32], dx: &mut Vec<f32>) {
         let (oh, ow, k) = (self.out_h(), self.out_w(), self.kernel);
         let plane = self.in_h * self.in_w;
         let scale = 1.0 / (k * k) as f32;
-        let mut dx = vec![0f32; x.len()];
-        for ((input, grad), d_out) in x
-            .chunks(plane)
-            .zip(dx.chunks_mut(plane))
-            .zip(dy.chunks(oh * ow))
-        {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let d = d_out[oy * ow + ox];
-                    let window = (0..k).flat_map(|ky| {
-                        let row = (oy * self.stride + ky) * self.in_w + ox * self.stride;
-                        row..row + k
-                    });
-                    match self.kind {
-                        PoolKind::Max => {
-                            let mut best = None::<usize>;
-                            for i in window {
-                                if best.is_none_or(|b| input[i] > input[b]) {
-                                    best = Some(i);
-                                }
+        fill(dx, x.len(), true);
+        x.par_chunks(plane)
+            .zip(dx.par_chunks_mut(plane))
+            .zip(dy.par_chunks(oh * ow))
+            .with_min_len(PLANES_PER_TASK)
+            .for_each(|((input, grad), d_out)| {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let d = d_out[oy * ow + ox];
+                        let mut window = self.window(oy, ox);
+                        match self.kind {
+                            PoolKind::Max => {
+                                // The first maximum of the window (ties keep the earlier).
+                                let Some(first) = window.next() else { continue };
+                                let best = window
+                                    .fold(first, |b, i| if input[i] > input[b] { i } else { b });
+                                grad[best] += d;
                             }
-                            if let Some(b) = best {
-                                grad[b] += d;
-                            }
+                            PoolKind::Average => window.for_each(|i| grad[i] += d * scale),
                         }
-                        PoolKind::Average => window.for_each(|i| grad[i] += d * scale),
                     }
                 }
-            }
-        }
-        dx
+            });
     }
 }
 
