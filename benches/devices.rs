@@ -123,5 +123,10 @@ fn bench_fit(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_devices, bench_fit);
+criterion_group! {
+    name = benches;
+    // No plots: criterion's plotters backend needs system fonts this machine lacks.
+    config = Criterion::default().without_plots();
+    targets = bench_devices, bench_fit
+}
 criterion_main!(benches);

@@ -460,3 +460,25 @@ fn bad_measurement_files_are_refused_with_file_and_line() {
     );
     assert!(fit::fit(&data, "no_such_family", &FitOptions::default()).is_err());
 }
+
+/// Soft-bounds data (steps linear in the conductance) fit the exponential step only in its
+/// degenerate limit `A -> 1`, `γ -> 0`, whose `dw_min` means nothing: refused, naming the
+/// families that fit.
+#[test]
+fn a_degenerate_exponential_fit_is_refused() {
+    let truth = PulsedDevice::new(
+        params(),
+        StepFamily::SoftBounds(SoftBoundsParams { mult_noise: true }),
+    );
+    let data = measure(&truth, 8, 2, 400);
+    let err = format!(
+        "{:#}",
+        fit::fit(&data, "exp_step", &FitOptions::default()).unwrap_err()
+    );
+    assert!(
+        err.contains("generated.csv") && err.contains("degenerate") && err.contains("soft_bounds"),
+        "{err}"
+    );
+    // The family that generated them fits.
+    fit::fit(&data, "soft_bounds", &FitOptions::default()).unwrap();
+}

@@ -492,6 +492,17 @@ pub fn fit(data: &Measurements, family: &str, options: &FitOptions) -> Result<Fi
         pool_exp_shape(&mut own, &steps_of);
     }
 
+    if let Some(Shape::Exp(a_u, g_u, a_d, g_d)) = own.first().map(|o| &o.shape) {
+        // The step's largest value within the window, relative to its scale (1 - A e^{γ z}
+        // is monotonic in z, so the ends of z in [-1, 1] suffice).
+        let peak = |a: f64, g: f64| (1.0 - a * (-g).exp()).max(1.0 - a * g.exp());
+        if peak(*a_u, *g_u).min(peak(*a_d, *g_d)) < 0.1 {
+            bail!(
+                "{origin}: exp_step fits these data only in a degenerate limit (A_up = {a_u:.3},                  gamma_up = {g_u:.3}, A_down = {a_d:.3}, gamma_down = {g_d:.3}: every step is a                  small difference of two large terms, so dw_min would be meaningless); the                  steps change about linearly with the conductance: fit linear_step or                  soft_bounds instead"
+            );
+        }
+    }
+
     // Bounds.
     let b_mins: Vec<f64> = own.iter().map(|o| o.b_min).collect();
     let b_maxs: Vec<f64> = own.iter().map(|o| o.b_max).collect();
