@@ -438,6 +438,16 @@ fn bad_measurement_files_are_refused_with_file_and_line() {
             );
         }
     }
+    // A byte-order mark, quoted fields and Windows line ends are read as a spreadsheet
+    // writes them.
+    let quoted = format!(
+        "\u{feff}\"device\",\"pulse\",\"polarity\",\"conductance_s\"\r\n{}\r\n",
+        rows.join("\r\n")
+    );
+    assert_eq!(
+        fit::parse_csv(&quoted, "m.csv").unwrap(),
+        fit::parse_csv(&good, "m.csv").unwrap()
+    );
     // Microsiemens are accepted in their own column and scaled.
     let us = file(
         "device,pulse,polarity,conductance_us",

@@ -10,8 +10,9 @@
 //! just before the reading (`up`/`+1`/`set` potentiates, `down`/`-1`/`reset` depresses; the
 //! polarity of a device's first row, usually the reading before any pulse, is not used);
 //! the conductance is read after that pulse. Blank lines and lines starting with `#` are
-//! skipped. The step of one pulse is the change between two rows of a device whose pulse
-//! numbers differ by one; rows after a gap in the numbering start a new chain.
+//! skipped; fields may be quoted but never contain commas. The step of one pulse is the
+//! change between two rows of a device whose pulse numbers differ by one; rows after a gap
+//! in the numbering start a new chain.
 //!
 //! **Units.** The fit works in aihwkit's weight units: the pooled window — the mean over the
 //! devices of each one's lowest and highest conductance — is mapped onto `[-1, 1]`, so
@@ -164,7 +165,9 @@ pub const COLUMNS: [&str; 4] = ["device", "pulse", "polarity", "conductance_s"];
 /// Parse a measurement CSV (format in the module documentation); `origin` names the file in
 /// messages. Every error names the file and the line or column and says the fix.
 pub fn parse_csv(text: &str, origin: &str) -> Result<Measurements> {
+    // A byte-order mark (spreadsheet exports) is not part of the header.
     let mut lines = text
+        .trim_start_matches('\u{feff}')
         .lines()
         .enumerate()
         .map(|(i, l)| (i + 1, l.trim()))
@@ -175,7 +178,7 @@ pub fn parse_csv(text: &str, origin: &str) -> Result<Measurements> {
             COLUMNS.join(",")
         );
     };
-    let names: Vec<&str> = header.split(',').map(str::trim).collect();
+    let names: Vec<&str> = header.split(',').map(field).collect();
     let column = |name: &str| names.iter().position(|n| *n == name);
     for n in &names {
         if ![
@@ -220,7 +223,7 @@ pub fn parse_csv(text: &str, origin: &str) -> Result<Measurements> {
     let mut devices: Vec<DeviceTrace> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for (line, row) in lines {
-        let fields: Vec<&str> = row.split(',').map(str::trim).collect();
+        let fields: Vec<&str> = row.split(',').map(field).collect();
         if fields.len() != names.len() {
             bail!(
                 "{origin}: line {line}: {} fields, the header has {} ({}): one value per column",
@@ -306,6 +309,15 @@ pub fn parse_csv(text: &str, origin: &str) -> Result<Measurements> {
     };
     data.check()?;
     Ok(data)
+}
+
+/// A CSV field without surrounding spaces and double quotes (fields never contain commas).
+fn field(raw: &str) -> &str {
+    let t = raw.trim();
+    t.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(t)
+        .trim()
 }
 
 /// Settings of a fit that the data cannot give.
