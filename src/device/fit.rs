@@ -510,7 +510,11 @@ pub fn fit(data: &Measurements, family: &str, options: &FitOptions) -> Result<Fi
         let peak = |a: f64, g: f64| (1.0 - a * (-g).exp()).max(1.0 - a * g.exp());
         if peak(*a_u, *g_u).min(peak(*a_d, *g_d)) < 0.1 {
             bail!(
-                "{origin}: exp_step fits these data only in a degenerate limit (A_up = {a_u:.3},                  gamma_up = {g_u:.3}, A_down = {a_d:.3}, gamma_down = {g_d:.3}: every step is a                  small difference of two large terms, so dw_min would be meaningless); the                  steps change about linearly with the conductance: fit linear_step or                  soft_bounds instead"
+                "{origin}: exp_step fits these data only in a degenerate limit (A_up = {a_u:.3}, \
+                 gamma_up = {g_u:.3}, A_down = {a_d:.3}, gamma_down = {g_d:.3}: every step is a \
+                 small difference of two large terms, so dw_min would be meaningless); the \
+                 steps change about linearly with the conductance: fit linear_step or \
+                 soft_bounds instead"
             );
         }
     }
