@@ -135,6 +135,7 @@ fn summary(f: &Fit, seconds: f64) -> String {
         "fitted {} to {} devices, {} readings ({} steps) in {:.3} s\n\
          window {:.4e} .. {:.4e} S, mean step {:.4e} S (dw_min {:.4e}), up_down {:.3}\n\
          cycle-to-cycle {:.3} ({}), device-to-device step {:.3}, bounds {:.3} / {:.3}\n\
+         noise of the readings {:.4e} S (write_noise_std {:.3})\n\
          residual RMS {:.4e} S ({:.3} dw_min)",
         f.device.family.name(),
         r.devices,
@@ -155,6 +156,8 @@ fn summary(f: &Fit, seconds: f64) -> String {
         p.dw_min_dtod,
         p.w_min_dtod,
         p.w_max_dtod,
+        r.reading_noise_s,
+        p.write_noise_std,
         r.residual_rms_s,
         r.residual_rms_rel
     )
@@ -197,8 +200,9 @@ fn not_fitted(name: &str, devices: usize) -> Option<&'static str> {
         _ if devices < 2 && spread.contains(&name) => {
             Some("one device in the file gives no device-to-device spread (0)")
         }
-        "write_noise_std" => Some("0: the noise of the readings is counted in dw_min_std"),
-        "read_noise_rel" => Some("0: read noise is not separated from the step noise"),
+        "read_noise_rel" => Some(
+            "0: the noise of the readings is fitted as write_noise_std (redrawn at every write)",
+        ),
         "drift_nu" | "drift_t0_s" => Some("no drift: the data have no time axis"),
         "p_stuck_lrs" | "p_stuck_hrs" => Some("0: stuck cells are not detected"),
         "pulse_amplitude_v" | "pulse_width_s" => {

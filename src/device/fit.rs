@@ -36,15 +36,28 @@
 //! noise `dw_min_std` is the maximum-likelihood spread of the residual steps, relative to the
 //! predicted step (multiplicative noise) or to the device's step scale (additive noise; for
 //! linear step and soft bounds the form with the higher likelihood is chosen and written as
-//! `mult_noise`). Measurement noise of the readings is counted as cycle-to-cycle noise, and
-//! since it also enters the regressor it flattens the fitted slopes: smooth noisy readings
-//! first. Conventions of the fitted families: linear step with the cell's own bounds as
+//! `mult_noise`). Noise of the readings (aihwkit's write noise: the weight a read sees is
+//! redrawn at every write) is told apart from cycle-to-cycle noise by its signature: a
+//! reading shared by two successive steps makes their residuals anticorrelated, with
+//! covariance minus its variance. That variance is written as `write_noise_std` and
+//! subtracted from the residual variance before `dw_min_std` is taken. Since a step shares
+//! the noise of its starting reading, least squares of steps against noisy readings is
+//! biased (errors in variables): where the noise of the readings is more than a tenth of
+//! the residual variance, the straight-line fits (linear step, soft bounds) are redone by
+//! instrumental variables, with the reading one pulse earlier as instrument, on the steps
+//! that this earlier reading keeps clear of the bounds. The exponential, power and
+//! piecewise fits are not corrected, and the lowest and highest readings that
+//! set the hard bounds are extremes of noisy readings: for very noisy data prefer soft
+//! bounds or linear step, or average repeated readings first. When the noise of the
+//! readings dominates the steps, `dw_min_std` is poorly determined (a small difference of
+//! two large variances). Conventions of the fitted families: linear step with the cell's own bounds as
 //! reference (`mean_bound_reference = false`), exponential step with `a = 1`, `b = 0`
 //! (only `A e^{γ b}` and `γ a` are identifiable), piecewise step with its largest node equal
 //! to 1 (so `dw_min` is the largest mean step).
 //!
-//! Not fitted (left at neutral values for the user to set): write noise, read noise, drift,
-//! stuck cells, and the pulse used for energy accounting ([`FitOptions`]).
+//! Not fitted (left at neutral values for the user to set): read noise (the noise of the
+//! readings is fitted as write noise), drift, stuck cells, and the pulse used for energy
+//! accounting ([`FitOptions`]).
 
 use super::Polarity;
 use super::pulsed::{
@@ -379,6 +392,9 @@ pub struct FitReport {
     pub per_device: Vec<DeviceFit>,
     /// Whether the cycle-to-cycle noise was found multiplicative (relative to the step).
     pub mult_noise: bool,
+    /// Standard deviation of the noise of one reading, siemens (written as
+    /// `write_noise_std`).
+    pub reading_noise_s: f64,
 }
 
 /// A fitted device and its report.
@@ -393,6 +409,11 @@ pub struct Fit {
 /// One single-pulse step, in the fit's weight units.
 #[derive(Clone, Copy, Debug)]
 struct Step {
+    /// Pulse number of the reading before the pulse.
+    start: u64,
+    /// Weight read one pulse earlier still, if that reading exists (the instrument of the
+    /// straight-line fits of noisy readings).
+    z: Option<f64>,
     /// Weight before the pulse.
     w: f64,
     /// Size of the step in the pulse's direction (positive when the device moves as told).
@@ -465,6 +486,7 @@ pub fn fit(data: &Measurements, family: &str, options: &FitOptions) -> Result<Fi
 
     let mut own = Vec::with_capacity(data.devices.len());
     let mut steps_of = Vec::with_capacity(data.devices.len());
+    let mut all_steps = Vec::with_capacity(data.devices.len());
     for (d, &(lo, hi)) in data.devices.iter().zip(&extremes) {
         let (o_min, o_max) = (weight(lo), weight(hi));
         let steps = device_steps(d, &weight, o_min, o_max);
@@ -483,11 +505,24 @@ pub fn fit(data: &Measurements, family: &str, options: &FitOptions) -> Result<Fi
                 d.readings[0].line
             );
         }
-        let first = fit_one(&steps, family, (o_min, o_max), options.piecewise_nodes)
-            .map_err(|e| anyhow::anyhow!("{origin}: device `{}`: {e}", d.id))?;
+        let first = fit_one(
+            &steps,
+            family,
+            (o_min, o_max),
+            options.piecewise_nodes,
+            false,
+        )
+        .map_err(|e| anyhow::anyhow!("{origin}: device `{}`: {e}", d.id))?;
         // Second pass without the steps the bounds may have clipped.
         let kept = unclipped(&steps, &first, (o_min, o_max));
-        let second = fit_one(&kept, family, (o_min, o_max), options.piecewise_nodes).ok();
+        let second = fit_one(
+            &kept,
+            family,
+            (o_min, o_max),
+            options.piecewise_nodes,
+            false,
+        )
+        .ok();
         match second {
             Some(fitted) if enough(&kept) => {
                 own.push(fitted);
@@ -495,9 +530,34 @@ pub fn fit(data: &Measurements, family: &str, options: &FitOptions) -> Result<Fi
             }
             _ => {
                 own.push(first);
-                steps_of.push(steps);
+                steps_of.push(steps.clone());
             }
         }
+        all_steps.push(steps);
+    }
+
+    // Noise of the readings; where it is a sizeable part of the residual steps, the
+    // straight-line fits are redone by instrumental variables on the steps whose earlier
+    // reading (not their own noisy one) keeps them clear of the bounds.
+    let (mut read_var, residual_var) = reading_variance(&own, &steps_of);
+    if 2.0 * read_var > 0.1 * residual_var && matches!(family, "soft_bounds" | "linear_step") {
+        for (((o, kept), steps), &(lo, hi)) in own
+            .iter_mut()
+            .zip(steps_of.iter_mut())
+            .zip(&all_steps)
+            .zip(&extremes)
+        {
+            let bounds = (weight(lo), weight(hi));
+            let clear = clear_by_instrument(steps, o, bounds);
+            if !enough(&clear) {
+                continue;
+            }
+            if let Ok(fitted) = fit_one(&clear, family, bounds, options.piecewise_nodes, true) {
+                *o = fitted;
+                *kept = clear;
+            }
+        }
+        read_var = reading_variance(&own, &steps_of).0;
     }
 
     if family == "exp_step" {
@@ -678,11 +738,15 @@ pub fn fit(data: &Measurements, family: &str, options: &FitOptions) -> Result<Fi
         StepFamily::SoftBounds(p) => p.mult_noise = mult_noise,
         _ => {}
     }
-    let dw_min_std = if mult_noise {
-        mult.sigma()
-    } else {
-        add.sigma()
-    };
+    // The residual steps also hold the noise of their two readings (2 read_var each): the
+    // cycle-to-cycle part is what remains.
+    let step_part = (1.0 - 2.0 * total_n as f64 * read_var / total_sq).max(0.0);
+    let dw_min_std = step_part.sqrt()
+        * if mult_noise {
+            mult.sigma()
+        } else {
+            add.sigma()
+        };
 
     let params = PulsedParams {
         g_min_s,
@@ -696,7 +760,7 @@ pub fn fit(data: &Measurements, family: &str, options: &FitOptions) -> Result<Fi
         dw_min_std,
         up_down: split.up_down,
         up_down_dtod: split.up_down_dtod,
-        write_noise_std: 0.0,
+        write_noise_std: read_var.sqrt() / split.nominal,
         read_noise_rel: 0.0,
         drift_nu: 0.0,
         drift_t0_s: 1.0,
@@ -721,6 +785,7 @@ pub fn fit(data: &Measurements, family: &str, options: &FitOptions) -> Result<Fi
         residual_rms_rel: residual_rms_s / (split.nominal * s_per_w),
         per_device,
         mult_noise,
+        reading_noise_s: read_var.sqrt() * s_per_w,
     };
     Ok(Fit { device, report })
 }
@@ -729,23 +794,87 @@ pub fn fit(data: &Measurements, family: &str, options: &FitOptions) -> Result<Fi
 /// lowest (`o_min`) or highest (`o_max`) weight in the direction of the pulse.
 fn device_steps(d: &DeviceTrace, weight: &dyn Fn(f64) -> f64, o_min: f64, o_max: f64) -> Vec<Step> {
     let eps = 1e-9 * (o_max - o_min);
-    d.readings
-        .windows(2)
-        .filter(|p| p[1].pulse == p[0].pulse + 1)
-        .filter_map(|p| {
-            let (w0, w1) = (weight(p[0].g_s), weight(p[1].g_s));
-            let up = p[1].polarity == Polarity::Set;
+    let r = &d.readings;
+    (0..r.len().saturating_sub(1))
+        .filter(|&k| r[k + 1].pulse == r[k].pulse + 1)
+        .filter_map(|k| {
+            let (w0, w1) = (weight(r[k].g_s), weight(r[k + 1].g_s));
+            let up = r[k + 1].polarity == Polarity::Set;
             let clipped = if up {
                 w0 >= o_max - eps || w1 >= o_max - eps
             } else {
                 w0 <= o_min + eps || w1 <= o_min + eps
             };
+            let z = (k > 0 && r[k].pulse == r[k - 1].pulse + 1).then(|| weight(r[k - 1].g_s));
             (!clipped).then_some(Step {
+                start: r[k].pulse,
+                z,
                 w: w0,
                 y: if up { w1 - w0 } else { w0 - w1 },
                 up,
             })
         })
+        .collect()
+}
+
+/// Variance of the noise of one reading, weight units², from the residual steps of the
+/// devices' fits: a reading shared by two successive steps enters the first with `+e` and
+/// the second with `-e`, so successive residuals (signed as conductance changes) have
+/// covariance `-read_var`, while the cycle-to-cycle noise of different pulses is independent.
+/// 0 when the estimate is not positive.
+fn reading_variance(own: &[OwnFit], steps_of: &[Vec<Step>]) -> (f64, f64) {
+    let (mut sum, mut n) = (0.0, 0.0);
+    let (mut sq, mut m) = (0.0, 0.0);
+    for (o, steps) in own.iter().zip(steps_of) {
+        let (device, cell) = own_device(o);
+        let residual = |s: &Step| {
+            let polarity = if s.up { Polarity::Set } else { Polarity::Reset };
+            let r = s.y - device.mean_step(&cell, polarity, s.w);
+            if s.up { r } else { -r }
+        };
+        for s in steps {
+            sq += residual(s).powi(2);
+            m += 1.0;
+        }
+        for pair in steps.windows(2) {
+            if pair[1].start == pair[0].start + 1 {
+                sum += residual(&pair[0]) * residual(&pair[1]);
+                n += 1.0;
+            }
+        }
+    }
+    let read_var = if n > 0.0 { (-sum / n).max(0.0) } else { 0.0 };
+    (read_var, if m > 0.0 { sq / m } else { 0.0 })
+}
+
+/// The steps with an earlier reading `z` that keeps them clear of the bounds: two predicted
+/// steps from `z` plus three standard deviations of the residual steps stay inside the
+/// device's lowest and highest weight. Choosing by `z` rather than by the step's own reading
+/// leaves the noise of that reading unselected.
+fn clear_by_instrument(steps: &[Step], o: &OwnFit, (o_min, o_max): (f64, f64)) -> Vec<Step> {
+    let (device, cell) = own_device(o);
+    let mean = |up: bool, w: f64| {
+        let polarity = if up { Polarity::Set } else { Polarity::Reset };
+        device.mean_step(&cell, polarity, w)
+    };
+    let rms = |up: bool| {
+        let (sq, n) = steps
+            .iter()
+            .filter(|s| s.up == up)
+            .fold((0.0, 0.0), |(sq, n), s| {
+                (sq + (s.y - mean(s.up, s.w)).powi(2), n + 1.0)
+            });
+        (sq / n).sqrt()
+    };
+    let (sigma_up, sigma_down) = (rms(true), rms(false));
+    steps
+        .iter()
+        .filter(|s| match s.z {
+            Some(z) if s.up => z + 2.0 * mean(true, z).max(0.0) + 3.0 * sigma_up < o_max,
+            Some(z) => z - 2.0 * mean(false, z).max(0.0) - 3.0 * sigma_down > o_min,
+            None => false,
+        })
+        .copied()
         .collect()
 }
 
@@ -801,8 +930,26 @@ fn fit_one(
     family: &str,
     (o_min, o_max): (f64, f64),
     nodes: usize,
+    iv: bool,
 ) -> std::result::Result<OwnFit, String> {
     let up: Vec<(f64, f64)> = steps.iter().filter(|s| s.up).map(|s| (s.w, s.y)).collect();
+    let line = |up: bool| -> std::result::Result<(f64, f64), String> {
+        if iv {
+            let pts: Vec<(f64, f64, f64)> = steps
+                .iter()
+                .filter(|s| s.up == up)
+                .filter_map(|s| s.z.map(|z| (z, s.w, s.y)))
+                .collect();
+            line_iv(&pts)
+        } else {
+            let pts: Vec<(f64, f64)> = steps
+                .iter()
+                .filter(|s| s.up == up)
+                .map(|s| (s.w, s.y))
+                .collect();
+            two_column(&pts, |w| w).ok_or_else(|| "its steps all start from one weight".to_string())
+        }
+    };
     let down: Vec<(f64, f64)> = steps.iter().filter(|s| !s.up).map(|s| (s.w, s.y)).collect();
     let range = o_max - o_min;
     let mut fit = OwnFit {
@@ -818,8 +965,8 @@ fn fit_one(
             fit.s_down = mean(down.iter().map(|p| p.1));
         }
         "soft_bounds" => {
-            let (a_u, b_u) = line(&up)?;
-            let (a_d, b_d) = line(&down)?;
+            let (a_u, b_u) = line(true)?;
+            let (a_d, b_d) = line(false)?;
             if a_u <= 0.0 || b_u >= 0.0 {
                 return Err(
                     "its up steps do not shrink towards the top of its window, as soft \
@@ -841,8 +988,8 @@ fn fit_one(
             fit.shape = Shape::SoftBounds;
         }
         "linear_step" => {
-            let (a_u, b_u) = line(&up)?;
-            let (a_d, b_d) = line(&down)?;
+            let (a_u, b_u) = line(true)?;
+            let (a_d, b_d) = line(false)?;
             if a_u <= 0.0 || a_d <= 0.0 {
                 return Err("its fitted step at w = 0 is not positive: try another family".into());
             }
@@ -1214,9 +1361,22 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
     (m, var.sqrt())
 }
 
-/// Least-squares line `y = a + b w` through `(w, y)` points.
-fn line(pts: &[(f64, f64)]) -> std::result::Result<(f64, f64), String> {
-    two_column(pts, |w| w).ok_or_else(|| "its steps all start from one weight".to_string())
+/// Straight line `y = a + b w` through `(z, w, y)` points whose weights `w` are noisy
+/// readings that the steps `y` share (errors in variables, which would bias least squares),
+/// by instrumental variables: `z`, an earlier reading, follows `w` but not its noise, so
+/// `b = cov(z, y) / cov(z, w)`.
+fn line_iv(pts: &[(f64, f64, f64)]) -> std::result::Result<(f64, f64), String> {
+    let n = pts.len() as f64;
+    let mean = |k: usize| pts.iter().map(|p| [p.0, p.1, p.2][k]).sum::<f64>() / n;
+    let (mz, mw, my) = (mean(0), mean(1), mean(2));
+    let (szw, szy) = pts.iter().fold((0.0, 0.0), |(szw, szy), &(z, w, y)| {
+        (szw + (z - mz) * (w - mw), szy + (z - mz) * (y - my))
+    });
+    if !(szw > 0.0 && szw.is_finite()) {
+        return Err("its steps start from too narrow a range of weights to fit a slope".into());
+    }
+    let b = szy / szw;
+    Ok((my - b * mw, b))
 }
 
 /// Least squares `y = c0 + c1 f(w)` (None when f does not vary over the points).
