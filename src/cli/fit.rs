@@ -340,7 +340,8 @@ fn figure(data: &Measurements, device: &PulsedDevice, name: &str, seed: u64) -> 
         p.dw_min_dtod,
         p.up_down_dtod,
         p.dw_min_std,
-    ) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        p.write_noise_std,
+    ) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     if let StepFamily::LinearStep(f) = &mut nominal.family {
         (f.gamma_up_dtod, f.gamma_down_dtod) = (0.0, 0.0);
     }
