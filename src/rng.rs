@@ -139,6 +139,12 @@ pub const MCMC_CHAIN_STREAM: u64 = 0x3C3C_0001;
 /// `mcmc_wdbc`: the test-set reads of one chain's stored samples, path `[tag, chain index]`.
 pub const MCMC_PREDICTIVE_STREAM: u64 = 0x3C3C_0002;
 
+// `xbar fit` (the command, not an experiment kind), under its `--seed`.
+
+/// `xbar fit`: the simulated devices of the figure, path `[tag, device]` (`u64::MAX` for the
+/// noise-free nominal device).
+pub const FIT_SIMULATION_STREAM: u64 = 0xF17_0001;
+
 /// SplitMix64 finaliser (Steele, Lea & Flood, OOPSLA 2014): a bijective 64-bit mixer.
 fn splitmix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -256,6 +262,7 @@ mod tests {
             tag!(MRAM_AMPLITUDE_SWEEP_STREAM, MAX_AMPLITUDES, MRAM),
             tag!(MCMC_CHAIN_STREAM),
             tag!(MCMC_PREDICTIVE_STREAM),
+            tag!(FIT_SIMULATION_STREAM),
         ];
         let run_together = |a: &Tag, b: &Tag| {
             a.kinds.is_empty() || b.kinds.is_empty() || a.kinds.iter().any(|k| b.kinds.contains(k))

@@ -3,6 +3,7 @@
 mod crossbar;
 mod devices;
 mod experiment;
+mod fit;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +21,8 @@ enum Command {
     Devices(devices::DevicesArgs),
     /// Run the standard characterisation protocols on a device preset (CSV + PNG + SVG).
     Characterize(devices::CharacterizeArgs),
+    /// Fit a pulsed step family to measured conductance-versus-pulse data; write a preset.
+    Fit(fit::FitArgs),
     /// Run an experiment file: sweep, repeats, results, summary and plots.
     Run(experiment::RunArgs),
     /// Plot mean and error bars from a results.csv.
@@ -36,6 +39,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Devices(args) => devices::run_devices(args),
         Command::Characterize(args) => devices::run_characterize(args),
+        Command::Fit(args) => fit::run_fit(args),
         Command::Run(args) => experiment::run_experiment(args),
         Command::Plot(args) => experiment::run_plot(args),
         Command::Merge(args) => experiment::run_merge(args),

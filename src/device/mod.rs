@@ -10,7 +10,8 @@
 //! [`pcm`] (GST, IBM's statistical model), [`mram`] (STT magnetic tunnel junction), [`pulsed`]
 //! (pulsed analog devices of aihwkit's six step-model families); [`AnyDevice`]
 //! chooses one at run time, and [`preset`] builds it from a documented TOML preset
-//! (`device_models/*.toml`, compiled in) with parameter overrides by name.
+//! (`device_models/*.toml`, compiled in) with parameter overrides by name; [`fit`] fits a
+//! pulsed step family to a measured pulse response.
 //!
 //! Units are SI throughout: siemens, volts, amperes, seconds, joules.
 //! Every random draw takes the caller's generator (see [`crate::rng`]), so results are
@@ -18,6 +19,7 @@
 
 pub mod any;
 pub mod cell;
+pub mod fit;
 pub mod ideal;
 pub mod mram;
 pub mod params;
