@@ -24,6 +24,9 @@ fn devices_lists_every_preset_under_its_family() {
         ("reram_sb", "soft_bounds"),
         ("reram_es", "exp_step"),
         ("rram_hfo2", "rram"),
+        ("neurosim_agasi", "rram"),
+        ("neurosim_taox_hfox", "rram"),
+        ("neurosim_epiram", "rram"),
     ] {
         let header = text
             .lines()
@@ -55,6 +58,24 @@ fn devices_show_prints_every_parameter_with_unit_and_source() {
         text.contains("2.5e-5"),
         "values are printed compactly:\n{text}"
     );
+}
+
+/// `xbar devices show` prints every parameter of each NeuroSim benchmark preset with its source.
+#[test]
+fn devices_show_prints_the_sources_of_the_neurosim_presets() {
+    for name in ["neurosim_agasi", "neurosim_taox_hfox", "neurosim_epiram"] {
+        let o = xbar(&["devices", "show", name]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let text = stdout(&o);
+        let preset = xbar::device::preset::read(name).unwrap();
+        for p in &preset.params {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("{} ", p.name)))
+                .unwrap_or_else(|| panic!("{name}: parameter {} missing from\n{text}", p.name));
+            assert!(line.contains(&p.source), "{name}: {line}");
+        }
+    }
 }
 
 /// `xbar devices show` prints every parameter of every built-in pulsed preset (found from

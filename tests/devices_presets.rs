@@ -53,7 +53,10 @@ fn every_builtin_preset_documents_every_parameter() {
             "ecram_mo",
             "capacitor",
             "gokmen_vlasov",
-            "idealized"
+            "idealized",
+            "neurosim_agasi",
+            "neurosim_taox_hfox",
+            "neurosim_epiram"
         ]
     );
     for p in &presets {

@@ -33,7 +33,7 @@ use serde::de::DeserializeOwned;
 use std::path::Path;
 
 /// The built-in presets: (name, file text).
-pub const BUILTIN: [(&str, &str); 11] = [
+pub const BUILTIN: [(&str, &str); 14] = [
     ("ideal", include_str!("../../device_models/ideal.toml")),
     (
         "rram_hfo2",
@@ -68,6 +68,18 @@ pub const BUILTIN: [(&str, &str); 11] = [
     (
         "idealized",
         include_str!("../../device_models/idealized.toml"),
+    ),
+    (
+        "neurosim_agasi",
+        include_str!("../../device_models/neurosim_agasi.toml"),
+    ),
+    (
+        "neurosim_taox_hfox",
+        include_str!("../../device_models/neurosim_taox_hfox.toml"),
+    ),
+    (
+        "neurosim_epiram",
+        include_str!("../../device_models/neurosim_epiram.toml"),
     ),
 ];
 
