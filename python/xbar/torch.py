@@ -59,8 +59,12 @@ class _AnalogMatrix:
         version = (weight._version, weight.data_ptr())
         if self.tile is None or version != self._programmed_version:
             w = matrix.to("cpu", torch.float64).numpy()
-            self.tile = Tile(w, device=self.device, seed=self.seed, **self.tile_config)
-            self.tile.program()
+            if self.tile is None:
+                self.tile = Tile(w, device=self.device, seed=self.seed, **self.tile_config)
+                self.tile.program()
+            else:
+                # The same devices take the new weights (re-programmed, not re-fabricated).
+                self.tile.program(w)
             self._programmed_version = version
         if self.read_time is not None and self.tile.read_time != self.read_time:
             self.tile.set_read_time(self.read_time)
