@@ -26,7 +26,11 @@ fn devices_lists_every_preset_under_its_family() {
         ("rram_hfo2", "rram"),
         ("neurosim_agasi", "rram"),
         ("neurosim_taox_hfox", "rram"),
+        ("neurosim_pcmo", "rram"),
+        ("neurosim_alox_hfo2", "rram"),
+        ("neurosim_gst", "rram"),
         ("neurosim_epiram", "rram"),
+        ("neurosim_hzo_fefet", "rram"),
     ] {
         let header = text
             .lines()
@@ -63,7 +67,15 @@ fn devices_show_prints_every_parameter_with_unit_and_source() {
 /// `xbar devices show` prints every parameter of each NeuroSim benchmark preset with its source.
 #[test]
 fn devices_show_prints_the_sources_of_the_neurosim_presets() {
-    for name in ["neurosim_agasi", "neurosim_taox_hfox", "neurosim_epiram"] {
+    for name in [
+        "neurosim_agasi",
+        "neurosim_taox_hfox",
+        "neurosim_pcmo",
+        "neurosim_alox_hfo2",
+        "neurosim_gst",
+        "neurosim_epiram",
+        "neurosim_hzo_fefet",
+    ] {
         let o = xbar(&["devices", "show", name]);
         assert!(o.status.success(), "{name}: {}", stderr(&o));
         let text = stdout(&o);

@@ -56,7 +56,11 @@ fn every_builtin_preset_documents_every_parameter() {
             "idealized",
             "neurosim_agasi",
             "neurosim_taox_hfox",
-            "neurosim_epiram"
+            "neurosim_pcmo",
+            "neurosim_alox_hfo2",
+            "neurosim_gst",
+            "neurosim_epiram",
+            "neurosim_hzo_fefet"
         ]
     );
     for p in &presets {

@@ -33,7 +33,7 @@ use serde::de::DeserializeOwned;
 use std::path::Path;
 
 /// The built-in presets: (name, file text).
-pub const BUILTIN: [(&str, &str); 14] = [
+pub const BUILTIN: [(&str, &str); 18] = [
     ("ideal", include_str!("../../device_models/ideal.toml")),
     (
         "rram_hfo2",
@@ -78,8 +78,24 @@ pub const BUILTIN: [(&str, &str); 14] = [
         include_str!("../../device_models/neurosim_taox_hfox.toml"),
     ),
     (
+        "neurosim_pcmo",
+        include_str!("../../device_models/neurosim_pcmo.toml"),
+    ),
+    (
+        "neurosim_alox_hfo2",
+        include_str!("../../device_models/neurosim_alox_hfo2.toml"),
+    ),
+    (
+        "neurosim_gst",
+        include_str!("../../device_models/neurosim_gst.toml"),
+    ),
+    (
         "neurosim_epiram",
         include_str!("../../device_models/neurosim_epiram.toml"),
+    ),
+    (
+        "neurosim_hzo_fefet",
+        include_str!("../../device_models/neurosim_hzo_fefet.toml"),
     ),
 ];
 

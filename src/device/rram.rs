@@ -6,7 +6,12 @@
 //! `G(p) = B (1 - exp(-p/A)) + G_min` for potentiation and its mirror image for depression,
 //! `B = (G_max - G_min) / (1 - exp(-P_max/A))`. `A` follows from NeuroSim's nonlinearity label
 //! (see [`nonlinearity_to_a_normalised`]); separate potentiation and depression labels and
-//! level counts give the up/down asymmetry. Each step adds Gaussian cycle-to-cycle noise
+//! level counts give the up/down asymmetry. Labels are signed in the direction of travel: a
+//! positive label saturates (steps shrink as the cell approaches the bound it moves
+//! towards, the usual shape), a negative one accelerates (`A < 0`: steps grow). NeuroSim
+//! writes both curves from `G_min`, so its depression label has the opposite sign: its
+//! usual `-4.88` is `4.88` here, and the accelerating depression of its GST PCM (`2.4`) is
+//! `-2.4`. Each step adds Gaussian cycle-to-cycle noise
 //! whose standard deviation is a fraction of the window. Fabrication draws a lognormal
 //! window scale and a lognormal step-size scale per device (device-to-device variability).
 //!
@@ -44,7 +49,7 @@
 
 use super::cell;
 use super::params::{
-    ParamError, all_non_negative, all_positive, at_least_one, non_negative, ordered, positive,
+    ParamError, all_non_negative, all_positive, at_least_one, ordered, positive,
     stuck_fractions,
 };
 use super::sampling::{bernoulli, lognormal_factor, one_minus_exp_neg, standard_normal};
@@ -72,9 +77,11 @@ pub struct RramParams {
     pub levels_ltp: u32,
     /// Depression pulses that take the nominal device from `g_max_s` to `g_min_s`.
     pub levels_ltd: u32,
-    /// NeuroSim nonlinearity label of potentiation (0 = linear; magnitude, saturating towards g_max).
+    /// NeuroSim nonlinearity label of potentiation (0 = linear; positive: saturating towards
+    /// g_max, negative: accelerating towards g_max).
     pub nonlinearity_ltp: f64,
-    /// NeuroSim nonlinearity label of depression (0 = linear; magnitude, saturating towards g_min).
+    /// Nonlinearity label of depression in the direction of travel (0 = linear; positive:
+    /// saturating towards g_min, negative: accelerating) = minus NeuroSim's `NL_LTD`.
     pub nonlinearity_ltd: f64,
     /// Cycle-to-cycle noise of one analog step: standard deviation as a fraction of the window.
     pub c2c_sigma: f64,
@@ -146,13 +153,13 @@ impl RramParams {
             ("nonlinearity_ltp", self.nonlinearity_ltp),
             ("nonlinearity_ltd", self.nonlinearity_ltd),
         ] {
-            non_negative(field, nl)?;
-            if nl >= MAX_NONLINEARITY {
+            if !(nl.abs() < MAX_NONLINEARITY) {
                 return Err(ParamError {
                     field: field.to_string(),
                     message: format!(
-                        "must be < {MAX_NONLINEARITY} (got {nl}); give the magnitude of \
-                         NeuroSim's label"
+                        "must lie strictly between -{MAX_NONLINEARITY} and {MAX_NONLINEARITY} \
+                         (got {nl}); give NeuroSim's label, with the sign of NL_LTD reversed \
+                         for the depression"
                     ),
                 });
             }
@@ -196,12 +203,14 @@ impl RramParams {
 /// The label is proportional to the largest deviation of the normalised curve
 /// `g(x) = (1 - exp(-x/a)) / (1 - exp(-1/a))`, `x = p / P_max`, from the straight line
 /// `g = x` ([`NEUROSIM_DEVIATION_PER_NL`] per unit label). Returns `None` for a label of 0
-/// (linear response). Solved by bisection on `ln a`.
+/// (linear response). A negative label gives `-a` of its magnitude: the mirror-image,
+/// accelerating curve (as NeuroSim's `getParamA` does for negative labels). Solved by
+/// bisection on `ln a`.
 pub fn nonlinearity_to_a_normalised(nl: f64) -> Option<f64> {
-    if nl <= 0.0 {
+    if nl == 0.0 || !nl.is_finite() {
         return None;
     }
-    let target = (nl * NEUROSIM_DEVIATION_PER_NL).min(0.999_999);
+    let target = (nl.abs() * NEUROSIM_DEVIATION_PER_NL).min(0.999_999);
     let (mut lo, mut hi) = (1e-6f64.ln(), 1e9f64.ln());
     for _ in 0..200 {
         let mid = 0.5 * (lo + hi);
@@ -212,7 +221,7 @@ pub fn nonlinearity_to_a_normalised(nl: f64) -> Option<f64> {
             hi = mid;
         }
     }
-    Some((0.5 * (lo + hi)).exp())
+    Some((0.5 * (lo + hi)).exp().copysign(nl))
 }
 
 /// Largest `g(x) - x` of the normalised saturating curve with curvature `a` (see above).
@@ -632,5 +641,25 @@ mod tests {
         );
         let lin = PulseResponse::new(10.0, 100.0, None);
         assert!((lin.step_from(5.0) - 0.1).abs() < 1e-12);
+    }
+
+    /// A negative label is NeuroSim's curve for the opposite label sign seen from the other
+    /// bound: with NeuroSim's G(x) = B (1 - exp(-x/A)) + G_min (x counted from G_min, A from
+    /// the label 2.4), depression by p pulses from G_max travels G(P_max) - G(P_max - p),
+    /// which the label -2.4 must reproduce; its steps grow towards the bound.
+    #[test]
+    fn negative_label_is_the_mirrored_accelerating_curve() {
+        let (span, levels) = (10.0, 120.0);
+        let a = nonlinearity_to_a_normalised(2.4).unwrap() * levels;
+        assert_eq!(nonlinearity_to_a_normalised(-2.4), Some(-a / levels));
+        let b = span / (1.0 - (-levels / a).exp());
+        let neurosim = |x: f64| b * (1.0 - (-x / a).exp());
+        let r = PulseResponse::new(span, levels, nonlinearity_to_a_normalised(-2.4));
+        for p in [0.0, 1.0, 17.0, 60.0, 119.0, 120.0] {
+            let expected = neurosim(levels) - neurosim(levels - p);
+            assert!((r.travel(p) - expected).abs() < 1e-9, "p {p}");
+        }
+        assert!((r.pulses_for(r.travel(43.0)) - 43.0).abs() < 1e-9);
+        assert!(r.step_from(0.0) < r.step_from(9.0), "steps grow");
     }
 }
