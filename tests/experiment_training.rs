@@ -260,6 +260,20 @@ fn bad_keys_and_values_fail_with_a_message_naming_them() {
         ("hardware.tile.mapping.weight_max=1.0", "hardware.w_max"),
         ("network.hidden=[0]", "network.hidden"),
         ("labels.note=[1, 2]", "labels.note"),
+        (
+            "rule.sgd.layer_learning_rates=[0.1]",
+            "rule.sgd.layer_learning_rates",
+        ),
+        (
+            "rule.sgd.layer_learning_rates=[0.1, -0.2]",
+            "rule.sgd.layer_learning_rates",
+        ),
+        ("rule.sgd.loss=\"hinge\"", "hinge"),
+        ("rule.sgd.update=\"sparse\"", "sparse"),
+        ("hardware.pulses.rounding=\"up\"", "up"),
+        ("hardware.pulses.pulse_count=\"levels\"", "levels"),
+        ("data.crop=[20]", "data.crop"),
+        ("data.binarize=0.0", "data.binarize"),
     ];
     for (set, needle) in cases {
         let o = xbar_run(&file, &out, &["--set", set]);

@@ -26,6 +26,7 @@ fn ideal_device_mean_weight_change_equals_the_requested_update() {
         let config = PulsedUpdateConfig {
             pulse_train_length: 10,
             pair_update: policy,
+            ..Default::default()
         };
         let mut tile = Tile::new(device("ideal"), n_in, n_out, TileConfig::ideal(), 7, 0).unwrap();
         let zeros = vec![0.0; n_in * n_out];
@@ -342,6 +343,7 @@ fn refresh_restores_the_headroom_of_set_only_pairs() {
     let set_only = PulsedUpdateConfig {
         pulse_train_length: 10,
         pair_update: PairUpdate::SetOnly,
+        ..Default::default()
     };
     let w0: Vec<f32> = (0..n_in * n_out)
         .map(|k| (k as f32 * 0.37).sin() * 0.3)
@@ -400,4 +402,88 @@ fn refresh_restores_the_headroom_of_set_only_pairs() {
     }
     assert_eq!(automatic.weight().unwrap(), after);
     assert!(lower_devices(&automatic).iter().all(|&g| g == 0.0));
+}
+
+/// NeuroSim's weight update (MLP_NeuroSim_V3.0 Cell.cpp `RealDevice::Write`): one device
+/// per weight read against a reference column, `numPulse = round(ΔW / (maxWeight -
+/// minWeight) · maxNumLevel)` with formula.cpp's `truncate` (halves up), each pulse one
+/// step of the device's curve. With a linear noise-free RRAM of L_LTP = 50 and L_LTD = 40
+/// levels on the reference encoding (w_max = 1: the window spans [-1, 1], one
+/// potentiation pulse = 2/50, one depression pulse = 2/40), every dense update must give
+/// NeuroSim's weight, pulse for pulse (to 1e-6: the weights are programmed as f32).
+#[test]
+fn neurosim_reference_update_counts_window_levels_and_rounds_to_nearest() {
+    use xbar::crossbar::WeightEncoding;
+    use xbar::crossbar::update::{PulseCount, PulseRounding};
+    let mut overrides = toml::Table::new();
+    for (k, v) in [
+        ("nonlinearity_ltp", 0.0),
+        ("nonlinearity_ltd", 0.0),
+        ("c2c_sigma", 0.0),
+    ] {
+        overrides.insert(k.into(), toml::Value::Float(v));
+    }
+    for (k, v) in [("levels_ltp", 50), ("levels_ltd", 40)] {
+        overrides.insert(k.into(), toml::Value::Integer(v));
+    }
+    let device = preset::load("neurosim_alox_hfo2", &overrides).unwrap();
+    let mut tile_config = TileConfig::ideal();
+    tile_config.mapping.encoding = WeightEncoding::Reference;
+    let (n_in, n_out) = (3, 2);
+    let mut tile = Tile::new(device, n_in, n_out, tile_config, 5, 0).unwrap();
+    let w0 = [0.0, 0.5, -0.5, 0.2, -1.0, 0.9];
+    tile.program_with_scale(&w0, 1.0).unwrap();
+    let back = tile.effective_weights().unwrap();
+    for (b, w) in back.iter().zip(w0) {
+        assert!((b - w).abs() < 1e-6, "programmed {b} vs {w}");
+    }
+    let config = PulsedUpdateConfig {
+        rounding: PulseRounding::Nearest,
+        pulse_count: PulseCount::WindowLevels,
+        ..Default::default()
+    };
+    // Requested changes in pulses: +0.49 (0), +0.51 (1), -1.49 (1), +2.6 (3), -0.6 (1),
+    // +3 (clipped at the top of the window after 2.5).
+    let (up, down) = (2.0 / 50.0, 2.0 / 40.0);
+    let delta = [
+        0.49 * up,
+        0.51 * up,
+        -1.49 * down,
+        2.6 * up,
+        -0.6 * down,
+        3.0 * up,
+    ];
+    let pulses = [0.0, 1.0, -1.0, 3.0, -1.0, 3.0];
+    let delta_f32: Vec<f32> = delta.iter().map(|&d| d as f32).collect();
+    let report = tile.apply_dense_update(&delta_f32, &config, 0).unwrap();
+    assert_eq!(report.write.pulses, 9, "0 + 1 + 1 + 3 + 1 + 3 pulses");
+    let after = tile.effective_weights().unwrap();
+    for k in 0..6 {
+        let step = if pulses[k] > 0.0 { up } else { down };
+        let want = (w0[k] + pulses[k] * step).clamp(-1.0, 1.0);
+        assert!(
+            (after[k] - want).abs() < 1e-6,
+            "weight {k}: {} vs NeuroSim {want}",
+            after[k]
+        );
+    }
+}
+
+/// Window-level pulse counts need a device with level counts, and apply to dense updates
+/// only: both refusals name the setting.
+#[test]
+fn window_level_counts_are_refused_where_they_do_not_apply() {
+    use xbar::crossbar::update::PulseCount;
+    let config = PulsedUpdateConfig {
+        pulse_count: PulseCount::WindowLevels,
+        ..Default::default()
+    };
+    let mut tile = Tile::new(device("ideal"), 2, 2, TileConfig::ideal(), 1, 0).unwrap();
+    tile.program_with_scale(&[0.0; 4], 1.0).unwrap();
+    let dense = tile.apply_dense_update(&[0.1; 4], &config, 0).unwrap_err();
+    assert!(format!("{dense:#}").contains("window_levels"), "{dense:#}");
+    let outer = tile
+        .apply_outer_product(&[0.1, 0.2], &[0.3, 0.4], 1, 1.0, &config, 0)
+        .unwrap_err();
+    assert!(format!("{outer:#}").contains("window_levels"), "{outer:#}");
 }

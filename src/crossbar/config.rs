@@ -89,11 +89,24 @@ pub enum WeightEncoding {
     /// Analog differential pair: w > 0 raises G+, w < 0 raises G- (one device per sign),
     /// W = w_max (G+ - G-) / (g_max - g_min).
     Analog,
+    /// One analog device per weight read against a reference device programmed to the
+    /// middle of the window, G_ref = g_min + (g_max - g_min) / 2 (the reference column of
+    /// NeuroSim V3.0): W = 2 w_max (G - G_ref) / (g_max - g_min), so the device's whole
+    /// window spans [-w_max, w_max]; pulsed updates move only G.
+    Reference,
     /// 2T2R complementary pair: +1 = (LRS, HRS), -1 = (HRS, LRS); w = w_max sign(w).
     Binary,
     /// 2T2R ternary: +1 = (LRS, HRS), -1 = (HRS, LRS), 0 = (HRS, HRS); a weight is zero
     /// when |w| < `ternary_threshold` w_max.
     Ternary,
+}
+
+impl WeightEncoding {
+    /// Whether weights are analog conductances (a differential pair or a device against
+    /// a reference), as opposed to the binary states of 2T2R pairs.
+    pub fn is_analog(self) -> bool {
+        matches!(self, WeightEncoding::Analog | WeightEncoding::Reference)
+    }
 }
 
 /// Bit slicing: a weight's magnitude spread over several devices of different

@@ -8,6 +8,8 @@
 //! ([`Mapping::plane_factors`]):
 //! - analog: G+ = g_min + g_unit |w| / w_max for w > 0 (G- = g_min), and mirrored for
 //!   w < 0; c_0 = w_max;
+//! - reference: G+ = g_min + g_unit (1 + w / w_max) / 2 and G- = g_min + g_unit / 2 (a
+//!   reference device in the middle of the window); c_0 = 2 w_max;
 //! - bit slicing with S slices of b bits (L = 2^b levels per device): |w| is rounded to
 //!   q = round(|w| / w_max (L^S - 1)), written in base L as digits d_s, and slice s holds
 //!   G = g_min + g_unit d_s / (L - 1) on the weight's sign side;
@@ -77,6 +79,7 @@ impl Mapping {
     /// Digital weight c_s of each plane: w = sum_s c_s (G+_s - G-_s) / g_unit.
     pub fn plane_factors(&self) -> Vec<f64> {
         match self.slicing {
+            None if self.encoding == WeightEncoding::Reference => vec![2.0 * self.w_max],
             None => vec![self.w_max],
             Some((slices, levels)) => {
                 let l = f64::from(levels);
@@ -92,6 +95,12 @@ impl Mapping {
     pub fn encode(&self, w: f64, out: &mut [PairTarget]) {
         match self.encoding {
             WeightEncoding::Analog => self.encode_analog(w, out),
+            WeightEncoding::Reference => {
+                out[0] = PairTarget::Analog {
+                    pos: (0.5 + 0.5 * w / self.w_max).clamp(0.0, 1.0),
+                    neg: 0.5,
+                }
+            }
             WeightEncoding::Binary => {
                 out[0] = PairTarget::Binary {
                     pos_high: w >= 0.0,
@@ -170,6 +179,23 @@ mod tests {
             let back = mapping.ideal_weight(f64::from(w));
             assert!((back - f64::from(w)).abs() < 1e-12, "{w} -> {back}");
         }
+    }
+
+    /// The reference encoding spans [-w_max, w_max] with one device: w = 2 w_max (f - 1/2).
+    #[test]
+    fn reference_encoding_spans_the_window_with_one_device() {
+        let config = MappingConfig {
+            encoding: WeightEncoding::Reference,
+            ..MappingConfig::default()
+        };
+        let mapping = Mapping::new(&config, 2.0);
+        for w in [-2.0, -0.5, 0.0, 1.25, 2.0] {
+            assert!((mapping.ideal_weight(w) - w).abs() < 1e-12, "{w}");
+        }
+        assert_eq!(mapping.ideal_weight(3.0), 2.0);
+        let mut t = [PairTarget::Analog { pos: 0.0, neg: 0.0 }];
+        mapping.encode(-2.0, &mut t);
+        assert_eq!(t[0], PairTarget::Analog { pos: 0.0, neg: 0.5 });
     }
 
     #[test]

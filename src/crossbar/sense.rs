@@ -39,7 +39,7 @@ impl<D: Device> Tile<D> {
     pub fn sense_weights_at(&self, read_index: u64) -> Result<Vec<i8>> {
         let encoding = self.encoding();
         ensure!(
-            encoding != WeightEncoding::Analog,
+            !encoding.is_analog(),
             "sense-amplifier reads need mapping.encoding = \"binary\" or \"ternary\""
         );
         ensure!(

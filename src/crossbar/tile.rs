@@ -522,7 +522,7 @@ impl<D: Device> Tile<D> {
     /// Both devices of every pair at `t_s` for the sense amplifiers (binary and ternary
     /// tiles without bit slicing; empty otherwise).
     fn sensed_pairs(&self, t_s: f64) -> Vec<SensedPair> {
-        if self.encoding() == WeightEncoding::Analog || self.planes != 1 {
+        if self.encoding().is_analog() || self.planes != 1 {
             return Vec::new();
         }
         let mut pairs = vec![SensedPair::default(); self.n_in * self.n_out];

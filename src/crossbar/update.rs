@@ -53,6 +53,35 @@ pub enum PairUpdate {
     SetOnly,
 }
 
+/// How a dense update turns a device's requested change `|ΔW| / Δw_min` into a whole
+/// number of pulses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PulseRounding {
+    /// Round down, plus one more pulse with probability equal to the remainder: the
+    /// expected change is the requested one.
+    #[default]
+    Stochastic,
+    /// Round to the nearest count, halves up (NeuroSim's `truncate` with threshold 0.5,
+    /// MLP_NeuroSim_V3.0 formula.cpp): changes below half a step are dropped.
+    Nearest,
+}
+
+/// How many pulses a device's weight change asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PulseCount {
+    /// `|ΔW| / Δw_min`, Δw_min the weight change of one nominal pulse measured on the
+    /// device ([`Tile::weight_step`]).
+    #[default]
+    MeasuredStep,
+    /// `|ΔW| / c · L`, c the weight spanned by one device's window and L the device's level
+    /// count in the direction of the change ([`Device::window_levels`]): NeuroSim's
+    /// `numPulse = ΔW / (maxWeight - minWeight) · maxNumLevelLTP` (or LTD), whatever the
+    /// step nonlinearity. Dense updates of RRAM-model devices only.
+    WindowLevels,
+}
+
 /// Settings of pulsed updates.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -62,6 +91,10 @@ pub struct PulsedUpdateConfig {
     pub pulse_train_length: u32,
     /// Which device of a pair each pulse goes to.
     pub pair_update: PairUpdate,
+    /// Pulse counts of dense (device-by-device) updates.
+    pub rounding: PulseRounding,
+    /// What one pulse is worth when dense updates count pulses.
+    pub pulse_count: PulseCount,
 }
 
 impl Default for PulsedUpdateConfig {
@@ -69,6 +102,8 @@ impl Default for PulsedUpdateConfig {
         Self {
             pulse_train_length: 10,
             pair_update: PairUpdate::Canonical,
+            rounding: PulseRounding::Stochastic,
+            pulse_count: PulseCount::MeasuredStep,
         }
     }
 }
@@ -156,6 +191,8 @@ fn coincidences(a: &[u64], b: &[u64]) -> u32 {
 struct RowPulser<'a, D: Device> {
     device: &'a D,
     policy: PairUpdate,
+    /// Reference encoding: only G+ is pulsed, G- is the fixed reference.
+    reference: bool,
     t_s: f64,
     half_step_s: f64,
 }
@@ -167,6 +204,7 @@ impl<D: Device> RowPulser<'_, D> {
         let mut energy_j = 0.0;
         for _ in 0..n {
             let (cell, polarity) = match self.policy {
+                _ if self.reference => (0, if up { Polarity::Set } else { Polarity::Reset }),
                 PairUpdate::SetOnly => (grow, Polarity::Set),
                 PairUpdate::Canonical => {
                     let g = self.device.conductance_at(&pair[shrink], self.t_s);
@@ -263,14 +301,15 @@ impl<D: Device> Tile<D> {
         Ok(step_s)
     }
 
-    /// Weight change of one nominal pulse, Δw_min = w_max · ΔG / (g_max - g_min), in the
-    /// units of the programmed weights.
+    /// Weight change of one nominal pulse, Δw_min = c · ΔG / (g_max - g_min), in the
+    /// units of the programmed weights (c = w_max for differential pairs, 2 w_max against a
+    /// reference device).
     pub fn weight_step(&self) -> Result<f64> {
         let mapping = self
             .mapping
             .as_ref()
             .context("pulsed updates need a programmed tile: call program() first")?;
-        Ok(mapping.w_max() * self.nominal_step_s()? / self.g_unit_s)
+        Ok(mapping.plane_factors()[0] * self.nominal_step_s()? / self.g_unit_s)
     }
 
     /// Apply `ΔW = scale · Σ_r δ_r x_rᵀ` by coincident stochastic pulse trains (see the
@@ -289,6 +328,11 @@ impl<D: Device> Tile<D> {
         config
             .validate()
             .context("invalid pulsed-update settings")?;
+        ensure!(
+            config.pulse_count == PulseCount::MeasuredStep,
+            "pulses.pulse_count = \"window_levels\" applies to dense (device-by-device) \
+             updates; outer-product updates size their trains by the measured step"
+        );
         self.check_update_shapes(delta, x, rows)?;
         let dw = self.weight_step()?;
         let (n_in, n_out) = (self.n_in, self.n_out);
@@ -320,9 +364,9 @@ impl<D: Device> Tile<D> {
     }
 
     /// Apply a dense update `ΔW` (row-major `n_out x n_in`, like the programmed matrix)
-    /// device by device: device ij receives floor(|ΔW_ij| / Δw_min) pulses plus one more
-    /// with probability equal to the remainder (stochastic rounding, so the expected
-    /// change is ΔW_ij), serially addressed rather than by coincident trains.
+    /// device by device: device ij receives |ΔW_ij| / Δw_min pulses rounded as
+    /// `config.rounding` says (stochastically by default, so the expected change is
+    /// ΔW_ij), serially addressed rather than by coincident trains.
     pub fn apply_dense_update(
         &mut self,
         delta_w: &[f32],
@@ -340,14 +384,15 @@ impl<D: Device> Tile<D> {
             delta_w.len()
         );
         self.check_update_shapes(&[], &[], 0)?;
-        let dw = self.weight_step()?;
+        let (dw_up, dw_down) = self.dense_steps(config.pulse_count)?;
         let pulser = RowPulser {
             device: &self.device,
             policy: config.pair_update,
+            reference: self.config.mapping.encoding == WeightEncoding::Reference,
             t_s: self.cache.as_ref().map_or(0.0, |c| c.t_s),
             half_step_s: 0.5 * self.nominal_step_s()?,
         };
-        let (seed, tile_id) = (self.seed, self.tile_id);
+        let (seed, tile_id, rounding) = (self.seed, self.tile_id, config.rounding);
         let (dead_rows, dead_cols) = (&self.dead_rows, &self.dead_cols);
         let rows: Vec<RowOutcome> = self
             .cells
@@ -361,8 +406,16 @@ impl<D: Device> Tile<D> {
                     if d == 0.0 || dead_rows[row] || dead_cols[col] {
                         continue;
                     }
-                    let steps = d.abs() / dw;
-                    let n = steps.floor() as u32 + u32::from(rng.random::<f64>() < steps.fract());
+                    let steps = d.abs() / if d > 0.0 { dw_up } else { dw_down };
+                    let n = match rounding {
+                        PulseRounding::Stochastic => {
+                            steps.floor() as u32 + u32::from(rng.random::<f64>() < steps.fract())
+                        }
+                        PulseRounding::Nearest => (steps + 0.5).floor() as u32,
+                    };
+                    if n == 0 && rounding == PulseRounding::Nearest {
+                        continue;
+                    }
                     let pair = &mut cells[col * 2..col * 2 + 2];
                     outcome.pulse(&pulser, col, pair, (d > 0.0, n), &mut rng);
                 }
@@ -383,6 +436,36 @@ impl<D: Device> Tile<D> {
             outer_products: 0,
             slots: 0,
         })
+    }
+
+    /// Weight change of one pulse that raises and one that lowers a weight, as `count`
+    /// values pulses.
+    fn dense_steps(&self, count: PulseCount) -> Result<(f64, f64)> {
+        match count {
+            PulseCount::MeasuredStep => {
+                let dw = self.weight_step()?;
+                Ok((dw, dw))
+            }
+            PulseCount::WindowLevels => {
+                let mapping = self
+                    .mapping
+                    .as_ref()
+                    .context("pulsed updates need a programmed tile: call program() first")?;
+                let span = mapping.plane_factors()[0];
+                let levels = |polarity| {
+                    self.device.window_levels(polarity).context(
+                        "pulses.pulse_count = \"window_levels\" needs a device with level \
+                         counts (an rram-model preset); use \"measured_step\"",
+                    )
+                };
+                // A raise is counted in potentiation levels, a lowering in depression
+                // levels (exact for the reference encoding, where only G+ moves).
+                Ok((
+                    span / levels(Polarity::Set)?,
+                    span / levels(Polarity::Reset)?,
+                ))
+            }
+        }
     }
 
     /// Record an update in the ledger and bring the read cache up to date (see
@@ -408,9 +491,9 @@ impl<D: Device> Tile<D> {
             self.n_out
         );
         ensure!(
-            self.planes == 1 && self.config.mapping.encoding == WeightEncoding::Analog,
-            "pulsed updates need analog differential pairs without bit slicing \
-             (mapping.encoding = \"analog\", no mapping.bit_slicing)"
+            self.planes == 1 && self.config.mapping.encoding.is_analog(),
+            "pulsed updates need analog weights without bit slicing \
+             (mapping.encoding = \"analog\" or \"reference\", no mapping.bit_slicing)"
         );
         ensure!(
             delta.iter().chain(x).all(|v| v.is_finite()),
@@ -459,6 +542,7 @@ impl<D: Device> Tile<D> {
         let pulser = RowPulser {
             device: &self.device,
             policy,
+            reference: self.config.mapping.encoding == WeightEncoding::Reference,
             t_s: self.cache.as_ref().map_or(0.0, |c| c.t_s),
             half_step_s: 0.5 * self.nominal_step_s()?,
         };
@@ -569,6 +653,7 @@ mod tests {
                     let config = PulsedUpdateConfig {
                         pulse_train_length: 10,
                         pair_update: policy,
+                        ..Default::default()
                     };
                     let index = 2 * k as u64 + u64::from(policy == PairUpdate::SetOnly);
                     tile.apply_outer_product(&delta, &x, 1, scale, &config, index)
@@ -609,6 +694,7 @@ mod tests {
         let update = PulsedUpdateConfig {
             pulse_train_length: 10,
             pair_update: PairUpdate::Canonical,
+            ..Default::default()
         };
         tile.apply_outer_product(&delta, &x, 1, 4.0, &update, 0)
             .unwrap();

@@ -135,6 +135,40 @@ impl Dataset {
         Ok(())
     }
 
+    /// Keep the central `rows x cols` pixels of every channel (torchvision's `CenterCrop`:
+    /// the top-left corner at `(H - rows) / 2, (W - cols) / 2`, rounded down), e.g. the
+    /// 20 x 20 MNIST of NeuroSim's MLP benchmark.
+    pub fn center_crop(&mut self, rows: usize, cols: usize) -> Result<()> {
+        ensure!(
+            (1..=self.rows).contains(&rows) && (1..=self.cols).contains(&cols),
+            "a {rows} x {cols} crop does not fit images of {} x {} pixels: give at least 1 and \
+             at most the image size",
+            self.rows,
+            self.cols
+        );
+        let (top, left) = ((self.rows - rows) / 2, (self.cols - cols) / 2);
+        let plane = self.rows * self.cols;
+        let mut cropped = Vec::with_capacity(self.len() * self.channels * rows * cols);
+        for channel in self.images.chunks_exact(plane) {
+            for r in top..top + rows {
+                let start = r * self.cols + left;
+                cropped.extend_from_slice(&channel[start..start + cols]);
+            }
+        }
+        self.images = cropped;
+        self.rows = rows;
+        self.cols = cols;
+        Ok(())
+    }
+
+    /// Black-and-white images: every value at or above `threshold` becomes 1, every other
+    /// one 0 (NeuroSim's 1-bit inputs, `BWthreshold`).
+    pub fn binarize(&mut self, threshold: f32) {
+        self.images
+            .iter_mut()
+            .for_each(|x| *x = f32::from(u8::from(*x >= threshold)));
+    }
+
     /// Build a data set from an IDX image array (n x rows x cols, u8) and an IDX label array (n, u8).
     pub fn from_idx(images: &IdxArray, labels: &IdxArray, what: &str) -> Result<Dataset> {
         if images.dims.len() != 3 {
@@ -233,6 +267,18 @@ impl Split {
             );
         }
         Ok(())
+    }
+
+    /// Crop both splits to their central `rows x cols` pixels (see [`Dataset::center_crop`]).
+    pub fn center_crop(&mut self, rows: usize, cols: usize) -> Result<()> {
+        self.train.center_crop(rows, cols)?;
+        self.test.center_crop(rows, cols)
+    }
+
+    /// Binarise both splits (see [`Dataset::binarize`]).
+    pub fn binarize(&mut self, threshold: f32) {
+        self.train.binarize(threshold);
+        self.test.binarize(threshold);
     }
 
     /// Normalise both splits per channel (see [`Dataset::normalize`]).
@@ -354,6 +400,39 @@ pub fn load_dir(dir: &Path, format: Format) -> Result<Split> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two images of 2 channels x 5 x 4 pixels holding value = 1000 image + 100 channel +
+    /// 10 row + col: a 3 x 2 centre crop keeps rows 1..4 and columns 1..3 of every channel.
+    #[test]
+    fn center_crop_keeps_the_central_pixels_of_every_channel() {
+        let images: Vec<f32> = (0..2)
+            .flat_map(|i| {
+                (0..2).flat_map(move |c| {
+                    (0..5).flat_map(move |r| {
+                        (0..4).map(move |k| (1000 * i + 100 * c + 10 * r + k) as f32)
+                    })
+                })
+            })
+            .collect();
+        let mut d = Dataset::new(images, vec![3, 7], [2, 5, 4]).unwrap();
+        d.center_crop(3, 2).unwrap();
+        assert_eq!(d.shape(), [2, 3, 2]);
+        assert_eq!(
+            d.image(1),
+            &[
+                1011., 1012., 1021., 1022., 1031., 1032., 1111., 1112., 1121., 1122., 1131., 1132.
+            ]
+        );
+        let err = d.center_crop(4, 2).unwrap_err().to_string();
+        assert!(err.contains("4 x 2") && err.contains("3 x 2"), "{err}");
+    }
+
+    #[test]
+    fn binarize_thresholds_at_the_given_value() {
+        let mut d = Dataset::new(vec![0.0, 0.49, 0.5, 1.0], vec![0], [1, 2, 2]).unwrap();
+        d.binarize(0.5);
+        assert_eq!(d.images, vec![0.0, 0.0, 1.0, 1.0]);
+    }
 
     #[test]
     fn the_embedded_set_is_mnist_10k() {

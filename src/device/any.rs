@@ -188,6 +188,15 @@ impl Device for AnyDevice {
         }
     }
 
+    fn window_levels(&self, polarity: Polarity) -> Option<f64> {
+        match self {
+            AnyDevice::Rram(d) => d.window_levels(polarity),
+            AnyDevice::Ideal(_) | AnyDevice::Pulsed(_) | AnyDevice::Pcm(_) | AnyDevice::Mram(_) => {
+                None
+            }
+        }
+    }
+
     fn conductance_at(&self, state: &AnyState, t_s: f64) -> f64 {
         dispatch!(self, state, |d, s| d.conductance_at(s, t_s))
     }

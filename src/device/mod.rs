@@ -161,6 +161,13 @@ pub trait Device: Send + Sync {
         None
     }
 
+    /// Nominal pulses that take a device across its window in the direction of `polarity`
+    /// (NeuroSim's `maxNumLevelLTP` / `maxNumLevelLTD`), for models that count levels (RRAM);
+    /// `None` (the default) for the others.
+    fn window_levels(&self, _polarity: Polarity) -> Option<f64> {
+        None
+    }
+
     /// Noise-free conductance `t_s` seconds after the last programming (drift included), siemens.
     fn conductance_at(&self, state: &Self::State, t_s: f64) -> f64;
 

@@ -49,8 +49,7 @@
 
 use super::cell;
 use super::params::{
-    ParamError, all_non_negative, all_positive, at_least_one, ordered, positive,
-    stuck_fractions,
+    ParamError, all_non_negative, all_positive, at_least_one, ordered, positive, stuck_fractions,
 };
 use super::sampling::{bernoulli, lognormal_factor, one_minus_exp_neg, standard_normal};
 use super::{Device, Polarity, Pulse, PulseReport, StuckAt, WriteReport};
@@ -153,7 +152,7 @@ impl RramParams {
             ("nonlinearity_ltp", self.nonlinearity_ltp),
             ("nonlinearity_ltd", self.nonlinearity_ltd),
         ] {
-            if !(nl.abs() < MAX_NONLINEARITY) {
+            if nl.is_nan() || nl.abs() >= MAX_NONLINEARITY {
                 return Err(ParamError {
                     field: field.to_string(),
                     message: format!(
@@ -585,6 +584,13 @@ impl Device for Rram {
         let p = &self.params;
         let set = (p.set_pulse_v, p.set_pulse_width_s);
         Pulse::by_polarity(polarity, set, (p.reset_pulse_v, p.reset_pulse_width_s))
+    }
+
+    fn window_levels(&self, polarity: Polarity) -> Option<f64> {
+        Some(f64::from(match polarity {
+            Polarity::Set => self.params.levels_ltp,
+            Polarity::Reset => self.params.levels_ltd,
+        }))
     }
 
     fn conductance_at(&self, state: &RramState, t_s: f64) -> f64 {

@@ -6,8 +6,14 @@
 //! units), and the weight update `ΔW_k = η δ_k h_{k-1}ᵀ / batch` is applied as coincident
 //! stochastic pulse trains (Gokmen & Vlasov, Front. Neurosci. 2016) through the
 //! [`LearningRule`] API, so every device non-ideality acts on learning. Biases, the
-//! activations and the softmax cross-entropy error are digital. With `device = "digital"`
-//! the same network trains in `f32`: the reference the accuracy loss is measured against.
+//! activations and the output error (softmax cross-entropy, or the squared error of sigmoid
+//! outputs) are digital. With `device = "digital"` the same network trains in `f32`: the
+//! reference the accuracy loss is measured against.
+//!
+//! The same loop runs NeuroSim's online training scheme (MLP+NeuroSim V3.0, Chen, Peng & Yu,
+//! IEEE TCAD 2018): one image per update, squared error of sigmoid outputs, no biases, a
+//! learning rate per layer, and a dense update that gives every device its own pulse count
+//! ([`Sgd::dense`], with the tile's pulse rounding).
 
 use anyhow::{Context, Result, ensure};
 use rand::seq::SliceRandom;
@@ -48,11 +54,39 @@ impl HiddenActivation {
     }
 }
 
-/// Plain SGD as a [`LearningRule`]: `ΔW = η δ hᵀ / batch` from the backpropagated error.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// The error the output layer is trained on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputLoss {
+    /// Softmax outputs and cross-entropy: `δ = t - p`.
+    #[default]
+    CrossEntropy,
+    /// Sigmoid outputs and the squared error `Σ (t - a)²`: `δ = 2 a (1 - a) (t - a)`
+    /// (NeuroSim's `s2`, MLP_NeuroSim_V3.0 Train.cpp).
+    Mse,
+}
+
+/// Plain SGD as a [`LearningRule`]: `ΔW = η_k δ hᵀ / batch` from the backpropagated error.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Sgd {
-    /// Learning rate η.
+    /// Learning rate η of every layer without its own.
     pub learning_rate: f32,
+    /// Learning rate of each layer (input side first); layers beyond the list use
+    /// `learning_rate`.
+    pub layer_learning_rates: Vec<f32>,
+    /// Propose the change as a dense matrix applied device by device (NeuroSim's scheme)
+    /// instead of an outer product applied by coincident pulse trains.
+    pub dense: bool,
+}
+
+impl Sgd {
+    /// The learning rate of layer `k`.
+    fn rate(&self, k: usize) -> f32 {
+        self.layer_learning_rates
+            .get(k)
+            .copied()
+            .unwrap_or(self.learning_rate)
+    }
 }
 
 impl LearningRule for Sgd {
@@ -68,12 +102,17 @@ impl LearningRule for Sgd {
     }
 
     fn propose(&mut self, signals: &LocalSignals<'_>) -> Result<WeightChange> {
-        Ok(WeightChange::OuterProduct(OuterProductUpdate {
+        let update = OuterProductUpdate {
             post: signals.require_error(self.name())?.to_vec(),
             pre: signals.phase.inputs.to_vec(),
             rows: signals.rows,
-            scale: self.learning_rate / signals.batch as f32,
-        }))
+            scale: self.rate(signals.layer) / signals.batch as f32,
+        };
+        Ok(if self.dense {
+            WeightChange::Dense(update.dense())
+        } else {
+            WeightChange::OuterProduct(update)
+        })
     }
 }
 
@@ -82,10 +121,14 @@ pub struct Mlp<L> {
     layers: Vec<L>,
     biases: Vec<Vec<f32>>,
     activation: HiddenActivation,
+    loss: OutputLoss,
+    learn_biases: bool,
+    /// Hidden activations reach the next layer binarised at this threshold.
+    hidden_threshold: Option<f32>,
 }
 
 /// Activities of a forward pass: `h[0]` is the input, `h[k]` the output of layer k
-/// (the last holds softmax probabilities).
+/// (the last holds softmax probabilities or sigmoid outputs, as the loss says).
 type Activities = Vec<Vec<f32>>;
 
 impl<L: PlasticSynapses> Mlp<L> {
@@ -106,7 +149,35 @@ impl<L: PlasticSynapses> Mlp<L> {
             layers,
             biases,
             activation,
+            loss: OutputLoss::CrossEntropy,
+            learn_biases: true,
+            hidden_threshold: None,
         })
+    }
+
+    /// Train on `loss`, with (`learn_biases`) or without digital biases (they stay 0).
+    pub fn with_training(mut self, loss: OutputLoss, learn_biases: bool) -> Self {
+        self.loss = loss;
+        self.learn_biases = learn_biases;
+        self
+    }
+
+    /// Let the next layer read hidden activations binarised at `threshold` (1 at or above,
+    /// 0 below; NeuroSim's 1-bit hidden outputs), or analog (`None`). Updates and
+    /// derivatives use the analog activations.
+    pub fn with_hidden_threshold(mut self, threshold: Option<f32>) -> Self {
+        self.hidden_threshold = threshold;
+        self
+    }
+
+    /// The threshold of binarised hidden reads, if any.
+    pub fn hidden_threshold(&self) -> Option<f32> {
+        self.hidden_threshold
+    }
+
+    /// The output loss and whether biases are learned.
+    pub fn training(&self) -> (OutputLoss, bool) {
+        (self.loss, self.learn_biases)
     }
 
     /// The synaptic layers.
@@ -133,15 +204,26 @@ impl<L: PlasticSynapses> Mlp<L> {
     fn forward(&mut self, x: &[f32], batch: usize) -> Result<Activities> {
         let mut h = vec![x.to_vec()];
         let last = self.layers.len() - 1;
+        let threshold = self.hidden_threshold;
         for (k, layer) in self.layers.iter_mut().enumerate() {
             let mut u = vec![0.0; batch * layer.outputs()];
-            layer.forward(&h[k], batch, &mut u)?;
+            match threshold.filter(|_| k > 0) {
+                Some(t) => {
+                    let bits: Vec<f32> =
+                        h[k].iter().map(|&a| f32::from(u8::from(a >= t))).collect();
+                    layer.forward(&bits, batch, &mut u)?
+                }
+                None => layer.forward(&h[k], batch, &mut u)?,
+            }
             for row in u.chunks_exact_mut(layer.outputs()) {
                 row.iter_mut()
                     .zip(&self.biases[k])
                     .for_each(|(v, b)| *v += b);
-                if k == last {
+                if k == last && self.loss == OutputLoss::CrossEntropy {
                     linalg::softmax_in_place(row);
+                } else if k == last {
+                    row.iter_mut()
+                        .for_each(|v| *v = HiddenActivation::Sigmoid.apply(*v));
                 } else {
                     row.iter_mut().for_each(|v| *v = self.activation.apply(*v));
                 }
@@ -161,8 +243,8 @@ impl<L: PlasticSynapses> Mlp<L> {
     }
 
     /// One training step on a batch: forward, backpropagated errors `δ_k = -∂L/∂u_k` of
-    /// the softmax cross-entropy (through the layers' transposed reads), then the rule's
-    /// weight changes and a digital bias step. Returns the predicted classes.
+    /// the output loss (through the layers' transposed reads), then the rule's weight
+    /// changes and a digital bias step. Returns the predicted classes.
     pub fn train_step<R: LearningRule>(
         &mut self,
         rule: &mut R,
@@ -175,10 +257,7 @@ impl<L: PlasticSynapses> Mlp<L> {
         let last = self.layers.len() - 1;
         let classes = self.layers[last].outputs();
         let predicted = argmax_rows(&h[last + 1], classes);
-        let mut delta = h[last + 1].iter().map(|p| -p).collect::<Vec<f32>>();
-        for (row, &label) in delta.chunks_exact_mut(classes).zip(labels) {
-            row[usize::from(label)] += 1.0;
-        }
+        let mut delta = self.output_error(&h[last + 1], labels);
         for k in (0..=last).rev() {
             let below = if k > 0 {
                 let mut back = vec![0.0; batch * self.layers[k].inputs()];
@@ -206,7 +285,7 @@ impl<L: PlasticSynapses> Mlp<L> {
             apply_change(&mut self.layers[k], &change)
                 .with_context(|| format!("weight update of layer {k}"))?;
             let n = self.biases[k].len();
-            for row in delta.chunks_exact(n) {
+            for row in delta.chunks_exact(n).filter(|_| self.learn_biases) {
                 self.biases[k]
                     .iter_mut()
                     .zip(row)
@@ -220,15 +299,48 @@ impl<L: PlasticSynapses> Mlp<L> {
     }
 }
 
-/// Initial weights `U(±1/√fan_in)` of every layer of an MLP with layer sizes `sizes`
-/// (input first; PyTorch's `nn.Linear` default), layer k from the stream
-/// `(seed, [SGD_INIT_STREAM + k])`.
-pub fn initial_layers(sizes: &[usize], seed: u64) -> Result<Vec<DigitalSynapses>> {
+impl<L> Mlp<L> {
+    /// `δ = -∂L/∂u` at the output for outputs `out` (softmax probabilities or sigmoid
+    /// activations) and the one-hot targets of `labels`.
+    fn output_error(&self, out: &[f32], labels: &[u8]) -> Vec<f32> {
+        let classes = out.len() / labels.len().max(1);
+        let mut delta = vec![0.0; out.len()];
+        for ((d, a), &label) in delta
+            .chunks_exact_mut(classes)
+            .zip(out.chunks_exact(classes))
+            .zip(labels)
+        {
+            for (j, (dj, &aj)) in d.iter_mut().zip(a).enumerate() {
+                let hit = j == usize::from(label);
+                *dj = match (self.loss, hit) {
+                    (OutputLoss::CrossEntropy, true) => 1.0 - aj,
+                    (OutputLoss::CrossEntropy, false) => -aj,
+                    (OutputLoss::Mse, true) => 2.0 * aj * (1.0 - aj) * (1.0 - aj),
+                    (OutputLoss::Mse, false) => 2.0 * aj * (1.0 - aj) * -aj,
+                };
+            }
+        }
+        delta
+    }
+}
+
+/// Initial weights of every layer of an MLP with layer sizes `sizes` (input first):
+/// `U(±bound)`, or `U(±1/√fan_in)` (PyTorch's `nn.Linear` default) without a bound; layer k
+/// from the stream `(seed, [SGD_INIT_STREAM + k])`.
+pub fn initial_layers(
+    sizes: &[usize],
+    bound: Option<f32>,
+    seed: u64,
+) -> Result<Vec<DigitalSynapses>> {
     sizes
         .windows(2)
         .enumerate()
         .map(|(k, p)| {
-            DigitalSynapses::uniform_random(p[0], p[1], seed, rng::SGD_INIT_STREAM + k as u64)
+            let stream = rng::SGD_INIT_STREAM + k as u64;
+            match bound {
+                Some(b) => DigitalSynapses::uniform_within(p[0], p[1], b, seed, stream),
+                None => DigitalSynapses::uniform_random(p[0], p[1], seed, stream),
+            }
         })
         .collect()
 }
@@ -297,4 +409,85 @@ pub fn accuracy<L: PlasticSynapses>(mlp: &mut Mlp<L>, data: &Dataset) -> Result<
         correct += count_correct(&predicted, &data.labels[start..end]);
     }
     Ok(correct as f64 / data.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sigmoid(u: f32) -> f32 {
+        1.0 / (1.0 + (-u).exp())
+    }
+
+    /// NeuroSim's online step (MLP_NeuroSim_V3.0 Train.cpp) on a 2-2-2 network without
+    /// biases: a1 = σ(W1 x), a2 = σ(W2 a1), s2 = -2 a2 (1 - a2) (t - a2),
+    /// s1 = a1 (1 - a1) W2ᵀ s2, ΔW2 = -α2 s2 a1ᵀ, ΔW1 = -α1 s1 xᵀ, computed here by hand and
+    /// compared with one dense step of the MLP (MSE loss, no biases, rates [α1, α2]).
+    #[test]
+    fn mse_step_without_biases_is_neurosims_update() {
+        let (w1, w2) = (vec![0.3f32, -0.2, 0.5, 0.1], vec![-0.4f32, 0.6, 0.2, -0.3]);
+        let layers = vec![
+            DigitalSynapses::new(2, 2, w1.clone()).unwrap(),
+            DigitalSynapses::new(2, 2, w2.clone()).unwrap(),
+        ];
+        let mut mlp = Mlp::new(layers, HiddenActivation::Sigmoid)
+            .unwrap()
+            .with_training(OutputLoss::Mse, false);
+        let (a1_rate, a2_rate) = (0.4f32, 0.2f32);
+        let mut rule = Sgd {
+            learning_rate: 9.0,
+            layer_learning_rates: vec![a1_rate, a2_rate],
+            dense: true,
+        };
+        let x = [1.0f32, 0.0];
+        mlp.train_step(&mut rule, 9.0, &x, &[1]).unwrap();
+
+        let a1: Vec<f32> = (0..2)
+            .map(|j| sigmoid(w1[2 * j] * x[0] + w1[2 * j + 1] * x[1]))
+            .collect();
+        let a2: Vec<f32> = (0..2)
+            .map(|j| sigmoid(w2[2 * j] * a1[0] + w2[2 * j + 1] * a1[1]))
+            .collect();
+        let t = [0.0f32, 1.0];
+        let s2: Vec<f32> = (0..2)
+            .map(|j| -2.0 * a2[j] * (1.0 - a2[j]) * (t[j] - a2[j]))
+            .collect();
+        let s1: Vec<f32> = (0..2)
+            .map(|k| a1[k] * (1.0 - a1[k]) * (w2[k] * s2[0] + w2[2 + k] * s2[1]))
+            .collect();
+        for j in 0..2 {
+            for k in 0..2 {
+                let want2 = w2[2 * j + k] - a2_rate * s2[j] * a1[k];
+                let want1 = w1[2 * j + k] - a1_rate * s1[j] * x[k];
+                let got2 = mlp.layers()[1].weight()[2 * j + k];
+                let got1 = mlp.layers()[0].weight()[2 * j + k];
+                assert!((got2 - want2).abs() < 1e-6, "W2[{j}{k}] {got2} vs {want2}");
+                assert!((got1 - want1).abs() < 1e-6, "W1[{j}{k}] {got1} vs {want1}");
+            }
+        }
+        assert!(mlp.biases.iter().flatten().all(|&b| b == 0.0), "no biases");
+    }
+
+    /// With a hidden threshold the second layer reads NeuroSim's 1-bit hidden outputs
+    /// (da1 = [a1 >= 0.5]) while the activities kept for the update stay analog.
+    #[test]
+    fn hidden_threshold_binarises_only_the_next_layers_read() {
+        let (w1, w2) = (vec![2.0f32, 0.0, -2.0, 0.0], vec![0.7f32, 0.3, -0.5, 0.9]);
+        let layers = vec![
+            DigitalSynapses::new(2, 2, w1).unwrap(),
+            DigitalSynapses::new(2, 2, w2.clone()).unwrap(),
+        ];
+        let mut mlp = Mlp::new(layers, HiddenActivation::Sigmoid)
+            .unwrap()
+            .with_training(OutputLoss::Mse, false)
+            .with_hidden_threshold(Some(0.5));
+        let h = mlp.forward(&[1.0, 0.0], 1).unwrap();
+        assert_eq!(
+            h[1],
+            vec![sigmoid(2.0), sigmoid(-2.0)],
+            "analog hidden kept"
+        );
+        let want = [sigmoid(w2[0]), sigmoid(w2[2])];
+        assert_eq!(h[2], want.to_vec(), "read of the bits [1, 0]");
+    }
 }

@@ -21,8 +21,14 @@ pub struct DataConfig {
     pub train_limit: usize,
     /// Use only the first this many test images (0: all).
     pub test_limit: usize,
-    /// Per-channel mean subtracted from the values (after pixels are scaled to [0, 1]);
-    /// empty: no normalisation.
+    /// Keep only the central `[rows, cols]` pixels of every image (empty: whole images),
+    /// e.g. `[20, 20]` for the cropped MNIST of NeuroSim's MLP benchmark.
+    pub crop: Vec<usize>,
+    /// Turn pixels (scaled to [0, 1]) into black and white: 1 at or above this threshold,
+    /// 0 below (NeuroSim's 1-bit inputs use 0.5); absent: grey levels kept.
+    pub binarize: Option<f32>,
+    /// Per-channel mean subtracted from the values (after pixels are scaled to [0, 1],
+    /// cropped and binarised); empty: no normalisation.
     pub mean: Vec<f32>,
     /// Per-channel standard deviation the values are divided by (after the mean is
     /// subtracted); empty: no normalisation.
@@ -36,6 +42,8 @@ impl Default for DataConfig {
             format: Format::Auto,
             train_limit: 0,
             test_limit: 0,
+            crop: Vec::new(),
+            binarize: None,
             mean: Vec::new(),
             std: Vec::new(),
         }
@@ -43,9 +51,10 @@ impl Default for DataConfig {
 }
 
 impl DataConfig {
-    /// Load the data set: read, cut to the limits, normalise.
+    /// Load the data set: read, cut to the limits, crop, binarise, normalise.
     pub fn load(&self) -> Result<Split> {
         data::check_normalization(&self.mean, &self.std).context("data.mean / data.std")?;
+        self.check_transforms()?;
         let mut split = self.read()?;
         ensure!(
             !split.train.is_empty() && !split.test.is_empty(),
@@ -58,12 +67,40 @@ impl DataConfig {
         if self.test_limit > 0 {
             split.test = split.test.take(self.test_limit);
         }
+        if let [rows, cols] = self.crop[..] {
+            split.center_crop(rows, cols).with_context(|| {
+                format!(
+                    "data.crop = {:?} (data.source = {})",
+                    self.crop, self.source
+                )
+            })?;
+        }
+        if let Some(threshold) = self.binarize {
+            split.binarize(threshold);
+        }
         if !self.mean.is_empty() {
             split
                 .normalize(&self.mean, &self.std)
                 .with_context(|| format!("data.mean / data.std (data.source = {})", self.source))?;
         }
         Ok(split)
+    }
+
+    /// The crop and binarisation settings, checked before any data is read.
+    pub fn check_transforms(&self) -> Result<()> {
+        ensure!(
+            self.crop.is_empty() || self.crop.len() == 2,
+            "data.crop = {:?}: give [rows, cols] (two pixel counts) or leave it out",
+            self.crop
+        );
+        if let Some(t) = self.binarize {
+            ensure!(
+                t.is_finite() && t > 0.0 && t <= 1.0,
+                "data.binarize = {t}: the threshold is a pixel value in (0, 1] (0.5 is \
+                 NeuroSim's), or leave it out to keep grey levels"
+            );
+        }
+        Ok(())
     }
 
     /// The data set `source` and `format` name.

@@ -40,8 +40,8 @@
 //! repeat in [`JobKind::prepare`].
 
 use super::data_source::{DataCache, DataConfig, poisoned};
+use crate::crossbar::TileConfig;
 use crate::crossbar::update::PulsedUpdateConfig;
-use crate::crossbar::{TileConfig, WeightEncoding};
 use crate::data::{Dataset, Split};
 use crate::device::{AnyDevice, preset};
 use crate::experiment::config::{to_value, typed};
@@ -49,7 +49,7 @@ use crate::experiment::kinds::{Kind, SweepKind};
 use crate::experiment::run::{JobId, JobKind};
 use crate::experiment::table::epoch_metric;
 use crate::learning::ep::{self, Activation, EpConfig, EpConv, EpNetwork};
-use crate::learning::sgd::{self, EpochSchedule, HiddenActivation, Mlp, Sgd};
+use crate::learning::sgd::{self, EpochSchedule, HiddenActivation, Mlp, OutputLoss, Sgd};
 use crate::synapses::DigitalSynapses;
 use crate::synapses::PlasticSynapses;
 use crate::synapses::{CrossbarSynapses, program_layers};
@@ -169,18 +169,53 @@ impl<'de> Deserialize<'de> for EpSection {
 pub struct SgdSection {
     /// Learning rate η of weights and biases.
     pub learning_rate: f32,
+    /// Learning rate of each synaptic layer's weights, input side first (empty:
+    /// `learning_rate` for every layer), e.g. NeuroSim's `[0.4, 0.2]` (alpha1, alpha2).
+    pub layer_learning_rates: Vec<f32>,
     /// Images per mini-batch.
     pub batch_size: usize,
     /// Hidden-layer non-linearity.
     pub activation: HiddenActivation,
+    /// Output error: `cross_entropy` (softmax outputs) or `mse` (sigmoid outputs,
+    /// NeuroSim's).
+    pub loss: OutputLoss,
+    /// Learn digital biases (false: none, as NeuroSim's MLP).
+    pub biases: bool,
+    /// How a weight change reaches the devices: `outer_product` (coincident stochastic
+    /// pulse trains) or `dense` (every device its own pulse count, rounded as
+    /// `hardware.pulses.rounding` says: NeuroSim's scheme with `"nearest"`).
+    pub update: UpdateScheme,
+    /// Initial weights `U(±init_bound)` in every layer (absent: `U(±1/√fan_in)`).
+    pub init_bound: Option<f32>,
+    /// The next layer reads hidden activations binarised at this threshold (1 at or above,
+    /// 0 below: NeuroSim's 1-bit `da1` with `Hthreshold = 0.5`); the weight updates and the
+    /// backpropagated derivatives keep the analog activations. Absent: analog reads.
+    pub hidden_threshold: Option<f32>,
+}
+
+/// How analog SGD applies its weight changes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateScheme {
+    /// `ΔW = η δ xᵀ` as coincident row and column pulse trains.
+    #[default]
+    OuterProduct,
+    /// `ΔW` computed digitally and applied device by device.
+    Dense,
 }
 
 impl Default for SgdSection {
     fn default() -> Self {
         Self {
             learning_rate: 0.5,
+            layer_learning_rates: Vec::new(),
             batch_size: 10,
             activation: HiddenActivation::Sigmoid,
+            loss: OutputLoss::CrossEntropy,
+            biases: true,
+            update: UpdateScheme::OuterProduct,
+            init_bound: None,
+            hidden_threshold: None,
         }
     }
 }
@@ -279,9 +314,9 @@ impl HardwareSection {
         self.tile.validate().context("[hardware.tile]")?;
         let mapping = &self.tile.mapping;
         ensure!(
-            mapping.encoding == WeightEncoding::Analog && mapping.bit_slicing.is_none(),
-            "hardware.tile.mapping: pulsed training needs analog differential pairs without \
-             bit slicing (encoding = \"analog\", no bit_slicing)"
+            mapping.encoding.is_analog() && mapping.bit_slicing.is_none(),
+            "hardware.tile.mapping: pulsed training needs analog weights without bit slicing \
+             (encoding = \"analog\" or \"reference\", no bit_slicing)"
         );
         ensure!(
             mapping.weight_max.is_none(),
@@ -330,6 +365,7 @@ impl TrainingConfig {
             "network.convs: convolutional layers are trained by equilibrium propagation only \
              (rule.kind = \"ep\"); analog SGD trains fully connected layers"
         );
+        self.data.check_transforms()?;
         let layers = self.network.layers();
         match self.rule.kind {
             RuleKind::Ep => self.ep_config(0).validate(layers).context("[rule.ep]")?,
@@ -341,6 +377,30 @@ impl TrainingConfig {
                     s.learning_rate
                 );
                 ensure!(s.batch_size > 0, "rule.sgd.batch_size must be at least 1");
+                ensure!(
+                    s.layer_learning_rates.is_empty() || s.layer_learning_rates.len() == layers,
+                    "rule.sgd.layer_learning_rates has {} entries but the network has {layers} \
+                     synaptic layers: give one per layer or leave it out",
+                    s.layer_learning_rates.len()
+                );
+                for (field, value) in [
+                    ("init_bound", s.init_bound),
+                    ("hidden_threshold", s.hidden_threshold),
+                ] {
+                    if let Some(v) = value {
+                        ensure!(
+                            v.is_finite() && v > 0.0,
+                            "rule.sgd.{field} = {v}: must be a positive number, or left out"
+                        );
+                    }
+                }
+                ensure!(
+                    s.layer_learning_rates
+                        .iter()
+                        .all(|r| r.is_finite() && *r > 0.0),
+                    "rule.sgd.layer_learning_rates = {:?}: every rate must be a positive number",
+                    s.layer_learning_rates
+                );
             }
         }
         self.hardware.validate(layers)?;
@@ -428,10 +488,15 @@ impl Model<DigitalSynapses> {
                 )
             }
             RuleKind::Ep => Model::Ep(EpNetwork::digital(&sizes, activation, seed)?),
-            RuleKind::Sgd => Model::Sgd(Mlp::new(
-                sgd::initial_layers(&sizes, seed)?,
-                c.rule.sgd.activation,
-            )?),
+            RuleKind::Sgd => Model::Sgd(
+                Mlp::new(
+                    sgd::initial_layers(&sizes, c.rule.sgd.init_bound, seed)
+                        .context("rule.sgd.init_bound")?,
+                    c.rule.sgd.activation,
+                )?
+                .with_training(c.rule.sgd.loss, c.rule.sgd.biases)
+                .with_hidden_threshold(c.rule.sgd.hidden_threshold),
+            ),
         })
     }
 
@@ -465,7 +530,14 @@ impl Model<DigitalSynapses> {
                 net.connections().to_vec(),
                 net.activation(),
             )?),
-            Model::Sgd(mlp) => Model::Sgd(Mlp::new(program(mlp.layers())?, mlp.activation())?),
+            Model::Sgd(mlp) => {
+                let (loss, biases) = mlp.training();
+                Model::Sgd(
+                    Mlp::new(program(mlp.layers())?, mlp.activation())?
+                        .with_training(loss, biases)
+                        .with_hidden_threshold(mlp.hidden_threshold()),
+                )
+            }
         })
     }
 }
@@ -486,6 +558,8 @@ impl<S: PlasticSynapses> Model<S> {
                     let s = &c.rule.sgd;
                     let mut rule = Sgd {
                         learning_rate: s.learning_rate,
+                        layer_learning_rates: s.layer_learning_rates.clone(),
+                        dense: s.update == UpdateScheme::Dense,
                     };
                     let schedule = EpochSchedule {
                         batch_size: s.batch_size,

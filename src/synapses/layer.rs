@@ -149,6 +149,21 @@ impl DigitalSynapses {
     /// reproducible stream `(seed, [stream])`.
     pub fn uniform_random(inputs: usize, outputs: usize, seed: u64, stream: u64) -> Result<Self> {
         let bound = 1.0 / (inputs.max(1) as f32).sqrt();
+        Self::uniform_within(inputs, outputs, bound, seed, stream)
+    }
+
+    /// Weights drawn from `U(-bound, bound)` with the stream `(seed, [stream])`.
+    pub fn uniform_within(
+        inputs: usize,
+        outputs: usize,
+        bound: f32,
+        seed: u64,
+        stream: u64,
+    ) -> Result<Self> {
+        ensure!(
+            bound.is_finite() && bound > 0.0,
+            "the initial weight bound must be a positive number (got {bound})"
+        );
         let mut rng = crate::rng::stream(seed, &[stream]);
         let weight = (0..inputs * outputs)
             .map(|_| rng.random_range(-bound..bound))
