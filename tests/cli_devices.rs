@@ -23,6 +23,7 @@ fn devices_lists_every_preset_under_its_family() {
         ("capacitor", "linear_step"),
         ("reram_sb", "soft_bounds"),
         ("reram_es", "exp_step"),
+        ("aihwkit_pcm", "exp_step"),
         ("rram_hfo2", "rram"),
         ("neurosim_agasi", "rram"),
         ("neurosim_taox_hfox", "rram"),
@@ -60,10 +61,16 @@ fn devices_show_prints_every_parameter_with_unit_and_source() {
     );
 }
 
-/// `xbar devices show` prints every parameter of each NeuroSim benchmark preset with its source.
+/// `xbar devices show` prints every parameter of each NeuroSim benchmark preset, and of the
+/// later zoo presets, with its source.
 #[test]
-fn devices_show_prints_the_sources_of_the_neurosim_presets() {
-    for name in ["neurosim_agasi", "neurosim_taox_hfox", "neurosim_epiram"] {
+fn devices_show_prints_the_sources_of_the_neurosim_and_zoo_presets() {
+    for name in [
+        "neurosim_agasi",
+        "neurosim_taox_hfox",
+        "neurosim_epiram",
+        "aihwkit_pcm",
+    ] {
         let o = xbar(&["devices", "show", name]);
         assert!(o.status.success(), "{name}: {}", stderr(&o));
         let text = stdout(&o);

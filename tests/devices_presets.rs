@@ -56,7 +56,8 @@ fn every_builtin_preset_documents_every_parameter() {
             "idealized",
             "neurosim_agasi",
             "neurosim_taox_hfox",
-            "neurosim_epiram"
+            "neurosim_epiram",
+            "aihwkit_pcm"
         ]
     );
     for p in &presets {

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use xbar::device::{AnyDevice, AnyState, Device, Polarity, Pulse, preset};
 
 /// The built-in presets, plus RRAM with its (preset-disabled) relaxation switched on.
-const PRESETS: [&str; 12] = [
+const PRESETS: [&str; 13] = [
     "ideal",
     "rram_hfo2",
     "pcm_gst",
@@ -19,6 +19,7 @@ const PRESETS: [&str; 12] = [
     "capacitor",
     "gokmen_vlasov",
     "idealized",
+    "aihwkit_pcm",
 ];
 
 #[derive(Clone, Debug)]

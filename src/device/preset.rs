@@ -33,7 +33,7 @@ use serde::de::DeserializeOwned;
 use std::path::Path;
 
 /// The built-in presets: (name, file text).
-pub const BUILTIN: [(&str, &str); 14] = [
+pub const BUILTIN: [(&str, &str); 15] = [
     ("ideal", include_str!("../../device_models/ideal.toml")),
     (
         "rram_hfo2",
@@ -80,6 +80,10 @@ pub const BUILTIN: [(&str, &str); 14] = [
     (
         "neurosim_epiram",
         include_str!("../../device_models/neurosim_epiram.toml"),
+    ),
+    (
+        "aihwkit_pcm",
+        include_str!("../../device_models/aihwkit_pcm.toml"),
     ),
 ];
 
