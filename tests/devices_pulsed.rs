@@ -37,25 +37,8 @@ const NEW_PRESETS: [&str; 8] = [
 /// spread bounds never reach 0 S), no device-to-device spread, `C2C` cycle-to-cycle noise.
 fn params() -> PulsedParams {
     PulsedParams {
-        g_min_s: 20e-6,
-        g_max_s: 25e-6,
-        w_min: -1.0,
-        w_max: 1.0,
-        w_min_dtod: 0.0,
-        w_max_dtod: 0.0,
-        dw_min: 0.01,
-        dw_min_dtod: 0.0,
         dw_min_std: C2C,
-        up_down: 0.0,
-        up_down_dtod: 0.0,
-        write_noise_std: 0.0,
-        read_noise_rel: 0.0,
-        drift_nu: 0.0,
-        drift_t0_s: 1.0,
-        p_stuck_lrs: 0.0,
-        p_stuck_hrs: 0.0,
-        pulse_amplitude_v: 1.0,
-        pulse_width_s: 100e-9,
+        ..PulsedParams::noise_free((20e-6, 25e-6), (-1.0, 1.0), 0.01, (1.0, 100e-9))
     }
 }
 

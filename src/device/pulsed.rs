@@ -381,7 +381,46 @@ fn up_down_biases(up_down: f64) -> (f64, f64) {
     }
 }
 
+/// Reference time of the drift law of [`PulsedParams::noise_free`], seconds (unused there:
+/// its drift exponent is 0).
+pub const NOISE_FREE_DRIFT_T0_S: f64 = 1.0;
+
 impl PulsedParams {
+    /// A nominal device without any randomness or imperfection: the window `[g_min_s,
+    /// g_max_s]` (siemens) over the weights `[w_min, w_max]`, the step `dw_min`, and the
+    /// nominal pulse `(amplitude V, width s)` used for energy accounting; every
+    /// device-to-device spread, cycle-to-cycle and write noise, read noise, drift, fault
+    /// rate and asymmetry is 0. Change the fields a use needs with struct update syntax,
+    /// e.g. `PulsedParams { dw_min_std: 0.3, ..PulsedParams::noise_free(...) }`.
+    pub fn noise_free(
+        (g_min_s, g_max_s): (f64, f64),
+        (w_min, w_max): (f64, f64),
+        dw_min: f64,
+        (pulse_amplitude_v, pulse_width_s): (f64, f64),
+    ) -> Self {
+        Self {
+            g_min_s,
+            g_max_s,
+            w_min,
+            w_max,
+            w_min_dtod: 0.0,
+            w_max_dtod: 0.0,
+            dw_min,
+            dw_min_dtod: 0.0,
+            dw_min_std: 0.0,
+            up_down: 0.0,
+            up_down_dtod: 0.0,
+            write_noise_std: 0.0,
+            read_noise_rel: 0.0,
+            drift_nu: 0.0,
+            drift_t0_s: NOISE_FREE_DRIFT_T0_S,
+            p_stuck_lrs: 0.0,
+            p_stuck_hrs: 0.0,
+            pulse_amplitude_v,
+            pulse_width_s,
+        }
+    }
+
     /// Check every field; the first problem found is returned.
     pub fn validate(&self) -> Result<(), ParamError> {
         non_negative("g_min_s", self.g_min_s)?;
