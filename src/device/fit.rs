@@ -768,6 +768,12 @@ pub fn fit(data: &Measurements, family: &str, options: &FitOptions) -> Result<Fi
         p_stuck_hrs: 0.0,
         pulse_amplitude_v: options.pulse_amplitude_v,
         pulse_width_s: options.pulse_width_s,
+        diffusion: 0.0,
+        diffusion_dtod: 0.0,
+        lifetime: 0.0,
+        lifetime_dtod: 0.0,
+        reset: 0.0,
+        reset_dtod: 0.0,
     };
     let device = PulsedDevice::new(params, shape_family);
     device.validate().map_err(|e| {
@@ -1271,6 +1277,9 @@ fn own_device(o: &OwnFit) -> (PulsedDevice, PulsedState) {
         scale_down: o.s_down,
         shape,
         stuck: None,
+        diffusion_rate: 0.0,
+        decay_scale: 1.0,
+        reset_bias: 0.0,
     };
     (PulsedDevice::new(params, family), cell)
 }

@@ -132,7 +132,7 @@ pub fn family_label(model: &str) -> &'static str {
 }
 
 /// The variability parameters every pulsed step-model family shares.
-const PULSED_VARIABILITY: [&str; 7] = [
+const PULSED_VARIABILITY: [&str; 11] = [
     "w_min_dtod",
     "w_max_dtod",
     "dw_min_dtod",
@@ -140,6 +140,10 @@ const PULSED_VARIABILITY: [&str; 7] = [
     "up_down_dtod",
     "write_noise_std",
     "read_noise_rel",
+    "diffusion",
+    "diffusion_dtod",
+    "lifetime_dtod",
+    "reset_dtod",
 ];
 
 /// One documented parameter of a preset.
