@@ -28,6 +28,8 @@ fn devices_lists_every_preset_under_its_family() {
         ("neurosim_agasi", "rram"),
         ("neurosim_taox_hfox", "rram"),
         ("neurosim_epiram", "rram"),
+        ("stt_mram", "mram"),
+        ("sot_mram", "mram"),
     ] {
         let header = text
             .lines()
@@ -70,6 +72,7 @@ fn devices_show_prints_the_sources_of_the_neurosim_and_zoo_presets() {
         "neurosim_taox_hfox",
         "neurosim_epiram",
         "aihwkit_pcm",
+        "sot_mram",
     ] {
         let o = xbar(&["devices", "show", name]);
         assert!(o.status.success(), "{name}: {}", stderr(&o));

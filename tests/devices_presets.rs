@@ -57,7 +57,8 @@ fn every_builtin_preset_documents_every_parameter() {
             "neurosim_agasi",
             "neurosim_taox_hfox",
             "neurosim_epiram",
-            "aihwkit_pcm"
+            "aihwkit_pcm",
+            "sot_mram"
         ]
     );
     for p in &presets {

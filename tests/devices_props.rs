@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use xbar::device::{AnyDevice, AnyState, Device, Polarity, Pulse, preset};
 
 /// The built-in presets, plus RRAM with its (preset-disabled) relaxation switched on.
-const PRESETS: [&str; 13] = [
+const PRESETS: [&str; 14] = [
     "ideal",
     "rram_hfo2",
     "pcm_gst",
@@ -20,6 +20,7 @@ const PRESETS: [&str; 13] = [
     "gokmen_vlasov",
     "idealized",
     "aihwkit_pcm",
+    "sot_mram",
 ];
 
 #[derive(Clone, Debug)]

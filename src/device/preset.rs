@@ -33,7 +33,7 @@ use serde::de::DeserializeOwned;
 use std::path::Path;
 
 /// The built-in presets: (name, file text).
-pub const BUILTIN: [(&str, &str); 15] = [
+pub const BUILTIN: [(&str, &str); 16] = [
     ("ideal", include_str!("../../device_models/ideal.toml")),
     (
         "rram_hfo2",
@@ -85,6 +85,10 @@ pub const BUILTIN: [(&str, &str); 15] = [
         "aihwkit_pcm",
         include_str!("../../device_models/aihwkit_pcm.toml"),
     ),
+    (
+        "sot_mram",
+        include_str!("../../device_models/sot_mram.toml"),
+    ),
 ];
 
 /// The largest conductance a parameter in siemens may take: 1 S, a 1-ohm cell (memory
@@ -120,7 +124,7 @@ pub fn family_label(model: &str) -> &'static str {
         "ideal" => "ideal linear device (noise-free)",
         "rram" => "NeuroSim nonlinear LTP/LTD (filamentary RRAM, analog and binary)",
         "pcm" => "PCM statistical model (Nandakumar/Joshi, as in aihwkit)",
-        "mram" => "STT magnetic tunnel junction (binary)",
+        "mram" => "magnetic tunnel junction (binary; STT or three-terminal SOT write)",
         "constant_step" => "constant step (aihwkit ConstantStepDevice)",
         "linear_step" => "linear step (aihwkit LinearStepDevice)",
         "soft_bounds" => "soft bounds (aihwkit SoftBoundsDevice)",
