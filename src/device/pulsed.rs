@@ -69,6 +69,11 @@
 //! values are drawn at fabrication after the step scales, diffusion first (aihwkit's order);
 //! the reset value and lifetime only with `lifetime > 0`.
 //!
+//! On a tile each weight is a differential pair of such cells (`G+ - G-`), not one aihwkit
+//! device: decay pulls both cells towards their reset value, so the pair's weight decays
+//! towards 0 (by `δ` per update when both cells share `δ` and `r`), and the pair's weight
+//! diffuses with the variance of two cells.
+//!
 //! Not modelled (yet): the reference devices of the
 //! `...ReferenceDevice` classes, the reset operation itself (`reset_std`, used by
 //! aihwkit's refresh of one-sided unit cells; `reset` here is only the decay target), and
