@@ -23,6 +23,7 @@ fn devices_lists_every_preset_under_its_family() {
         ("capacitor", "linear_step"),
         ("reram_sb", "soft_bounds"),
         ("reram_es", "exp_step"),
+        ("aihwkit_pcm", "exp_step"),
         ("rram_hfo2", "rram"),
         ("neurosim_agasi", "rram"),
         ("neurosim_taox_hfox", "rram"),
@@ -31,6 +32,8 @@ fn devices_lists_every_preset_under_its_family() {
         ("neurosim_gst", "rram"),
         ("neurosim_epiram", "rram"),
         ("neurosim_hzo_fefet", "rram"),
+        ("stt_mram", "mram"),
+        ("sot_mram", "mram"),
     ] {
         let header = text
             .lines()
@@ -64,9 +67,10 @@ fn devices_show_prints_every_parameter_with_unit_and_source() {
     );
 }
 
-/// `xbar devices show` prints every parameter of each NeuroSim benchmark preset with its source.
+/// `xbar devices show` prints every parameter of each NeuroSim benchmark preset, and of the
+/// later zoo presets, with its source.
 #[test]
-fn devices_show_prints_the_sources_of_the_neurosim_presets() {
+fn devices_show_prints_the_sources_of_the_neurosim_and_zoo_presets() {
     for name in [
         "neurosim_agasi",
         "neurosim_taox_hfox",
@@ -75,6 +79,8 @@ fn devices_show_prints_the_sources_of_the_neurosim_presets() {
         "neurosim_gst",
         "neurosim_epiram",
         "neurosim_hzo_fefet",
+        "aihwkit_pcm",
+        "sot_mram",
     ] {
         let o = xbar(&["devices", "show", name]);
         assert!(o.status.success(), "{name}: {}", stderr(&o));

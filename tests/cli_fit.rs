@@ -14,25 +14,11 @@ use xbar::rng::stream;
 /// A soft-bounds device on [5, 25] uS with moderate spreads.
 fn truth() -> PulsedDevice {
     let params = PulsedParams {
-        g_min_s: 5e-6,
-        g_max_s: 25e-6,
-        w_min: -1.0,
-        w_max: 1.0,
         w_min_dtod: 0.05,
         w_max_dtod: 0.05,
-        dw_min: 0.01,
         dw_min_dtod: 0.1,
         dw_min_std: 0.3,
-        up_down: 0.0,
-        up_down_dtod: 0.0,
-        write_noise_std: 0.0,
-        read_noise_rel: 0.0,
-        drift_nu: 0.0,
-        drift_t0_s: 1.0,
-        p_stuck_lrs: 0.0,
-        p_stuck_hrs: 0.0,
-        pulse_amplitude_v: 1.0,
-        pulse_width_s: 100e-9,
+        ..PulsedParams::noise_free((5e-6, 25e-6), (-1.0, 1.0), 0.01, (1.0, 100e-9))
     };
     PulsedDevice::new(
         params,

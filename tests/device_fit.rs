@@ -42,25 +42,13 @@ const UP_DOWN: f64 = 0.1;
 /// uses (so the nominal values themselves come back, not an equivalent set).
 fn params() -> PulsedParams {
     PulsedParams {
-        g_min_s: 5e-6,
-        g_max_s: 25e-6,
-        w_min: -1.0,
-        w_max: 1.0,
         w_min_dtod: W_DTOD,
         w_max_dtod: W_DTOD,
-        dw_min: 0.01,
         dw_min_dtod: DW_DTOD,
         dw_min_std: C2C,
         up_down: UP_DOWN,
         up_down_dtod: UD_DTOD,
-        write_noise_std: 0.0,
-        read_noise_rel: 0.0,
-        drift_nu: 0.0,
-        drift_t0_s: 1.0,
-        p_stuck_lrs: 0.0,
-        p_stuck_hrs: 0.0,
-        pulse_amplitude_v: 1.0,
-        pulse_width_s: 100e-9,
+        ..PulsedParams::noise_free((5e-6, 25e-6), (-1.0, 1.0), 0.01, (1.0, 100e-9))
     }
 }
 

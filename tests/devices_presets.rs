@@ -60,7 +60,9 @@ fn every_builtin_preset_documents_every_parameter() {
             "neurosim_alox_hfo2",
             "neurosim_gst",
             "neurosim_epiram",
-            "neurosim_hzo_fefet"
+            "neurosim_hzo_fefet",
+            "aihwkit_pcm",
+            "sot_mram"
         ]
     );
     for p in &presets {

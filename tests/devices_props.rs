@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use xbar::device::{AnyDevice, AnyState, Device, Polarity, Pulse, preset};
 
 /// The built-in presets, plus RRAM with its (preset-disabled) relaxation switched on.
-const PRESETS: [&str; 12] = [
+const PRESETS: [&str; 14] = [
     "ideal",
     "rram_hfo2",
     "pcm_gst",
@@ -19,6 +19,8 @@ const PRESETS: [&str; 12] = [
     "capacitor",
     "gokmen_vlasov",
     "idealized",
+    "aihwkit_pcm",
+    "sot_mram",
 ];
 
 #[derive(Clone, Debug)]

@@ -22,7 +22,7 @@ const C2C: f64 = 0.3;
 /// Allowed deviation of a sample mean, in standard errors.
 const SIGMAS: f64 = 5.0;
 /// The new built-in presets.
-const NEW_PRESETS: [&str; 7] = [
+const NEW_PRESETS: [&str; 8] = [
     "reram_es",
     "reram_sb",
     "ecram",
@@ -30,31 +30,15 @@ const NEW_PRESETS: [&str; 7] = [
     "capacitor",
     "gokmen_vlasov",
     "idealized",
+    "aihwkit_pcm",
 ];
 
 /// Shared parameters of a test device: window [-1, 1] mapped to [20, 25] uS (so that the
 /// spread bounds never reach 0 S), no device-to-device spread, `C2C` cycle-to-cycle noise.
 fn params() -> PulsedParams {
     PulsedParams {
-        g_min_s: 20e-6,
-        g_max_s: 25e-6,
-        w_min: -1.0,
-        w_max: 1.0,
-        w_min_dtod: 0.0,
-        w_max_dtod: 0.0,
-        dw_min: 0.01,
-        dw_min_dtod: 0.0,
         dw_min_std: C2C,
-        up_down: 0.0,
-        up_down_dtod: 0.0,
-        write_noise_std: 0.0,
-        read_noise_rel: 0.0,
-        drift_nu: 0.0,
-        drift_t0_s: 1.0,
-        p_stuck_lrs: 0.0,
-        p_stuck_hrs: 0.0,
-        pulse_amplitude_v: 1.0,
-        pulse_width_s: 100e-9,
+        ..PulsedParams::noise_free((20e-6, 25e-6), (-1.0, 1.0), 0.01, (1.0, 100e-9))
     }
 }
 
@@ -398,6 +382,7 @@ fn every_new_preset_loads_as_its_family() {
         "linear_step",
         "constant_step",
         "constant_step",
+        "exp_step",
     ]) {
         let device = preset::load(name, &toml::Table::new()).unwrap();
         assert_eq!(device.model_name(), family, "{name}");
@@ -714,6 +699,81 @@ fn a_tile_scales_pulse_trains_by_the_declared_step() {
         assert!(
             (step - expected).abs() < 1e-12 * expected,
             "{name}: {step} vs {expected}"
+        );
+    }
+}
+
+/// aihwkit's PCM training preset (`aihwkit_pcm` = `PCMPresetDevice`, an `ExpStepDevice`
+/// with state-dependent "complex" noise) against aihwkit's update of one pulse,
+/// `update_once_complex_noise` in `src/rpucuda/rpu_expstep_device.cpp` (aihwkit@4545f11):
+/// with `z = 2 a w / (b_max - b_min) + b`, the noise-free steps
+/// `Δ⁺ = s_up max(1 - A_up e^{γ_up z}, 0)` and `Δ⁻ = s_down max(1 - A_down e^{-γ_down z}, 0)`,
+/// and `w ← w ± Δ + σ (Δ + dw_min_std_add + dw_min_std_slope |w|) ξ` with `σ = dw_min_std`,
+/// clipped to `[b_min, b_max]`. The cell is one-sided: `w_min = 0` without spread, so every
+/// cell's window starts at 0 (weight and siemens) and a new cell sits there. The weights
+/// tested are at least 3.5 standard deviations of a step away from the bounds, so the
+/// clipping does not bias the moments (20,000 pulses each, tolerances in standard errors).
+#[test]
+fn aihwkit_pcm_preset_steps_follow_aihwkits_exp_step_update() {
+    let AnyDevice::Pulsed(d) = preset::load("aihwkit_pcm", &toml::Table::new()).unwrap() else {
+        panic!("aihwkit_pcm is a pulsed device");
+    };
+    let StepFamily::ExpStep(f) = d.family.clone() else {
+        panic!("aihwkit_pcm is an exp_step device");
+    };
+    // The values of PCMPresetDevice (aihwkit@4545f11 src/aihwkit/simulator/presets/devices.py).
+    assert_eq!(
+        (f.a_up, f.a_down, f.gamma_up, f.gamma_down, f.a, f.b),
+        (-27.235, -2.235, 2.5, 2.5, -1.0, 0.0)
+    );
+    assert_eq!((f.dw_min_std_add, f.dw_min_std_slope), (0.042, 0.108));
+    let p = &d.params;
+    assert_eq!(
+        (p.w_min, p.w_max, p.dw_min, p.dw_min_std),
+        (0.0, 2.0, 0.01, 0.6)
+    );
+    for seed in 0..200 {
+        let cell = fabricate_one(&d, 100 + seed);
+        assert_eq!(cell.b_min, 0.0, "one-sided cell");
+        assert_eq!(cell.w, 0.0, "a new cell sits at its lower bound");
+        assert_eq!(d.conductance_at(&cell, 0.0), 0.0);
+    }
+    let cell = fabricate_one(&d, 40);
+    let range = cell.b_max - cell.b_min;
+    let sigma = p.dw_min_std;
+    for (w, polarity, seed) in [
+        (0.8, Polarity::Set, 41),
+        (1.4, Polarity::Set, 42),
+        (0.5, Polarity::Reset, 43),
+        (0.7, Polarity::Reset, 44),
+    ] {
+        let z = 2.0 * f.a * w / range + f.b;
+        let (formula, sign) = match polarity {
+            Polarity::Set => (
+                cell.scale_up * (1.0 - f.a_up * (f.gamma_up * z).exp()).max(0.0),
+                1.0,
+            ),
+            Polarity::Reset => (
+                cell.scale_down * (1.0 - f.a_down * (-f.gamma_down * z).exp()).max(0.0),
+                -1.0,
+            ),
+        };
+        let sd_formula = sigma * (formula + f.dw_min_std_add + f.dw_min_std_slope * w);
+        let room = if sign > 0.0 {
+            cell.b_max - w
+        } else {
+            w - cell.b_min
+        };
+        assert!(
+            room - formula >= 3.5 * sd_formula,
+            "test point {w} too close to a bound"
+        );
+        let (mean, error) = measured_step(&d, &cell, polarity, w, seed);
+        assert_close("aihwkit_pcm step", (mean, error), sign * formula);
+        let sd = error * (PULSES as f64).sqrt();
+        assert!(
+            (sd - sd_formula).abs() <= SIGMAS * sd_formula / (2.0 * PULSES as f64).sqrt(),
+            "aihwkit_pcm step sd at {w}: {sd} vs {sd_formula}"
         );
     }
 }

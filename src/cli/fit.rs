@@ -180,6 +180,10 @@ fn unit(name: &str) -> &'static str {
         "dw_min_std_add" => "1 (weight units, times dw_min_std)",
         "dw_min_std_slope" => "1 (times dw_min_std)",
         "piecewise_up" | "piecewise_down" => "1 (units of the cell's step scale)",
+        "diffusion" | "reset" | "reset_dtod" => "1 (weight units)",
+        "diffusion_dtod" => "1 (relative to diffusion)",
+        "lifetime" => "updates",
+        "lifetime_dtod" => "1 (relative to lifetime)",
         _ => "1",
     }
 }
@@ -213,6 +217,9 @@ fn not_fitted(name: &str, devices: usize) -> Option<&'static str> {
             Some("convention a = 1, b = 0 (only A e^(gamma b) and gamma a are identifiable)")
         }
         "dw_min_std_add" | "dw_min_std_slope" => Some("0: multiplicative noise fitted"),
+        "diffusion" | "diffusion_dtod" | "lifetime" | "lifetime_dtod" | "reset" | "reset_dtod" => {
+            Some("0 (off): a pulse sweep shows no decay or diffusion between updates")
+        }
         _ => None,
     }
 }
@@ -260,7 +267,7 @@ fn preset_text(name: &str, file: &str, sha: &str, f: &Fit) -> String {
 }
 
 /// The shared parameters in the order presets list them.
-const SHARED_ORDER: [&str; 19] = [
+const SHARED_ORDER: [&str; 25] = [
     "g_min_s",
     "g_max_s",
     "w_min",
@@ -280,6 +287,12 @@ const SHARED_ORDER: [&str; 19] = [
     "p_stuck_hrs",
     "pulse_amplitude_v",
     "pulse_width_s",
+    "diffusion",
+    "diffusion_dtod",
+    "lifetime",
+    "lifetime_dtod",
+    "reset",
+    "reset_dtod",
 ];
 
 fn family_table(family: &StepFamily) -> toml::Table {

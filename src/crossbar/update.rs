@@ -38,6 +38,9 @@ const STEP_PROBE: u64 = u64::MAX;
 const STEP_PROBE_CELLS: usize = 64;
 /// Bits per word of a pulse train.
 const WORD_BITS: usize = 64;
+/// Stream index (after [`UPDATE`] and the update index) of the per-update evolution of the
+/// cells ([`Device::after_update`]: decay, diffusion), followed by the row.
+const AFTER_UPDATE: u64 = u64::MAX;
 
 /// Which device of a differential pair a pulse goes to.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -355,7 +358,7 @@ impl<D: Device> Tile<D> {
             energy_j,
             time_s: 2.0 * slots as f64 * width_s,
         };
-        self.finish_update(write, &rows)?;
+        self.finish_update(write, &rows, update_index)?;
         Ok(PulsedUpdateReport {
             write,
             outer_products: plans.len(),
@@ -430,7 +433,7 @@ impl<D: Device> Tile<D> {
             energy_j,
             time_s: f64::from(pulses) * width_s,
         };
-        self.finish_update(write, &rows)?;
+        self.finish_update(write, &rows, update_index)?;
         Ok(PulsedUpdateReport {
             write,
             outer_products: 0,
@@ -468,16 +471,47 @@ impl<D: Device> Tile<D> {
         }
     }
 
-    /// Record an update in the ledger and bring the read cache up to date (see
-    /// [`Tile::refresh_pairs`]).
-    fn finish_update(&mut self, write: WriteReport, rows: &[RowOutcome]) -> Result<()> {
+    /// Record an update in the ledger, let every cell evolve once if the device says so
+    /// ([`Device::after_update`], then the read cache is rebuilt), and bring the read cache
+    /// up to date (see [`Tile::refresh_pairs`]).
+    fn finish_update(
+        &mut self,
+        write: WriteReport,
+        rows: &[RowOutcome],
+        update_index: u64,
+    ) -> Result<()> {
         self.ledger.record(EnergyBreakdown::from_write(&write));
+        if self.device.evolves_per_update() {
+            self.evolve_cells(update_index);
+            let t_s = self.read_time_s().unwrap_or(0.0);
+            return self
+                .set_read_time(t_s)
+                .context("rebuilding the read cache after the cells' per-update evolution");
+        }
         self.refresh_pairs(
             rows.iter()
                 .enumerate()
                 .map(|(row, outcome)| (row, outcome.touched.as_slice())),
         )
         .context("refreshing the read cache after a pulsed update")
+    }
+
+    /// Every cell's per-update evolution (aihwkit's decay and diffusion, once per
+    /// mini-batch), each row from its own stream (seed, tile, UPDATE, update index,
+    /// AFTER_UPDATE, row), so the result does not depend on the thread count.
+    fn evolve_cells(&mut self, update_index: u64) {
+        let (seed, tile_id, n_out) = (self.seed, self.tile_id, self.n_out);
+        let device = &self.device;
+        self.cells
+            .par_chunks_mut(n_out * 2)
+            .enumerate()
+            .for_each(|(row, cells)| {
+                let path = [tile_id, UPDATE, update_index, AFTER_UPDATE, row as u64];
+                let mut rng = stream(seed, &path);
+                for cell in cells {
+                    device.after_update(cell, &mut rng);
+                }
+            });
     }
 
     fn check_update_shapes(&self, delta: &[f32], x: &[f32], rows: usize) -> Result<()> {

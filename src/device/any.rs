@@ -197,6 +197,19 @@ impl Device for AnyDevice {
         }
     }
 
+    fn evolves_per_update(&self) -> bool {
+        match self {
+            AnyDevice::Pulsed(d) => d.evolves_per_update(),
+            AnyDevice::Ideal(_) | AnyDevice::Rram(_) | AnyDevice::Pcm(_) | AnyDevice::Mram(_) => {
+                false
+            }
+        }
+    }
+
+    fn after_update<R: Rng + ?Sized>(&self, state: &mut AnyState, rng: &mut R) {
+        dispatch!(self, state, |d, s| d.after_update(s, rng))
+    }
+
     fn conductance_at(&self, state: &AnyState, t_s: f64) -> f64 {
         dispatch!(self, state, |d, s| d.conductance_at(s, t_s))
     }

@@ -768,6 +768,12 @@ pub fn fit(data: &Measurements, family: &str, options: &FitOptions) -> Result<Fi
         p_stuck_hrs: 0.0,
         pulse_amplitude_v: options.pulse_amplitude_v,
         pulse_width_s: options.pulse_width_s,
+        diffusion: 0.0,
+        diffusion_dtod: 0.0,
+        lifetime: 0.0,
+        lifetime_dtod: 0.0,
+        reset: 0.0,
+        reset_dtod: 0.0,
     };
     let device = PulsedDevice::new(params, shape_family);
     device.validate().map_err(|e| {
@@ -1261,27 +1267,7 @@ fn own_device(o: &OwnFit) -> (PulsedDevice, PulsedState) {
         ),
         Shape::Plain => (StepFamily::ConstantStep, CellShape::Plain),
     };
-    let params = PulsedParams {
-        g_min_s: 0.0,
-        g_max_s: 1.0,
-        w_min: o.b_min,
-        w_max: o.b_max,
-        w_min_dtod: 0.0,
-        w_max_dtod: 0.0,
-        dw_min: o.s_up,
-        dw_min_dtod: 0.0,
-        dw_min_std: 0.0,
-        up_down: 0.0,
-        up_down_dtod: 0.0,
-        write_noise_std: 0.0,
-        read_noise_rel: 0.0,
-        drift_nu: 0.0,
-        drift_t0_s: 1.0,
-        p_stuck_lrs: 0.0,
-        p_stuck_hrs: 0.0,
-        pulse_amplitude_v: 1.0,
-        pulse_width_s: 1.0,
-    };
+    let params = PulsedParams::noise_free((0.0, 1.0), (o.b_min, o.b_max), o.s_up, (1.0, 1.0));
     let cell = PulsedState {
         w: 0.0,
         w_seen: 0.0,
@@ -1291,6 +1277,9 @@ fn own_device(o: &OwnFit) -> (PulsedDevice, PulsedState) {
         scale_down: o.s_down,
         shape,
         stuck: None,
+        diffusion_rate: 0.0,
+        decay_scale: 1.0,
+        reset_bias: 0.0,
     };
     (PulsedDevice::new(params, family), cell)
 }

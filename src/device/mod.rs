@@ -168,6 +168,17 @@ pub trait Device: Send + Sync {
         None
     }
 
+    /// Whether cells change once per update of their tile ([`Device::after_update`]: the
+    /// decay and diffusion of aihwkit's pulsed devices); `false` (the default) lets a tile
+    /// skip the pass over its cells.
+    fn evolves_per_update(&self) -> bool {
+        false
+    }
+
+    /// What happens to a cell once per (mini-batch) update of its tile, after the update's
+    /// pulses. The default does nothing.
+    fn after_update<R: Rng + ?Sized>(&self, _state: &mut Self::State, _rng: &mut R) {}
+
     /// Noise-free conductance `t_s` seconds after the last programming (drift included), siemens.
     fn conductance_at(&self, state: &Self::State, t_s: f64) -> f64;
 

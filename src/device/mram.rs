@@ -1,4 +1,6 @@
-//! Spin-transfer-torque magnetic tunnel junction (STT-MRAM) model: a stochastic binary device.
+//! Magnetic tunnel junction model: a stochastic binary device, written by spin-transfer
+//! torque through the junction (STT-MRAM, two terminals) or by spin-orbit torque through a
+//! heavy-metal line under it (SOT-MRAM, three terminals, `sot_write = true`).
 //!
 //! Two states, parallel (P, `R_P`, high conductance) and antiparallel (AP,
 //! `R_AP = R_P (1 + TMR)`). Fabrication draws lognormal device-to-device spreads of `R_P`,
@@ -15,10 +17,21 @@
 //! `P = 1 - (1 - P_th)(1 - P_prec)`. `P_prec` is zero at `I = Ic0` (up to `exp(-pi^2 Delta/4)`)
 //! and `P_th` is constant above Ic0, so `P` is continuous and non-decreasing in I.
 //!
+//! **Write path.** An STT cell is written through the junction: `I = V / (R_state +
+//! R_access)`, and the energy `I^2 R_state t` is dissipated in it. An SOT cell is written
+//! through its heavy-metal (spin-Hall) line: `I = V / (R_HM + R_access)` whatever the
+//! magnetic state, `Ic0` is the critical current *in the line*, and the energy `I^2 R_HM t`
+//! is dissipated in the line; the same two switching channels (thermal and precessional)
+//! with that current give the switching probability (the usual macrospin approximation for
+//! SOT switching; no in-plane bias field, field-like torque or pulse-shape effects are
+//! modelled). The junction carries no write current, so it sees no breakdown stress on
+//! writes (neither model has a breakdown), and a read, which drives the junction only, never
+//! switches an SOT cell.
+//!
 //! A SET pulse only switches an AP cell to P, a RESET pulse only a P cell to AP. A read
 //! drives `I_read = V_read / (R + R_access)` for `t_read` in the AP->P direction, so it can
-//! switch an AP cell to P with the thermal formula (read disturb); the value returned is the
-//! one sensed before the disturb. The retention time is `tau0 exp(Delta)`.
+//! switch an STT cell from AP to P with the thermal formula (read disturb); the value
+//! returned is the one sensed before the disturb. The retention time is `tau0 exp(Delta)`.
 //! [`Device::program`] snaps to the state nearest the target (no analog levels).
 
 use super::cell;
@@ -73,6 +86,14 @@ pub struct MramParams {
     pub p_stuck_lrs: f64,
     /// Probability that a junction is stuck in AP (high resistance) at fabrication.
     pub p_stuck_hrs: f64,
+    /// Three-terminal spin-orbit-torque cell: writes drive the heavy-metal line (`r_hm_ohm`),
+    /// not the junction, and reads never switch it (false: a two-terminal STT cell).
+    #[serde(default)]
+    pub sot_write: bool,
+    /// Resistance of the heavy-metal (spin-Hall) write line of an SOT cell, ohms (only with
+    /// `sot_write`; 0 otherwise).
+    #[serde(default)]
+    pub r_hm_ohm: f64,
 }
 
 impl MramParams {
@@ -99,7 +120,28 @@ impl MramParams {
             ("d2d_ic0_sigma", self.d2d_ic0_sigma),
             ("v_read_v", self.v_read_v),
             ("read_noise_rel", self.read_noise_rel),
+            ("r_hm_ohm", self.r_hm_ohm),
         ])?;
+        if self.sot_write && self.r_hm_ohm <= 0.0 {
+            return Err(ParamError {
+                field: "r_hm_ohm".to_string(),
+                message: format!(
+                    "must be > 0 for a three-terminal cell (sot_write = true): the resistance \
+                     of the heavy-metal write line (got {})",
+                    self.r_hm_ohm
+                ),
+            });
+        }
+        if !self.sot_write && self.r_hm_ohm != 0.0 {
+            return Err(ParamError {
+                field: "r_hm_ohm".to_string(),
+                message: format!(
+                    "is the write line of an SOT cell (got {}): set sot_write = true, or 0 for \
+                     an STT cell, which is written through its junction",
+                    self.r_hm_ohm
+                ),
+            });
+        }
         stuck_fractions(self.p_stuck_lrs, self.p_stuck_hrs)
     }
 }
@@ -164,9 +206,26 @@ impl Mram {
         self.params.tau0_s * self.params.delta.exp()
     }
 
-    /// Current through the junction when `amplitude_v` is applied in state `state`, amperes.
+    /// Write current of a pulse of `amplitude_v` on `state`, amperes: through the junction
+    /// and its access transistor (STT), or through the heavy-metal line and the access
+    /// transistor, whatever the magnetic state (SOT).
     pub fn current_a(&self, state: &MramState, amplitude_v: f64) -> f64 {
-        amplitude_v / (state.resistance_ohm() + self.params.r_access_ohm)
+        amplitude_v / (self.write_path_ohm(state) + self.params.r_access_ohm)
+    }
+
+    /// Resistance the write current dissipates its energy in: the junction (STT) or the
+    /// heavy-metal line (SOT), ohms.
+    pub fn write_path_ohm(&self, state: &MramState) -> f64 {
+        if self.params.sot_write {
+            self.params.r_hm_ohm
+        } else {
+            state.resistance_ohm()
+        }
+    }
+
+    /// Read current through the junction and its access transistor, amperes.
+    pub fn read_current_a(&self, state: &MramState) -> f64 {
+        self.params.v_read_v / (state.resistance_ohm() + self.params.r_access_ohm)
     }
 
     /// Thermal switching time `tau0 exp(Delta (1 - I/Ic0)^b)` (barrier clamped at 0), seconds.
@@ -213,12 +272,13 @@ impl Mram {
         self.current_switching_probability(current, state.ic0_a, pulse.width_s)
     }
 
-    /// Probability that one read switches an AP junction to P (read disturb); 0 for P.
+    /// Probability that one read switches an AP junction to P (read disturb); 0 for P, and
+    /// for an SOT cell, whose junction's current exerts no switching torque.
     pub fn read_disturb_probability(&self, state: &MramState) -> f64 {
-        if state.parallel || state.stuck.is_some() {
+        if state.parallel || state.stuck.is_some() || self.params.sot_write {
             return 0.0;
         }
-        let current = self.current_a(state, self.params.v_read_v);
+        let current = self.read_current_a(state);
         self.thermal_probability(current, state.ic0_a, self.params.t_read_s)
     }
 
@@ -233,10 +293,10 @@ impl Mram {
         cell::one_pulse_write(&pulse, self.pulse_energy_j(state, &pulse))
     }
 
-    /// Energy dissipated in the junction, `I^2 R t`, joules.
+    /// Energy dissipated in the write path (junction or heavy-metal line), `I^2 R t`, joules.
     fn pulse_energy_j(&self, state: &MramState, pulse: &Pulse) -> f64 {
         let current = self.current_a(state, pulse.amplitude_v);
-        current * current * state.resistance_ohm() * pulse.width_s
+        current * current * self.write_path_ohm(state) * pulse.width_s
     }
 }
 

@@ -33,7 +33,7 @@ use serde::de::DeserializeOwned;
 use std::path::Path;
 
 /// The built-in presets: (name, file text).
-pub const BUILTIN: [(&str, &str); 18] = [
+pub const BUILTIN: [(&str, &str); 20] = [
     ("ideal", include_str!("../../device_models/ideal.toml")),
     (
         "rram_hfo2",
@@ -97,6 +97,14 @@ pub const BUILTIN: [(&str, &str); 18] = [
         "neurosim_hzo_fefet",
         include_str!("../../device_models/neurosim_hzo_fefet.toml"),
     ),
+    (
+        "aihwkit_pcm",
+        include_str!("../../device_models/aihwkit_pcm.toml"),
+    ),
+    (
+        "sot_mram",
+        include_str!("../../device_models/sot_mram.toml"),
+    ),
 ];
 
 /// The largest conductance a parameter in siemens may take: 1 S, a 1-ohm cell (memory
@@ -132,7 +140,7 @@ pub fn family_label(model: &str) -> &'static str {
         "ideal" => "ideal linear device (noise-free)",
         "rram" => "NeuroSim nonlinear LTP/LTD (filamentary RRAM, analog and binary)",
         "pcm" => "PCM statistical model (Nandakumar/Joshi, as in aihwkit)",
-        "mram" => "STT magnetic tunnel junction (binary)",
+        "mram" => "magnetic tunnel junction (binary; STT or three-terminal SOT write)",
         "constant_step" => "constant step (aihwkit ConstantStepDevice)",
         "linear_step" => "linear step (aihwkit LinearStepDevice)",
         "soft_bounds" => "soft bounds (aihwkit SoftBoundsDevice)",
@@ -144,7 +152,7 @@ pub fn family_label(model: &str) -> &'static str {
 }
 
 /// The variability parameters every pulsed step-model family shares.
-const PULSED_VARIABILITY: [&str; 7] = [
+const PULSED_VARIABILITY: [&str; 11] = [
     "w_min_dtod",
     "w_max_dtod",
     "dw_min_dtod",
@@ -152,6 +160,10 @@ const PULSED_VARIABILITY: [&str; 7] = [
     "up_down_dtod",
     "write_noise_std",
     "read_noise_rel",
+    "diffusion",
+    "diffusion_dtod",
+    "lifetime_dtod",
+    "reset_dtod",
 ];
 
 /// One documented parameter of a preset.

@@ -53,9 +53,31 @@
 //!   `q = min(x - i, 1)`, `Δ^d = s_d ((1 - q) v^d_i + q v^d_{i+1}) (1 + σ ξ)` (a single node
 //!   is a constant factor).
 //!
+//! **Between updates** (aihwkit's `diffuse_weights` and `decay_weights`, which its analog
+//! optimiser calls once per mini-batch, in this order, from `post_update_step` in
+//! `simulator/tiles/rpucuda.py`; C++ `PulsedRPUDevice::diffuseWeights`/`decayWeights`): a
+//! tile calls [`Device::after_update`] on every cell once after each update (one call of
+//! `apply_outer_product` or `apply_dense_update` = one mini-batch):
+//! - *diffusion* `w ← w + ρ ξ` with the cell's rate `ρ = |diffusion (1 + diffusion_dtod ξ)|`;
+//! - *decay* `w ← (w - r) δ + r` towards the cell's reset value `r = reset + reset_dtod ξ`,
+//!   with `δ = 1 - 1/L` for the cell's lifetime `L = lifetime (1 + lifetime_dtod ξ)` if
+//!   `L > 1`, else `δ = 0` (one update resets the weight to `r`);
+//!
+//! each followed by clipping to the cell's bounds, then the write noise is redrawn. Both are
+//! off at 0 (aihwkit's defaults), and then draw nothing, at fabrication or per update, so
+//! devices without them give the same numbers as before they were modelled. The per-cell
+//! values are drawn at fabrication after the step scales, diffusion first (aihwkit's order);
+//! the reset value and lifetime only with `lifetime > 0`.
+//!
+//! On a tile each weight is a differential pair of such cells (`G+ - G-`), not one aihwkit
+//! device: decay pulls both cells towards their reset value, so the pair's weight decays
+//! towards 0 (by `δ` per update when both cells share `δ` and `r`), and the pair's weight
+//! diffuses with the variance of two cells.
+//!
 //! Not modelled (yet): the reference devices of the
-//! `...ReferenceDevice` classes, decay (`lifetime`), diffusion, reset, and the
-//! `reverse_up`/`reverse_down` and log-normal `dw_min_dtod` options.
+//! `...ReferenceDevice` classes, the reset operation itself (`reset_std`, used by
+//! aihwkit's refresh of one-sided unit cells; `reset` here is only the decay target), and
+//! the `reverse_up`/`reverse_down` and log-normal `dw_min_dtod` options.
 //!
 //! **Write noise** (aihwkit's `write_noise_std`, in units of `dw_min`): pulses change the
 //! hidden weight `w`; reads see `w + write_noise_std dw_min ξ`, redrawn at every write. Unlike
@@ -74,7 +96,7 @@ use super::params::{
     ParamError, all_non_negative, all_positive, finite, non_negative, ordered, positive,
     stuck_fractions,
 };
-use super::sampling::scaled_normal;
+use super::sampling::{scaled_normal, standard_normal};
 use super::{Device, Polarity, Pulse, PulseReport, StuckAt, WriteReport};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -127,6 +149,27 @@ pub struct PulsedParams {
     pub pulse_amplitude_v: f64,
     /// Width of the nominal pulse, seconds.
     pub pulse_width_s: f64,
+    /// Standard deviation of the weight's Gaussian random walk per update of the tile
+    /// (aihwkit's `diffusion`), weight units; 0 = none.
+    #[serde(default)]
+    pub diffusion: f64,
+    /// Device-to-device spread of `diffusion`, relative to it.
+    #[serde(default)]
+    pub diffusion_dtod: f64,
+    /// Decay time in updates of the tile (aihwkit's `lifetime`, one over the decay rate):
+    /// each update moves the weight towards the reset value by the fraction 1/lifetime;
+    /// 0 = no decay.
+    #[serde(default)]
+    pub lifetime: f64,
+    /// Device-to-device spread of `lifetime`, relative to it.
+    #[serde(default)]
+    pub lifetime_dtod: f64,
+    /// Reset value the weight decays towards, weight units (aihwkit's `reset`).
+    #[serde(default)]
+    pub reset: f64,
+    /// Device-to-device spread of `reset`, weight units (additive, aihwkit's `reset_dtod`).
+    #[serde(default)]
+    pub reset_dtod: f64,
 }
 
 /// Parameters of the linear-step family (aihwkit's `LinearStepDevice`).
@@ -381,7 +424,52 @@ fn up_down_biases(up_down: f64) -> (f64, f64) {
     }
 }
 
+/// Reference time of the drift law of [`PulsedParams::noise_free`], seconds (unused there:
+/// its drift exponent is 0).
+pub const NOISE_FREE_DRIFT_T0_S: f64 = 1.0;
+
 impl PulsedParams {
+    /// A nominal device without any randomness or imperfection: the window `[g_min_s,
+    /// g_max_s]` (siemens) over the weights `[w_min, w_max]`, the step `dw_min`, and the
+    /// nominal pulse `(amplitude V, width s)` used for energy accounting; every
+    /// device-to-device spread, cycle-to-cycle and write noise, read noise, drift, fault
+    /// rate and asymmetry is 0. Change the fields a use needs with struct update syntax,
+    /// e.g. `PulsedParams { dw_min_std: 0.3, ..PulsedParams::noise_free(...) }`.
+    pub fn noise_free(
+        (g_min_s, g_max_s): (f64, f64),
+        (w_min, w_max): (f64, f64),
+        dw_min: f64,
+        (pulse_amplitude_v, pulse_width_s): (f64, f64),
+    ) -> Self {
+        Self {
+            g_min_s,
+            g_max_s,
+            w_min,
+            w_max,
+            w_min_dtod: 0.0,
+            w_max_dtod: 0.0,
+            dw_min,
+            dw_min_dtod: 0.0,
+            dw_min_std: 0.0,
+            up_down: 0.0,
+            up_down_dtod: 0.0,
+            write_noise_std: 0.0,
+            read_noise_rel: 0.0,
+            drift_nu: 0.0,
+            drift_t0_s: NOISE_FREE_DRIFT_T0_S,
+            p_stuck_lrs: 0.0,
+            p_stuck_hrs: 0.0,
+            pulse_amplitude_v,
+            pulse_width_s,
+            diffusion: 0.0,
+            diffusion_dtod: 0.0,
+            lifetime: 0.0,
+            lifetime_dtod: 0.0,
+            reset: 0.0,
+            reset_dtod: 0.0,
+        }
+    }
+
     /// Check every field; the first problem found is returned.
     pub fn validate(&self) -> Result<(), ParamError> {
         non_negative("g_min_s", self.g_min_s)?;
@@ -419,7 +507,13 @@ impl PulsedParams {
             ("write_noise_std", self.write_noise_std),
             ("read_noise_rel", self.read_noise_rel),
             ("drift_nu", self.drift_nu),
+            ("diffusion", self.diffusion),
+            ("diffusion_dtod", self.diffusion_dtod),
+            ("lifetime", self.lifetime),
+            ("lifetime_dtod", self.lifetime_dtod),
+            ("reset_dtod", self.reset_dtod),
         ])?;
+        finite("reset", self.reset)?;
         stuck_fractions(self.p_stuck_lrs, self.p_stuck_hrs)?;
         all_positive(&[
             ("drift_t0_s", self.drift_t0_s),
@@ -474,6 +568,12 @@ pub struct PulsedState {
     pub shape: CellShape,
     /// Stuck-at fault, if any.
     pub stuck: Option<StuckAt>,
+    /// This cell's diffusion rate ρ, weight units per update (0 = none).
+    pub diffusion_rate: f64,
+    /// This cell's decay factor δ per update (1 = no decay).
+    pub decay_scale: f64,
+    /// This cell's reset value r, the weight it decays towards.
+    pub reset_bias: f64,
 }
 
 /// A pulsed device of one step-model family.
@@ -542,6 +642,28 @@ impl PulsedDevice {
             ((bias_up + gain + r) * p.dw_min).abs(),
             ((bias_down + gain - r) * p.dw_min).abs(),
         )
+    }
+
+    /// The cell's diffusion rate, decay factor and reset value (see the module
+    /// documentation); nothing is drawn for a process that is off.
+    fn draw_evolution<R: Rng + ?Sized>(&self, rng: &mut R) -> (f64, f64, f64) {
+        let p = &self.params;
+        let diffusion_rate = if p.diffusion > 0.0 {
+            (p.diffusion * (1.0 + scaled_normal(p.diffusion_dtod, rng))).abs()
+        } else {
+            0.0
+        };
+        if p.lifetime <= 0.0 {
+            return (diffusion_rate, 1.0, p.reset);
+        }
+        let reset_bias = p.reset + scaled_normal(p.reset_dtod, rng);
+        let lifetime = p.lifetime * (1.0 + scaled_normal(p.lifetime_dtod, rng));
+        let decay_scale = if lifetime > 1.0 {
+            1.0 - 1.0 / lifetime
+        } else {
+            0.0
+        };
+        (diffusion_rate, decay_scale, reset_bias)
     }
 
     /// The cell's family shape parameters.
@@ -704,9 +826,13 @@ impl Device for PulsedDevice {
     fn fabricate<R: Rng + ?Sized>(&self, rng: &mut R) -> PulsedState {
         let (b_min, b_max) = self.draw_bounds(rng);
         let (scale_up, scale_down) = self.draw_scales(rng);
+        let (diffusion_rate, decay_scale, reset_bias) = self.draw_evolution(rng);
         let shape = self.draw_shape((b_min, b_max), (scale_up, scale_down), rng);
         let stuck = cell::draw_stuck(self.params.p_stuck_lrs, self.params.p_stuck_hrs, rng);
         PulsedState {
+            diffusion_rate,
+            decay_scale,
+            reset_bias,
             w: b_min,
             w_seen: b_min,
             b_min,
@@ -753,6 +879,27 @@ impl Device for PulsedDevice {
             switched: state.w != before,
             energy_j,
         }
+    }
+
+    fn evolves_per_update(&self) -> bool {
+        self.params.diffusion > 0.0 || self.params.lifetime > 0.0
+    }
+
+    /// Diffusion, then decay (see the module documentation), then a new draw of the write
+    /// noise; stuck cells do not move.
+    fn after_update<R: Rng + ?Sized>(&self, state: &mut PulsedState, rng: &mut R) {
+        if !self.evolves_per_update() || state.stuck.is_some() || state.b_max < state.b_min {
+            return;
+        }
+        let (b_min, b_max) = (state.b_min, state.b_max);
+        if self.params.diffusion > 0.0 {
+            state.w = (state.w + state.diffusion_rate * standard_normal(rng)).clamp(b_min, b_max);
+        }
+        if self.params.lifetime > 0.0 {
+            let r = state.reset_bias;
+            state.w = ((state.w - r) * state.decay_scale + r).clamp(b_min, b_max);
+        }
+        self.draw_write_noise(state, rng);
     }
 
     fn nominal_pulse(&self, polarity: Polarity) -> Pulse {
