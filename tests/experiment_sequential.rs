@@ -133,6 +133,78 @@ fn imported_safetensors_weights_replace_training() {
     }
 }
 
+/// `network.export` writes the trained network into the output directory as a PyTorch
+/// `state_dict`; imported back with `network.weights` it gives the same digital accuracy
+/// (so it is the network that was trained), it is listed in `run.json`, and re-running the
+/// finished run leaves it byte for byte as it was.
+#[test]
+fn exported_weights_reload_to_the_trained_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "export.toml", SMALL_CNN);
+    let out = dir.path().join("out");
+    let o = xbar_run(&file, &out, &["--set", "network.export=true"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let exported = out.join("weights/point_0_repeat_0.safetensors");
+    let bytes = std::fs::read(&exported).unwrap();
+    assert!(read(&out.join("run.json")).contains("weights/point_0_repeat_0.safetensors"));
+    assert!(
+        !out.join("weights/point_1_repeat_0.safetensors").exists(),
+        "one network"
+    );
+    let trained = accuracies(&out)[0].1;
+
+    let again = xbar_run(&file, &out, &["--set", "network.export=true"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(std::fs::read(&exported).unwrap(), bytes);
+
+    let reimport = dir.path().join("reimport");
+    let set = format!("network.weights=\"{}\"", exported.display());
+    let o = xbar_run(&file, &reimport, &["--set", &set]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (_, digital) in accuracies(&reimport) {
+        assert_eq!(digital, trained);
+    }
+    let refused = dir.path().join("refused");
+    let both = xbar_run(
+        &file,
+        &refused,
+        &["--set", &set, "--set", "network.export=true"],
+    );
+    assert!(!both.status.success() && stderr(&both).contains("network.export"));
+    assert!(!refused.exists());
+}
+
+/// An MLP exports as a directory of `.npy` files in `nn.Linear` layout (no partial
+/// directory left behind) that `network.weights` imports back to the same network.
+#[test]
+fn an_exported_mlp_is_a_weight_directory_that_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let mlp = SMALL_CNN.replace(
+        "kind = \"sequential\"\nlayers = [ { conv2d = { out = 4, kernel = 5, stride = 2 } }, \"relu\", { maxpool2d = 2 },\n           \"flatten\", { linear = 10 } ]",
+        "kind = \"mlp\"\nhidden = [16]\nexport = true",
+    );
+    assert!(mlp.contains("export = true"));
+    let file = write(dir.path(), "mlp.toml", &mlp);
+    let out = dir.path().join("out");
+    let o = xbar_run(&file, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let exported = out.join("weights/point_0_repeat_0");
+    for f in ["0.weight.npy", "0.bias.npy", "1.weight.npy", "1.bias.npy"] {
+        assert!(exported.join(f).exists(), "{f}");
+    }
+    assert!(!out.join("weights/point_0_repeat_0.partial").exists());
+    let trained = accuracies(&out)[0].1;
+    let reimport = dir.path().join("reimport");
+    let text = mlp.replace(
+        "export = true",
+        &format!("weights = \"{}\"", exported.display()),
+    );
+    let file = write(dir.path(), "reimport.toml", &text);
+    let o = xbar_run(&file, &reimport, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(accuracies(&reimport)[0].1, trained);
+}
+
 /// Bad descriptions and weight files fail before any result is written, naming the field,
 /// layer or key and the fix.
 #[test]

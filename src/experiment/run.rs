@@ -95,6 +95,13 @@ pub trait JobKind: Sync {
     fn prepare(&self, _jobs: &[(&Value, JobId)], _progress: bool) -> Result<()> {
         Ok(())
     }
+    /// Files the kind writes into the output directory `dir` once the jobs have run (e.g.
+    /// the networks `prepare` trained), given the same jobs; returns their paths relative
+    /// to `dir`, recorded in `run.json`. A file already there was written by an earlier
+    /// invocation of the same run (same fingerprint) and must be left alone.
+    fn export(&self, _jobs: &[(&Value, JobId)], _dir: &Path) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
     /// Run one job and return one value per metric of the plan, in order.
     fn run(&self, point_config: &Value, job: JobId) -> Result<Vec<f64>>;
     /// Metrics that may legitimately be infinite (e.g. an error of weights that device
@@ -257,6 +264,15 @@ pub fn execute(plan: &Plan, kind: &dyn JobKind, opts: &RunOptions) -> Result<()>
             return Err(e);
         }
     };
+    let exported = timer
+        .time("export", || kind.export(&pending, &opts.out))
+        .with_context(|| {
+            format!(
+                "every job's result is saved in {}, but writing the kind's files (e.g. trained \
+                 weights) failed; fix the cause and run the same command again",
+                opts.out.join(RESULTS_CSV).display()
+            )
+        })?;
     record.jobs_done = rows.len();
     record.complete = rows.len() == total;
     record.meta = run_meta(plan, &timer, vec![RESULTS_CSV.into(), RUN_JSON.into()])?;
@@ -267,7 +283,7 @@ pub fn execute(plan: &Plan, kind: &dyn JobKind, opts: &RunOptions) -> Result<()>
     }
     let finished = timer.time("summary and plots", || finish(&opts.out, plan));
     let outputs = match finished {
-        Ok(outputs) => outputs,
+        Ok(outputs) => outputs.into_iter().chain(exported).collect(),
         Err(e) => {
             record.figures_error = Some(format!("{e:#}"));
             record.meta = run_meta(plan, &timer, vec![RESULTS_CSV.into(), RUN_JSON.into()])?;

@@ -36,6 +36,7 @@ use anyhow::{Context, Result, bail, ensure};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use toml::Value;
 
@@ -83,6 +84,12 @@ pub struct NetworkConfig {
     /// Binary/ternary networks: binarise the input pixels too (±1 inputs), so that every
     /// layer is an XNOR-popcount layer.
     pub binary_inputs: bool,
+    /// Write every network trained by the run into the output directory, in PyTorch
+    /// layout, for `network.weights` or PyTorch to load: `weights/point_P_repeat_K.safetensors`
+    /// (a sequential network's `state_dict`) or the directory `weights/point_P_repeat_K/`
+    /// (an MLP's `0.weight.npy`, `0.bias.npy`, ...), P the first point that uses it. MLP and
+    /// sequential networks that are trained (not imported) only.
+    pub export: bool,
 }
 
 impl Default for NetworkConfig {
@@ -94,6 +101,7 @@ impl Default for NetworkConfig {
             layers: Vec::new(),
             weights: String::new(),
             binary_inputs: false,
+            export: false,
         }
     }
 }
@@ -207,6 +215,16 @@ impl InferenceConfig {
                 ),
             "network.weights: importing weights is supported for network.kind = \"mlp\" and \
              \"sequential\" only"
+        );
+        ensure!(
+            !self.network.export
+                || (self.network.weights.is_empty()
+                    && matches!(
+                        self.network.kind,
+                        NetworkKind::Mlp | NetworkKind::Sequential
+                    )),
+            "network.export: writing trained weights is supported for trained (not imported, \
+             network.weights empty) networks of kind \"mlp\" and \"sequential\""
         );
         let sequential = self.network.kind == NetworkKind::Sequential;
         let described = !self.network.arch.is_empty() || !self.network.layers.is_empty();
@@ -474,6 +492,48 @@ impl Inference {
     }
 }
 
+impl Inference {
+    /// Save the network of `c`'s repeat `job` as `weights/point_P_repeat_K` under `dir`
+    /// unless that file is already there; returns its path relative to `dir`.
+    fn export_one(&self, c: &InferenceConfig, job: JobId, dir: &Path) -> Result<String> {
+        let trained = self.trained(c, job.repeat)?;
+        let stem = format!("{EXPORT_DIR}/point_{}_repeat_{}", job.point, job.repeat);
+        let name = match trained.network {
+            TrainedNetwork::Sequential(_) => format!("{stem}.safetensors"),
+            _ => stem,
+        };
+        let path = dir.join(&name);
+        if path.exists() {
+            return Ok(name);
+        }
+        std::fs::create_dir_all(dir.join(EXPORT_DIR))
+            .with_context(|| format!("cannot create {}", dir.join(EXPORT_DIR).display()))?;
+        match &trained.network {
+            TrainedNetwork::Sequential(net) => state_dict::save(net, &path)?,
+            TrainedNetwork::Mlp(mlp) => {
+                // A directory of files: written beside and renamed, so that an interrupted
+                // export never leaves a partial directory under the final name.
+                let partial = dir.join(format!("{name}.partial"));
+                if partial.exists() {
+                    std::fs::remove_dir_all(&partial)
+                        .with_context(|| format!("cannot remove {}", partial.display()))?;
+                }
+                crate::nn::weights::save_mlp(mlp, &partial)?;
+                std::fs::rename(&partial, &path).with_context(|| {
+                    format!("cannot rename {} to {}", partial.display(), path.display())
+                })?;
+            }
+            TrainedNetwork::Quantized(_) => {
+                bail!("internal error: validation lets only MLP and sequential networks export")
+            }
+        }
+        Ok(name)
+    }
+}
+
+/// Directory (inside the output directory) of exported weights.
+const EXPORT_DIR: &str = "weights";
+
 impl JobKind for Inference {
     fn validate(&self, config: &Value) -> Result<()> {
         let c = Self::parse(config)?;
@@ -518,6 +578,21 @@ impl JobKind for Inference {
         }
         bar.finish_and_clear();
         Ok(())
+    }
+
+    fn export(&self, jobs: &[(&Value, JobId)], dir: &Path) -> Result<Vec<String>> {
+        let mut done: Vec<String> = Vec::new();
+        let mut files = Vec::new();
+        for (config, job) in jobs {
+            let c = Self::parse(config)?;
+            let key = c.training_key(job.repeat)?;
+            if !c.network.export || done.contains(&key) {
+                continue;
+            }
+            files.push(self.export_one(&c, *job, dir).context("network.export")?);
+            done.push(key);
+        }
+        Ok(files)
     }
 
     fn run(&self, config: &Value, job: JobId) -> Result<Vec<f64>> {
