@@ -3,7 +3,7 @@
 use std::path::Path;
 mod common;
 
-use common::{stderr, stdout, xbar, xbar_threads};
+use common::{NEUROSIM_PRESETS, stderr, stdout, xbar, xbar_threads};
 
 #[test]
 fn devices_lists_every_preset_under_its_family() {
@@ -71,17 +71,10 @@ fn devices_show_prints_every_parameter_with_unit_and_source() {
 /// later zoo presets, with its source.
 #[test]
 fn devices_show_prints_the_sources_of_the_neurosim_and_zoo_presets() {
-    for name in [
-        "neurosim_agasi",
-        "neurosim_taox_hfox",
-        "neurosim_pcmo",
-        "neurosim_alox_hfo2",
-        "neurosim_gst",
-        "neurosim_epiram",
-        "neurosim_hzo_fefet",
-        "aihwkit_pcm",
-        "sot_mram",
-    ] {
+    for name in NEUROSIM_PRESETS
+        .into_iter()
+        .chain(["aihwkit_pcm", "sot_mram"])
+    {
         let o = xbar(&["devices", "show", name]);
         assert!(o.status.success(), "{name}: {}", stderr(&o));
         let text = stdout(&o);

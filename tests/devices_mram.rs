@@ -4,6 +4,8 @@
 //! Precessional regime (Sun, Proc. SPIE 2004): P = exp(-(pi^2 Delta/4) exp(-2 (I/Ic0 - 1) t/tau_D)).
 //! The model combines them as 1 - (1 - P_th)(1 - P_prec), with the barrier clamped at 0 above Ic0.
 
+mod common;
+use common::mtj_switching_probability;
 use std::f64::consts::PI;
 use xbar::device::mram::{Mram, MramState};
 use xbar::device::{AnyDevice, Device, Polarity, Pulse, preset};
@@ -21,20 +23,6 @@ fn mram(overrides: &[(&str, f64)]) -> Mram {
         AnyDevice::Mram(m) => m,
         other => panic!("stt_mram is not an MTJ: {other:?}"),
     }
-}
-
-/// The analytic switching probability written out from the published formulas.
-fn analytic(m: &Mram, current_a: f64, width_s: f64) -> f64 {
-    let p = &m.params;
-    let x = current_a / p.ic0_a;
-    let barrier = p.delta * (1.0 - x).max(0.0).powf(p.barrier_exponent);
-    let p_th = 1.0 - (-width_s / (p.tau0_s * barrier.exp())).exp();
-    let p_prec = if x > 1.0 {
-        (-(PI * PI * p.delta / 4.0) * (-2.0 * (x - 1.0) * width_s / p.tau_d_s).exp()).exp()
-    } else {
-        0.0
-    };
-    1.0 - (1.0 - p_th) * (1.0 - p_prec)
 }
 
 /// The SET (AP -> P) pulse amplitude that drives `current_a` through an AP junction.
@@ -85,7 +73,7 @@ fn thermal_regime_switching_matches_the_analytic_probability() {
                 amplitude_v: set_amplitude(&m, &state, current),
                 width_s,
             };
-            let expected = analytic(&m, current, width_s);
+            let expected = mtj_switching_probability(&m, current, width_s);
             let model = m.switching_probability(&state, &pulse);
             assert!(
                 (model - expected).abs() < 1e-12,
@@ -126,7 +114,7 @@ fn precessional_regime_switching_matches_sun_model() {
             amplitude_v: set_amplitude(&m, &state, current),
             width_s,
         };
-        let expected = analytic(&m, current, width_s);
+        let expected = mtj_switching_probability(&m, current, width_s);
         assert!(
             expected > 0.05 && expected < 0.95,
             "I/Ic0={ratio}: P={expected}"
@@ -202,7 +190,7 @@ fn retention_and_read_disturb_follow_the_thermal_formula() {
     let m = mram(&[("v_read_v", 0.6), ("t_read_s", 60e-9)]);
     let ap = m.nominal_state(false);
     let i_read = m.params.v_read_v / (ap.r_ap_ohm() + m.params.r_access_ohm);
-    let p = analytic(&m, i_read, m.params.t_read_s);
+    let p = mtj_switching_probability(&m, i_read, m.params.t_read_s);
     assert!(p > 0.05 && p < 0.95, "read disturb probability {p}");
     let mut flipped = 0;
     for k in 0..TRIALS {

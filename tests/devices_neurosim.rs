@@ -2,19 +2,12 @@
 //! mode): each loads and validates, programs and reads on a tile, and its noise-free pulse
 //! response has the preset's number of levels and the curvature of its NeuroSim label.
 
+mod common;
 use xbar::crossbar::{Tile, TileConfig};
 use xbar::device::rram::{Rram, nonlinearity_to_a_normalised};
 use xbar::device::{AnyDevice, Device, Polarity, Pulse, preset};
 
-const NEUROSIM: [&str; 7] = [
-    "neurosim_agasi",
-    "neurosim_taox_hfox",
-    "neurosim_pcmo",
-    "neurosim_alox_hfo2",
-    "neurosim_gst",
-    "neurosim_epiram",
-    "neurosim_hzo_fefet",
-];
+use common::NEUROSIM_PRESETS as NEUROSIM;
 
 fn noise_free(name: &str) -> Rram {
     let mut table = toml::Table::new();

@@ -6,7 +6,8 @@
 //! `tau = tau0 exp(Delta (1 - I/Ic0)^b)` (barrier clamped at 0), and, above Ic0,
 //! `P_prec = exp(-(pi^2 Delta/4) exp(-2 (I/Ic0 - 1) t/tau_D))`.
 
-use std::f64::consts::PI;
+mod common;
+use common::mtj_switching_probability;
 use xbar::device::mram::Mram;
 use xbar::device::{AnyDevice, Device, Polarity, Pulse, preset};
 
@@ -26,20 +27,6 @@ fn load(name: &str, overrides: &[(&str, f64)]) -> Mram {
     }
 }
 
-/// The published formulas written out (not the model's functions).
-fn analytic(m: &Mram, current_a: f64, width_s: f64) -> f64 {
-    let p = &m.params;
-    let x = current_a / p.ic0_a;
-    let barrier = p.delta * (1.0 - x).max(0.0).powf(p.barrier_exponent);
-    let p_th = 1.0 - (-width_s / (p.tau0_s * barrier.exp())).exp();
-    let p_prec = if x > 1.0 {
-        (-(PI * PI * p.delta / 4.0) * (-2.0 * (x - 1.0) * width_s / p.tau_d_s).exp()).exp()
-    } else {
-        0.0
-    };
-    1.0 - (1.0 - p_th) * (1.0 - p_prec)
-}
-
 /// The switching probability of an SOT cell follows the law with the heavy-metal line's
 /// current, whatever the junction's resistance: a SET pulse (AP -> P) and a RESET pulse
 /// (P -> AP) of one amplitude switch with the same probability, and junctions of different
@@ -54,7 +41,7 @@ fn switching_probability_follows_the_line_current() {
     let mut last = 0.0;
     for ratio in [0.6, 0.9, 1.0, 1.1, 1.3, 1.6, 2.0] {
         let current_a = ratio * p.ic0_a;
-        let expected = analytic(&m, current_a, width_s);
+        let expected = mtj_switching_probability(&m, current_a, width_s);
         assert!(expected >= last, "non-decreasing in the current");
         last = expected;
         for (polarity, parallel, r_scale, seed) in [

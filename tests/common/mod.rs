@@ -151,3 +151,37 @@ pub fn write_cifar_dir(dir: &Path) {
         &[cifar_record(k), cifar_record(k + 1)],
     );
 }
+
+/// The seven NeuroSim V3.0 benchmark synapses among the built-in presets.
+pub const NEUROSIM_PRESETS: [&str; 7] = [
+    "neurosim_agasi",
+    "neurosim_taox_hfox",
+    "neurosim_pcmo",
+    "neurosim_alox_hfo2",
+    "neurosim_gst",
+    "neurosim_epiram",
+    "neurosim_hzo_fefet",
+];
+
+/// The MTJ switching probability of a current pulse written out from the published
+/// formulas (not the model's functions): thermal P_th = 1 - exp(-t/tau),
+/// tau = tau0 exp(Delta (1 - I/Ic0)^b) (Koch et al., PRL 2004), precessional
+/// P_prec = exp(-(pi^2 Delta/4) exp(-2 (I/Ic0 - 1) t/tau_D)) above Ic0 (Sun, Proc. SPIE
+/// 2004), combined as independent channels.
+pub fn mtj_switching_probability(
+    m: &xbar::device::mram::Mram,
+    current_a: f64,
+    width_s: f64,
+) -> f64 {
+    use std::f64::consts::PI;
+    let p = &m.params;
+    let x = current_a / p.ic0_a;
+    let barrier = p.delta * (1.0 - x).max(0.0).powf(p.barrier_exponent);
+    let p_th = 1.0 - (-width_s / (p.tau0_s * barrier.exp())).exp();
+    let p_prec = if x > 1.0 {
+        (-(PI * PI * p.delta / 4.0) * (-2.0 * (x - 1.0) * width_s / p.tau_d_s).exp()).exp()
+    } else {
+        0.0
+    };
+    1.0 - (1.0 - p_th) * (1.0 - p_prec)
+}
