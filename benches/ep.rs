@@ -19,7 +19,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use xbar::learning::ep::{Activation, EpConfig, EpConv, EpNetwork, Nudging, evaluate, train_epoch};
+use xbar::learning::ep::{
+    Activation, EpConfig, EpConv, EpNetwork, EpOptimizerState, Nudging, evaluate, train_epoch,
+};
 
 fn ep_benches(c: &mut Criterion) {
     let split = xbar::data::mnist10k().expect("embedded MNIST-10k");
@@ -41,6 +43,7 @@ fn ep_benches(c: &mut Criterion) {
                         &split.train,
                         &reference,
                         &mut reference.rule(),
+                        &mut EpOptimizerState::new(&reference),
                         epoch,
                     )
                     .expect("train"),
@@ -55,8 +58,15 @@ fn ep_benches(c: &mut Criterion) {
         b.iter(|| {
             epoch += 1;
             black_box(
-                train_epoch(&mut net, &split.train, &tuned, &mut tuned.rule(), epoch)
-                    .expect("train"),
+                train_epoch(
+                    &mut net,
+                    &split.train,
+                    &tuned,
+                    &mut tuned.rule(),
+                    &mut EpOptimizerState::new(&tuned),
+                    epoch,
+                )
+                .expect("train"),
             )
         })
     });
@@ -75,7 +85,15 @@ fn ep_benches(c: &mut Criterion) {
         b.iter(|| {
             epoch += 1;
             black_box(
-                train_epoch(&mut net, &split.train, &deep, &mut deep.rule(), epoch).expect("train"),
+                train_epoch(
+                    &mut net,
+                    &split.train,
+                    &deep,
+                    &mut deep.rule(),
+                    &mut EpOptimizerState::new(&deep),
+                    epoch,
+                )
+                .expect("train"),
             )
         })
     });
@@ -116,7 +134,15 @@ fn convnet_bench(
         b.iter(|| {
             epoch += 1;
             black_box(
-                train_epoch(&mut net, data, &config, &mut config.rule(), epoch).expect("train"),
+                train_epoch(
+                    &mut net,
+                    data,
+                    &config,
+                    &mut config.rule(),
+                    &mut EpOptimizerState::new(&config),
+                    epoch,
+                )
+                .expect("train"),
             )
         })
     });

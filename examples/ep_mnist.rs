@@ -7,7 +7,9 @@
 //! `cargo run --release --example ep_mnist -- 30 symmetric hard_sigmoid 784-512-10 0.08,0.04 50`.
 
 use anyhow::{Context, Result, bail};
-use xbar::learning::ep::{Activation, EpConfig, EpNetwork, Nudging, evaluate, train_epoch};
+use xbar::learning::ep::{
+    Activation, EpConfig, EpNetwork, EpOptimizerState, Nudging, evaluate, train_epoch,
+};
 
 /// Parsed command line: epochs, nudging, activation, layer sizes, learning rates, batch size.
 type Args = (usize, Nudging, Activation, Vec<usize>, Vec<f32>, usize);
@@ -83,10 +85,18 @@ fn main() -> Result<()> {
     let mut net = EpNetwork::digital(&sizes, activation, config.seed)?;
     println!("sizes {sizes:?}, {nudging:?}, {activation:?}, {config:?}");
     let mut rule = config.rule();
+    let mut optimizer = EpOptimizerState::new(&config);
     let mut total_s = 0.0;
     for epoch in 0..epochs {
         let start = std::time::Instant::now();
-        let report = train_epoch(&mut net, &split.train, &config, &mut rule, epoch)?;
+        let report = train_epoch(
+            &mut net,
+            &split.train,
+            &config,
+            &mut rule,
+            &mut optimizer,
+            epoch,
+        )?;
         let train_s = start.elapsed().as_secs_f64();
         total_s += train_s;
         let test = evaluate(&mut net, &split.test, config.free_steps)?;

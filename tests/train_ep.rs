@@ -12,8 +12,8 @@
 use nalgebra::{DMatrix, DVector};
 use rand::RngExt;
 use xbar::learning::ep::{
-    Activation, EpConfig, EpNetwork, EquilibriumPropagation, Nudging, States, evaluate, one_hot,
-    train, train_epoch,
+    Activation, EpConfig, EpNetwork, EpOptimizerState, EquilibriumPropagation, Nudging, States,
+    evaluate, one_hot, train, train_epoch,
 };
 use xbar::learning::rule::{LearningRule, WeightChange};
 use xbar::synapses::{DigitalSynapses, OuterProductUpdate, PlasticSynapses, SynapticLayer};
@@ -217,6 +217,7 @@ fn free_phase_descends_the_energy_to_a_fixed_point() {
         &split.train.take(2000),
         &config,
         &mut config.rule(),
+        &mut EpOptimizerState::new(&config),
         0,
     )
     .unwrap();
@@ -346,7 +347,7 @@ fn training_is_bit_identical_with_one_and_two_threads() {
         let run = |threads| {
             pool(threads).install(|| {
                 let mut net = EpNetwork::digital(&sizes, Activation::HardSigmoid, 11).unwrap();
-                train(&mut net, &data, &config, &mut config.rule()).unwrap();
+                train(&mut net, &data, &config).unwrap();
                 net
             })
         };
@@ -370,7 +371,7 @@ fn one_epoch_of_reference_ep_learns_mnist() {
     let config = EpConfig::default();
     let mut net = EpNetwork::digital(&[784, 512, 10], Activation::HardSigmoid, 1).unwrap();
     let before = evaluate(&mut net, &split.test, config.free_steps).unwrap();
-    let report = train(&mut net, &split.train, &config, &mut config.rule()).unwrap();
+    let report = train(&mut net, &split.train, &config).unwrap();
     let after = evaluate(&mut net, &split.test, config.free_steps).unwrap();
     assert!(
         before < 0.3,
@@ -430,23 +431,17 @@ fn bad_settings_are_rejected_with_clear_errors() {
         learning_rates: vec![0.1],
         ..EpConfig::default()
     };
-    let err = format!(
-        "{:#}",
-        train(&mut net, &data, &wrong_rates, &mut wrong_rates.rule()).unwrap_err()
-    );
+    let err = format!("{:#}", train(&mut net, &data, &wrong_rates).unwrap_err());
     assert!(err.contains("learning_rates"), "{err}");
     let zero_beta = EpConfig {
         beta: 0.0,
         ..EpConfig::default()
     };
-    let err = format!(
-        "{:#}",
-        train(&mut net, &data, &zero_beta, &mut zero_beta.rule()).unwrap_err()
-    );
+    let err = format!("{:#}", train(&mut net, &data, &zero_beta).unwrap_err());
     assert!(err.contains("beta"), "{err}");
     let mut wrong_input = EpNetwork::digital(&[100, 16, 10], Activation::HardSigmoid, 1).unwrap();
     let config = EpConfig::default();
-    assert!(train(&mut wrong_input, &data, &config, &mut config.rule()).is_err());
+    assert!(train(&mut wrong_input, &data, &config).is_err());
 }
 
 /// The EP rule reads the second phase and divides by the difference of the two phases'
@@ -513,7 +508,15 @@ fn the_ep_rule_needs_a_second_phase_a_nudge_and_a_learning_rate() {
     };
     let err = format!(
         "{:#}",
-        train(&mut net, &split.train.take(10), &config, &mut NeedsError).unwrap_err()
+        train_epoch(
+            &mut net,
+            &split.train.take(10),
+            &config,
+            &mut NeedsError,
+            &mut EpOptimizerState::new(&config),
+            0,
+        )
+        .unwrap_err()
     );
     assert!(
         err.contains("needs_error") && err.contains("error signal"),

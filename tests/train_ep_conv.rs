@@ -13,7 +13,8 @@ use xbar::crossbar::TileConfig;
 use xbar::crossbar::update::PulsedUpdateConfig;
 use xbar::device::{AnyDevice, preset};
 use xbar::learning::ep::{
-    Activation, EpConfig, EpConv, EpNetwork, EquilibriumPropagation, Nudging, one_hot, train_epoch,
+    Activation, EpConfig, EpConv, EpNetwork, EpOptimizer, EpOptimizerState, EquilibriumPropagation,
+    Nudging, one_hot, train_epoch,
 };
 use xbar::synapses::{CrossbarSynapses, DigitalSynapses, SynapticLayer};
 
@@ -154,7 +155,7 @@ fn ep_estimate(
         learning_rates: vec![1.0; layers],
     };
     learner
-        .learn(x, &eq, &mut rule, &config.learning_rates)
+        .learn(x, &eq, &mut rule, &mut EpOptimizerState::new(&config))
         .unwrap();
     parameters(&learner)
         .iter()
@@ -195,6 +196,91 @@ fn conv_ep_update_matches_the_fixed_point_gradient_for_small_beta() {
     );
 }
 
+/// EP with Adam on a ConvNet: Adam's first bias-corrected step is `η_k·sign(g)` (m̂ = g,
+/// v̂ = g², Kingma & Ba 2015, section 2.1), so one learning step moves every weight and
+/// bias of layer `k` by `η_k·g/(|g| + ε)`, its layer's rate in the direction of the plain
+/// EP estimate `g` (to 1 % of `η_k` where `|g|` exceeds 1e-6, below which the estimate,
+/// a difference of `f32` parameters, has lost digits; never by more than `η_k`), and a
+/// parameter without gradient (a unit that is off in every phase) stays where it is.
+#[test]
+fn adam_moves_every_conv_parameter_by_its_rate_along_the_ep_estimate() {
+    let batch = 3;
+    let (net, x, target) = small_convnet(batch);
+    let estimate = ep_estimate(&net, &x, &target, batch, 0.01);
+    let rates = [1e-3f32, 5e-4, 2e-4];
+    let config = EpConfig {
+        free_steps: RELAX_STEPS,
+        nudged_steps: RELAX_STEPS,
+        beta: 0.01,
+        nudging: Nudging::Symmetric,
+        learning_rates: rates.to_vec(),
+        optimizer: EpOptimizer::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+        },
+        ..EpConfig::default()
+    };
+    let mut learner = net.clone();
+    let eq = learner
+        .equilibria(&x, &target, batch, &config, 1.0)
+        .unwrap();
+    learner
+        .learn(
+            &x,
+            &eq,
+            &mut config.rule(),
+            &mut EpOptimizerState::new(&config),
+        )
+        .unwrap();
+    let layer_of = |i: usize| {
+        let mut end = 0;
+        for (k, s) in net.synapses().iter().enumerate() {
+            end += s.weight().len();
+            if i < end {
+                return k;
+            }
+        }
+        let mut rest = i - end;
+        for (k, b) in net.biases().iter().enumerate() {
+            if rest < b.len() {
+                return k;
+            }
+            rest -= b.len();
+        }
+        unreachable!("parameter {i} beyond the network")
+    };
+    let moved: Vec<f64> = parameters(&learner)
+        .iter()
+        .zip(parameters(&net))
+        .map(|(after, before)| after - before)
+        .collect();
+    let mut checked = 0;
+    for (i, (step, g)) in moved.iter().zip(&estimate).enumerate() {
+        let rate = f64::from(rates[layer_of(i)]);
+        assert!(
+            step.abs() <= rate * 1.001,
+            "parameter {i}: step {step} > {rate}"
+        );
+        if *g == 0.0 {
+            assert_eq!(*step, 0.0, "parameter {i} has no gradient but moved");
+        } else if g.abs() > 1e-6 {
+            checked += 1;
+            let want = rate * g / (g.abs() + 1e-8);
+            assert!(
+                (step - want).abs() < 1e-2 * rate,
+                "parameter {i}: step {step}, expected {want} (estimate {g})"
+            );
+        }
+    }
+    let zero = estimate.iter().filter(|g| **g == 0.0).count();
+    assert!(
+        checked + zero == estimate.len() && checked > 50,
+        "{checked} of {} parameters had an estimate above 1e-6, {zero} none",
+        estimate.len()
+    );
+}
+
 /// Training a ConvNet with EP (two mini-batches of MNIST digits, random-sign nudging) is
 /// bit-identical with 1 and 2 threads.
 #[test]
@@ -229,7 +315,16 @@ fn conv_ep_training_is_bit_identical_with_one_and_two_threads() {
                     9,
                 )
                 .unwrap();
-                train_epoch(&mut net, &data, &config, &mut config.rule(), 0).unwrap();
+                let mut optimizer = EpOptimizerState::new(&config);
+                train_epoch(
+                    &mut net,
+                    &data,
+                    &config,
+                    &mut config.rule(),
+                    &mut optimizer,
+                    0,
+                )
+                .unwrap();
                 parameters(&net)
             })
     };
@@ -300,7 +395,12 @@ fn conv_ep_on_ideal_tiles_matches_digital_equilibria_and_steps() {
         .unwrap();
     let clean = digital.clone();
     digital
-        .learn(&x, &eq_d, &mut config.rule(), &config.learning_rates)
+        .learn(
+            &x,
+            &eq_d,
+            &mut config.rule(),
+            &mut EpOptimizerState::new(&config),
+        )
         .unwrap();
     let layers = clean.synapses().len();
     let mut sums: Vec<Vec<(f64, f64)>> = (0..layers)
@@ -325,7 +425,12 @@ fn conv_ep_on_ideal_tiles_matches_digital_equilibria_and_steps() {
             .map(|s| s.weight().unwrap())
             .collect();
         analog
-            .learn(&x, &eq_a, &mut config.rule(), &config.learning_rates)
+            .learn(
+                &x,
+                &eq_a,
+                &mut config.rule(),
+                &mut EpOptimizerState::new(&config),
+            )
             .unwrap();
         for (k, sum) in sums.iter_mut().enumerate() {
             let after = analog.synapses()[k].weight().unwrap();

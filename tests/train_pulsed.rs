@@ -179,7 +179,9 @@ fn pulsed_updates_are_bit_identical_for_one_and_two_threads() {
     assert!(w1.iter().zip(&w2).all(|(a, b)| a.to_bits() == b.to_bits()));
 }
 
-use xbar::learning::ep::{Activation, EpConfig, EpNetwork, Equilibria, EquilibriumPropagation};
+use xbar::learning::ep::{
+    Activation, EpConfig, EpNetwork, EpOptimizerState, Equilibria, EquilibriumPropagation,
+};
 use xbar::synapses::CrossbarSynapses;
 use xbar::synapses::{PlasticSynapses, SynapticLayer};
 
@@ -288,7 +290,7 @@ fn ideal_crossbar_ep_step_matches_digital_step_in_expectation() {
         .equilibria(&x, &target, batch, &config, 1.0)
         .unwrap();
     digital
-        .learn(&x, &eq, &mut rule, &config.learning_rates)
+        .learn(&x, &eq, &mut rule, &mut EpOptimizerState::new(&config))
         .unwrap();
     for k in 0..2 {
         let before = digital0.synapses()[k].weight();
@@ -304,7 +306,7 @@ fn ideal_crossbar_ep_step_matches_digital_step_in_expectation() {
             let eq = analog.equilibria(&x, &target, batch, &config, 1.0).unwrap();
             let start = analog.synapses()[k].weight().unwrap();
             analog
-                .learn(&x, &eq, &mut rule, &config.learning_rates)
+                .learn(&x, &eq, &mut rule, &mut EpOptimizerState::new(&config))
                 .unwrap();
             let after = analog.synapses()[k].weight().unwrap();
             for (i, (a, b)) in after.iter().zip(&start).enumerate() {

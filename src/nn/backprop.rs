@@ -109,22 +109,10 @@ impl TrainConfig {
     /// The step size of every epoch under the schedule, from the optimiser's.
     fn learning_rates(&self) -> Vec<f32> {
         let lr0 = self.optimizer.learning_rate();
-        let mut lr = lr0;
         (0..self.epochs)
-            .map(|e| match self.schedule {
-                Schedule::Exponential => {
-                    let now = lr;
-                    lr *= self.learning_rate_decay;
-                    now
-                }
-                Schedule::Cosine => {
-                    let phase = std::f64::consts::PI * e as f64 / self.epochs as f64;
-                    (f64::from(lr0) * 0.5 * (1.0 + phase.cos())) as f32
-                }
-                Schedule::Step {
-                    every_epochs,
-                    factor,
-                } => lr0 * factor.powi((e / every_epochs) as i32),
+            .map(|e| {
+                self.schedule
+                    .learning_rate(lr0, self.learning_rate_decay, e, self.epochs)
             })
             .collect()
     }
@@ -147,10 +135,11 @@ impl TrainConfig {
 }
 
 /// How the step size changes over training (epoch `e` of `E`, initial step size η₀).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Schedule {
     /// `η₀·d^e` with `d = learning_rate_decay` (constant for d = 1).
+    #[default]
     Exponential,
     /// `η₀·(1 + cos(π·e/E))/2`: PyTorch's `CosineAnnealingLR` with `T_max = E`, stepped
     /// once per epoch.
@@ -165,7 +154,25 @@ pub enum Schedule {
 }
 
 impl Schedule {
-    fn validate(&self) -> Result<()> {
+    /// The step size of epoch `epoch` of `epochs` from the initial `lr0`; `decay` is the
+    /// exponential schedule's factor per epoch (the product is accumulated epoch by epoch,
+    /// so that every schedule gives `lr0` itself at epoch 0).
+    pub fn learning_rate(&self, lr0: f32, decay: f32, epoch: usize, epochs: usize) -> f32 {
+        match *self {
+            Schedule::Exponential => (0..epoch).fold(lr0, |lr, _| lr * decay),
+            Schedule::Cosine => {
+                let phase = std::f64::consts::PI * epoch as f64 / epochs as f64;
+                (f64::from(lr0) * 0.5 * (1.0 + phase.cos())) as f32
+            }
+            Schedule::Step {
+                every_epochs,
+                factor,
+            } => lr0 * factor.powi((epoch / every_epochs) as i32),
+        }
+    }
+
+    /// Check the step schedule's fields, naming the offending one.
+    pub fn validate(&self) -> Result<()> {
         if let Schedule::Step {
             every_epochs,
             factor,

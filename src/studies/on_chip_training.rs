@@ -8,10 +8,13 @@
 //!   optional convolutional layers `convs` below them (`[{ out, kernel, padding, pool }]`:
 //!   convolution with max pooling, the ConvNet of Laborieux et al. 2021), each programmed
 //!   on its own tile as a `C_out x C·k·k` kernel matrix;
-//! - `[rule]`: `kind = "ep"` (equilibrium propagation, [`crate::learning::ep`]) or `"sgd"`
-//!   (analog SGD, [`crate::learning::sgd`]), `epochs`, and each rule's settings in `[rule.ep]`
-//!   (phases, nudging, per-layer learning rates, batch size, activation) and `[rule.sgd]`
-//!   (learning rate, batch size, activation), so that one sweep can switch rules;
+//! - `[rule]`: `kind = "ep"` (equilibrium propagation, [`crate::learning::ep`]), `"sgd"`
+//!   (analog SGD, [`crate::learning::sgd`]) or `"backprop"` (the digital reference: the same
+//!   layers as a feed-forward ReLU network trained by backpropagation, `f32` weights only),
+//!   `epochs`, and each rule's settings in `[rule.ep]` (phases, nudging, per-layer learning
+//!   rates, optimiser and schedule, batch size, activation), `[rule.sgd]` (learning rate,
+//!   batch size, activation) and `[rule.backprop]` (a [`TrainConfig`]: optimiser, batch
+//!   size, schedule, ...), so that one sweep can switch rules;
 //! - `[hardware]`: `device` (a preset name or file, or `"digital"` for `f32` weights),
 //!   `device_params` overrides, `variability_scale`, `w_max` (weight mapped to a full
 //!   conductance window: one number, or one per synaptic layer), `pulses` (pulse-train
@@ -48,8 +51,11 @@ use crate::experiment::config::{to_value, typed};
 use crate::experiment::kinds::{Kind, SweepKind};
 use crate::experiment::run::{JobId, JobKind};
 use crate::experiment::table::epoch_metric;
-use crate::learning::ep::{self, Activation, EpConfig, EpConv, EpNetwork};
+use crate::learning::ep::{self, Activation, EpConfig, EpConv, EpNetwork, EpOptimizerState};
 use crate::learning::sgd::{self, EpochSchedule, HiddenActivation, Mlp, OutputLoss, Sgd};
+use crate::nn::TrainConfig;
+use crate::nn::sequential::spec::LayerSpec;
+use crate::nn::sequential::{self, Sequential};
 use crate::synapses::DigitalSynapses;
 use crate::synapses::PlasticSynapses;
 use crate::synapses::{CrossbarSynapses, program_layers};
@@ -102,6 +108,10 @@ pub enum RuleKind {
     Ep,
     /// Analog SGD (backpropagation) on a multilayer perceptron.
     Sgd,
+    /// The digital reference: the same layers as a feed-forward network (each convolution
+    /// followed by ReLU and its max pooling, ReLU hidden layers) trained by
+    /// backpropagation on `f32` weights (`hardware.device = "digital"` only).
+    Backprop,
 }
 
 /// `[rule.ep]`: equilibrium-propagation settings — the library's [`EpConfig`] (phases,
@@ -232,6 +242,54 @@ pub struct RuleSection {
     pub ep: EpSection,
     /// Settings of analog SGD (used when `kind = "sgd"`).
     pub sgd: SgdSection,
+    /// Settings of backpropagation (used when `kind = "backprop"`).
+    pub backprop: BackpropSection,
+}
+
+/// `[rule.backprop]`: the library's [`TrainConfig`] (optimiser, batch size, schedule,
+/// weight decay, augmentation) without its `epochs` and `seed`, which come from
+/// `rule.epochs` and the job seed; giving them here is an error naming the key to use.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BackpropSection(pub TrainConfig);
+
+/// The [`TrainConfig`] keys that `[rule.backprop]` takes from elsewhere, with where.
+const BACKPROP_KEYS_ELSEWHERE: [(&str, &str); 2] =
+    [("epochs", "rule.epochs"), ("seed", "experiment.seed")];
+
+impl Serialize for BackpropSection {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut table = match Value::try_from(&self.0).map_err(serde::ser::Error::custom)? {
+            Value::Table(t) => t,
+            _ => {
+                return Err(serde::ser::Error::custom(
+                    "training settings are not a table",
+                ));
+            }
+        };
+        for (key, _) in BACKPROP_KEYS_ELSEWHERE {
+            table.remove(key);
+        }
+        table.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for BackpropSection {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let given = toml::Table::deserialize(deserializer)?;
+        for (key, instead) in BACKPROP_KEYS_ELSEWHERE {
+            if given.contains_key(key) {
+                return Err(D::Error::custom(format!(
+                    "rule.backprop.{key}: backpropagation takes its {key} from {instead}; \
+                     remove rule.backprop.{key}"
+                )));
+            }
+        }
+        Value::Table(given)
+            .try_into::<TrainConfig>()
+            .map(BackpropSection)
+            .map_err(D::Error::custom)
+    }
 }
 
 /// `[hardware]`: the devices that hold the weights and how they are pulsed.
@@ -361,14 +419,26 @@ impl TrainingConfig {
         );
         ensure!(self.rule.epochs > 0, "rule.epochs must be at least 1");
         ensure!(
-            self.network.convs.is_empty() || self.rule.kind == RuleKind::Ep,
-            "network.convs: convolutional layers are trained by equilibrium propagation only \
-             (rule.kind = \"ep\"); analog SGD trains fully connected layers"
+            self.network.convs.is_empty() || self.rule.kind != RuleKind::Sgd,
+            "network.convs: convolutional layers are trained by equilibrium propagation \
+             (rule.kind = \"ep\") or digital backpropagation (\"backprop\"); analog SGD \
+             trains fully connected layers"
         );
         self.data.check_transforms()?;
         let layers = self.network.layers();
         match self.rule.kind {
             RuleKind::Ep => self.ep_config(0).validate(layers).context("[rule.ep]")?,
+            RuleKind::Backprop => {
+                ensure!(
+                    self.hardware.device == DIGITAL,
+                    "rule.kind = \"backprop\" is the digital reference and trains f32 weights: \
+                     set hardware.device = \"digital\" (got \"{}\")",
+                    self.hardware.device
+                );
+                self.backprop_config(0)
+                    .validate()
+                    .context("[rule.backprop]")?;
+            }
             RuleKind::Sgd => {
                 let s = &self.rule.sgd;
                 ensure!(
@@ -419,12 +489,54 @@ impl TrainingConfig {
         }
     }
 
+    /// The backpropagation settings, with the shuffle and augmentation seed `seed`.
+    fn backprop_config(&self, seed: u64) -> TrainConfig {
+        TrainConfig {
+            epochs: self.rule.epochs,
+            seed,
+            ..self.rule.backprop.0.clone()
+        }
+    }
+
     /// Images per mini-batch of the configured rule.
     fn batch_size(&self) -> usize {
         match self.rule.kind {
             RuleKind::Ep => self.rule.ep.ep.batch_size,
             RuleKind::Sgd => self.rule.sgd.batch_size,
+            RuleKind::Backprop => self.rule.backprop.0.batch_size,
         }
+    }
+
+    /// The feed-forward network that backpropagation trains: every convolution followed
+    /// by ReLU and its max pooling, then the ReLU hidden layers and the output layer.
+    fn feed_forward_layers(&self, classes: usize) -> Vec<LayerSpec> {
+        let mut layers = Vec::new();
+        for conv in &self.network.convs {
+            layers.push(LayerSpec::Conv2d {
+                out: conv.out,
+                kernel: conv.kernel,
+                stride: 1,
+                padding: conv.padding,
+                bias: true,
+            });
+            layers.push(LayerSpec::Relu);
+            if conv.pool > 1 {
+                layers.push(LayerSpec::MaxPool2d {
+                    kernel: conv.pool,
+                    stride: conv.pool,
+                });
+            }
+        }
+        layers.push(LayerSpec::Flatten);
+        for &out in &self.network.hidden {
+            layers.push(LayerSpec::Linear { out, bias: true });
+            layers.push(LayerSpec::Relu);
+        }
+        layers.push(LayerSpec::Linear {
+            out: classes,
+            bias: true,
+        });
+        layers
     }
 
     /// The part of the configuration that determines the digitally trained twin.
@@ -488,6 +600,10 @@ impl Model<DigitalSynapses> {
                 )
             }
             RuleKind::Ep => Model::Ep(EpNetwork::digital(&sizes, activation, seed)?),
+            RuleKind::Backprop => bail!(
+                "rule.kind = \"backprop\" trains a digital feed-forward network, not an on-chip \
+                 model: set hardware.device = \"digital\""
+            ),
             RuleKind::Sgd => Model::Sgd(
                 Mlp::new(
                     sgd::initial_layers(&sizes, c.rule.sgd.init_bound, seed)
@@ -547,12 +663,21 @@ impl<S: PlasticSynapses> Model<S> {
     /// each epoch (in place: the test reads are reads of the trained devices).
     fn train_and_test(&mut self, c: &TrainingConfig, split: &Split, seed: u64) -> Result<Curve> {
         let mut curve = Curve::default();
+        let ep_config = c.ep_config(seed);
+        let mut ep_optimizer = EpOptimizerState::new(&ep_config);
         for epoch in 0..c.rule.epochs {
             let train = match self {
                 Model::Ep(net) => {
-                    let config = c.ep_config(seed);
-                    let mut rule = config.rule();
-                    ep::train_epoch(net, &split.train, &config, &mut rule, epoch)?.train_accuracy
+                    let mut rule = ep_config.rule_at(epoch);
+                    ep::train_epoch(
+                        net,
+                        &split.train,
+                        &ep_config,
+                        &mut rule,
+                        &mut ep_optimizer,
+                        epoch,
+                    )?
+                    .train_accuracy
                 }
                 Model::Sgd(mlp) => {
                     let s = &c.rule.sgd;
@@ -626,6 +751,32 @@ impl OnChipTraining {
         Model::initial(c, split.train.shape(), classes, seeds.init)
     }
 
+    /// The learning curve of the network of `c` trained with `f32` weights: the rule
+    /// itself on digital synapses, or backpropagation on the feed-forward network.
+    fn digital_curve(&self, c: &TrainingConfig, seeds: Seeds) -> Result<Curve> {
+        let split = self.data.load(&c.data)?;
+        if c.rule.kind != RuleKind::Backprop {
+            let mut model = self.initial_model(c, seeds)?;
+            return model.train_and_test(c, &split, seeds.train);
+        }
+        let classes = split.train.classes().max(split.test.classes());
+        let layers = c.feed_forward_layers(classes);
+        let mut net = Sequential::random(split.train.shape(), &layers, seeds.init)
+            .context("the feed-forward network of network.convs and network.hidden")?;
+        let config = c.backprop_config(seeds.train);
+        let (report, test) = sequential::train::train_tested(
+            &mut net,
+            &split.train,
+            &split.test,
+            &config,
+            &mut |_| {},
+        )?;
+        Ok(Curve {
+            test,
+            train: report.epochs.iter().map(|e| e.train_accuracy).collect(),
+        })
+    }
+
     fn twin(&self, c: &TrainingConfig, repeat: u32) -> Result<Curve> {
         let key = c.twin_key(repeat)?;
         let cache = self.twins.lock().map_err(|_| poisoned())?;
@@ -660,10 +811,8 @@ impl JobKind for OnChipTraining {
                 job.repeat
             ));
             let seeds = Seeds::of(*job);
-            let split = self.data.load(&c.data)?;
-            let mut model = self.initial_model(&c, seeds)?;
-            let twin = model
-                .train_and_test(&c, &split, seeds.train)
+            let twin = self
+                .digital_curve(&c, seeds)
                 .with_context(|| format!("training the digital twin of repeat {}", job.repeat))?;
             self.twins.lock().map_err(|_| poisoned())?.insert(key, twin);
         }

@@ -27,9 +27,11 @@
 
 pub mod contrast;
 pub mod network;
+pub mod optimizer;
 
 pub use contrast::EquilibriumPropagation;
 pub use network::{Activation, Connection, EpConv, EpNetwork, Equilibria, Nudge, States};
+pub use optimizer::{EpOptimizer, EpOptimizerState};
 
 use anyhow::{Context, Result, ensure};
 use rand::RngExt;
@@ -39,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use super::rule::LearningRule;
 use crate::data::Dataset;
 use crate::nn::network::{argmax_rows, check_data_fits};
-use crate::nn::{self, Classifier};
+use crate::nn::{self, Classifier, Schedule};
 use crate::synapses::{PlasticSynapses, SynapticLayer};
 
 /// How the output is nudged and which equilibria the update contrasts.
@@ -69,8 +71,19 @@ pub struct EpConfig {
     pub beta: f32,
     /// One-sided, random-sign or symmetric nudging.
     pub nudging: Nudging,
-    /// SGD learning rate of each synaptic layer, input side first.
+    /// Learning rate (step size) of each synaptic layer, input side first, at epoch 0.
     pub learning_rates: Vec<f32>,
+    /// How the proposed steps become weight and bias changes (plain SGD by default: the
+    /// on-chip update as proposed).
+    #[serde(default)]
+    pub optimizer: EpOptimizer,
+    /// How the learning rates change from epoch to epoch (constant by default).
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Factor applied to the learning rates after every epoch, in `(0, 1]`, for the
+    /// exponential schedule (1 = constant).
+    #[serde(default = "no_decay")]
+    pub learning_rate_decay: f32,
     /// Images per mini-batch.
     pub batch_size: usize,
     /// Passes over the training set (set by the driver, not read from configuration files).
@@ -90,11 +103,19 @@ impl Default for EpConfig {
             beta: 0.1,
             nudging: Nudging::Symmetric,
             learning_rates: vec![0.08, 0.04],
+            optimizer: EpOptimizer::default(),
+            schedule: Schedule::default(),
+            learning_rate_decay: no_decay(),
             batch_size: 50,
             epochs: 1,
             seed: 1,
         }
     }
+}
+
+/// The default [`EpConfig::learning_rate_decay`]: constant learning rates.
+fn no_decay() -> f32 {
+    1.0
 }
 
 impl EpConfig {
@@ -117,11 +138,27 @@ impl EpConfig {
         }
     }
 
-    /// The EP weight update with these settings' learning rates.
+    /// The EP weight update with these settings' learning rates (those of epoch 0).
     pub fn rule(&self) -> EquilibriumPropagation {
+        self.rule_at(0)
+    }
+
+    /// The EP weight update with the learning rates of epoch `epoch` of the schedule.
+    pub fn rule_at(&self, epoch: usize) -> EquilibriumPropagation {
         EquilibriumPropagation {
-            learning_rates: self.learning_rates.clone(),
+            learning_rates: self.learning_rates_at(epoch),
         }
+    }
+
+    /// Each layer's learning rate in epoch `epoch` of `epochs` under the schedule.
+    pub fn learning_rates_at(&self, epoch: usize) -> Vec<f32> {
+        self.learning_rates
+            .iter()
+            .map(|&lr| {
+                self.schedule
+                    .learning_rate(lr, self.learning_rate_decay, epoch, self.epochs)
+            })
+            .collect()
     }
 
     /// Check the settings against a network with `layers` synaptic layers.
@@ -150,6 +187,18 @@ impl EpConfig {
             "learning_rates must be finite and non-negative (got {:?})",
             self.learning_rates
         );
+        self.optimizer.validate().context("optimizer")?;
+        let d = self.learning_rate_decay;
+        ensure!(
+            d > 0.0 && d <= 1.0,
+            "learning_rate_decay = {d} must lie in (0, 1] (1 keeps the rates constant)"
+        );
+        ensure!(
+            d == 1.0 || self.schedule == Schedule::Exponential,
+            "learning_rate_decay = {d} applies to the exponential schedule only: remove it or \
+             set schedule = \"exponential\""
+        );
+        self.schedule.validate().context("schedule")?;
         Ok(())
     }
 }
@@ -229,20 +278,23 @@ impl<S: SynapticLayer> EpNetwork<S> {
     }
 }
 
-/// Train `net` for one epoch (`epoch` selects the shuffle and random signs) with EP: the
-/// phases of `config` give each mini-batch's equilibria, `rule` (usually
-/// [`EpConfig::rule`]) proposes the weight changes from them, and the digital biases take
-/// the EP step with `config.learning_rates` ([`EpNetwork::learn`]).
+/// Train `net` for one epoch (`epoch` selects the shuffle, the random signs and the
+/// scheduled learning rates) with EP: the phases of `config` give each mini-batch's
+/// equilibria, `rule` (usually [`EpConfig::rule_at`] of the same epoch) proposes the
+/// weight changes from them, and `optimizer` (made by [`EpOptimizerState::new`] for the
+/// whole run) turns them and the biases' EP estimates into steps ([`EpNetwork::learn`]).
 pub fn train_epoch<S: PlasticSynapses, R: LearningRule + ?Sized>(
     net: &mut EpNetwork<S>,
     data: &Dataset,
     config: &EpConfig,
     rule: &mut R,
+    optimizer: &mut EpOptimizerState,
     epoch: usize,
 ) -> Result<EpEpochReport> {
     config
         .validate(net.synapses().len())
         .context("EP training settings")?;
+    optimizer.start_epoch(config, epoch);
     check_data_fits(net.inputs(), net.outputs(), data)?;
     ensure!(!data.is_empty(), "cannot train on an empty data set");
     let d = data.features();
@@ -282,7 +334,7 @@ pub fn train_epoch<S: PlasticSynapses, R: LearningRule + ?Sized>(
             .zip(&labels)
             .filter(|&(&p, &l)| p == usize::from(l))
             .count();
-        net.learn(&x, &eq, rule, &config.learning_rates)
+        net.learn(&x, &eq, rule, optimizer)
             .with_context(|| format!("epoch {epoch}, mini-batch {b}"))?;
     }
     Ok(EpEpochReport {
@@ -291,15 +343,19 @@ pub fn train_epoch<S: PlasticSynapses, R: LearningRule + ?Sized>(
     })
 }
 
-/// Train for `config.epochs` epochs with `rule`; returns one report per epoch.
-pub fn train<S: PlasticSynapses, R: LearningRule + ?Sized>(
+/// Train for `config.epochs` epochs with the EP rule and optimiser of `config` (learning
+/// rates on its schedule); returns one report per epoch.
+pub fn train<S: PlasticSynapses>(
     net: &mut EpNetwork<S>,
     data: &Dataset,
     config: &EpConfig,
-    rule: &mut R,
 ) -> Result<Vec<EpEpochReport>> {
+    let mut optimizer = EpOptimizerState::new(config);
     (0..config.epochs)
-        .map(|epoch| train_epoch(net, data, config, rule, epoch))
+        .map(|epoch| {
+            let mut rule = config.rule_at(epoch);
+            train_epoch(net, data, config, &mut rule, &mut optimizer, epoch)
+        })
         .collect()
 }
 

@@ -38,6 +38,7 @@ use rand::RngExt;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::optimizer::EpOptimizerState;
 use crate::learning::rule::{LearningRule, LocalSignals, Phase, apply_change};
 use crate::nn::sequential::conv::{ConvGeometry, fill};
 use crate::nn::sequential::pool::{PoolGeometry, PoolKind};
@@ -715,15 +716,16 @@ impl<S: SynapticLayer> EpNetwork<S> {
 impl<S: PlasticSynapses> EpNetwork<S> {
     /// One learning step from the equilibria `eq` of a training step on the input `x`: the
     /// rule proposes each synaptic layer's change from the layer's local signals
-    /// ([`Equilibria::signals`]) and [`apply_change`] applies it (programming pulses on a
-    /// crossbar, an `f32` add on digital synapses); the biases, digital, take the EP step
-    /// `b_k += η_k · `[`Equilibria::bias_estimate`] with `bias_learning_rates[k] = η_k`.
+    /// ([`Equilibria::signals`]), the optimiser turns it into a step (plain SGD: the
+    /// proposal itself) and [`apply_change`] applies it (programming pulses on a crossbar,
+    /// an `f32` add on digital synapses); the biases, digital, take the optimiser's step
+    /// along [`Equilibria::bias_estimate`] (plain SGD: `b_k += η_k · estimate`).
     pub fn learn<R: LearningRule + ?Sized>(
         &mut self,
         x: &[f32],
         eq: &Equilibria,
         rule: &mut R,
-        bias_learning_rates: &[f32],
+        optimizer: &mut EpOptimizerState,
     ) -> Result<()> {
         ensure!(
             !rule.signals().error,
@@ -732,12 +734,12 @@ impl<S: PlasticSynapses> EpNetwork<S> {
             rule.name()
         );
         ensure!(
-            bias_learning_rates.len() == self.synapses.len(),
-            "{} bias learning rates for {} synaptic layers",
-            bias_learning_rates.len(),
+            optimizer.learning_rates().len() == self.synapses.len(),
+            "{} learning rates for {} synaptic layers",
+            optimizer.learning_rates().len(),
             self.synapses.len()
         );
-        for (k, &learning_rate) in bias_learning_rates.iter().enumerate() {
+        for k in 0..self.synapses.len() {
             let change = match self.connections[k] {
                 Connection::Dense => rule.propose(&eq.signals(x, k)?)?,
                 Connection::Conv { conv, .. } => {
@@ -759,13 +761,12 @@ impl<S: PlasticSynapses> EpNetwork<S> {
                     })?
                 }
             };
+            let layer = &self.synapses[k];
+            let change = optimizer.weight_change(k, change, layer.outputs(), layer.inputs())?;
             apply_change(&mut self.synapses[k], &change)
                 .with_context(|| format!("weight update of synaptic layer {k}"))?;
             let estimate = eq.shared_bias_estimate(k, self.neurons_per_bias(k))?;
-            self.biases[k]
-                .iter_mut()
-                .zip(&estimate)
-                .for_each(|(b, d)| *b += learning_rate * d);
+            optimizer.step_biases(k, &mut self.biases[k], &estimate)?;
         }
         Ok(())
     }

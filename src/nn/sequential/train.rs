@@ -205,26 +205,81 @@ pub fn train(
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<TrainReport> {
     let shape = (net.inputs(), net.classes());
-    let mut states: BTreeMap<String, ParamState> = BTreeMap::new();
+    let mut states = BTreeMap::new();
     run_epochs(data, config, shape, on_epoch, |x, labels, epoch, b, lr| {
-        let clean = config
-            .weight_noise
-            .map(|noise| perturb_weights(net, &noise, config.seed, (epoch, b)));
-        let (loss, grads, logits) = net.gradients(x, labels)?;
-        if let Some(clean) = clean {
-            restore_weights(net, clean);
-        }
-        visit_stages_mut(&mut net.stages, &mut |site, stage| {
-            for (name, params) in parameters(stage) {
-                let key = format!("{}.{name}", site.key);
-                if let Some(grad) = grads.get(&key) {
-                    let state = states.entry(key).or_default();
-                    state.step_decayed(&config.optimizer, lr, config.weight_decay, params, grad);
-                }
-            }
-        });
-        Ok((loss, logits))
+        training_step(net, &mut states, config, x, labels, (epoch, b, lr))
     })
+}
+
+/// [`train`], testing the network on `test` after every epoch: the test accuracy of each
+/// epoch (a learning curve), with the training report.
+pub fn train_tested(
+    net: &mut Sequential<DigitalSynapses>,
+    data: &Dataset,
+    test: &Dataset,
+    config: &TrainConfig,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<(TrainReport, Vec<f64>)> {
+    let shape = (net.inputs(), net.classes());
+    let net = std::cell::RefCell::new(net);
+    let mut states = BTreeMap::new();
+    let mut tests = Vec::new();
+    let mut tested = |report: &EpochReport| {
+        on_epoch(report);
+        tests.push(crate::nn::evaluate(&mut **net.borrow_mut(), test));
+    };
+    let report = run_epochs(
+        data,
+        config,
+        shape,
+        &mut tested,
+        |x, labels, epoch, b, lr| {
+            training_step(
+                &mut net.borrow_mut(),
+                &mut states,
+                config,
+                x,
+                labels,
+                (epoch, b, lr),
+            )
+        },
+    )?;
+    let tests = tests
+        .into_iter()
+        .enumerate()
+        .map(|(e, t)| t.with_context(|| format!("testing after epoch {}", e + 1)))
+        .collect::<Result<_>>()?;
+    Ok((report, tests))
+}
+
+/// One optimiser step of every parameter of `net` on the mini-batch `x`, `labels`
+/// (mini-batch `b` of epoch `epoch`, step size `lr`); `states` holds the optimiser's
+/// memory by parameter key. Returns the batch's loss and logits.
+fn training_step(
+    net: &mut Sequential<DigitalSynapses>,
+    states: &mut BTreeMap<String, ParamState>,
+    config: &TrainConfig,
+    x: &[f32],
+    labels: &[u8],
+    (epoch, b, lr): (usize, usize, f32),
+) -> Result<(f64, Vec<f32>)> {
+    let clean = config
+        .weight_noise
+        .map(|noise| perturb_weights(net, &noise, config.seed, (epoch, b)));
+    let (loss, grads, logits) = net.gradients(x, labels)?;
+    if let Some(clean) = clean {
+        restore_weights(net, clean);
+    }
+    visit_stages_mut(&mut net.stages, &mut |site, stage| {
+        for (name, params) in parameters(stage) {
+            let key = format!("{}.{name}", site.key);
+            if let Some(grad) = grads.get(&key) {
+                let state = states.entry(key).or_default();
+                state.step_decayed(&config.optimizer, lr, config.weight_decay, params, grad);
+            }
+        }
+    });
+    Ok((loss, logits))
 }
 
 /// A stage's own trainable tensors by PyTorch name (`weight`, `bias`), mutable: its
