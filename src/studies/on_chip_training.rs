@@ -661,7 +661,14 @@ impl Model<DigitalSynapses> {
 impl<S: PlasticSynapses> Model<S> {
     /// Train for the configured epochs on `split.train`, testing on `split.test` after
     /// each epoch (in place: the test reads are reads of the trained devices).
-    fn train_and_test(&mut self, c: &TrainingConfig, split: &Split, seed: u64) -> Result<Curve> {
+    /// `on_epoch` hears of every finished epoch (its index, from 0).
+    fn train_and_test(
+        &mut self,
+        c: &TrainingConfig,
+        split: &Split,
+        seed: u64,
+        on_epoch: &mut dyn FnMut(usize),
+    ) -> Result<Curve> {
         let mut curve = Curve::default();
         let ep_config = c.ep_config(seed);
         let mut ep_optimizer = EpOptimizerState::new(&ep_config);
@@ -696,6 +703,7 @@ impl<S: PlasticSynapses> Model<S> {
             };
             curve.train.push(train);
             curve.test.push(self.accuracy(c, &split.test)?);
+            on_epoch(epoch);
         }
         Ok(curve)
     }
@@ -753,11 +761,17 @@ impl OnChipTraining {
 
     /// The learning curve of the network of `c` trained with `f32` weights: the rule
     /// itself on digital synapses, or backpropagation on the feed-forward network.
-    fn digital_curve(&self, c: &TrainingConfig, seeds: Seeds) -> Result<Curve> {
+    /// `on_epoch` hears of every finished epoch (its index, from 0).
+    fn digital_curve(
+        &self,
+        c: &TrainingConfig,
+        seeds: Seeds,
+        on_epoch: &mut dyn FnMut(usize),
+    ) -> Result<Curve> {
         let split = self.data.load(&c.data)?;
         if c.rule.kind != RuleKind::Backprop {
             let mut model = self.initial_model(c, seeds)?;
-            return model.train_and_test(c, &split, seeds.train);
+            return model.train_and_test(c, &split, seeds.train, on_epoch);
         }
         let classes = split.train.classes().max(split.test.classes());
         let layers = c.feed_forward_layers(classes);
@@ -769,7 +783,7 @@ impl OnChipTraining {
             &split.train,
             &split.test,
             &config,
-            &mut |_| {},
+            &mut |r| on_epoch(r.epoch),
         )?;
         Ok(Curve {
             test,
@@ -806,13 +820,15 @@ impl JobKind for OnChipTraining {
             {
                 continue;
             }
-            bar.set_message(format!(
-                "training the digital twin of repeat {}",
-                job.repeat
-            ));
+            let what = format!("training the digital twin of repeat {}", job.repeat);
+            bar.set_message(what.clone());
             let seeds = Seeds::of(*job);
+            let epochs = c.rule.epochs;
+            let mut on_epoch = |e: usize| {
+                bar.set_message(format!("{what}: epoch {}/{epochs} done", e + 1));
+            };
             let twin = self
-                .digital_curve(&c, seeds)
+                .digital_curve(&c, seeds, &mut on_epoch)
                 .with_context(|| format!("training the digital twin of repeat {}", job.repeat))?;
             self.twins.lock().map_err(|_| poisoned())?.insert(key, twin);
         }
@@ -831,7 +847,7 @@ impl JobKind for OnChipTraining {
         let mut model = self
             .initial_model(&c, seeds)?
             .on_tiles(&c.hardware, seeds.hardware)?;
-        let curve = model.train_and_test(&c, &split, seeds.train)?;
+        let curve = model.train_and_test(&c, &split, seeds.train, &mut |_| {})?;
         let updates = (c.rule.epochs * split.train.len().div_ceil(c.batch_size())) as f64;
         let (pulses, energy_j, time_s) = model.synapses().iter().fold((0.0, 0.0, 0.0), |acc, l| {
             let total = &l.tile().ledger().total;
