@@ -155,9 +155,20 @@ fn splitmix64(mut z: u64) -> u64 {
 
 /// Derive a 64-bit key from a seed and a path of stream indices.
 pub fn stream_key(seed: u64, path: &[u64]) -> u64 {
-    path.iter().fold(splitmix64(seed), |key, &index| {
-        splitmix64(key ^ splitmix64(index))
-    })
+    path.iter()
+        .fold(splitmix64(seed), |key, &index| child_key(key, index))
+}
+
+/// The key of stream `index` under the stream of key `key`: `stream_key(seed, path)`
+/// followed by `child_key(·, index)` is `stream_key(seed, path + [index])`, so a loop over
+/// many sibling streams derives their common prefix once.
+pub fn child_key(key: u64, index: u64) -> u64 {
+    splitmix64(key ^ splitmix64(index))
+}
+
+/// The generator of the stream of key `key` (from [`stream_key`] / [`child_key`]).
+pub fn stream_of_key(key: u64) -> XbarRng {
+    XbarRng::seed_from_u64(key)
 }
 
 /// A generator for the stream `path` of experiment `seed`.
@@ -171,12 +182,30 @@ pub fn stream_key(seed: u64, path: &[u64]) -> u64 {
 /// assert_ne!(a, c);
 /// ```
 pub fn stream(seed: u64, path: &[u64]) -> XbarRng {
-    XbarRng::seed_from_u64(stream_key(seed, path))
+    stream_of_key(stream_key(seed, path))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A child key extends the path by one index: the read path derives the common
+    /// prefix of a chunk's per-vector streams once.
+    #[test]
+    fn child_key_appends_one_index_to_the_path() {
+        for (seed, path, index) in [
+            (0u64, vec![], 5u64),
+            (42, vec![1, 2, 3], 0),
+            (7, vec![9], 1 << 40),
+        ] {
+            let mut longer = path.clone();
+            longer.push(index);
+            assert_eq!(
+                child_key(stream_key(seed, &path), index),
+                stream_key(seed, &longer)
+            );
+        }
+    }
 
     /// More layers than any network has: the span of the per-layer tags
     /// `SGD_INIT_STREAM + k`.

@@ -66,15 +66,31 @@ fn box_muller(low: u32, high: u32) -> (f32, f32) {
     (radius * c * flip, radius * s * flip)
 }
 
-/// Random words split into low and high halves (separate u32 arrays let the transform
+/// `N` random words split into low and high halves (separate u32 arrays let the transform
 /// run 8 lanes wide).
-struct Words {
-    low: [u32; BLOCK],
-    high: [u32; BLOCK],
+struct Words<const N: usize> {
+    low: [u32; N],
+    high: [u32; N],
+}
+
+impl<const N: usize> Words<N> {
+    /// The next `count` (at most `N`) words of `rng`, in order; the rest zero.
+    fn draw<G: Rng + ?Sized>(rng: &mut G, count: usize) -> Self {
+        let mut words = Words {
+            low: [0; N],
+            high: [0; N],
+        };
+        for (lo, hi) in words.low.iter_mut().zip(&mut words.high).take(count) {
+            let bits = rng.next_u64();
+            *lo = bits as u32;
+            *hi = (bits >> 32) as u32;
+        }
+        words
+    }
 }
 
 #[inline(always)]
-fn transform(words: &Words, first: &mut [f32], second: &mut [f32]) {
+fn transform<const N: usize>(words: &Words<N>, first: &mut [f32], second: &mut [f32]) {
     let bits = words.low.iter().zip(&words.high);
     for (((&lo, &hi), z1), z2) in bits.zip(first.iter_mut()).zip(second.iter_mut()) {
         let (a, c) = box_muller(lo, hi);
@@ -90,12 +106,12 @@ fn transform(words: &Words, first: &mut [f32], second: &mut [f32]) {
 /// function so that the crate builds with Rust 1.85.)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn transform_avx2(words: &Words, first: &mut [f32], second: &mut [f32]) {
+unsafe fn transform_avx2<const N: usize>(words: &Words<N>, first: &mut [f32], second: &mut [f32]) {
     transform(words, first, second);
 }
 
 /// Apply [`box_muller`] to every word, with 256-bit vectors when the CPU has AVX2.
-fn transform_dispatch(words: &Words, first: &mut [f32], second: &mut [f32]) {
+fn transform_dispatch<const N: usize>(words: &Words<N>, first: &mut [f32], second: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
@@ -108,27 +124,28 @@ fn transform_dispatch(words: &Words, first: &mut [f32], second: &mut [f32]) {
 /// Words of random bits converted per batch (stack buffer).
 const BLOCK: usize = 256;
 
+/// Lanes of one 256-bit vector of f32: up to this many pairs are transformed as one full
+/// vector into scratch lanes (the unused lanes cost nothing extra), which spares short
+/// outputs — a convolution reads a handful of channels per pixel — the scalar tail of the
+/// vector loop and the zeroing of a whole [`BLOCK`].
+const LANES: usize = 8;
+
 /// Fill `out` with independent standard-normal f32 samples.
 pub fn fill_standard_normal<G: Rng + ?Sized>(rng: &mut G, out: &mut [f32]) {
     let pairs = out.len() / 2;
     let (first, rest) = out.split_at_mut(pairs);
     let (second, odd) = rest.split_at_mut(pairs);
-    let mut words = Words {
-        low: [0; BLOCK],
-        high: [0; BLOCK],
-    };
-    for (f, s) in first.chunks_mut(BLOCK).zip(second.chunks_mut(BLOCK)) {
-        for (lo, hi) in words
-            .low
-            .iter_mut()
-            .zip(words.high.iter_mut())
-            .take(f.len())
-        {
-            let bits = rng.next_u64();
-            *lo = bits as u32;
-            *hi = (bits >> 32) as u32;
+    if pairs <= LANES {
+        let words = Words::<LANES>::draw(rng, pairs);
+        let (mut cos, mut sin) = ([0f32; LANES], [0f32; LANES]);
+        transform_dispatch(&words, &mut cos, &mut sin);
+        first.copy_from_slice(&cos[..pairs]);
+        second.copy_from_slice(&sin[..pairs]);
+    } else {
+        for (f, s) in first.chunks_mut(BLOCK).zip(second.chunks_mut(BLOCK)) {
+            let words = Words::<BLOCK>::draw(rng, f.len());
+            transform_dispatch(&words, f, s);
         }
-        transform_dispatch(&words, f, s);
     }
     if let Some(last) = odd.first_mut() {
         let bits = rng.next_u64();
@@ -156,6 +173,32 @@ mod tests {
                 (c - a.cos()).abs() < 3e-7 && (s - a.sin()).abs() < 3e-7,
                 "angle {a}"
             );
+        }
+    }
+
+    /// Every length draws one word per pair, in order, and the i-th pair of the cosine and
+    /// sine halves is exactly `box_muller` of the i-th word (bit for bit, whichever vector
+    /// or scalar path computes it); an odd length takes the cosine of one more word.
+    #[test]
+    fn every_length_is_the_scalar_transform_of_the_words_in_order() {
+        for n in (0..40).chain([255, 256, 511, 512, 513, 1000]) {
+            let mut z = vec![f32::NAN; n];
+            fill_standard_normal(&mut crate::rng::stream(9, &[n as u64]), &mut z);
+            let mut words = crate::rng::stream(9, &[n as u64]);
+            let mut next = || {
+                let bits = words.next_u64();
+                box_muller(bits as u32, (bits >> 32) as u32)
+            };
+            let pairs = n / 2;
+            let mut want = vec![0f32; n];
+            for i in 0..pairs {
+                (want[i], want[pairs + i]) = next();
+            }
+            if n % 2 == 1 {
+                want[n - 1] = next().0;
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&z), bits(&want), "length {n}");
         }
     }
 

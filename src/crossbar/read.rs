@@ -50,7 +50,7 @@ use super::periphery::{AdcBank, Dac};
 use super::tile::{Direction, ReadCache, Tile, tags};
 use crate::device::Device;
 use crate::linalg::{check_batch_shapes, clear_upper_vector_state};
-use crate::rng::{XbarRng, stream};
+use crate::rng::{XbarRng, child_key, stream_key, stream_of_key};
 
 /// Input vectors per chunk (the batch is processed chunk by chunk; inside a chunk the
 /// GEMMs and the per-vector noise and ADC work run in parallel). Fixed, not derived from
@@ -189,10 +189,11 @@ impl ReadPlan<'_> {
             resize(&mut s.variance, nb * n_out);
         }
         if self.noisy {
+            let read = stream_key(self.seed, &[self.tile_id, tags::READ, self.read_index]);
             s.rngs.clear();
             s.rngs.extend((0..nb).map(|b| {
                 let k = (first_vector + b) as u64;
-                stream(self.seed, &[self.tile_id, tags::READ, self.read_index, k])
+                stream_of_key(child_key(read, k))
             }));
         }
         y.fill(0.0);

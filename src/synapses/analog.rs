@@ -64,15 +64,22 @@ impl AnalogSynapses {
     /// DACs see them (the per-vector factors are kept for the outputs).
     pub fn scale_inputs(&mut self, x: &[f32], batch: usize, width: usize) -> &[f32] {
         self.scaled.clear();
+        self.scaled.resize(batch * width, 0.0);
         self.scales.clear();
-        for v in x.chunks_exact(width).take(batch) {
+        let vectors = x.chunks_exact(width).take(batch);
+        for (v, out) in vectors.zip(self.scaled.chunks_exact_mut(width)) {
             let s = match self.scaling {
-                InputScaling::AbsMax => v.iter().fold(0f32, |m, a| m.max(a.abs())),
+                // `max` written as a comparison (NaN inputs are skipped all the same) so
+                // that the loop vectorises.
+                InputScaling::AbsMax => v.iter().fold(0f32, |m, a| {
+                    let a = a.abs();
+                    if a > m { a } else { m }
+                }),
                 InputScaling::None => 1.0,
             };
             let s = if s > 0.0 { s } else { 1.0 };
             self.scales.push(s);
-            self.scaled.extend(v.iter().map(|a| a / s));
+            out.iter_mut().zip(v).for_each(|(o, a)| *o = a / s);
         }
         &self.scaled
     }
