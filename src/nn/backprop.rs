@@ -12,7 +12,7 @@ use super::noise::WeightNoise;
 use super::optim::{Optimizer, ParamState};
 use crate::data::{Dataset, Shape};
 use crate::rng;
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -84,17 +84,9 @@ impl TrainConfig {
             "training batch_size = 0: use at least one image per batch"
         );
         self.optimizer.validate()?;
-        let d = self.learning_rate_decay;
-        ensure!(
-            d > 0.0 && d <= 1.0,
-            "training learning_rate_decay = {d} must lie in (0, 1]"
-        );
-        ensure!(
-            d == 1.0 || self.schedule == Schedule::Exponential,
-            "training learning_rate_decay = {d} applies to the exponential schedule only: \
-             remove it or set schedule = \"exponential\""
-        );
-        self.schedule.validate()?;
+        self.schedule
+            .validate(self.learning_rate_decay)
+            .context("training")?;
         let wd = self.weight_decay;
         ensure!(
             wd.is_finite() && wd >= 0.0,
@@ -171,8 +163,18 @@ impl Schedule {
         }
     }
 
-    /// Check the step schedule's fields, naming the offending one.
-    pub fn validate(&self) -> Result<()> {
+    /// Check the schedule's fields and the exponential decay factor `decay` (1 for the
+    /// other schedules), naming the offending one.
+    pub fn validate(&self, decay: f32) -> Result<()> {
+        ensure!(
+            decay > 0.0 && decay <= 1.0,
+            "learning_rate_decay = {decay} must lie in (0, 1] (1 keeps the rate constant)"
+        );
+        ensure!(
+            decay == 1.0 || *self == Schedule::Exponential,
+            "learning_rate_decay = {decay} applies to the exponential schedule only: remove \
+             it or set schedule = \"exponential\""
+        );
         if let Schedule::Step {
             every_epochs,
             factor,
@@ -180,12 +182,12 @@ impl Schedule {
         {
             ensure!(
                 every_epochs >= 1,
-                "training schedule step.every_epochs = 0: reduce the step size every 1 or more \
+                "schedule step.every_epochs = 0: reduce the step size every 1 or more \
                  epochs"
             );
             ensure!(
                 factor > 0.0 && factor <= 1.0,
-                "training schedule step.factor = {factor} must lie in (0, 1] (e.g. 0.1)"
+                "schedule step.factor = {factor} must lie in (0, 1] (e.g. 0.1)"
             );
         }
         Ok(())

@@ -188,17 +188,7 @@ impl EpConfig {
             self.learning_rates
         );
         self.optimizer.validate().context("optimizer")?;
-        let d = self.learning_rate_decay;
-        ensure!(
-            d > 0.0 && d <= 1.0,
-            "learning_rate_decay = {d} must lie in (0, 1] (1 keeps the rates constant)"
-        );
-        ensure!(
-            d == 1.0 || self.schedule == Schedule::Exponential,
-            "learning_rate_decay = {d} applies to the exponential schedule only: remove it or \
-             set schedule = \"exponential\""
-        );
-        self.schedule.validate().context("schedule")?;
+        self.schedule.validate(self.learning_rate_decay)?;
         Ok(())
     }
 }
