@@ -153,6 +153,50 @@ pub fn fill_standard_normal<G: Rng + ?Sized>(rng: &mut G, out: &mut [f32]) {
     }
 }
 
+/// Fill `out`, `rngs.len()` rows of `n = out.len() / rngs.len()` values, so that row `b`
+/// is exactly what [`fill_standard_normal`] draws from `rngs[b]`, bit for bit. The words of
+/// several short rows (a read of a few outputs per vector, each vector with its own noise
+/// stream) are transformed together in full vectors instead of row by row.
+pub fn fill_standard_normal_rows<G: Rng>(rngs: &mut [G], out: &mut [f32]) {
+    let Some(n) = out.len().checked_div(rngs.len()) else {
+        return;
+    };
+    let (pairs, odd) = (n / 2, n % 2);
+    let per_row = pairs + odd;
+    if per_row == 0 || per_row > BLOCK / 2 {
+        for (rng, row) in rngs.iter_mut().zip(out.chunks_exact_mut(n.max(1))) {
+            fill_standard_normal(rng, row);
+        }
+        return;
+    }
+    let rows_per_block = BLOCK / per_row;
+    let blocks = rngs.chunks_mut(rows_per_block);
+    for (rngs, out) in blocks.zip(out.chunks_mut(rows_per_block * n)) {
+        let mut words = Words {
+            low: [0; BLOCK],
+            high: [0; BLOCK],
+        };
+        let mut slots = words.low.iter_mut().zip(&mut words.high);
+        for rng in rngs.iter_mut() {
+            for (lo, hi) in slots.by_ref().take(per_row) {
+                let bits = rng.next_u64();
+                *lo = bits as u32;
+                *hi = (bits >> 32) as u32;
+            }
+        }
+        let used = rngs.len() * per_row;
+        let (mut cos, mut sin) = ([0f32; BLOCK], [0f32; BLOCK]);
+        transform_dispatch(&words, &mut cos[..used], &mut sin[..used]);
+        for (row, w) in out.chunks_exact_mut(n).zip((0..).step_by(per_row)) {
+            row[..pairs].copy_from_slice(&cos[w..w + pairs]);
+            row[pairs..2 * pairs].copy_from_slice(&sin[w..w + pairs]);
+            if odd == 1 {
+                row[2 * pairs] = cos[w + pairs];
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +243,30 @@ mod tests {
             }
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&z), bits(&want), "length {n}");
+        }
+    }
+
+    /// Rows filled together are, bit for bit, the rows filled one by one from the same
+    /// generators, for short and long rows and partial blocks.
+    #[test]
+    fn rows_filled_together_equal_rows_filled_one_by_one() {
+        for n in [0, 1, 2, 5, 6, 16, 17, 84, 120, 255, 300, 1000] {
+            for rows in [1, 3, 85, 256, 300] {
+                let gens = || -> Vec<_> {
+                    (0..rows)
+                        .map(|b| crate::rng::stream(4, &[n as u64, b as u64]))
+                        .collect()
+                };
+                let mut together = vec![f32::NAN; rows * n];
+                fill_standard_normal_rows(&mut gens(), &mut together);
+                let mut one_by_one = vec![f32::NAN; rows * n];
+                let mut g = gens();
+                for (rng, row) in g.iter_mut().zip(one_by_one.chunks_exact_mut(n.max(1))) {
+                    fill_standard_normal(rng, row);
+                }
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&together), bits(&one_by_one), "{rows} rows of {n}");
+            }
         }
     }
 

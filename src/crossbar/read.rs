@@ -45,7 +45,7 @@ use rayon::prelude::*;
 use super::energy::EnergyBreakdown;
 use super::ir_drop::IrDropSolver;
 use super::kernels::{Bf16, SmallBatch};
-use super::normal::fill_standard_normal;
+use super::normal::fill_standard_normal_rows;
 use super::periphery::{AdcBank, Dac};
 use super::tile::{Direction, ReadCache, Tile, tags};
 use crate::device::Device;
@@ -63,6 +63,10 @@ const GEMM_MIN_BATCH: usize = 8;
 
 /// Input vectors per block of the DAC conversion (fixed, for thread-count independence).
 const INPUT_BLOCK_VECTORS: usize = 32;
+
+/// Vectors whose noise is drawn together (their words transformed in full vectors) in a
+/// parallel chunk; every vector still draws from its own stream, so the value is free.
+const NOISE_GROUP_VECTORS: usize = 32;
 
 /// Per-thread scratch buffers, reused across reads (no allocation on the hot path).
 #[derive(Default)]
@@ -182,7 +186,6 @@ impl ReadPlan<'_> {
         resize(&mut s.u, nb * n_in);
         resize(&mut s.u2, nb * n_in);
         resize(&mut s.current, nb * n_out);
-        resize(&mut s.z, n_out);
         let energy = self.convert_inputs(x, &mut s.u[..nb * n_in], &mut s.u2[..nb * n_in], par);
         let use_var = !self.var.is_empty();
         if use_var {
@@ -202,9 +205,14 @@ impl ReadPlan<'_> {
             let variance = use_var.then(|| &s.variance[..nb * n_out]);
             let current = &s.current[..nb * n_out];
             if matches!(par, Par::Seq) || nb == 1 {
+                let z = self.noisy.then(|| {
+                    resize(&mut s.z, nb * n_out);
+                    fill_standard_normal_rows(&mut s.rngs[..nb], &mut s.z[..nb * n_out]);
+                    &s.z[..nb * n_out]
+                });
                 for b in 0..nb {
-                    let rng = s.rngs.get_mut(b);
-                    self.finish_vector(plane, b, current, variance, rng, &mut s.z, y);
+                    let z_b = z.map(|z| &z[b * n_out..(b + 1) * n_out]);
+                    self.finish_vector(plane, b, current, variance, z_b, y);
                 }
             } else {
                 self.finish_parallel(plane, current, variance, &mut s.rngs, y);
@@ -259,16 +267,15 @@ impl ReadPlan<'_> {
         }
     }
 
-    /// Noise, ADC and digital scaling of vector `b` of a chunk into its outputs.
-    #[allow(clippy::too_many_arguments)]
+    /// Noise (the standard normals `z` of the vector, when noise is on), ADC and digital
+    /// scaling of vector `b` of a chunk into its outputs.
     fn finish_vector(
         &self,
         plane: usize,
         b: usize,
         current: &[f32],
         variance: Option<&[f32]>,
-        rng: Option<&mut XbarRng>,
-        z: &mut [f32],
+        z: Option<&[f32]>,
         y: &mut [f32],
     ) {
         let n = self.n_sensed;
@@ -276,10 +283,8 @@ impl ReadPlan<'_> {
         let adcs = &self.adcs[plane];
         let factor = self.factors[plane];
         let (i_b, y_b) = (&current[range.clone()], &mut y[range.clone()]);
-        match rng {
-            Some(rng) => {
-                let z = &mut z[..n];
-                fill_standard_normal(rng, z);
+        match z {
+            Some(z) => {
                 let v_b = variance.map(|v| &v[range]);
                 adcs.noisy_convert_accumulate(i_b, v_b, self.output_var, z, factor, y_b);
             }
@@ -298,19 +303,26 @@ impl ReadPlan<'_> {
         y: &mut [f32],
     ) {
         let n = self.n_sensed;
-        let chunks = y.par_chunks_mut(n).enumerate();
         if self.noisy {
-            chunks.zip(rngs.par_iter_mut()).for_each_init(
-                || vec![0f32; n],
-                |z, ((b, y_b), rng)| {
-                    let range = b * n..(b + 1) * n;
-                    let (i_b, v_b) = (&current[range.clone()], variance.map(|v| &v[range]));
-                    fill_standard_normal(rng, z);
+            let groups = y.par_chunks_mut(NOISE_GROUP_VECTORS * n).enumerate();
+            groups
+                .zip(rngs.par_chunks_mut(NOISE_GROUP_VECTORS))
+                .for_each_init(Vec::new, |z, ((g, y_g), rngs_g)| {
+                    let rows = rngs_g.len();
+                    resize(z, rows * n);
+                    fill_standard_normal_rows(rngs_g, &mut z[..rows * n]);
                     let (adcs, factor) = (&self.adcs[plane], self.factors[plane]);
-                    adcs.noisy_convert_accumulate(i_b, v_b, self.output_var, z, factor, y_b);
-                },
-            );
+                    for (r, (y_b, z_b)) in
+                        y_g.chunks_exact_mut(n).zip(z.chunks_exact(n)).enumerate()
+                    {
+                        let range = (g * NOISE_GROUP_VECTORS + r) * n..;
+                        let i_b = &current[range.start..range.start + n];
+                        let v_b = variance.map(|v| &v[range.start..range.start + n]);
+                        adcs.noisy_convert_accumulate(i_b, v_b, self.output_var, z_b, factor, y_b);
+                    }
+                });
         } else {
+            let chunks = y.par_chunks_mut(n).enumerate();
             chunks.for_each(|(b, y_b)| {
                 let i_b = &current[b * n..(b + 1) * n];
                 self.adcs[plane].convert_accumulate(i_b, self.factors[plane], y_b);
