@@ -2,7 +2,7 @@
 //! (the on-chip update, applied exactly as the rule proposes it), SGD with momentum, or
 //! Adam — the optimisers of the reference code (Laborieux-Axel/Equilibrium-Propagation,
 //! `--optim sgd --mmt μ` or `--optim adam`, one learning rate per layer for weights and
-//! biases alike), with the step size of each epoch from a [`Schedule`].
+//! biases alike), with the step size of each epoch from a [`Schedule`](crate::nn::Schedule).
 //!
 //! The rule proposes `ΔW_k = η_k·ĝ_k`, `ĝ_k` the EP estimate of `−∂L/∂W_k` and `η_k` the
 //! layer's scheduled rate ([`EpConfig::rule_at`]). Plain SGD applies it as proposed: an
