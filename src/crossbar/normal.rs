@@ -74,18 +74,29 @@ struct Words<const N: usize> {
 }
 
 impl<const N: usize> Words<N> {
-    /// The next `count` (at most `N`) words of `rng`, in order; the rest zero.
-    fn draw<G: Rng + ?Sized>(rng: &mut G, count: usize) -> Self {
-        let mut words = Words {
+    /// All-zero words.
+    fn zero() -> Self {
+        Words {
             low: [0; N],
             high: [0; N],
-        };
-        for (lo, hi) in words.low.iter_mut().zip(&mut words.high).take(count) {
+        }
+    }
+
+    /// The next `count` (at most `N`) words of `rng`, in order; the rest zero.
+    fn draw<G: Rng + ?Sized>(rng: &mut G, count: usize) -> Self {
+        let mut words = Self::zero();
+        words.draw_at(0, rng, count);
+        words
+    }
+
+    /// Words `start..start + count` from the next `count` words of `rng`, in order.
+    fn draw_at<G: Rng + ?Sized>(&mut self, start: usize, rng: &mut G, count: usize) {
+        let slots = self.low[start..].iter_mut().zip(&mut self.high[start..]);
+        for (lo, hi) in slots.take(count) {
             let bits = rng.next_u64();
             *lo = bits as u32;
             *hi = (bits >> 32) as u32;
         }
-        words
     }
 }
 
@@ -172,17 +183,9 @@ pub fn fill_standard_normal_rows<G: Rng>(rngs: &mut [G], out: &mut [f32]) {
     let rows_per_block = BLOCK / per_row;
     let blocks = rngs.chunks_mut(rows_per_block);
     for (rngs, out) in blocks.zip(out.chunks_mut(rows_per_block * n)) {
-        let mut words = Words {
-            low: [0; BLOCK],
-            high: [0; BLOCK],
-        };
-        let mut slots = words.low.iter_mut().zip(&mut words.high);
-        for rng in rngs.iter_mut() {
-            for (lo, hi) in slots.by_ref().take(per_row) {
-                let bits = rng.next_u64();
-                *lo = bits as u32;
-                *hi = (bits >> 32) as u32;
-            }
+        let mut words = Words::<BLOCK>::zero();
+        for (b, rng) in rngs.iter_mut().enumerate() {
+            words.draw_at(b * per_row, rng, per_row);
         }
         let used = rngs.len() * per_row;
         let (mut cos, mut sin) = ([0f32; BLOCK], [0f32; BLOCK]);

@@ -64,8 +64,8 @@ const GEMM_MIN_BATCH: usize = 8;
 /// Input vectors per block of the DAC conversion (fixed, for thread-count independence).
 const INPUT_BLOCK_VECTORS: usize = 32;
 
-/// Vectors whose noise is drawn together (their words transformed in full vectors) in a
-/// parallel chunk; every vector still draws from its own stream, so the value is free.
+/// Vectors finished together in a parallel chunk (their noise words transformed in full
+/// vectors); every vector still draws from its own stream, so the value is free.
 const NOISE_GROUP_VECTORS: usize = 32;
 
 /// Per-thread scratch buffers, reused across reads (no allocation on the hot path).
@@ -205,15 +205,7 @@ impl ReadPlan<'_> {
             let variance = use_var.then(|| &s.variance[..nb * n_out]);
             let current = &s.current[..nb * n_out];
             if matches!(par, Par::Seq) || nb == 1 {
-                let z = self.noisy.then(|| {
-                    resize(&mut s.z, nb * n_out);
-                    fill_standard_normal_rows(&mut s.rngs[..nb], &mut s.z[..nb * n_out]);
-                    &s.z[..nb * n_out]
-                });
-                for b in 0..nb {
-                    let z_b = z.map(|z| &z[b * n_out..(b + 1) * n_out]);
-                    self.finish_vector(plane, b, current, variance, z_b, y);
-                }
+                self.finish_group(plane, 0, current, variance, &mut s.rngs, &mut s.z, y);
             } else {
                 self.finish_parallel(plane, current, variance, &mut s.rngs, y);
             }
@@ -267,33 +259,44 @@ impl ReadPlan<'_> {
         }
     }
 
-    /// Noise (the standard normals `z` of the vector, when noise is on), ADC and digital
-    /// scaling of vector `b` of a chunk into its outputs.
-    fn finish_vector(
+    /// Noise, ADC and digital scaling into `y` (the outputs of vectors `first..` of a
+    /// chunk, one row of `n_sensed` each). With noise on, the rows' standard normals are
+    /// drawn together into `z`, each from its vector's stream in `rngs`.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_group(
         &self,
         plane: usize,
-        b: usize,
+        first: usize,
         current: &[f32],
         variance: Option<&[f32]>,
-        z: Option<&[f32]>,
+        rngs: &mut [XbarRng],
+        z: &mut Vec<f32>,
         y: &mut [f32],
     ) {
         let n = self.n_sensed;
-        let range = b * n..(b + 1) * n;
-        let adcs = &self.adcs[plane];
-        let factor = self.factors[plane];
-        let (i_b, y_b) = (&current[range.clone()], &mut y[range.clone()]);
-        match z {
-            Some(z) => {
-                let v_b = variance.map(|v| &v[range]);
-                adcs.noisy_convert_accumulate(i_b, v_b, self.output_var, z, factor, y_b);
+        let rows = y.len() / n;
+        let z = self.noisy.then(|| {
+            resize(z, rows * n);
+            fill_standard_normal_rows(&mut rngs[..rows], &mut z[..rows * n]);
+            &z[..rows * n]
+        });
+        let (adcs, factor) = (&self.adcs[plane], self.factors[plane]);
+        for (r, y_b) in y.chunks_exact_mut(n).enumerate() {
+            let range = (first + r) * n..(first + r + 1) * n;
+            let i_b = &current[range.clone()];
+            match z {
+                Some(z) => {
+                    let (z_b, v_b) = (&z[r * n..(r + 1) * n], variance.map(|v| &v[range]));
+                    adcs.noisy_convert_accumulate(i_b, v_b, self.output_var, z_b, factor, y_b);
+                }
+                None => adcs.convert_accumulate(i_b, factor, y_b),
             }
-            None => adcs.convert_accumulate(i_b, factor, y_b),
         }
     }
 
-    /// [`ReadPlan::finish_vector`] for every vector of a chunk, in parallel (each vector
-    /// has its own noise stream, so the result does not depend on the thread count).
+    /// [`ReadPlan::finish_group`] for every group of [`NOISE_GROUP_VECTORS`] vectors of a
+    /// chunk, in parallel (each vector has its own noise stream, so the result does not
+    /// depend on the thread count).
     fn finish_parallel(
         &self,
         plane: usize,
@@ -302,30 +305,29 @@ impl ReadPlan<'_> {
         rngs: &mut [XbarRng],
         y: &mut [f32],
     ) {
-        let n = self.n_sensed;
+        let groups = y
+            .par_chunks_mut(NOISE_GROUP_VECTORS * self.n_sensed)
+            .enumerate();
+        let first = |g: usize| g * NOISE_GROUP_VECTORS;
         if self.noisy {
-            let groups = y.par_chunks_mut(NOISE_GROUP_VECTORS * n).enumerate();
+            let streams = rngs.par_chunks_mut(NOISE_GROUP_VECTORS);
             groups
-                .zip(rngs.par_chunks_mut(NOISE_GROUP_VECTORS))
+                .zip(streams)
                 .for_each_init(Vec::new, |z, ((g, y_g), rngs_g)| {
-                    let rows = rngs_g.len();
-                    resize(z, rows * n);
-                    fill_standard_normal_rows(rngs_g, &mut z[..rows * n]);
-                    let (adcs, factor) = (&self.adcs[plane], self.factors[plane]);
-                    for (r, (y_b, z_b)) in
-                        y_g.chunks_exact_mut(n).zip(z.chunks_exact(n)).enumerate()
-                    {
-                        let range = (g * NOISE_GROUP_VECTORS + r) * n..;
-                        let i_b = &current[range.start..range.start + n];
-                        let v_b = variance.map(|v| &v[range.start..range.start + n]);
-                        adcs.noisy_convert_accumulate(i_b, v_b, self.output_var, z_b, factor, y_b);
-                    }
+                    self.finish_group(plane, first(g), current, variance, rngs_g, z, y_g);
                 });
         } else {
-            let chunks = y.par_chunks_mut(n).enumerate();
-            chunks.for_each(|(b, y_b)| {
-                let i_b = &current[b * n..(b + 1) * n];
-                self.adcs[plane].convert_accumulate(i_b, self.factors[plane], y_b);
+            groups.for_each(|(g, y_g)| {
+                let mut unused = Vec::new();
+                self.finish_group(
+                    plane,
+                    first(g),
+                    current,
+                    variance,
+                    &mut [],
+                    &mut unused,
+                    y_g,
+                );
             });
         }
     }
