@@ -29,14 +29,22 @@ pub enum Optimizer {
     },
 }
 
+/// Adam's usual first-moment decay β1 (Kingma & Ba, ICLR 2015, Algorithm 1).
+pub const ADAM_BETA1: f32 = 0.9;
+/// Adam's usual second-moment decay β2 (Kingma & Ba 2015).
+pub const ADAM_BETA2: f32 = 0.999;
+/// Adam's usual denominator floor ε (Kingma & Ba 2015).
+pub const ADAM_EPSILON: f32 = 1e-8;
+
 impl Optimizer {
-    /// Adam with the usual moments (β1 0.9, β2 0.999, ε 1e-8) and step size `learning_rate`.
+    /// Adam with the usual moments ([`ADAM_BETA1`], [`ADAM_BETA2`], [`ADAM_EPSILON`]) and
+    /// step size `learning_rate`.
     pub fn adam(learning_rate: f32) -> Optimizer {
         Optimizer::Adam {
             learning_rate,
-            beta1: 0.9,
-            beta2: 0.999,
-            epsilon: 1e-8,
+            beta1: ADAM_BETA1,
+            beta2: ADAM_BETA2,
+            epsilon: ADAM_EPSILON,
         }
     }
 

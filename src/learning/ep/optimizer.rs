@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::EpConfig;
 use crate::learning::rule::WeightChange;
-use crate::nn::optim::{Optimizer, ParamState};
+use crate::nn::optim::{ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON, Optimizer, ParamState};
 
 /// The optimiser of EP training (`[rule.ep] optimizer = { kind = ... }`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -45,15 +45,15 @@ pub enum EpOptimizer {
 }
 
 fn default_beta1() -> f32 {
-    0.9
+    ADAM_BETA1
 }
 
 fn default_beta2() -> f32 {
-    0.999
+    ADAM_BETA2
 }
 
 fn default_epsilon() -> f32 {
-    1e-8
+    ADAM_EPSILON
 }
 
 impl Default for EpOptimizer {
@@ -165,7 +165,8 @@ impl EpOptimizerState {
              {inputs} weights",
             proposed.len()
         );
-        let gradient: Vec<f32> = proposed.iter().map(|d| -d / rate).collect();
+        let mut gradient = proposed;
+        gradient.iter_mut().for_each(|d| *d = -*d / rate);
         let mut step = vec![0.0; gradient.len()];
         self.weights[layer].step(&self.optimizer.with_rate(rate), rate, &mut step, &gradient);
         Ok(WeightChange::Dense(step))
