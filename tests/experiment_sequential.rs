@@ -346,3 +346,80 @@ fn convnets_read_multichannel_numpy_data() {
     assert!(!o.status.success());
     assert!(e.contains("1x28x28") && e.contains("3x8x8"), "{e}");
 }
+
+/// A binarized ConvNet on 2T2R RRAM versus compliance current, end to end through
+/// `xbar run`: its binary convolution and classifier are programmed on 2T2R pairs read by
+/// sense amplifiers; at 2 µA the sense amplifiers misread many weights (bit-error rate
+/// above 10 %), at 100 µA none, and the accuracy there is the digital one of the
+/// quantised network within 2 points.
+#[test]
+fn a_binarized_convnet_runs_on_2t2r_pairs_versus_compliance_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"
+[experiment]
+name = "small_cnn_bnn"
+seed = 5
+repeats = 1
+
+[data]
+train_limit = 600
+test_limit = 200
+
+[network]
+kind = "sequential"
+layers = [ { conv2d = { out = 8, kernel = 5, stride = 2, bias = false, quantization = "binary" } },
+           "batchnorm2d", "sign", "flatten",
+           { linear = { out = 10, bias = false, quantization = "binary" } }, "batchnorm1d" ]
+
+[train]
+epochs = 2
+batch_size = 16
+optimizer = { kind = "adam", learning_rate = 5e-3, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8 }
+
+[hardware]
+device = "rram_hfo2"
+device_params = { p_stuck_lrs = 0.0, p_stuck_hrs = 0.0 }
+
+[hardware.tile]
+programming = { method = "open_loop" }
+
+[[sweep]]
+path = "hardware.device_params.i_compliance_a"
+values = [2e-6, 1e-4]
+"#;
+    let file = write(dir.path(), "bnn.toml", text);
+    let out = dir.path().join("out");
+    let o = xbar_run(&file, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = read(&out.join("results.csv"));
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<f64>> = csv
+        .lines()
+        .skip(1)
+        .map(|line| {
+            line.split(',')
+                .map(|cell| cell.parse().unwrap_or(f64::NAN))
+                .collect()
+        })
+        .collect();
+    let (accuracy, digital, ber) = (
+        column("accuracy"),
+        column("digital_accuracy"),
+        column("bit_error_rate"),
+    );
+    assert_eq!(rows.len(), 2);
+    assert!(rows[0][ber] > 0.1, "2 µA: bit-error rate {}", rows[0][ber]);
+    assert_eq!(rows[1][ber], 0.0, "100 µA reads every weight right");
+    assert!(
+        rows[1][digital] > 0.5,
+        "digital accuracy {}",
+        rows[1][digital]
+    );
+    assert!(
+        (rows[1][accuracy] - rows[1][digital]).abs() <= 0.02,
+        "100 µA: {} vs digital {}",
+        rows[1][accuracy],
+        rows[1][digital]
+    );
+}

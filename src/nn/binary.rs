@@ -44,6 +44,9 @@ pub const TERNARY_ACTIVATION_THRESHOLD: f32 = 0.5;
 pub const PIXEL_THRESHOLD: f32 = 0.5;
 /// Width of the straight-through window: the sign's gradient passes where `|y| ≤ 1`.
 const STE_WINDOW: f32 = 1.0;
+/// Bound of the hidden (real) weights: they are clipped to `[−1, 1]` after every step
+/// (Courbariaux, Hubara et al. 2016), beyond which the sign could never flip back.
+pub(crate) const HIDDEN_WEIGHT_BOUND: f32 = 1.0;
 
 /// Weight and neuron alphabet of a quantised network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,7 +233,7 @@ pub struct QuantizedMlp {
 }
 
 /// Quantise hidden weights to the forward-pass weights (as f32 for the products).
-fn quantize(hidden: &[f32], q: Quantization) -> Vec<f32> {
+pub(crate) fn quantize(hidden: &[f32], q: Quantization) -> Vec<f32> {
     match q {
         Quantization::Binary => hidden
             .iter()
@@ -256,7 +259,7 @@ fn quantize(hidden: &[f32], q: Quantization) -> Vec<f32> {
 }
 
 /// The hidden-neuron nonlinearity applied to a batch-normed pre-activation.
-fn activate(y: f32, q: Quantization) -> f32 {
+pub(crate) fn activate(y: f32, q: Quantization) -> f32 {
     match q {
         Quantization::Binary => {
             if y >= 0.0 {
@@ -275,6 +278,23 @@ fn activate(y: f32, q: Quantization) -> f32 {
             }
         }
     }
+}
+
+/// The straight-through estimator of [`activate`] (the hardtanh window): the error `dy`
+/// of each output passes to its input `y` where `|y| ≤ 1`, and is 0 elsewhere.
+pub(crate) fn straight_through(dy: &mut [f32], y: &[f32]) {
+    dy.iter_mut().zip(y).for_each(|(d, &y)| {
+        if y.abs() > STE_WINDOW {
+            *d = 0.0;
+        }
+    });
+}
+
+/// Clip hidden weights to `±`[`HIDDEN_WEIGHT_BOUND`] after an optimiser step.
+pub(crate) fn clip_hidden(hidden: &mut [f32]) {
+    hidden
+        .iter_mut()
+        .for_each(|w| *w = w.clamp(-HIDDEN_WEIGHT_BOUND, HIDDEN_WEIGHT_BOUND));
 }
 
 fn encode(x: &[f32], input: InputEncoding) -> Vec<f32> {
@@ -608,11 +628,7 @@ impl QuantizedMlp {
             let n = layer.outputs;
             if l + 1 < caches.len() {
                 // Straight-through estimator of the sign / ternary step (hardtanh window).
-                dy.iter_mut().zip(&cache.y).for_each(|(d, &y)| {
-                    if y.abs() > STE_WINDOW {
-                        *d = 0.0;
-                    }
-                });
+                straight_through(&mut dy, &cache.y);
             }
             let (da, dgamma, dbeta) =
                 batch_norm_backward(&dy, &cache.xhat, &cache.inv_std, &layer.gamma, n);
@@ -625,10 +641,7 @@ impl QuantizedMlp {
             }
             let [sw, sg, sb] = &mut states[l];
             sw.step(&config.optimizer, lr, &mut layer.hidden, &dw);
-            layer
-                .hidden
-                .iter_mut()
-                .for_each(|w| *w = w.clamp(-1.0, 1.0));
+            clip_hidden(&mut layer.hidden);
             sg.step(&config.optimizer, lr, &mut layer.gamma, &dgamma);
             sb.step(&config.optimizer, lr, &mut layer.beta, &dbeta);
         }

@@ -2,35 +2,88 @@
 //! programmed into a [`TiledMatrix`] of devices and read through the synapse seam —
 //! [`AnalogSynapses`] for real-valued MLPs, [`SensedSynapses`] (2T2R sense amplifiers) for
 //! folded binary/ternary networks — while biases, activations and thresholds stay digital.
+//! A sequential network may mix both: its binary and ternary stages go on 2T2R pairs, the
+//! others on analog pairs ([`DeployedSynapses`]).
 
-use super::binary::QuantizedMatrix;
+use super::binary::{Quantization, QuantizedMatrix};
 use super::mlp::{Dense, Mlp};
 use super::network::Classifier;
 use super::network::{Layer, Network, evaluate};
 use super::sequential::{Pass, Saved, Sequential};
-use crate::crossbar::{AdcRange, Direction, TileConfig, TiledMatrix};
+use crate::crossbar::{AdcRange, Direction, TileConfig, TiledMatrix, WeightEncoding};
 use crate::data::Dataset;
 use crate::device::AnyDevice;
 use crate::synapses::{
     AnalogSynapses, DigitalSynapses, InputScaling, SensedSynapses, SynapticLayer,
 };
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 
 /// What a deployed network achieved on a test set.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Outcome {
     /// Test accuracy on the hardware.
     pub accuracy: f64,
-    /// RMS of (deployed effective weight - trained weight) / max|trained weight|, over all
-    /// layers' weights (analog networks; 0 for binary/ternary ones).
+    /// RMS of (deployed effective weight - trained weight) / max|trained weight|, over the
+    /// weights of all analog layers (0 for a network of binary/ternary layers only).
     pub weight_rms_error: f64,
     /// Fraction of weight reads by the sense amplifiers that differ from the programmed
-    /// weight (binary/ternary networks; 0 for analog ones).
+    /// weight, over the binary/ternary layers (0 for a network of analog layers only).
     pub bit_error_rate: f64,
     /// Read energy of the whole test-set inference (array, DAC, ADC, sense), joules.
     pub read_energy_j: f64,
     /// Read energy per multiply-accumulate, picojoules.
     pub pj_per_mac: f64,
+}
+
+/// A deployed weighted stage of a sequential network: real weights on analog pairs, or
+/// binary/ternary weights on 2T2R pairs read through the sense amplifiers.
+pub enum DeployedSynapses {
+    /// Real weights (see [`AnalogSynapses`]).
+    Analog(AnalogSynapses),
+    /// Binary or ternary weights (see [`SensedSynapses`]).
+    Sensed(SensedSynapses),
+}
+
+impl DeployedSynapses {
+    /// The tiles.
+    pub fn matrix(&self) -> &TiledMatrix<AnyDevice> {
+        match self {
+            DeployedSynapses::Analog(s) => s.matrix(),
+            DeployedSynapses::Sensed(s) => s.matrix(),
+        }
+    }
+
+    /// Multiply-accumulate operations of the reads so far.
+    pub fn macs(&self) -> f64 {
+        match self {
+            DeployedSynapses::Analog(s) => s.macs(),
+            DeployedSynapses::Sensed(s) => s.macs(),
+        }
+    }
+}
+
+impl SynapticLayer for DeployedSynapses {
+    fn inputs(&self) -> usize {
+        self.matrix().n_in()
+    }
+
+    fn outputs(&self) -> usize {
+        self.matrix().n_out()
+    }
+
+    fn forward(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
+        match self {
+            DeployedSynapses::Analog(s) => s.forward(x, batch, y),
+            DeployedSynapses::Sensed(s) => s.forward(x, batch, y),
+        }
+    }
+
+    fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
+        match self {
+            DeployedSynapses::Analog(s) => s.transposed(y, batch, x),
+            DeployedSynapses::Sensed(s) => s.transposed(y, batch, x),
+        }
+    }
 }
 
 /// Where and how a network is deployed.
@@ -55,10 +108,20 @@ impl Deployment<'_> {
         n_out: usize,
         weights: &[f64],
     ) -> Result<TiledMatrix<AnyDevice>> {
+        self.program_with(&self.tile, layer, (n_in, n_out), weights)
+    }
+
+    /// [`Self::program`] on tiles configured as `tile`.
+    fn program_with(
+        &self,
+        tile: &TileConfig,
+        layer: &[u64],
+        (n_in, n_out): (usize, usize),
+        weights: &[f64],
+    ) -> Result<TiledMatrix<AnyDevice>> {
         let seed = crate::rng::stream_key(self.seed, layer);
-        let mut matrix =
-            TiledMatrix::new(self.device.clone(), n_in, n_out, self.tile.clone(), seed)
-                .with_context(|| format!("building the tiles of layer {layer:?}"))?;
+        let mut matrix = TiledMatrix::new(self.device.clone(), n_in, n_out, tile.clone(), seed)
+            .with_context(|| format!("building the tiles of layer {layer:?}"))?;
         matrix
             .program(weights)
             .with_context(|| format!("programming layer {layer:?}"))?;
@@ -95,18 +158,53 @@ impl Deployment<'_> {
         Ok(synapses)
     }
 
+    /// Program the binary or ternary (`quantization`) weights of a `n_out x n_in` layer at
+    /// stream path `layer` on 2T2R pairs (the tile's mapping set to that encoding), read
+    /// through the sense amplifiers. The weights must already be quantised
+    /// ([`Sequential::quantized`]).
+    fn program_sensed(
+        &self,
+        layer: &[u64],
+        (n_in, n_out): (usize, usize),
+        weights: &[f32],
+        quantization: Quantization,
+    ) -> Result<SensedSynapses> {
+        let programmed = weights
+            .iter()
+            .map(|&w| match w {
+                -1.0 => Ok(-1i8),
+                0.0 if quantization == Quantization::Ternary => Ok(0),
+                1.0 => Ok(1),
+                _ => bail!(
+                    "layer {layer:?}: weight {w} is not {quantization:?}: quantise the network \
+                     before deploying it"
+                ),
+            })
+            .collect::<Result<Vec<i8>>>()?;
+        let mut tile = self.tile.clone();
+        tile.mapping.encoding = match quantization {
+            Quantization::Binary => WeightEncoding::Binary,
+            Quantization::Ternary => WeightEncoding::Ternary,
+        };
+        let targets: Vec<f64> = programmed.iter().map(|&w| f64::from(w)).collect();
+        let matrix = self.program_with(&tile, layer, (n_in, n_out), &targets)?;
+        Ok(SensedSynapses::new(matrix, programmed))
+    }
+
     /// Program every weighted stage of a sequential network (convolution kernels and linear
     /// weights; the stage at site path `p` on tiles with stream `p`, i.e. `[i]` for list
-    /// index `i`) and read it with `scaling`; batch norms stay digital, folded into a
-    /// per-channel scale and offset after the ADCs. Calibrated
-    /// ADC ranges are set on what each stage reads when the digital network sees the
-    /// row-major images `calibration` (a convolution: every patch of every image).
+    /// index `i`): real stages on analog pairs read with `scaling`, binary and ternary
+    /// stages (already quantised, [`Sequential::quantized`]) on 2T2R pairs read through the
+    /// sense amplifiers; batch norms stay digital, a per-channel scale and offset after the
+    /// ADCs. Calibrated ADC ranges are set on what each analog stage reads when the digital
+    /// network sees the row-major images `calibration` (a convolution: every patch of every
+    /// image).
     pub fn program_sequential(
         &self,
         net: &Sequential<DigitalSynapses>,
         scaling: InputScaling,
         calibration: &[f32],
-    ) -> Result<Sequential<AnalogSynapses>> {
+    ) -> Result<Sequential<DeployedSynapses>> {
         let reads = if matches!(self.tile.periphery.adc.range, AdcRange::Calibrated { .. }) {
             let n_cal = calibration.len() / net.inputs();
             ensure!(n_cal > 0, "calibrated ADC ranges need calibration images");
@@ -115,16 +213,22 @@ impl Deployment<'_> {
         } else {
             Vec::new()
         };
-        net.map_synapses(|site, synapses| {
+        net.map_synapses(|site, synapses, quantization| {
+            let shape = (synapses.inputs(), synapses.outputs());
+            if let Some(q) = quantization {
+                let sensed = self.program_sensed(&site.path, shape, synapses.weight(), q)?;
+                return Ok(DeployedSynapses::Sensed(sensed));
+            }
             let weights: Vec<f64> = synapses.weight().iter().map(|&w| f64::from(w)).collect();
             let inputs = Saved::at(&reads, &site.path).map_or(&[][..], Saved::reads);
-            let shape = (synapses.inputs(), synapses.outputs());
-            self.program_analog(&site.path, shape, &weights, scaling, inputs)
+            let analog = self.program_analog(&site.path, shape, &weights, scaling, inputs)?;
+            Ok(DeployedSynapses::Analog(analog))
         })
     }
 
-    /// Deploy a sequential network on analog tiles (see [`Self::program_sequential`]) and
-    /// measure it on `test`.
+    /// Deploy a sequential network on tiles (see [`Self::program_sequential`]) and measure
+    /// it on `test`: the weight error over its analog stages, the bit-error rate over its
+    /// sensed (binary and ternary) stages, the read energy of all.
     pub fn evaluate_sequential(
         &self,
         net: &Sequential<DigitalSynapses>,
@@ -132,14 +236,31 @@ impl Deployment<'_> {
         calibration: &[f32],
         test: &Dataset,
     ) -> Result<Outcome> {
-        let mut analog = self.program_sequential(net, scaling, calibration)?;
+        let mut deployed = self.program_sequential(net, scaling, calibration)?;
         let mut error = WeightError::default();
-        for ((_, d), (_, a)) in net.synapses().into_iter().zip(analog.synapses()) {
-            error.add(d.weight(), &a.matrix().effective_weights()?);
+        for ((_, d), (_, a)) in net.synapses().into_iter().zip(deployed.synapses()) {
+            if let DeployedSynapses::Analog(a) = a {
+                error.add(d.weight(), &a.matrix().effective_weights()?);
+            }
         }
-        let accuracy = evaluate(&mut analog, test)?;
-        let layers = analog.synapses().into_iter().map(|(_, s)| s);
-        Ok(analog_outcome(accuracy, &error, layers))
+        let accuracy = evaluate(&mut deployed, test)?;
+        let (mut errors, mut sensed, mut read_j, mut macs) = (0u64, 0u64, 0.0, 0.0);
+        for (_, layer) in deployed.synapses() {
+            if let DeployedSynapses::Sensed(s) = layer {
+                let (e, r) = s.bit_errors();
+                errors += e;
+                sensed += r;
+            }
+            read_j += layer.matrix().total_energy().read_j();
+            macs += layer.macs();
+        }
+        Ok(Outcome {
+            accuracy,
+            weight_rms_error: error.rms(),
+            bit_error_rate: errors as f64 / sensed.max(1) as f64,
+            read_energy_j: read_j,
+            pj_per_mac: per_mac_pj(read_j, macs),
+        })
     }
 
     /// Deploy an MLP on analog tiles and measure it on `test`. The ADCs are calibrated (if

@@ -8,7 +8,8 @@
 //!   any [`crate::synapses::SynapticLayer`] (digital weights or crossbar tiles), and
 //!   [`evaluate`];
 //! - [`sequential`]: networks described as a PyTorch-style layer list (convolutions,
-//!   pooling, linear layers) whose weighted layers read through the synapse seam;
+//!   pooling, linear layers, binary and ternary layers) whose weighted layers read through
+//!   the synapse seam;
 //! - [`deploy`]: a trained network programmed on tiles of a device and measured
 //!   (accuracy, weight error, sense bit errors, read energy);
 //! - [`binary`]: binary and ternary networks trained with the straight-through
@@ -31,7 +32,7 @@ pub use backprop::{EpochReport, Schedule, TrainConfig, TrainReport, train};
 pub use binary::{
     InputEncoding, Quantization, QuantizedMatrix, QuantizedMlp, inject_bit_errors, train_quantized,
 };
-pub use deploy::{Deployment, Outcome};
+pub use deploy::{DeployedSynapses, Deployment, Outcome};
 pub use mlp::{Dense, DenseGradient, Mlp};
 pub use network::{Classifier, Layer, Network, Neuron, evaluate};
 pub use noise::{NoiseKind, WeightNoise};

@@ -58,7 +58,8 @@ pub enum NetworkKind {
     /// Ternary network (−1/0/+1 weights) on 2T2R pairs with a sense-amplifier dead zone.
     Tnn,
     /// A layer list mirroring a PyTorch `nn.Sequential` (convolutions, pooling, linear
-    /// layers; `network.arch` or `network.layers`) on analog differential pairs.
+    /// layers; `network.arch` or `network.layers`) on analog differential pairs; its
+    /// binary and ternary layers (`quantization`) on 2T2R pairs read by sense amplifiers.
     Sequential,
 }
 
@@ -87,8 +88,9 @@ pub struct NetworkConfig {
     /// Write every network trained by the run into the output directory, in PyTorch
     /// layout, for `network.weights` or PyTorch to load: `weights/point_P_repeat_K.safetensors`
     /// (a sequential network's `state_dict`) or the directory `weights/point_P_repeat_K/`
-    /// (an MLP's `0.weight.npy`, `0.bias.npy`, ...), P the first point that uses it. MLP and
-    /// sequential networks that are trained (not imported) only.
+    /// (an MLP's `0.weight.npy`, `0.bias.npy`, ...), P the first point that uses it; binary
+    /// and ternary layers with their quantised weights. MLP and sequential networks that
+    /// are trained (not imported) only.
     pub export: bool,
 }
 
@@ -432,14 +434,16 @@ impl Inference {
         };
         let mut on_epoch = |_: &nn::EpochReport| bar.inc(1);
         let mut network = match c.network.kind {
+            // Binary and ternary layers are measured, deployed and exported with the
+            // quantised weights their forward pass uses.
             NetworkKind::Sequential if !c.network.weights.is_empty() => {
-                TrainedNetwork::Sequential(Self::import_sequential(c, &split)?)
+                TrainedNetwork::Sequential(Self::import_sequential(c, &split)?.quantized())
             }
             NetworkKind::Sequential => {
                 let (input, layers) = Self::sequential_arch(c, &split)?;
                 let mut net = Sequential::random(input, &layers, init_seed)?;
                 sequential::train::train(&mut net, &split.train, &train, &mut on_epoch)?;
-                TrainedNetwork::Sequential(net)
+                TrainedNetwork::Sequential(net.quantized())
             }
             NetworkKind::Mlp if !c.network.weights.is_empty() => TrainedNetwork::Mlp(
                 nn::weights::load_mlp(std::path::Path::new(&c.network.weights))

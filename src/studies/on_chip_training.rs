@@ -518,6 +518,7 @@ impl TrainingConfig {
                 stride: 1,
                 padding: conv.padding,
                 bias: true,
+                quantization: None,
             });
             layers.push(LayerSpec::Relu);
             if conv.pool > 1 {
@@ -529,12 +530,17 @@ impl TrainingConfig {
         }
         layers.push(LayerSpec::Flatten);
         for &out in &self.network.hidden {
-            layers.push(LayerSpec::Linear { out, bias: true });
+            layers.push(LayerSpec::Linear {
+                out,
+                bias: true,
+                quantization: None,
+            });
             layers.push(LayerSpec::Relu);
         }
         layers.push(LayerSpec::Linear {
             out: classes,
             bias: true,
+            quantization: None,
         });
         layers
     }

@@ -24,7 +24,7 @@ use crate::crossbar::TileConfig;
 use crate::device::AnyDevice;
 use crate::learning::rule::{LearningRule, LocalSignals, Phase, apply_change};
 use crate::linalg;
-use crate::nn::binary::{batch_norm_backward, column_moments};
+use crate::nn::binary::{batch_norm_backward, column_moments, straight_through};
 use crate::nn::optim::{AdamHyper, AdamMoments};
 use crate::rng;
 use crate::synapses::SynapticLayer;
@@ -34,8 +34,6 @@ use rand::RngExt;
 
 /// Batch-norm variance floor ε (PyTorch's default).
 const BN_EPSILON: f32 = 1e-5;
-/// Width of the straight-through window: the sign's gradient passes where `|y| ≤ 1`.
-const STE_WINDOW: f32 = 1.0;
 
 /// One layer: binary synapses and batch norm.
 struct BnnLayer {
@@ -278,11 +276,7 @@ impl MetaplasticBnn {
             let layer = &mut self.layers[l];
             let n = layer.synapses.outputs();
             if l + 1 < caches.len() {
-                for (d, &y) in dy.iter_mut().zip(&cache.y) {
-                    if y.abs() > STE_WINDOW {
-                        *d = 0.0;
-                    }
-                }
+                straight_through(&mut dy, &cache.y);
             }
             let (da, dgamma, dbeta) =
                 batch_norm_backward(&dy, &cache.xhat, &cache.inv_std, &layer.gamma, n);

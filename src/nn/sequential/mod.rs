@@ -8,6 +8,11 @@
 //! is one analog read of its input patch (DAC, read noise, ADC and ledger per read).
 //! Biases, ReLU and pooling ([`pool`]) are digital. Activations are NCHW, row-major.
 //!
+//! Binary and ternary layers (`quantization` on a convolution or linear layer) hold their
+//! hidden real weights while training ([`train`]); [`Sequential::quantized`] gives the
+//! network with the ±1 (−1/0/+1) weights its forward pass uses, which is what is deployed
+//! (on 2T2R pairs read by sense amplifiers, `nn::deploy`) and exported.
+//!
 //! Digital training by backpropagation is in [`train`]; PyTorch `state_dict` import and
 //! export (safetensors, `.npy`) in [`state_dict`].
 
@@ -18,6 +23,7 @@ pub mod spec;
 pub mod state_dict;
 pub mod train;
 
+use super::binary::{self, Quantization};
 use super::network::Classifier;
 use crate::rng;
 use crate::synapses::{DigitalSynapses, SynapticLayer};
@@ -39,6 +45,8 @@ pub enum Stage<S> {
         synapses: S,
         /// Bias per output channel (`None`: PyTorch's `bias=False`).
         bias: Option<Vec<f32>>,
+        /// Binary or ternary weights (`None`: real weights).
+        quantization: Option<Quantization>,
     },
     /// A fully connected layer: weights `out x in` on synapses, optionally one bias per
     /// output.
@@ -47,6 +55,8 @@ pub enum Stage<S> {
         synapses: S,
         /// Bias per output (`None`: PyTorch's `bias=False`).
         bias: Option<Vec<f32>>,
+        /// Binary or ternary weights (`None`: real weights).
+        quantization: Option<Quantization>,
     },
     /// Batch normalisation of images of `pixels` pixels per channel (digital).
     BatchNorm {
@@ -57,6 +67,8 @@ pub enum Stage<S> {
     },
     /// `max(x, 0)`.
     Relu,
+    /// The sign (binary) or ternary step of binarized and ternary networks.
+    Step(Quantization),
     /// Max or average pooling (global average pooling is a window the size of the image).
     Pool(PoolGeometry),
     /// Images to flat vectors (a no-op on NCHW memory).
@@ -124,6 +136,15 @@ impl<S> Stage<S> {
     pub fn synapses(&self) -> Option<&S> {
         match self {
             Stage::Conv { synapses, .. } | Stage::Linear { synapses, .. } => Some(synapses),
+            _ => None,
+        }
+    }
+
+    /// The weight alphabet of a binary or ternary weighted stage (`None`: real weights, or
+    /// no weights).
+    pub fn quantization(&self) -> Option<Quantization> {
+        match self {
+            Stage::Conv { quantization, .. } | Stage::Linear { quantization, .. } => *quantization,
             _ => None,
         }
     }
@@ -203,6 +224,33 @@ impl Sequential<DigitalSynapses> {
     }
 }
 
+impl Sequential<DigitalSynapses> {
+    /// The network as its forward pass sees it: every binary or ternary stage's hidden
+    /// weights replaced by their quantised values (±1, or −1/0/+1 with the ternary
+    /// threshold of `nn::binary`); real stages unchanged. Quantising twice changes nothing.
+    pub fn quantized(&self) -> Self {
+        let mut net = self.clone();
+        quantize_weights(&mut net);
+        net
+    }
+}
+
+/// Replace the hidden weights of every binary or ternary stage of `net` by their quantised
+/// values; the hidden weights, in visiting order of those stages.
+pub(crate) fn quantize_weights(net: &mut Sequential<DigitalSynapses>) -> Vec<Vec<f32>> {
+    let mut hidden = Vec::new();
+    visit_stages_mut(&mut net.stages, &mut |_, stage| {
+        let q = stage.quantization();
+        if let (Some(q), Stage::Conv { synapses, .. } | Stage::Linear { synapses, .. }) = (q, stage)
+        {
+            let quantized = binary::quantize(synapses.weight(), q);
+            hidden.push(synapses.weight().to_vec());
+            synapses.weight_mut().copy_from_slice(&quantized);
+        }
+    });
+    hidden
+}
+
 /// A digital stage for a resolved layer, its weights drawn from the site's stream.
 fn build_stage(layer: &ResolvedLayer, site: &Site, seed: u64) -> Result<Stage<DigitalSynapses>> {
     let image = match layer.input {
@@ -217,36 +265,54 @@ fn build_stage(layer: &ResolvedLayer, site: &Site, seed: u64) -> Result<Stage<Di
                 stride,
                 padding,
                 bias,
+                quantization,
             },
             Some(shape),
         ) => conv_stage(
             ConvGeometry::new(shape, out, kernel, stride, padding)?,
-            bias,
+            (bias, quantization),
             site,
             seed,
         )?,
-        (&LayerSpec::Linear { out, bias }, None) => {
+        (
+            &LayerSpec::Linear {
+                out,
+                bias,
+                quantization,
+            },
+            None,
+        ) => {
             let (synapses, bias) = draw_weights(layer.input.len(), out, bias, site, seed)?;
-            Stage::Linear { synapses, bias }
+            Stage::Linear {
+                synapses,
+                bias,
+                quantization,
+            }
         }
         (&LayerSpec::BatchNorm2d { eps, momentum }, Some([c, h, w])) => Stage::BatchNorm {
             norm: BatchNorm::new(c, eps, momentum),
             pixels: h * w,
         },
+        (&LayerSpec::BatchNorm1d { eps, momentum }, None) => Stage::BatchNorm {
+            norm: BatchNorm::new(layer.input.len(), eps, momentum),
+            pixels: 1,
+        },
         (&LayerSpec::Residual { out, stride }, Some(shape)) => {
             Stage::Residual(Box::new(basic_block(shape, out, stride, site, seed)?))
         }
         (LayerSpec::Relu, _) => Stage::Relu,
+        (&LayerSpec::Step(q), _) => Stage::Step(q),
         (LayerSpec::Flatten, _) => Stage::Flatten,
         (spec, Some(shape)) => Stage::Pool(pool_geometry(spec, shape)?),
         (spec, None) => bail!("{} cannot take a flat vector", spec::name(spec)),
     })
 }
 
-/// A convolution stage with weights (and bias, if `bias`) drawn from the site's stream.
+/// A convolution stage with weights (and bias, if `bias`) drawn from the site's stream,
+/// real or `quantization`.
 fn conv_stage(
     geometry: ConvGeometry,
-    bias: bool,
+    (bias, quantization): (bool, Option<Quantization>),
     site: &Site,
     seed: u64,
 ) -> Result<Stage<DigitalSynapses>> {
@@ -261,6 +327,7 @@ fn conv_stage(
         geometry,
         synapses,
         bias,
+        quantization,
     })
 }
 
@@ -307,16 +374,21 @@ fn basic_block(
     };
     let body_len = BODY_NAMES.len();
     let body = vec![
-        conv_stage(conv1, false, &site.child(0, body_len), seed)?,
+        conv_stage(conv1, (false, None), &site.child(0, body_len), seed)?,
         norm(),
         Stage::Relu,
-        conv_stage(conv2, false, &site.child(3, body_len), seed)?,
+        conv_stage(conv2, (false, None), &site.child(3, body_len), seed)?,
         norm(),
     ];
     let shortcut = if stride != 1 || shape[0] != out {
         let projection = ConvGeometry::new(shape, out, 1, stride, 0)?;
         vec![
-            conv_stage(projection, false, &site.child(body_len, body_len), seed)?,
+            conv_stage(
+                projection,
+                (false, None),
+                &site.child(body_len, body_len),
+                seed,
+            )?,
             norm(),
         ]
     } else {
@@ -348,12 +420,16 @@ fn pool_geometry(spec: &LayerSpec, shape: [usize; 3]) -> Result<PoolGeometry> {
 
 impl<S: SynapticLayer> Sequential<S> {
     /// A network from its stages, checking that consecutive shapes fit and that it ends
-    /// with class scores (a linear layer).
+    /// with class scores: a linear layer, optionally followed by a batch norm of its
+    /// outputs (the batch-normed logits of binarized networks).
     pub fn new(input: [usize; 3], stages: Vec<Stage<S>>) -> Result<Self> {
         let len = check_stages(&stages, input.iter().product())?;
-        let classes = match stages.last() {
-            Some(Stage::Linear { .. }) => len,
-            _ => bail!("a network must end with a linear layer (class scores)"),
+        let classes = match stages.as_slice() {
+            [.., Stage::Linear { .. }] | [.., Stage::Linear { .. }, Stage::BatchNorm { .. }] => len,
+            _ => bail!(
+                "a network must end with a linear layer (class scores), optionally followed by \
+                 a batch norm of its outputs"
+            ),
         };
         Ok(Sequential {
             input,
@@ -385,11 +461,12 @@ impl<S: SynapticLayer> Sequential<S> {
     }
 
     /// The same network with every weighted stage's synapses replaced by
-    /// `make(site, synapses)` (e.g. programmed onto crossbar tiles); biases, batch norms,
-    /// activations and pooling are kept.
+    /// `make(site, synapses, quantization)` (e.g. programmed onto crossbar tiles, binary and
+    /// ternary stages onto 2T2R pairs); biases, batch norms, activations and pooling are
+    /// kept.
     pub fn map_synapses<T: SynapticLayer>(
         &self,
-        mut make: impl FnMut(&Site, &S) -> Result<T>,
+        mut make: impl FnMut(&Site, &S, Option<Quantization>) -> Result<T>,
     ) -> Result<Sequential<T>> {
         let stages = self
             .stages
@@ -405,28 +482,37 @@ impl<S: SynapticLayer> Sequential<S> {
 fn map_stage<S, T>(
     stage: &Stage<S>,
     site: &Site,
-    make: &mut impl FnMut(&Site, &S) -> Result<T>,
+    make: &mut impl FnMut(&Site, &S, Option<Quantization>) -> Result<T>,
 ) -> Result<Stage<T>> {
-    let mut build = |s: &S| make(site, s).with_context(|| format!("stage {}", site.key));
+    let q = stage.quantization();
+    let mut build = |s: &S| make(site, s, q).with_context(|| format!("stage {}", site.key));
     Ok(match stage {
         Stage::Conv {
             geometry,
             synapses,
             bias,
+            quantization,
         } => Stage::Conv {
             geometry: *geometry,
             synapses: build(synapses)?,
             bias: bias.clone(),
+            quantization: *quantization,
         },
-        Stage::Linear { synapses, bias } => Stage::Linear {
+        Stage::Linear {
+            synapses,
+            bias,
+            quantization,
+        } => Stage::Linear {
             synapses: build(synapses)?,
             bias: bias.clone(),
+            quantization: *quantization,
         },
         Stage::BatchNorm { norm, pixels } => Stage::BatchNorm {
             norm: norm.clone(),
             pixels: *pixels,
         },
         Stage::Relu => Stage::Relu,
+        Stage::Step(q) => Stage::Step(*q),
         Stage::Pool(g) => Stage::Pool(*g),
         Stage::Flatten => Stage::Flatten,
         Stage::Residual(block) => {
@@ -460,6 +546,7 @@ fn check_stage<S: SynapticLayer>(stage: &Stage<S>, len: usize) -> Result<usize> 
             geometry,
             synapses,
             bias,
+            ..
         } => {
             check_weights(
                 synapses,
@@ -472,7 +559,7 @@ fn check_stage<S: SynapticLayer>(stage: &Stage<S>, len: usize) -> Result<usize> 
                 geometry.out_channels * geometry.pixels(),
             )
         }
-        Stage::Linear { synapses, bias } => {
+        Stage::Linear { synapses, bias, .. } => {
             check_weights(
                 synapses,
                 synapses.inputs(),
@@ -495,7 +582,7 @@ fn check_stage<S: SynapticLayer>(stage: &Stage<S>, len: usize) -> Result<usize> 
             g.channels * g.in_h * g.in_w,
             g.channels * g.out_h() * g.out_w(),
         ),
-        Stage::Relu | Stage::Flatten => (len, len),
+        Stage::Relu | Stage::Step(_) | Stage::Flatten => (len, len),
         Stage::Residual(block) => {
             let body = check_stages(&block.body, len).context("residual body")?;
             let shortcut = check_stages(&block.shortcut, len).context("residual shortcut")?;
@@ -668,6 +755,7 @@ fn forward_stage<S: SynapticLayer>(
             geometry,
             synapses,
             bias,
+            ..
         } => {
             let cols = geometry.im2col(x, batch);
             let reads = batch * geometry.pixels();
@@ -681,7 +769,7 @@ fn forward_stage<S: SynapticLayer>(
             };
             (out, keep)
         }
-        Stage::Linear { synapses, bias } => {
+        Stage::Linear { synapses, bias, .. } => {
             let mut y = vec![0f32; batch * synapses.outputs()];
             synapses.forward(x, batch, &mut y)?;
             if let Some(bias) = bias {
@@ -699,6 +787,10 @@ fn forward_stage<S: SynapticLayer>(
             Pass::Infer | Pass::Record => (norm.infer(x, *pixels), Saved::Nothing),
         },
         Stage::Relu => (x.iter().map(|v| v.max(0.0)).collect(), input(x)),
+        Stage::Step(q) => (
+            x.iter().map(|&v| binary::activate(v, *q)).collect(),
+            input(x),
+        ),
         Stage::Pool(g) => (g.forward(x), input(x)),
         Stage::Flatten => (x.to_vec(), Saved::Nothing),
         Stage::Residual(block) => {

@@ -4,9 +4,14 @@
 //! `{ linear = 120 }`), and the shapes they produce from the input shape `[C, H, W]`.
 //! Errors name the layer's index in the list, as PyTorch numbers the modules of a
 //! `Sequential` (and its `state_dict` keys: `0.weight`, `3.weight`, ...).
+//!
+//! Binary and ternary networks (BNN/TNN) are the same lists with
+//! `quantization = "binary"` (or `"ternary"`) on their convolutions and linear layers and
+//! the step activations `"sign"` / `"ternary"` in place of ReLU (see `docs/NETWORKS.md`).
 
 use super::conv::ConvGeometry;
 use super::pool::{PoolGeometry, PoolKind};
+use crate::nn::binary::Quantization;
 use anyhow::{Context, Result, bail, ensure};
 use toml::Value;
 
@@ -26,6 +31,10 @@ pub enum LayerSpec {
         /// Whether the layer adds a learned bias per output channel (default true;
         /// PyTorch's `bias=False` for false).
         bias: bool,
+        /// Binary or ternary weights (trained as hidden real weights with the
+        /// straight-through estimator, deployed on 2T2R pairs read by sense amplifiers);
+        /// `None`: real weights.
+        quantization: Option<Quantization>,
     },
     /// `nn.Linear(in, out)` (in from the previous layer, which must be flat).
     Linear {
@@ -33,11 +42,21 @@ pub enum LayerSpec {
         out: usize,
         /// Whether the layer adds a learned bias per output (default true).
         bias: bool,
+        /// Binary or ternary weights, as for [`LayerSpec::Conv2d`]; `None`: real weights.
+        quantization: Option<Quantization>,
     },
     /// `nn.BatchNorm2d(C, eps, momentum)` (C from the previous layer): per-channel
     /// normalisation by the batch statistics in training and by the running statistics in
     /// inference, then a learned scale γ and shift β.
     BatchNorm2d {
+        /// ε added to the variance (default 1e-5, PyTorch's).
+        eps: f32,
+        /// Weight of a new batch in the running statistics (default 0.1, PyTorch's).
+        momentum: f32,
+    },
+    /// `nn.BatchNorm1d(N, eps, momentum)` (N from the previous layer, which must be flat):
+    /// batch norm of each feature, e.g. of a binarized network's hidden and output layers.
+    BatchNorm1d {
         /// ε added to the variance (default 1e-5, PyTorch's).
         eps: f32,
         /// Weight of a new batch in the running statistics (default 0.1, PyTorch's).
@@ -56,6 +75,10 @@ pub enum LayerSpec {
     },
     /// `nn.ReLU()`.
     Relu,
+    /// The step activation of binarized (`"sign"`: −1 below 0, else +1) and ternary
+    /// (`"ternary"`: 0 within `±nn::binary::TERNARY_ACTIVATION_THRESHOLD`) networks,
+    /// trained with the hardtanh straight-through estimator.
+    Step(Quantization),
     /// `nn.MaxPool2d(kernel, stride)` (stride defaults to the kernel).
     MaxPool2d {
         /// Window size.
@@ -77,8 +100,8 @@ pub enum LayerSpec {
 }
 
 /// The layer names a description may use.
-const LAYER_NAMES: &str =
-    "conv2d, linear, batchnorm2d, residual, relu, maxpool2d, avgpool2d, global_avgpool, flatten";
+const LAYER_NAMES: &str = "conv2d, linear, batchnorm2d, batchnorm1d, residual, relu, sign, \
+     ternary, maxpool2d, avgpool2d, global_avgpool, flatten";
 
 /// The shape of the activations between two layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,9 +156,16 @@ fn parse_layer(value: &Value) -> Result<LayerSpec> {
             "flatten" => Ok(LayerSpec::Flatten),
             "global_avgpool" => Ok(LayerSpec::GlobalAvgPool),
             "batchnorm2d" => Ok(batch_norm_defaults()),
+            "batchnorm1d" => Ok(LayerSpec::BatchNorm1d {
+                eps: BATCH_NORM_EPS,
+                momentum: BATCH_NORM_MOMENTUM,
+            }),
+            "sign" => Ok(LayerSpec::Step(Quantization::Binary)),
+            "ternary" => Ok(LayerSpec::Step(Quantization::Ternary)),
             other => bail!(
-                "unknown layer \"{other}\" (layers without settings: relu, flatten, \
-                 global_avgpool, batchnorm2d; the others take a table, e.g. {{ linear = 10 }})"
+                "unknown layer \"{other}\" (layers without settings: relu, sign, ternary, \
+                 flatten, global_avgpool, batchnorm2d, batchnorm1d; the others take a table, \
+                 e.g. {{ linear = 10 }})"
             ),
         },
         Value::Table(t) if t.len() == 1 => {
@@ -149,29 +179,35 @@ fn parse_layer(value: &Value) -> Result<LayerSpec> {
 fn parse_table_layer(name: &str, settings: &Value) -> Result<LayerSpec> {
     match name {
         "conv2d" => {
-            let s = Settings::new(settings, &["out", "kernel", "stride", "padding", "bias"])?;
+            let s = Settings::new(
+                settings,
+                &["out", "kernel", "stride", "padding", "bias", "quantization"],
+            )?;
             Ok(LayerSpec::Conv2d {
                 out: s.required("out")?,
                 kernel: s.required("kernel")?,
                 stride: s.optional("stride", 1)?,
                 padding: s.optional("padding", 0)?,
                 bias: s.flag("bias", true)?,
+                quantization: s.quantization()?,
             })
         }
         "linear" => Ok(match settings {
             Value::Integer(_) => LayerSpec::Linear {
                 out: Settings::shorthand(settings, "out")?,
                 bias: true,
+                quantization: None,
             },
             _ => {
-                let s = Settings::new(settings, &["out", "bias"])?;
+                let s = Settings::new(settings, &["out", "bias", "quantization"])?;
                 LayerSpec::Linear {
                     out: s.required("out")?,
                     bias: s.flag("bias", true)?,
+                    quantization: s.quantization()?,
                 }
             }
         }),
-        "batchnorm2d" => {
+        "batchnorm2d" | "batchnorm1d" => {
             let s = Settings::new(settings, &["eps", "momentum"])?;
             let eps = s.number("eps", BATCH_NORM_EPS)?;
             let momentum = s.number("momentum", BATCH_NORM_MOMENTUM)?;
@@ -183,7 +219,11 @@ fn parse_table_layer(name: &str, settings: &Value) -> Result<LayerSpec> {
                 momentum > 0.0 && momentum <= 1.0,
                 "momentum = {momentum} must lie in (0, 1] (PyTorch's default is 0.1)"
             );
-            Ok(LayerSpec::BatchNorm2d { eps, momentum })
+            Ok(if name == "batchnorm2d" {
+                LayerSpec::BatchNorm2d { eps, momentum }
+            } else {
+                LayerSpec::BatchNorm1d { eps, momentum }
+            })
         }
         "residual" => {
             let s = Settings::new(settings, &["out", "stride"])?;
@@ -266,6 +306,21 @@ impl<'a> Settings<'a> {
             Some(v) => v
                 .as_bool()
                 .with_context(|| format!("{key} must be true or false, got {v}")),
+        }
+    }
+
+    /// The optional `quantization` setting: `"binary"` or `"ternary"`.
+    fn quantization(&self) -> Result<Option<Quantization>> {
+        match self.table.get("quantization") {
+            None => Ok(None),
+            Some(v) => match v.as_str() {
+                Some("binary") => Ok(Some(Quantization::Binary)),
+                Some("ternary") => Ok(Some(Quantization::Ternary)),
+                _ => bail!(
+                    "quantization must be \"binary\" or \"ternary\" (or left out for real \
+                     weights), got {v}"
+                ),
+            },
         }
     }
 
@@ -354,11 +409,17 @@ impl ResolvedLayer {
                 };
                 conv(c_in, c_out, kernel, bias, (h * w) as f64)
             }
-            (&LayerSpec::Linear { out: n_out, bias }, _) => {
+            (
+                &LayerSpec::Linear {
+                    out: n_out, bias, ..
+                },
+                _,
+            ) => {
                 let weights = (self.input.len() + usize::from(bias)) * n_out;
                 (weights as f64, out)
             }
             (LayerSpec::BatchNorm2d { .. }, Shape::Image([c, ..])) => ((4 * c) as f64, 2.0 * out),
+            (LayerSpec::BatchNorm1d { .. }, _) => (4.0 * out, 2.0 * out),
             (&LayerSpec::Residual { out: c_out, .. }, Shape::Image([c_in, ..])) => {
                 let pixels = out / c_out as f64;
                 let parts = [
@@ -383,8 +444,11 @@ pub fn name(spec: &LayerSpec) -> &'static str {
         LayerSpec::Conv2d { .. } => "conv2d",
         LayerSpec::Linear { .. } => "linear",
         LayerSpec::BatchNorm2d { .. } => "batchnorm2d",
+        LayerSpec::BatchNorm1d { .. } => "batchnorm1d",
         LayerSpec::Residual { .. } => "residual",
         LayerSpec::Relu => "relu",
+        LayerSpec::Step(Quantization::Binary) => "sign",
+        LayerSpec::Step(Quantization::Ternary) => "ternary",
         LayerSpec::MaxPool2d { .. } => "maxpool2d",
         LayerSpec::AvgPool2d { .. } => "avgpool2d",
         LayerSpec::GlobalAvgPool => "global_avgpool",
@@ -416,13 +480,20 @@ fn output_shape(spec: &LayerSpec, input: Shape) -> Result<Shape> {
             Shape::Image([out, g.out_h(), g.out_w()])
         }
         LayerSpec::BatchNorm2d { .. } => Shape::Image(image(input)?),
+        LayerSpec::BatchNorm1d { .. } => match input {
+            Shape::Flat(n) => Shape::Flat(n),
+            Shape::Image(_) => bail!(
+                "expects a flat vector but gets images: use batchnorm2d on images, or put \
+                 \"flatten\" and a linear layer before it"
+            ),
+        },
         LayerSpec::Linear { .. } if matches!(input, Shape::Image(_)) => bail!(
             "expects a flat vector but gets images: put \"flatten\" before it (it will then \
              take {} inputs)",
             input.len()
         ),
         LayerSpec::Linear { out, .. } => Shape::Flat(out),
-        LayerSpec::Relu => input,
+        LayerSpec::Relu | LayerSpec::Step(_) => input,
         LayerSpec::MaxPool2d { kernel, stride } | LayerSpec::AvgPool2d { kernel, stride } => {
             let kind = match spec {
                 LayerSpec::MaxPool2d { .. } => PoolKind::Max,
@@ -469,6 +540,7 @@ fn conv(out: usize, kernel: usize, padding: usize, bias: bool) -> LayerSpec {
         stride: 1,
         padding,
         bias,
+        quantization: None,
     }
 }
 
@@ -480,7 +552,11 @@ fn max_pool_2() -> LayerSpec {
 }
 
 fn linear(out: usize, bias: bool) -> LayerSpec {
-    LayerSpec::Linear { out, bias }
+    LayerSpec::Linear {
+        out,
+        bias,
+        quantization: None,
+    }
 }
 
 fn lenet5() -> Vec<LayerSpec> {

@@ -107,7 +107,7 @@ pub(crate) const RUNNING_STATISTICS: [&str; 2] = ["running_mean", "running_var"]
 /// norm's γ and β), then a batch norm's [`RUNNING_STATISTICS`].
 pub(crate) fn tensors_mut(stage: &mut Stage<DigitalSynapses>) -> Vec<(&'static str, &mut [f32])> {
     match stage {
-        Stage::Conv { synapses, bias, .. } | Stage::Linear { synapses, bias } => {
+        Stage::Conv { synapses, bias, .. } | Stage::Linear { synapses, bias, .. } => {
             let mut found = vec![("weight", synapses.weight_mut())];
             if let Some(bias) = bias {
                 found.push(("bias", bias.as_mut_slice()));
@@ -132,12 +132,13 @@ fn stage_tensors(stage: &Stage<DigitalSynapses>) -> Vec<(&'static str, Vec<usize
             geometry,
             synapses,
             bias,
+            ..
         } => {
             let g = geometry;
             let shape = vec![g.out_channels, g.in_channels, g.kernel, g.kernel];
             weight_and_bias(shape, synapses, bias.as_deref())
         }
-        Stage::Linear { synapses, bias } => {
+        Stage::Linear { synapses, bias, .. } => {
             let shape = vec![synapses.outputs(), synapses.inputs()];
             weight_and_bias(shape, synapses, bias.as_deref())
         }

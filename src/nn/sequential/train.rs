@@ -7,12 +7,19 @@
 //! `nn::backprop` (same `TrainConfig`, same random streams). Gradients are keyed by the
 //! network's PyTorch `state_dict` names. Every product comes from `crate::linalg`, so
 //! training is bit-identical for any thread count.
+//!
+//! Binary and ternary stages are trained as binarized networks are (Courbariaux, Hubara
+//! et al. 2016; `nn::binary`): the forward and backward passes use the quantised weights,
+//! their gradient passes straight through to the hidden real weights, which the optimiser
+//! steps and clips to `[−1, 1]`; the sign/ternary activations pass their error where
+//! `|input| ≤ 1` (hardtanh straight-through estimator).
 
 use super::state_dict::{RUNNING_STATISTICS, tensors_mut};
-use super::{Pass, Saved, Sequential, Site, Stage, visit_stages_mut};
+use super::{Pass, Saved, Sequential, Site, Stage, quantize_weights, visit_stages_mut};
 use crate::data::Dataset;
 use crate::linalg;
 use crate::nn::backprop::{EpochReport, TrainConfig, TrainReport, run_epochs};
+use crate::nn::binary;
 use crate::nn::mlp::softmax_cross_entropy;
 use crate::nn::network::Classifier;
 use crate::nn::noise::WeightNoise;
@@ -85,6 +92,7 @@ fn backward_stage<S: SynapticLayer>(
                 geometry,
                 synapses,
                 bias,
+                ..
             },
             Saved::Patches(cols),
         ) => {
@@ -106,7 +114,7 @@ fn backward_stage<S: SynapticLayer>(
                 Vec::new()
             }
         }
-        (Stage::Linear { synapses, bias }, Saved::Input(input)) => {
+        (Stage::Linear { synapses, bias, .. }, Saved::Input(input)) => {
             let (n, m) = (synapses.inputs(), synapses.outputs());
             grads.insert(key("weight"), weight_gradient(dy, input, batch, m, n));
             if bias.is_some() {
@@ -125,6 +133,11 @@ fn backward_stage<S: SynapticLayer>(
             dx
         }
         (Stage::Relu, Saved::Input(input)) => relu_backward(dy, input),
+        (Stage::Step(_), Saved::Input(input)) => {
+            let mut dx = dy.to_vec();
+            binary::straight_through(&mut dx, input);
+            dx
+        }
         (Stage::Pool(g), Saved::Input(input)) => g.backward(input, dy),
         (Stage::Flatten, _) => dy.to_vec(),
         (
@@ -212,7 +225,8 @@ pub fn train(
 }
 
 /// [`train`], testing the network on `test` after every epoch: the test accuracy of each
-/// epoch (a learning curve), with the training report.
+/// epoch (a learning curve; binary and ternary stages tested with their quantised weights,
+/// [`Sequential::quantized`]), with the training report.
 pub fn train_tested(
     net: &mut Sequential<DigitalSynapses>,
     data: &Dataset,
@@ -226,7 +240,7 @@ pub fn train_tested(
     let mut tests = Vec::new();
     let mut tested = |report: &EpochReport| {
         on_epoch(report);
-        tests.push(crate::nn::evaluate(&mut **net.borrow_mut(), test));
+        tests.push(crate::nn::evaluate(&mut net.borrow().quantized(), test));
     };
     let report = run_epochs(
         data,
@@ -263,19 +277,25 @@ fn training_step(
     labels: &[u8],
     (epoch, b, lr): (usize, usize, f32),
 ) -> Result<(f64, Vec<f32>)> {
+    let hidden = quantize_weights(net);
     let clean = config
         .weight_noise
         .map(|noise| perturb_weights(net, &noise, config.seed, (epoch, b)));
     let (loss, grads, logits) = net.gradients(x, labels)?;
     if let Some(clean) = clean {
-        restore_weights(net, clean);
+        restore_weights(net, clean, &|_| true);
     }
+    restore_weights(net, hidden, &|stage| stage.quantization().is_some());
     visit_stages_mut(&mut net.stages, &mut |site, stage| {
+        let quantized = stage.quantization().is_some();
         for (name, params) in parameters(stage) {
             let key = format!("{}.{name}", site.key);
             if let Some(grad) = grads.get(&key) {
                 let state = states.entry(key).or_default();
                 state.step_decayed(&config.optimizer, lr, config.weight_decay, params, grad);
+            }
+            if quantized && name == "weight" {
+                binary::clip_hidden(params);
             }
         }
     });
@@ -315,12 +335,20 @@ fn perturb_weights(
     clean
 }
 
-/// Put back the weights [`perturb_weights`] returned.
-fn restore_weights(net: &mut Sequential<DigitalSynapses>, clean: Vec<Vec<f32>>) {
-    let mut weights = clean.into_iter();
+/// Put back the weights [`perturb_weights`] (every weighted stage) or
+/// [`quantize_weights`] (the binary and ternary stages) returned: `weights` in visiting
+/// order of the weighted stages that `selected` picks.
+fn restore_weights(
+    net: &mut Sequential<DigitalSynapses>,
+    weights: Vec<Vec<f32>>,
+    selected: &dyn Fn(&Stage<DigitalSynapses>) -> bool,
+) {
+    let mut weights = weights.into_iter();
     visit_stages_mut(&mut net.stages, &mut |_, stage| {
-        if let Stage::Conv { synapses, .. } | Stage::Linear { synapses, .. } = stage {
-            let w = weights.next().expect("one clean copy per weighted stage");
+        let pick = selected(stage);
+        if let (true, Stage::Conv { synapses, .. } | Stage::Linear { synapses, .. }) = (pick, stage)
+        {
+            let w = weights.next().expect("one saved copy per selected stage");
             synapses.weight_mut().copy_from_slice(&w);
         }
     });
