@@ -202,6 +202,9 @@ pub struct Sequential<S> {
     input: [usize; 3],
     stages: Vec<Stage<S>>,
     classes: usize,
+    /// The im2col buffer that inference passes reuse from one convolution to the next
+    /// (a fresh buffer of tens of megabytes per convolution costs page faults).
+    patches: Vec<f32>,
 }
 
 impl Sequential<DigitalSynapses> {
@@ -435,6 +438,7 @@ impl<S: SynapticLayer> Sequential<S> {
             input,
             stages,
             classes,
+            patches: Vec::new(),
         })
     }
 
@@ -712,22 +716,23 @@ impl<S: SynapticLayer> Sequential<S> {
         batch: usize,
         pass: Pass,
     ) -> Result<(Vec<f32>, Vec<Saved>)> {
-        forward_stages(&mut self.stages, x, batch, pass)
+        forward_stages(&mut self.stages, x, (batch, pass), &mut self.patches)
     }
 }
 
-/// Run `stages` on a batch in order.
+/// Run `stages` on a batch in order (`patches`: the im2col buffer of passes that keep
+/// nothing).
 fn forward_stages<S: SynapticLayer>(
     stages: &mut [Stage<S>],
     x: &[f32],
-    batch: usize,
-    pass: Pass,
+    (batch, pass): (usize, Pass),
+    patches: &mut Vec<f32>,
 ) -> Result<(Vec<f32>, Vec<Saved>)> {
     let mut act = x.to_vec();
     let mut saved = Vec::with_capacity(if pass.saves() { stages.len() } else { 0 });
     for (i, stage) in stages.iter_mut().enumerate() {
-        let (out, keep) =
-            forward_stage(stage, &act, batch, pass).with_context(|| format!("stage {i}"))?;
+        let (out, keep) = forward_stage(stage, &act, (batch, pass), patches)
+            .with_context(|| format!("stage {i}"))?;
         if pass.saves() {
             saved.push(keep);
         }
@@ -736,12 +741,13 @@ fn forward_stages<S: SynapticLayer>(
     Ok((act, saved))
 }
 
-/// One stage's forward pass on a batch (and what it keeps for `pass`).
+/// One stage's forward pass on a batch (and what it keeps for `pass`); a convolution of a
+/// pass that keeps nothing builds its im2col patches in `patches`.
 fn forward_stage<S: SynapticLayer>(
     stage: &mut Stage<S>,
     x: &[f32],
-    batch: usize,
-    pass: Pass,
+    (batch, pass): (usize, Pass),
+    patches: &mut Vec<f32>,
 ) -> Result<(Vec<f32>, Saved)> {
     let input = |x: &[f32]| {
         if pass.saves() {
@@ -757,17 +763,21 @@ fn forward_stage<S: SynapticLayer>(
             bias,
             ..
         } => {
-            let cols = geometry.im2col(x, batch);
             let reads = batch * geometry.pixels();
             let mut y = vec![0f32; reads * geometry.out_channels];
-            synapses.forward(&cols, reads, &mut y)?;
-            let out = geometry.pixels_to_channels(&y, batch, bias.as_deref());
             let keep = if pass.saves() {
+                let cols = geometry.im2col(x, batch);
+                synapses.forward(&cols, reads, &mut y)?;
                 Saved::Patches(cols)
             } else {
+                geometry.im2col_into(x, batch, patches);
+                synapses.forward(patches, reads, &mut y)?;
                 Saved::Nothing
             };
-            (out, keep)
+            (
+                geometry.pixels_to_channels(&y, batch, bias.as_deref()),
+                keep,
+            )
         }
         Stage::Linear { synapses, bias, .. } => {
             let mut y = vec![0f32; batch * synapses.outputs()];
@@ -794,10 +804,10 @@ fn forward_stage<S: SynapticLayer>(
         Stage::Pool(g) => (g.forward(x), input(x)),
         Stage::Flatten => (x.to_vec(), Saved::Nothing),
         Stage::Residual(block) => {
-            let (mut sum, body) =
-                forward_stages(&mut block.body, x, batch, pass).context("residual body")?;
-            let (short, shortcut) =
-                forward_stages(&mut block.shortcut, x, batch, pass).context("residual shortcut")?;
+            let (mut sum, body) = forward_stages(&mut block.body, x, (batch, pass), patches)
+                .context("residual body")?;
+            let (short, shortcut) = forward_stages(&mut block.shortcut, x, (batch, pass), patches)
+                .context("residual shortcut")?;
             sum.iter_mut().zip(&short).for_each(|(s, v)| *s += v);
             let out = sum.iter().map(|v| v.max(0.0)).collect();
             let keep = if pass.saves() {
