@@ -42,6 +42,10 @@ fn best_of(runs: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn cnn(c: &mut Criterion) {
+    // As `xbar run` does (`xbar::threads::with_threads`), the measured work runs on a
+    // worker of a pool (RAYON_NUM_THREADS threads), so its parallel loops start there
+    // instead of each being handed over from the calling thread.
+    let pool = rayon::ThreadPoolBuilder::new().build().expect("rayon pool");
     let split = xbar::data::mnist10k().expect("embedded MNIST-10k");
     let one_epoch = TrainConfig {
         epochs: 1,
@@ -53,15 +57,17 @@ fn cnn(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("lenet5_train_epoch_8000_batch32", |b| {
         b.iter(|| {
-            let mut net = lenet5();
-            black_box(train(&mut net, &split.train, &one_epoch, &mut |_| {}).expect("train"))
+            pool.install(|| {
+                let mut net = lenet5();
+                black_box(train(&mut net, &split.train, &one_epoch, &mut |_| {}).expect("train"))
+            })
         })
     });
 
     let x = &split.test.images[..IMAGES * 784];
     let mut digital = lenet5();
     group.bench_function("lenet5_digital_infer_500", |b| {
-        b.iter(|| black_box(digital.logits(x, IMAGES).expect("inference")))
+        b.iter(|| pool.install(|| black_box(digital.logits(x, IMAGES).expect("inference"))))
     });
 
     let device = preset::load("pcm_gst", &toml::Table::new()).expect("pcm_gst");
@@ -80,15 +86,15 @@ fn cnn(c: &mut Criterion) {
         .program_sequential(&digital, InputScaling::AbsMax, calibration)
         .expect("deploy");
     group.bench_function("lenet5_pcm_8bit_infer_500", |b| {
-        b.iter(|| black_box(analog.logits(x, IMAGES).expect("inference")))
+        b.iter(|| pool.install(|| black_box(analog.logits(x, IMAGES).expect("inference"))))
     });
     group.finish();
 
     let t_digital = best_of(5, || {
-        black_box(digital.logits(x, IMAGES).expect("inference"));
+        pool.install(|| black_box(digital.logits(x, IMAGES).expect("inference")));
     });
     let t_analog = best_of(5, || {
-        black_box(analog.logits(x, IMAGES).expect("inference"));
+        pool.install(|| black_box(analog.logits(x, IMAGES).expect("inference")));
     });
     println!(
         "LeNet-5 on {IMAGES} images: analog PCM tiles {:.1} ms ({:.0} images/s), digital \

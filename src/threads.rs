@@ -28,13 +28,21 @@ pub fn pool(threads: usize) -> Result<rayon::ThreadPool> {
         .context("cannot start the worker threads")
 }
 
-/// Run `f` on a pool of `threads` threads, or on the global pool (all cores) when `None`.
+/// Run `f` on a worker of a pool of `threads` threads, or, when `None`, of rayon's default
+/// size (`RAYON_NUM_THREADS`, else all cores). `f` itself runs on a worker, so every
+/// parallel loop inside it starts there: called from another thread, each loop would be
+/// handed over to the pool and waited for, a thread wake-up per loop (a quarter of the time
+/// of a LeNet-5 training epoch on one thread, whose every layer runs a few parallel loops
+/// per mini-batch).
 pub fn with_threads<T: Send>(
     threads: Option<usize>,
     f: impl FnOnce() -> Result<T> + Send,
 ) -> Result<T> {
-    match threads {
-        None => f(),
-        Some(n) => pool(n)?.install(f),
-    }
+    let pool = match threads {
+        None => rayon::ThreadPoolBuilder::new()
+            .build()
+            .context("cannot start the worker threads")?,
+        Some(n) => pool(n)?,
+    };
+    pool.install(f)
 }
