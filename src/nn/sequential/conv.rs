@@ -174,10 +174,11 @@ impl ConvGeometry {
         out.par_chunks_mut(c_out * pixels)
             .zip(y.par_chunks(pixels * c_out))
             .for_each(|(image, rows)| {
-                for (pixel, values) in rows.chunks(c_out).enumerate() {
-                    for (c, &v) in values.iter().enumerate() {
-                        image[c * pixels + pixel] = v + bias_of(c);
-                    }
+                // Channel by channel: contiguous writes, reads strided by C_out.
+                for (c, plane) in image.chunks_exact_mut(pixels).enumerate() {
+                    let b = bias_of(c);
+                    let column = rows[c..].iter().step_by(c_out);
+                    plane.iter_mut().zip(column).for_each(|(o, &v)| *o = v + b);
                 }
             });
     }

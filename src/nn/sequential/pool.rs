@@ -68,14 +68,102 @@ impl PoolGeometry {
         (self.in_w - self.kernel) / self.stride + 1
     }
 
-    /// Indices (within one input plane) of the window of output pixel (`oy`, `ox`), row by
-    /// row.
-    fn window(&self, oy: usize, ox: usize) -> impl Iterator<Item = usize> + use<> {
-        let (k, stride, in_w) = (self.kernel, self.stride, self.in_w);
-        (0..k).flat_map(move |ky| {
-            let row = (oy * stride + ky) * in_w + ox * stride;
-            row..row + k
-        })
+    /// The rows of the window of output pixel (`oy`, `ox`): for each kernel row, the index
+    /// (within one input plane) of its first input; each row holds `kernel` inputs.
+    fn window_rows(&self, oy: usize, ox: usize) -> impl Iterator<Item = usize> + use<> {
+        let (stride, in_w) = (self.stride, self.in_w);
+        (0..self.kernel).map(move |ky| (oy * stride + ky) * in_w + ox * stride)
+    }
+
+    /// The pooled value of the window of output pixel (`oy`, `ox`) of one input plane: the
+    /// maximum, or the sum (from −0, as `Iterator::sum` of `f32`) times `scale`; inputs
+    /// taken row by row.
+    fn pool_window(&self, input: &[f32], (oy, ox): (usize, usize), scale: f32) -> f32 {
+        match self.kernel {
+            2 => self.pool_fixed::<2>(input, (oy, ox), scale),
+            3 => self.pool_fixed::<3>(input, (oy, ox), scale),
+            _ => self.pool_rows(input, (oy, ox), scale),
+        }
+    }
+
+    /// [`Self::pool_window`] for windows of `K` x `K`, which the compiler unrolls (the same
+    /// operations in the same order).
+    #[inline]
+    fn pool_fixed<const K: usize>(
+        &self,
+        input: &[f32],
+        (oy, ox): (usize, usize),
+        scale: f32,
+    ) -> f32 {
+        let row = |ky: usize| -> &[f32; K] {
+            let start = (oy * self.stride + ky) * self.in_w + ox * self.stride;
+            input[start..start + K].try_into().expect("window row")
+        };
+        match self.kind {
+            PoolKind::Max => (0..K).fold(f32::NEG_INFINITY, |m, ky| {
+                row(ky).iter().fold(m, |m, &v| m.max(v))
+            }),
+            PoolKind::Average => {
+                (0..K).fold(-0.0, |s, ky| row(ky).iter().fold(s, |s, &v| s + v)) * scale
+            }
+        }
+    }
+
+    /// [`Self::pool_window`] for any window size.
+    fn pool_rows(&self, input: &[f32], (oy, ox): (usize, usize), scale: f32) -> f32 {
+        let k = self.kernel;
+        let rows = self
+            .window_rows(oy, ox)
+            .map(|start| &input[start..start + k]);
+        match self.kind {
+            PoolKind::Max => rows.fold(f32::NEG_INFINITY, |m, row| {
+                row.iter().fold(m, |m, &v| m.max(v))
+            }),
+            PoolKind::Average => {
+                rows.fold(-0.0, |s, row| row.iter().fold(s, |s, &v| s + v)) * scale
+            }
+        }
+    }
+
+    /// The index (within one input plane) of the first largest input of the window of
+    /// output pixel (`oy`, `ox`), inputs taken row by row (ties keep the earlier).
+    fn argmax_window(&self, input: &[f32], (oy, ox): (usize, usize)) -> usize {
+        match self.kernel {
+            2 => self.argmax_fixed::<2>(input, (oy, ox)),
+            3 => self.argmax_fixed::<3>(input, (oy, ox)),
+            _ => self.argmax_rows(input, (oy, ox)),
+        }
+    }
+
+    /// [`Self::argmax_window`] for windows of `K` x `K` (unrolled, same comparisons).
+    #[inline]
+    fn argmax_fixed<const K: usize>(&self, input: &[f32], (oy, ox): (usize, usize)) -> usize {
+        let first = oy * self.stride * self.in_w + ox * self.stride;
+        let mut best = first;
+        for ky in 0..K {
+            let start = first + ky * self.in_w;
+            let row: &[f32; K] = input[start..start + K].try_into().expect("window row");
+            for (i, &v) in row.iter().enumerate() {
+                if v > input[best] {
+                    best = start + i;
+                }
+            }
+        }
+        best
+    }
+
+    /// [`Self::argmax_window`] for any window size.
+    fn argmax_rows(&self, input: &[f32], (oy, ox): (usize, usize)) -> usize {
+        let k = self.kernel;
+        let mut best = self.window_rows(oy, ox).next().unwrap_or(0);
+        for start in self.window_rows(oy, ox) {
+            for (i, &v) in input[start..start + k].iter().enumerate() {
+                if v > input[best] {
+                    best = start + i;
+                }
+            }
+        }
+        best
     }
 
     /// Pool a batch of NCHW images.
@@ -97,11 +185,7 @@ impl PoolGeometry {
             .for_each(|(out, input)| {
                 for oy in 0..oh {
                     for ox in 0..ow {
-                        let window = self.window(oy, ox).map(|i| input[i]);
-                        out[oy * ow + ox] = match self.kind {
-                            PoolKind::Max => window.fold(f32::NEG_INFINITY, f32::max),
-                            PoolKind::Average => window.sum::<f32>() * scale,
-                        };
+                        out[oy * ow + ox] = self.pool_window(input, (oy, ox), scale);
                     }
                 }
             });
@@ -130,16 +214,15 @@ impl PoolGeometry {
                 for oy in 0..oh {
                     for ox in 0..ow {
                         let d = d_out[oy * ow + ox];
-                        let mut window = self.window(oy, ox);
                         match self.kind {
-                            PoolKind::Max => {
-                                // The first maximum of the window (ties keep the earlier).
-                                let Some(first) = window.next() else { continue };
-                                let best = window
-                                    .fold(first, |b, i| if input[i] > input[b] { i } else { b });
-                                grad[best] += d;
+                            PoolKind::Max => grad[self.argmax_window(input, (oy, ox))] += d,
+                            PoolKind::Average => {
+                                for start in self.window_rows(oy, ox) {
+                                    grad[start..start + k]
+                                        .iter_mut()
+                                        .for_each(|g| *g += d * scale);
+                                }
                             }
-                            PoolKind::Average => window.for_each(|i| grad[i] += d * scale),
                         }
                     }
                 }
