@@ -24,6 +24,10 @@ use xbar::learning::ep::{
 };
 
 fn ep_benches(c: &mut Criterion) {
+    // As `xbar run` does (`xbar::threads::with_threads`), the measured work runs on a
+    // worker of a pool (rayon's default size), so its parallel loops start there instead
+    // of each being handed over from the calling thread.
+    let pool = rayon::ThreadPoolBuilder::new().build().expect("rayon pool");
     let split = xbar::data::mnist10k().expect("embedded MNIST-10k");
     let reference = EpConfig::default();
     let mut group = c.benchmark_group("ep");
@@ -36,18 +40,20 @@ fn ep_benches(c: &mut Criterion) {
         let mut epoch = 0;
         group.bench_function(format!("784_512_10_{name}_train_epoch_8000"), |b| {
             b.iter(|| {
-                epoch += 1;
-                black_box(
-                    train_epoch(
-                        &mut net,
-                        &split.train,
-                        &reference,
-                        &mut reference.rule(),
-                        &mut EpOptimizerState::new(&reference),
-                        epoch,
+                pool.install(|| {
+                    epoch += 1;
+                    black_box(
+                        train_epoch(
+                            &mut net,
+                            &split.train,
+                            &reference,
+                            &mut reference.rule(),
+                            &mut EpOptimizerState::new(&reference),
+                            epoch,
+                        )
+                        .expect("train"),
                     )
-                    .expect("train"),
-                )
+                })
             })
         });
     }
@@ -56,23 +62,29 @@ fn ep_benches(c: &mut Criterion) {
     let mut epoch = 0;
     group.bench_function("784_512_10_steep_sigmoid_batch_10_train_epoch_8000", |b| {
         b.iter(|| {
-            epoch += 1;
-            black_box(
-                train_epoch(
-                    &mut net,
-                    &split.train,
-                    &tuned,
-                    &mut tuned.rule(),
-                    &mut EpOptimizerState::new(&tuned),
-                    epoch,
+            pool.install(|| {
+                epoch += 1;
+                black_box(
+                    train_epoch(
+                        &mut net,
+                        &split.train,
+                        &tuned,
+                        &mut tuned.rule(),
+                        &mut EpOptimizerState::new(&tuned),
+                        epoch,
+                    )
+                    .expect("train"),
                 )
-                .expect("train"),
-            )
+            })
         })
     });
     let mut net = EpNetwork::digital(&[784, 512, 10], Activation::HardSigmoid, 1).expect("net");
     group.bench_function("784_512_10_evaluate_2000", |b| {
-        b.iter(|| black_box(evaluate(&mut net, &split.test, reference.free_steps).expect("eval")))
+        b.iter(|| {
+            pool.install(|| {
+                black_box(evaluate(&mut net, &split.test, reference.free_steps).expect("eval"))
+            })
+        })
     });
     let deep = EpConfig {
         learning_rates: vec![0.08, 0.04, 0.02],
@@ -83,21 +95,23 @@ fn ep_benches(c: &mut Criterion) {
     let mut epoch = 0;
     group.bench_function("784_512_512_10_hard_sigmoid_train_epoch_8000", |b| {
         b.iter(|| {
-            epoch += 1;
-            black_box(
-                train_epoch(
-                    &mut net,
-                    &split.train,
-                    &deep,
-                    &mut deep.rule(),
-                    &mut EpOptimizerState::new(&deep),
-                    epoch,
+            pool.install(|| {
+                epoch += 1;
+                black_box(
+                    train_epoch(
+                        &mut net,
+                        &split.train,
+                        &deep,
+                        &mut deep.rule(),
+                        &mut EpOptimizerState::new(&deep),
+                        epoch,
+                    )
+                    .expect("train"),
                 )
-                .expect("train"),
-            )
+            })
         })
     });
-    convnet_bench(&mut group, &split.train.take(200));
+    convnet_bench(&mut group, &split.train.take(200), &pool);
     group.finish();
 }
 
@@ -105,6 +119,7 @@ fn ep_benches(c: &mut Criterion) {
 fn convnet_bench(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     data: &xbar::data::Dataset,
+    pool: &rayon::ThreadPool,
 ) {
     let conv = |out| EpConv {
         out,
@@ -132,18 +147,20 @@ fn convnet_bench(
     let mut epoch = 0;
     group.bench_function("convnet_32_64_hard_sigmoid_train_200", |b| {
         b.iter(|| {
-            epoch += 1;
-            black_box(
-                train_epoch(
-                    &mut net,
-                    data,
-                    &config,
-                    &mut config.rule(),
-                    &mut EpOptimizerState::new(&config),
-                    epoch,
+            pool.install(|| {
+                epoch += 1;
+                black_box(
+                    train_epoch(
+                        &mut net,
+                        data,
+                        &config,
+                        &mut config.rule(),
+                        &mut EpOptimizerState::new(&config),
+                        epoch,
+                    )
+                    .expect("train"),
                 )
-                .expect("train"),
-            )
+            })
         })
     });
 }
