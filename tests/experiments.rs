@@ -206,6 +206,10 @@ fn bad_input_fails_with_a_message_naming_the_key_and_no_output() {
         ),
         (vec!["--set", "hardware.t_inference_s=5"], "swept"),
         (vec!["--set", "train.epochs=nan"], "epochs"),
+        (
+            vec!["--set", "network.binary_inputs=true"],
+            "network.binary_inputs",
+        ),
         (vec!["--shard", "2/2"], "--shard"),
     ];
     for (extra, needle) in cases {

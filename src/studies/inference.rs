@@ -63,6 +63,18 @@ pub enum NetworkKind {
     Sequential,
 }
 
+impl NetworkKind {
+    /// The kind as written in a configuration.
+    fn name(self) -> &'static str {
+        match self {
+            NetworkKind::Mlp => "mlp",
+            NetworkKind::Bnn => "bnn",
+            NetworkKind::Tnn => "tnn",
+            NetworkKind::Sequential => "sequential",
+        }
+    }
+}
+
 /// `[network]`: the network to deploy.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -82,8 +94,9 @@ pub struct NetworkConfig {
     /// `0.weight.npy`, `0.bias.npy`, ...; for a sequential network a `.safetensors` file of
     /// its `state_dict` or such a directory. Empty: train.
     pub weights: String,
-    /// Binary/ternary networks: binarise the input pixels too (±1 inputs), so that every
-    /// layer is an XNOR-popcount layer.
+    /// Binary/ternary networks (`bnn`, `tnn`): binarise the input pixels too (±1 inputs),
+    /// so that every layer is an XNOR-popcount layer. Refused for the other kinds, which
+    /// read the real pixels.
     pub binary_inputs: bool,
     /// Write every network trained by the run into the output directory, in PyTorch
     /// layout, for `network.weights` or PyTorch to load: `weights/point_P_repeat_K.safetensors`
@@ -227,6 +240,15 @@ impl InferenceConfig {
                     )),
             "network.export: writing trained weights is supported for trained (not imported, \
              network.weights empty) networks of kind \"mlp\" and \"sequential\""
+        );
+        ensure!(
+            !self.network.binary_inputs
+                || matches!(self.network.kind, NetworkKind::Bnn | NetworkKind::Tnn),
+            "network.binary_inputs = true binarises the input pixels of the fully connected \
+             binary and ternary networks (network.kind = \"bnn\" or \"tnn\") only; a \
+             network of kind \"{}\" reads the real pixels: remove network.binary_inputs (in a \
+             sweep over network.kind, set it per point)",
+            self.network.kind.name()
         );
         let sequential = self.network.kind == NetworkKind::Sequential;
         let described = !self.network.arch.is_empty() || !self.network.layers.is_empty();
