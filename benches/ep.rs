@@ -22,6 +22,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use xbar::learning::ep::{
     Activation, EpConfig, EpConv, EpNetwork, EpOptimizerState, Nudging, evaluate, train_epoch,
 };
+use xbar::synapses::DigitalSynapses;
+
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
 
 fn ep_benches(c: &mut Criterion) {
     // As `xbar run` does (`xbar::threads::with_threads`), the measured work runs on a
@@ -36,48 +39,14 @@ fn ep_benches(c: &mut Criterion) {
         ("hard_sigmoid", Activation::HardSigmoid),
         ("steep_sigmoid", Activation::SteepSigmoid),
     ] {
-        let mut net = EpNetwork::digital(&[784, 512, 10], activation, 1).expect("network");
-        let mut epoch = 0;
-        group.bench_function(format!("784_512_10_{name}_train_epoch_8000"), |b| {
-            b.iter(|| {
-                pool.install(|| {
-                    epoch += 1;
-                    black_box(
-                        train_epoch(
-                            &mut net,
-                            &split.train,
-                            &reference,
-                            &mut reference.rule(),
-                            &mut EpOptimizerState::new(&reference),
-                            epoch,
-                        )
-                        .expect("train"),
-                    )
-                })
-            })
-        });
+        let net = EpNetwork::digital(&[784, 512, 10], activation, 1).expect("network");
+        let name = format!("784_512_10_{name}_train_epoch_8000");
+        train_epochs(&mut group, &pool, &name, net, &split.train, &reference);
     }
     let tuned = EpConfig::mnist10k_784_512_10();
-    let mut net = EpNetwork::digital(&[784, 512, 10], Activation::SteepSigmoid, 1).expect("net");
-    let mut epoch = 0;
-    group.bench_function("784_512_10_steep_sigmoid_batch_10_train_epoch_8000", |b| {
-        b.iter(|| {
-            pool.install(|| {
-                epoch += 1;
-                black_box(
-                    train_epoch(
-                        &mut net,
-                        &split.train,
-                        &tuned,
-                        &mut tuned.rule(),
-                        &mut EpOptimizerState::new(&tuned),
-                        epoch,
-                    )
-                    .expect("train"),
-                )
-            })
-        })
-    });
+    let net = EpNetwork::digital(&[784, 512, 10], Activation::SteepSigmoid, 1).expect("net");
+    let name = "784_512_10_steep_sigmoid_batch_10_train_epoch_8000";
+    train_epochs(&mut group, &pool, name, net, &split.train, &tuned);
     let mut net = EpNetwork::digital(&[784, 512, 10], Activation::HardSigmoid, 1).expect("net");
     group.bench_function("784_512_10_evaluate_2000", |b| {
         b.iter(|| {
@@ -90,37 +59,40 @@ fn ep_benches(c: &mut Criterion) {
         learning_rates: vec![0.08, 0.04, 0.02],
         ..EpConfig::default()
     };
-    let mut net =
+    let net =
         EpNetwork::digital(&[784, 512, 512, 10], Activation::HardSigmoid, 1).expect("network");
-    let mut epoch = 0;
-    group.bench_function("784_512_512_10_hard_sigmoid_train_epoch_8000", |b| {
-        b.iter(|| {
-            pool.install(|| {
-                epoch += 1;
-                black_box(
-                    train_epoch(
-                        &mut net,
-                        &split.train,
-                        &deep,
-                        &mut deep.rule(),
-                        &mut EpOptimizerState::new(&deep),
-                        epoch,
-                    )
-                    .expect("train"),
-                )
-            })
-        })
-    });
-    convnet_bench(&mut group, &split.train.take(200), &pool);
+    let name = "784_512_512_10_hard_sigmoid_train_epoch_8000";
+    train_epochs(&mut group, &pool, name, net, &split.train, &deep);
+    convnet_bench(&mut group, &pool, &split.train.take(200));
     group.finish();
 }
 
-/// Four mini-batches of the reference EP ConvNet.
-fn convnet_bench(
-    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    data: &xbar::data::Dataset,
+/// Bench `name`: one epoch of `config` on `data` per iteration, training `net` on (the
+/// epoch number counting up from 1, as a run's epochs do).
+fn train_epochs(
+    group: &mut Group<'_>,
     pool: &rayon::ThreadPool,
+    name: &str,
+    mut net: EpNetwork<DigitalSynapses>,
+    data: &xbar::data::Dataset,
+    config: &EpConfig,
 ) {
+    let mut epoch = 0;
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            pool.install(|| {
+                epoch += 1;
+                let mut rule = config.rule();
+                let mut state = EpOptimizerState::new(config);
+                let report = train_epoch(&mut net, data, config, &mut rule, &mut state, epoch);
+                black_box(report.expect("train"))
+            })
+        })
+    });
+}
+
+/// Four mini-batches of the reference EP ConvNet.
+fn convnet_bench(group: &mut Group<'_>, pool: &rayon::ThreadPool, data: &xbar::data::Dataset) {
     let conv = |out| EpConv {
         out,
         kernel: 5,
@@ -136,7 +108,7 @@ fn convnet_bench(
         batch_size: 50,
         ..EpConfig::default()
     };
-    let mut net = EpNetwork::digital_convnet(
+    let net = EpNetwork::digital_convnet(
         [1, 28, 28],
         &[conv(32), conv(64)],
         &[10],
@@ -144,25 +116,8 @@ fn convnet_bench(
         1,
     )
     .expect("ConvNet");
-    let mut epoch = 0;
-    group.bench_function("convnet_32_64_hard_sigmoid_train_200", |b| {
-        b.iter(|| {
-            pool.install(|| {
-                epoch += 1;
-                black_box(
-                    train_epoch(
-                        &mut net,
-                        data,
-                        &config,
-                        &mut config.rule(),
-                        &mut EpOptimizerState::new(&config),
-                        epoch,
-                    )
-                    .expect("train"),
-                )
-            })
-        })
-    });
+    let name = "convnet_32_64_hard_sigmoid_train_200";
+    train_epochs(group, pool, name, net, data, &config);
 }
 
 criterion_group! {
