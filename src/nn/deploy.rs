@@ -99,20 +99,9 @@ pub struct Deployment<'a> {
 }
 
 impl Deployment<'_> {
-    /// Fabricate tiles for a `n_out x n_in` layer at stream path `layer` and program
-    /// `weights` (row-major n_out x n_in).
+    /// Fabricate tiles configured as `tile` for a `n_out x n_in` layer at stream path
+    /// `layer` and program `weights` (row-major n_out x n_in).
     fn program(
-        &self,
-        layer: &[u64],
-        n_in: usize,
-        n_out: usize,
-        weights: &[f64],
-    ) -> Result<TiledMatrix<AnyDevice>> {
-        self.program_with(&self.tile, layer, (n_in, n_out), weights)
-    }
-
-    /// [`Self::program`] on tiles configured as `tile`.
-    fn program_with(
         &self,
         tile: &TileConfig,
         layer: &[u64],
@@ -141,7 +130,7 @@ impl Deployment<'_> {
         scaling: InputScaling,
         calibration: &[f32],
     ) -> Result<AnalogSynapses> {
-        let matrix = self.program(layer, n_in, n_out, weights)?;
+        let matrix = self.program(&self.tile, layer, (n_in, n_out), weights)?;
         let mut synapses = AnalogSynapses::new(matrix, scaling);
         if matches!(self.tile.periphery.adc.range, AdcRange::Calibrated { .. }) {
             let n_cal = calibration.len() / n_in;
@@ -158,36 +147,23 @@ impl Deployment<'_> {
         Ok(synapses)
     }
 
-    /// Program the binary or ternary (`quantization`) weights of a `n_out x n_in` layer at
-    /// stream path `layer` on 2T2R pairs (the tile's mapping set to that encoding), read
-    /// through the sense amplifiers. The weights must already be quantised
-    /// ([`Sequential::quantized`]).
+    /// Program the binary or ternary (`quantization`) weights `programmed` (−1, 0, +1) of a
+    /// `n_out x n_in` layer at stream path `layer` on 2T2R pairs (the tile's mapping set to
+    /// that encoding), read through the sense amplifiers.
     fn program_sensed(
         &self,
         layer: &[u64],
         (n_in, n_out): (usize, usize),
-        weights: &[f32],
+        programmed: Vec<i8>,
         quantization: Quantization,
     ) -> Result<SensedSynapses> {
-        let programmed = weights
-            .iter()
-            .map(|&w| match w {
-                -1.0 => Ok(-1i8),
-                0.0 if quantization == Quantization::Ternary => Ok(0),
-                1.0 => Ok(1),
-                _ => bail!(
-                    "layer {layer:?}: weight {w} is not {quantization:?}: quantise the network \
-                     before deploying it"
-                ),
-            })
-            .collect::<Result<Vec<i8>>>()?;
         let mut tile = self.tile.clone();
         tile.mapping.encoding = match quantization {
             Quantization::Binary => WeightEncoding::Binary,
             Quantization::Ternary => WeightEncoding::Ternary,
         };
         let targets: Vec<f64> = programmed.iter().map(|&w| f64::from(w)).collect();
-        let matrix = self.program_with(&tile, layer, (n_in, n_out), &targets)?;
+        let matrix = self.program(&tile, layer, (n_in, n_out), &targets)?;
         Ok(SensedSynapses::new(matrix, programmed))
     }
 
@@ -216,7 +192,8 @@ impl Deployment<'_> {
         net.map_synapses(|site, synapses, quantization| {
             let shape = (synapses.inputs(), synapses.outputs());
             if let Some(q) = quantization {
-                let sensed = self.program_sensed(&site.path, shape, synapses.weight(), q)?;
+                let programmed = quantized_weights(synapses.weight(), q)?;
+                let sensed = self.program_sensed(&site.path, shape, programmed, q)?;
                 return Ok(DeployedSynapses::Sensed(sensed));
             }
             let weights: Vec<f64> = synapses.weight().iter().map(|&w| f64::from(w)).collect();
@@ -244,23 +221,14 @@ impl Deployment<'_> {
             }
         }
         let accuracy = evaluate(&mut deployed, test)?;
-        let (mut errors, mut sensed, mut read_j, mut macs) = (0u64, 0u64, 0.0, 0.0);
+        let mut tally = ReadTally::default();
         for (_, layer) in deployed.synapses() {
-            if let DeployedSynapses::Sensed(s) = layer {
-                let (e, r) = s.bit_errors();
-                errors += e;
-                sensed += r;
+            match layer {
+                DeployedSynapses::Analog(s) => tally.analog(s),
+                DeployedSynapses::Sensed(s) => tally.sensed(s),
             }
-            read_j += layer.matrix().total_energy().read_j();
-            macs += layer.macs();
         }
-        Ok(Outcome {
-            accuracy,
-            weight_rms_error: error.rms(),
-            bit_error_rate: errors as f64 / sensed.max(1) as f64,
-            read_energy_j: read_j,
-            pj_per_mac: per_mac_pj(read_j, macs),
-        })
+        Ok(tally.outcome(accuracy, error.rms()))
     }
 
     /// Deploy an MLP on analog tiles and measure it on `test`. The ADCs are calibrated (if
@@ -287,11 +255,9 @@ impl Deployment<'_> {
             Ok(layer)
         })?;
         let accuracy = evaluate(&mut net, test)?;
-        Ok(analog_outcome(
-            accuracy,
-            &error,
-            net.layers().iter().map(|l| &l.op),
-        ))
+        let mut tally = ReadTally::default();
+        net.layers().iter().for_each(|l| tally.analog(&l.op));
+        Ok(tally.outcome(accuracy, error.rms()))
     }
 
     /// Deploy a folded binary/ternary network on 2T2R tiles read by sense amplifiers
@@ -305,9 +271,9 @@ impl Deployment<'_> {
         let mut layers = Vec::with_capacity(net.layers().len());
         for (i, layer) in net.layers().iter().enumerate() {
             let q = &layer.op;
-            let weights: Vec<f64> = q.weights().iter().map(|&w| f64::from(w)).collect();
-            let matrix = self.program(&[i as u64], q.inputs(), q.outputs(), &weights)?;
-            let op = SensedSynapses::new(matrix, q.weights().to_vec());
+            let shape = (q.inputs(), q.outputs());
+            let programmed = q.weights().to_vec();
+            let op = self.program_sensed(&[i as u64], shape, programmed, q.quantization())?;
             layers.push(Layer {
                 op,
                 neuron: layer.neuron.clone(),
@@ -318,21 +284,9 @@ impl Deployment<'_> {
             sensed = sensed.with_binary_input(t);
         }
         let accuracy = evaluate(&mut sensed, test)?;
-        let (mut errors, mut reads, mut read_j, mut macs) = (0u64, 0u64, 0.0, 0.0);
-        for l in sensed.layers() {
-            let (e, r) = l.op.bit_errors();
-            errors += e;
-            reads += r;
-            read_j += l.op.matrix().total_energy().read_j();
-            macs += l.op.macs();
-        }
-        Ok(Outcome {
-            accuracy,
-            weight_rms_error: 0.0,
-            bit_error_rate: errors as f64 / reads.max(1) as f64,
-            read_energy_j: read_j,
-            pj_per_mac: per_mac_pj(read_j, macs),
-        })
+        let mut tally = ReadTally::default();
+        sensed.layers().iter().for_each(|l| tally.sensed(&l.op));
+        Ok(tally.outcome(accuracy, 0.0))
     }
 }
 
@@ -359,23 +313,58 @@ impl WeightError {
     }
 }
 
-/// The outcome of an analog network: its accuracy, weight error, and the read energy and
-/// MACs of its `layers`.
-fn analog_outcome<'a>(
-    accuracy: f64,
-    error: &WeightError,
-    layers: impl Iterator<Item = &'a AnalogSynapses>,
-) -> Outcome {
-    let (read_j, macs) = layers.fold((0.0, 0.0), |(j, m), s| {
-        (j + s.matrix().total_energy().read_j(), m + s.macs())
-    });
-    Outcome {
-        accuracy,
-        weight_rms_error: error.rms(),
-        bit_error_rate: 0.0,
-        read_energy_j: read_j,
-        pj_per_mac: per_mac_pj(read_j, macs),
+/// What the reads of a deployed network's layers add up to: sense-amplifier bit errors
+/// over the weights sensed (binary/ternary layers), read energy and MACs (all layers).
+#[derive(Default)]
+struct ReadTally {
+    bit_errors: u64,
+    sensed: u64,
+    read_j: f64,
+    macs: f64,
+}
+
+impl ReadTally {
+    /// Add an analog layer's reads.
+    fn analog(&mut self, s: &AnalogSynapses) {
+        self.read_j += s.matrix().total_energy().read_j();
+        self.macs += s.macs();
     }
+
+    /// Add a sensed layer's reads and bit errors.
+    fn sensed(&mut self, s: &SensedSynapses) {
+        let (errors, reads) = s.bit_errors();
+        self.bit_errors += errors;
+        self.sensed += reads;
+        self.read_j += s.matrix().total_energy().read_j();
+        self.macs += s.macs();
+    }
+
+    /// The outcome of a network of these reads with `accuracy` and `weight_rms_error`.
+    fn outcome(&self, accuracy: f64, weight_rms_error: f64) -> Outcome {
+        Outcome {
+            accuracy,
+            weight_rms_error,
+            bit_error_rate: self.bit_errors as f64 / self.sensed.max(1) as f64,
+            read_energy_j: self.read_j,
+            pj_per_mac: per_mac_pj(self.read_j, self.macs),
+        }
+    }
+}
+
+/// A quantised layer's weights (already ±1, or −1/0/+1 for ternary ones,
+/// [`Sequential::quantized`]) as the −1/0/+1 values its 2T2R pairs store.
+fn quantized_weights(weights: &[f32], quantization: Quantization) -> Result<Vec<i8>> {
+    weights
+        .iter()
+        .map(|&w| match w {
+            -1.0 => Ok(-1),
+            0.0 if quantization == Quantization::Ternary => Ok(0),
+            1.0 => Ok(1),
+            _ => bail!(
+                "weight {w} is not {quantization:?}: quantise the network before deploying it"
+            ),
+        })
+        .collect()
 }
 
 fn per_mac_pj(read_j: f64, macs: f64) -> f64 {

@@ -19,7 +19,7 @@
 //! repeat in [`JobKind::prepare`].
 
 use super::data_source::{DataCache, DataConfig, poisoned};
-use crate::crossbar::{TileConfig, WeightEncoding};
+use crate::crossbar::TileConfig;
 use crate::data::Split;
 use crate::device::{AnyDevice, preset};
 use crate::experiment::config::typed;
@@ -278,17 +278,6 @@ impl InferenceConfig {
             "{}#{repeat}",
             serde_json::to_string(&(&self.data, &self.network, &self.train))?
         ))
-    }
-
-    /// The tile configuration with the mapping encoding the network needs.
-    fn tile(&self) -> TileConfig {
-        let mut tile = self.hardware.tile.clone();
-        tile.mapping.encoding = match self.network.kind {
-            NetworkKind::Mlp | NetworkKind::Sequential => tile.mapping.encoding,
-            NetworkKind::Bnn => WeightEncoding::Binary,
-            NetworkKind::Tnn => WeightEncoding::Ternary,
-        };
-        tile
     }
 }
 
@@ -632,7 +621,7 @@ impl JobKind for Inference {
         );
         let deployment = Deployment {
             device: &device,
-            tile: c.tile(),
+            tile: c.hardware.tile.clone(),
             t_inference_s: c.hardware.t_inference_s,
             seed,
         };
