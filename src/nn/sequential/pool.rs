@@ -68,53 +68,37 @@ impl PoolGeometry {
         (self.in_w - self.kernel) / self.stride + 1
     }
 
-    /// The rows of the window of output pixel (`oy`, `ox`): for each kernel row, the index
-    /// (within one input plane) of its first input; each row holds `kernel` inputs.
-    fn window_rows(&self, oy: usize, ox: usize) -> impl Iterator<Item = usize> + use<> {
-        let (stride, in_w) = (self.stride, self.in_w);
-        (0..self.kernel).map(move |ky| (oy * stride + ky) * in_w + ox * stride)
-    }
-
-    /// The pooled value of the window of output pixel (`oy`, `ox`) of one input plane: the
-    /// maximum, or the sum (from −0, as `Iterator::sum` of `f32`) times `scale`; inputs
-    /// taken row by row.
-    fn pool_window(&self, input: &[f32], (oy, ox): (usize, usize), scale: f32) -> f32 {
-        match self.kernel {
-            2 => self.pool_fixed::<2>(input, (oy, ox), scale),
-            3 => self.pool_fixed::<3>(input, (oy, ox), scale),
-            _ => self.pool_rows(input, (oy, ox), scale),
-        }
-    }
-
-    /// [`Self::pool_window`] for windows of `K` x `K`, which the compiler unrolls (the same
-    /// operations in the same order).
+    /// The window of output pixel (`oy`, `ox`) as `K` x `K` rows of one input plane, row
+    /// by row; `K = 0` stands for the geometry's kernel. The usual 2 x 2 and 3 x 3 windows
+    /// are dispatched with their size as a constant, which lets the compiler unroll them
+    /// (the same operations in the same order).
     #[inline]
-    fn pool_fixed<const K: usize>(
+    fn window_rows<'a, const K: usize>(
         &self,
-        input: &[f32],
+        input: &'a [f32],
         (oy, ox): (usize, usize),
-        scale: f32,
-    ) -> f32 {
-        let row = |ky: usize| -> &[f32; K] {
-            let start = (oy * self.stride + ky) * self.in_w + ox * self.stride;
-            input[start..start + K].try_into().expect("window row")
-        };
-        match self.kind {
-            PoolKind::Max => (0..K).fold(f32::NEG_INFINITY, |m, ky| {
-                row(ky).iter().fold(m, |m, &v| m.max(v))
-            }),
-            PoolKind::Average => {
-                (0..K).fold(-0.0, |s, ky| row(ky).iter().fold(s, |s, &v| s + v)) * scale
-            }
+    ) -> impl Iterator<Item = (usize, &'a [f32])> + use<'a, K> {
+        let k = if K > 0 { K } else { self.kernel };
+        let (stride, in_w) = (self.stride, self.in_w);
+        (0..k).map(move |ky| {
+            let start = (oy * stride + ky) * in_w + ox * stride;
+            (start, &input[start..start + k])
+        })
+    }
+
+    /// The pooled value of the window of output pixel `at` of one input plane: the maximum,
+    /// or the sum (from −0, as `Iterator::sum` of `f32`) times `scale`.
+    fn pool_window(&self, input: &[f32], at: (usize, usize), scale: f32) -> f32 {
+        match self.kernel {
+            2 => self.pool_rows::<2>(input, at, scale),
+            3 => self.pool_rows::<3>(input, at, scale),
+            _ => self.pool_rows::<0>(input, at, scale),
         }
     }
 
-    /// [`Self::pool_window`] for any window size.
-    fn pool_rows(&self, input: &[f32], (oy, ox): (usize, usize), scale: f32) -> f32 {
-        let k = self.kernel;
-        let rows = self
-            .window_rows(oy, ox)
-            .map(|start| &input[start..start + k]);
+    #[inline]
+    fn pool_rows<const K: usize>(&self, input: &[f32], at: (usize, usize), scale: f32) -> f32 {
+        let rows = self.window_rows::<K>(input, at).map(|(_, row)| row);
         match self.kind {
             PoolKind::Max => rows.fold(f32::NEG_INFINITY, |m, row| {
                 row.iter().fold(m, |m, &v| m.max(v))
@@ -126,38 +110,21 @@ impl PoolGeometry {
     }
 
     /// The index (within one input plane) of the first largest input of the window of
-    /// output pixel (`oy`, `ox`), inputs taken row by row (ties keep the earlier).
-    fn argmax_window(&self, input: &[f32], (oy, ox): (usize, usize)) -> usize {
+    /// output pixel `at` (ties keep the earlier).
+    fn argmax_window(&self, input: &[f32], at: (usize, usize)) -> usize {
         match self.kernel {
-            2 => self.argmax_fixed::<2>(input, (oy, ox)),
-            3 => self.argmax_fixed::<3>(input, (oy, ox)),
-            _ => self.argmax_rows(input, (oy, ox)),
+            2 => self.argmax_rows::<2>(input, at),
+            3 => self.argmax_rows::<3>(input, at),
+            _ => self.argmax_rows::<0>(input, at),
         }
     }
 
-    /// [`Self::argmax_window`] for windows of `K` x `K` (unrolled, same comparisons).
     #[inline]
-    fn argmax_fixed<const K: usize>(&self, input: &[f32], (oy, ox): (usize, usize)) -> usize {
-        let first = oy * self.stride * self.in_w + ox * self.stride;
-        let mut best = first;
-        for ky in 0..K {
-            let start = first + ky * self.in_w;
-            let row: &[f32; K] = input[start..start + K].try_into().expect("window row");
+    fn argmax_rows<const K: usize>(&self, input: &[f32], at: (usize, usize)) -> usize {
+        let mut rows = self.window_rows::<K>(input, at).peekable();
+        let mut best = rows.peek().map_or(0, |&(start, _)| start);
+        for (start, row) in rows {
             for (i, &v) in row.iter().enumerate() {
-                if v > input[best] {
-                    best = start + i;
-                }
-            }
-        }
-        best
-    }
-
-    /// [`Self::argmax_window`] for any window size.
-    fn argmax_rows(&self, input: &[f32], (oy, ox): (usize, usize)) -> usize {
-        let k = self.kernel;
-        let mut best = self.window_rows(oy, ox).next().unwrap_or(0);
-        for start in self.window_rows(oy, ox) {
-            for (i, &v) in input[start..start + k].iter().enumerate() {
                 if v > input[best] {
                     best = start + i;
                 }
@@ -217,7 +184,7 @@ impl PoolGeometry {
                         match self.kind {
                             PoolKind::Max => grad[self.argmax_window(input, (oy, ox))] += d,
                             PoolKind::Average => {
-                                for start in self.window_rows(oy, ox) {
+                                for (start, _) in self.window_rows::<0>(input, (oy, ox)) {
                                     grad[start..start + k]
                                         .iter_mut()
                                         .for_each(|g| *g += d * scale);
