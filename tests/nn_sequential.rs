@@ -1,6 +1,8 @@
 //! Sequential (convolutional) networks: LeNet-5 built from its PyTorch-style description,
 //! run digitally and on crossbar tiles through the synapse seam.
 
+mod common;
+
 use rand::RngExt;
 use xbar::crossbar::TileConfig;
 use xbar::data::mnist10k;
@@ -187,25 +189,21 @@ fn noisy_tile_inference_is_identical_with_one_and_two_threads() {
     let pcm = device("pcm_gst", "");
     let x = images(8);
     let run = |threads: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| {
-                let deployment = Deployment {
-                    device: &pcm,
-                    tile: TileConfig::default(),
-                    t_inference_s: 3600.0,
-                    seed: 7,
-                };
-                let mut net = deployment
-                    .program_sequential(&digital, InputScaling::AbsMax, &[])
-                    .unwrap();
-                let first = net.logits(&x, 8).unwrap();
-                let second = net.logits(&x, 8).unwrap();
-                assert_ne!(first, second, "no fresh read noise on the second read");
-                (first, second)
-            })
+        common::on_threads(threads, || {
+            let deployment = Deployment {
+                device: &pcm,
+                tile: TileConfig::default(),
+                t_inference_s: 3600.0,
+                seed: 7,
+            };
+            let mut net = deployment
+                .program_sequential(&digital, InputScaling::AbsMax, &[])
+                .unwrap();
+            let first = net.logits(&x, 8).unwrap();
+            let second = net.logits(&x, 8).unwrap();
+            assert_ne!(first, second, "no fresh read noise on the second read");
+            (first, second)
+        })
     };
     assert_eq!(run(1), run(2));
 }
@@ -303,15 +301,11 @@ fn lenet5_learns_mnist_identically_on_any_thread_count() {
         ..TrainConfig::default()
     };
     let run = |threads: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| {
-                let mut net = lenet5(10);
-                train(&mut net, &train_set, &config, &mut |_| {}).unwrap();
-                net
-            })
+        common::on_threads(threads, || {
+            let mut net = lenet5(10);
+            train(&mut net, &train_set, &config, &mut |_| {}).unwrap();
+            net
+        })
     };
     let (mut one, two) = (run(1), run(2));
     assert_eq!(
@@ -514,15 +508,11 @@ fn noisy_training_of_a_residual_network_is_identical_on_any_thread_count() {
         relative_sigma: 0.1,
     });
     let run = |threads: usize, config: TrainConfig| -> StateDict {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| {
-                let mut net = small_resnet(31);
-                train(&mut net, &data, &config, &mut |_| {}).unwrap();
-                net.state_dict()
-            })
+        common::on_threads(threads, || {
+            let mut net = small_resnet(31);
+            train(&mut net, &data, &config, &mut |_| {}).unwrap();
+            net.state_dict()
+        })
     };
     let one = run(1, config(noise));
     assert_eq!(

@@ -3,6 +3,8 @@
 //! deployed with their quantised layers on 2T2R pairs read by sense amplifiers beside
 //! analog layers.
 
+mod common;
+
 use rand::RngExt;
 use xbar::crossbar::TileConfig;
 use xbar::data::mnist10k;
@@ -325,15 +327,11 @@ fn binary_convolutions_run_on_2t2r_pairs_beside_analog_layers() {
     let test = mnist10k().unwrap().test.take(40);
     let device = rram(2e-6);
     let run = |threads: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| {
-                deployment(&device, 14)
-                    .evaluate_sequential(&digital, InputScaling::AbsMax, &[], &test)
-                    .unwrap()
-            })
+        common::on_threads(threads, || {
+            deployment(&device, 14)
+                .evaluate_sequential(&digital, InputScaling::AbsMax, &[], &test)
+                .unwrap()
+        })
     };
     let one = run(1);
     assert_eq!(one, run(2));

@@ -8,6 +8,8 @@
 //! gradient here is independent of the EP code's feedback path: central finite differences
 //! of `L` at re-relaxed fixed points, which only use the forward (drive) reads.
 
+mod common;
+
 use rand::RngExt;
 use xbar::crossbar::TileConfig;
 use xbar::crossbar::update::PulsedUpdateConfig;
@@ -302,31 +304,22 @@ fn conv_ep_training_is_bit_identical_with_one_and_two_threads() {
         ..EpConfig::default()
     };
     let run = |threads: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| {
-                let mut net = EpNetwork::digital_convnet(
-                    [1, 28, 28],
-                    &convs,
-                    &[10],
-                    Activation::HardSigmoid,
-                    9,
-                )
-                .unwrap();
-                let mut optimizer = EpOptimizerState::new(&config);
-                train_epoch(
-                    &mut net,
-                    &data,
-                    &config,
-                    &mut config.rule(),
-                    &mut optimizer,
-                    0,
-                )
-                .unwrap();
-                parameters(&net)
-            })
+        common::on_threads(threads, || {
+            let mut net =
+                EpNetwork::digital_convnet([1, 28, 28], &convs, &[10], Activation::HardSigmoid, 9)
+                    .unwrap();
+            let mut optimizer = EpOptimizerState::new(&config);
+            train_epoch(
+                &mut net,
+                &data,
+                &config,
+                &mut config.rule(),
+                &mut optimizer,
+                0,
+            )
+            .unwrap();
+            parameters(&net)
+        })
     };
     let one = run(1);
     assert_eq!(one, run(2));

@@ -1,6 +1,8 @@
 //! Tests of the metaplastic BNN (Laborieux et al., Nature Communications 2021) and of the
 //! permuted-MNIST task builder.
 
+mod common;
+
 use rand::RngExt;
 use xbar::crossbar::TileConfig;
 use xbar::data::tasks::{permuted_tasks, pixel_permutation};
@@ -573,11 +575,9 @@ fn without_timing(mut r: PmnistReport) -> PmnistReport {
 fn a_run_is_identical_with_one_and_two_threads() {
     let data = small_mnist(1000, 500);
     let run = |threads: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(|| run_pmnist_on(&tiny_config(1.35), &data, 5).unwrap())
+        common::on_threads(threads, || {
+            run_pmnist_on(&tiny_config(1.35), &data, 5).unwrap()
+        })
     };
     let (one, two) = (without_timing(run(1)), without_timing(run(2)));
     assert_eq!(one, two);

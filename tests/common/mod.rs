@@ -1,4 +1,5 @@
-//! Helpers shared by the end-to-end tests that run the built `xbar` binary.
+//! Helpers shared by the integration tests: running the built `xbar` binary, writing data
+//! files, running work on a pool of a given thread count.
 // Each test crate includes this module and uses only some of the helpers.
 #![allow(dead_code)]
 
@@ -184,4 +185,14 @@ pub fn mtj_switching_probability(
         0.0
     };
     1.0 - (1.0 - p_th) * (1.0 - p_prec)
+}
+
+/// `f` run on a fresh rayon pool of `threads` threads (for the 1-versus-2-threads checks of
+/// bit-identical results).
+pub fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a rayon pool")
+        .install(f)
 }
