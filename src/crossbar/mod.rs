@@ -30,6 +30,7 @@ pub use config::{
     WeightEncoding, WireConfig,
 };
 pub use energy::{EnergyBreakdown, EnergyConfig, EnergyLedger};
+pub use read::TileRead;
 pub use reprogram::WeightWrite;
 pub use tile::{Direction, ProgramReport, Tile};
-pub use tiled::TiledMatrix;
+pub use tiled::{MatrixRead, TiledMatrix};

@@ -99,6 +99,61 @@ impl Dac {
         }
     }
 
+    /// Convert vectors of `n = line_squares.len()` inputs `x` (row-major), each divided
+    /// by its scale in `scales` (one per vector; `None`: unscaled) on its way in:
+    /// `u = DAC(x_b / scale_b)`, `u2 = u^2`, and every line's u^2 added to
+    /// `line_squares` (the read energy). One pass, compiled for 256-bit vectors when the
+    /// CPU has AVX2 (the same operations on every element, so the same results).
+    pub fn convert_vectors(
+        &self,
+        (x, scales): (&[f32], Option<&[f32]>),
+        u: &mut [f32],
+        u2: &mut [f32],
+        line_squares: &mut [f32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            unsafe { self.convert_vectors_avx2((x, scales), u, u2, line_squares) };
+            return;
+        }
+        self.convert_vectors_inline((x, scales), u, u2, line_squares);
+    }
+
+    /// [`Dac::convert_vectors`] compiled for 256-bit vectors.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn convert_vectors_avx2(
+        &self,
+        inputs: (&[f32], Option<&[f32]>),
+        u: &mut [f32],
+        u2: &mut [f32],
+        line_squares: &mut [f32],
+    ) {
+        self.convert_vectors_inline(inputs, u, u2, line_squares);
+    }
+
+    #[inline(always)]
+    fn convert_vectors_inline(
+        &self,
+        (x, scales): (&[f32], Option<&[f32]>),
+        u: &mut [f32],
+        u2: &mut [f32],
+        line_squares: &mut [f32],
+    ) {
+        let inv = self.inv_full_scale;
+        let out = (u, u2, line_squares);
+        match (self.quantizer, scales) {
+            (Some(q), Some(s)) => convert_each(x, s, out, |v, s| q.quantize(v / s * inv)),
+            (Some(q), None) => convert_each(x, &[], out, |v, _| q.quantize(v * inv)),
+            (None, Some(s)) => convert_each(x, s, out, |v, s| v / s * inv),
+            (None, None) => convert_each(x, &[], out, |v, _| v * inv),
+        }
+    }
+
     /// Convert a whole slice into `out` (same length).
     pub fn convert_slice(&self, x: &[f32], out: &mut [f32]) {
         match &self.quantizer {
@@ -116,15 +171,46 @@ impl Dac {
     }
 }
 
+/// `u = convert(x, scale_b)`, `u2 = u^2` and the per-line sums of u^2 for every vector
+/// `b` of `x` (`scales` empty: every scale reads 1 and `convert` ignores it).
+#[inline(always)]
+fn convert_each(
+    x: &[f32],
+    scales: &[f32],
+    (u, u2, line_squares): (&mut [f32], &mut [f32], &mut [f32]),
+    convert: impl Fn(f32, f32) -> f32,
+) {
+    let n = line_squares.len();
+    let vectors = x.chunks_exact(n).zip(u.chunks_exact_mut(n));
+    for (b, (x_b, u_b)) in vectors.enumerate() {
+        let s = scales.get(b).copied().unwrap_or(1.0);
+        let u2_b = &mut u2[b * n..][..n];
+        let lines = u_b.iter_mut().zip(u2_b).zip(line_squares.iter_mut());
+        for (((ui, qi), acc), &xi) in lines.zip(x_b) {
+            let v = convert(xi, s);
+            *ui = v;
+            *qi = v * v;
+            *acc += *qi;
+        }
+    }
+}
+
+/// Consecutive reads whose outputs an [`AdcBank`] converts in one run: a convolution reads
+/// a handful of lines per pixel, too few for a vector loop, so runs of reads (rows of
+/// `lines` outputs each) convert as one flat loop.
+pub const ADC_RUN_READS: usize = 32;
+
 /// The ADCs of every sensed line of one array (one per line, each with its own full
-/// scale), stored as arrays so that a whole output vector converts in one vectorised loop.
+/// scale), stored as arrays so that the outputs of up to [`ADC_RUN_READS`] consecutive
+/// reads convert in one vectorised loop.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AdcBank {
     /// Largest code magnitude; `None` for ideal converters (no quantisation, no saturation).
     max_code: Option<f32>,
-    /// Per line: codes per normalised current unit (1 / LSB).
+    /// Per line: codes per normalised current unit (1 / LSB), the lines repeated
+    /// [`ADC_RUN_READS`] times (one run of reads).
     inv_step: Vec<f32>,
-    /// Per line: LSB in normalised current units.
+    /// Per line: LSB in normalised current units, repeated as `inv_step`.
     step: Vec<f32>,
 }
 
@@ -152,10 +238,16 @@ impl AdcBank {
                 }
             })
             .collect();
+        let run = || {
+            quantizers
+                .iter()
+                .cycle()
+                .take(ADC_RUN_READS * quantizers.len())
+        };
         Self {
             max_code: Some(levels_per_side(b) as f32),
-            inv_step: quantizers.iter().map(|q| q.inv_step).collect(),
-            step: quantizers.iter().map(|q| q.step).collect(),
+            inv_step: run().map(|q| q.inv_step).collect(),
+            step: run().map(|q| q.step).collect(),
         }
     }
 
@@ -164,16 +256,51 @@ impl AdcBank {
         self.max_code.map(|_| self.step[line])
     }
 
-    /// y_j += factor * ADC_j(current_j + sqrt(variance_j + output_var) z_j) for every line
-    /// j: Gaussian noise of the given variance (standard normal draws `z`), then the ADC,
-    /// in one fused loop. `variance` `None` means output noise only.
-    #[inline]
+    /// y_j += factor * ADC_j(current_j + sqrt(variance_j + output_var) z_j) for every
+    /// output j of up to [`ADC_RUN_READS`] consecutive reads (rows of one value per line):
+    /// Gaussian noise of the given variance (standard normal draws `z`), then the ADC, in
+    /// one fused loop, compiled for 256-bit vectors when the CPU has AVX2 (the same
+    /// operations on every element). `variance` `None` means output noise only.
     pub fn noisy_convert_accumulate(
         &self,
         current: &[f32],
         variance: Option<&[f32]>,
         output_var: f32,
         z: &[f32],
+        factor: f32,
+        y: &mut [f32],
+    ) {
+        let noise = (variance, output_var, z);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            unsafe { self.noisy_convert_avx2(current, noise, factor, y) };
+            return;
+        }
+        self.noisy_convert_inline(current, noise, factor, y);
+    }
+
+    /// [`AdcBank::noisy_convert_accumulate`] compiled for 256-bit vectors.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn noisy_convert_avx2(
+        &self,
+        current: &[f32],
+        noise: (Option<&[f32]>, f32, &[f32]),
+        factor: f32,
+        y: &mut [f32],
+    ) {
+        self.noisy_convert_inline(current, noise, factor, y);
+    }
+
+    #[inline(always)]
+    fn noisy_convert_inline(
+        &self,
+        current: &[f32],
+        (variance, output_var, z): (Option<&[f32]>, f32, &[f32]),
         factor: f32,
         y: &mut [f32],
     ) {
@@ -210,7 +337,8 @@ impl AdcBank {
         }
     }
 
-    /// y_j += factor * ADC_j(current_j) for every line j.
+    /// y_j += factor * ADC_j(current_j) for every output j of up to [`ADC_RUN_READS`]
+    /// consecutive reads.
     #[inline]
     pub fn convert_accumulate(&self, current: &[f32], factor: f32, y: &mut [f32]) {
         match self.max_code {

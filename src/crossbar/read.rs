@@ -7,7 +7,9 @@
 //! outputs are bit-identical whatever the thread count; after every faer product the
 //! upper vector registers are cleared, as in `crate::linalg`):
 //! 1. DAC: u = quantise(x / input_full_scale) (fraction of v_read), in fixed blocks of
-//!    vectors run in parallel, which also sum u^2 per line for the read energy;
+//!    vectors run in parallel, which also sum u^2 per line for the read energy; with
+//!    per-vector input scales (`read_batch_scaled`, the abs-max scaling of
+//!    `synapses::AnalogSynapses`) each x is divided by its vector's scale on the way in;
 //! 2. per plane s: mean currents I = U G_s (one dense f32 GEMM with faer),
 //!    with G_s = (G+ - G-)(t) / g_unit cached per inference time;
 //! 3. read noise: every device's read noise is an independent zero-mean Gaussian of
@@ -25,7 +27,8 @@
 //!    (thermal) noise of variance sigma_out^2 joins the same draw (standard normals from
 //!    the vectorised Box–Muller sampler of [`super::normal`]);
 //! 4. ADC per sensed line (quantise and saturate), then y = sum_s c_s * input_full_scale *
-//!    drift_scale * ADC(I_s), all digital.
+//!    drift_scale * ADC(I_s), all digital (runs of consecutive reads converted as one
+//!    flat loop, see `periphery::ADC_RUN_READS`).
 //!
 //! With resistive wires (`wires` non-zero) step 2 uses the IR-drop solver of the G+ and
 //! G- arrays for every vector instead of the GEMM, and step 3 keeps the variance
@@ -34,7 +37,11 @@
 //! bound when the wires drop part of the voltage.
 //!
 //! Noise streams: vector k of read operation r draws from
-//! `rng::stream(seed, [tile_id, READ, r, k])`.
+//! `rng::stream(seed, [tile_id, READ, r, k])`. A read operation may receive its vectors in
+//! parts (`Tile::begin_read`, `read_part`, `end_read`: a convolution streams its im2col
+//! patches so that they never exist whole); parts of whole chunks keep the chunks, the
+//! vector numbering and the energy sum of the read of the whole batch, so the numbers are
+//! the same bit for bit.
 
 use std::cell::RefCell;
 
@@ -46,7 +53,7 @@ use super::energy::EnergyBreakdown;
 use super::ir_drop::IrDropSolver;
 use super::kernels::{Bf16, SmallBatch};
 use super::normal::fill_standard_normal_rows;
-use super::periphery::{AdcBank, Dac};
+use super::periphery::{ADC_RUN_READS, AdcBank, Dac};
 use super::tile::{Direction, ReadCache, Tile, tags};
 use crate::device::Device;
 use crate::linalg::{check_batch_shapes, clear_upper_vector_state};
@@ -88,6 +95,28 @@ thread_local! {
 fn resize(buffer: &mut Vec<f32>, len: usize) {
     if buffer.len() < len {
         buffer.resize(len, 0.0);
+    }
+}
+
+/// One read operation of a tile in progress (see [`Tile::begin_read`]): its noise
+/// stream, the vectors read so far and their array-energy sum.
+#[derive(Clone, Debug)]
+pub struct TileRead {
+    direction: Direction,
+    read_index: u64,
+    vectors: usize,
+    /// Sum over the vectors read so far of u_i^2 * G_sum_i, siemens.
+    u2g_sum_s: f64,
+}
+
+impl TileRead {
+    fn new(direction: Direction, read_index: u64) -> Self {
+        TileRead {
+            direction,
+            read_index,
+            vectors: 0,
+            u2g_sum_s: 0.0,
+        }
     }
 }
 
@@ -171,12 +200,13 @@ impl ReadPlan<'_> {
         clear_upper_vector_state();
     }
 
-    /// Read one chunk of `x.len() / n_driven` vectors into `y`; returns the chunk's
-    /// sum of u_i^2 * G_sum_i (siemens), proportional to the array read energy.
+    /// Read one chunk of `x.len() / n_driven` vectors, divided by their `scales` (empty:
+    /// unscaled), into `y`; returns the chunk's sum of u_i^2 * G_sum_i (siemens),
+    /// proportional to the array read energy.
     fn read_chunk(
         &self,
         first_vector: usize,
-        x: &[f32],
+        (x, scales): (&[f32], &[f32]),
         y: &mut [f32],
         s: &mut Scratch,
         par: Par,
@@ -186,7 +216,8 @@ impl ReadPlan<'_> {
         resize(&mut s.u, nb * n_in);
         resize(&mut s.u2, nb * n_in);
         resize(&mut s.current, nb * n_out);
-        let energy = self.convert_inputs(x, &mut s.u[..nb * n_in], &mut s.u2[..nb * n_in], par);
+        let (u, u2) = (&mut s.u[..nb * n_in], &mut s.u2[..nb * n_in]);
+        let energy = self.convert_inputs((x, scales), u, u2, par);
         let use_var = !self.var.is_empty();
         if use_var {
             resize(&mut s.variance, nb * n_out);
@@ -281,15 +312,19 @@ impl ReadPlan<'_> {
             &z[..rows * n]
         });
         let (adcs, factor) = (&self.adcs[plane], self.factors[plane]);
-        for (r, y_b) in y.chunks_exact_mut(n).enumerate() {
-            let range = (first + r) * n..(first + r + 1) * n;
-            let i_b = &current[range.clone()];
+        let run = ADC_RUN_READS * n;
+        for (r, y_run) in y.chunks_mut(run).enumerate() {
+            let start = first * n + r * run;
+            let range = start..start + y_run.len();
+            let i_run = &current[range.clone()];
             match z {
                 Some(z) => {
-                    let (z_b, v_b) = (&z[r * n..(r + 1) * n], variance.map(|v| &v[range]));
-                    adcs.noisy_convert_accumulate(i_b, v_b, self.output_var, z_b, factor, y_b);
+                    let z_run = &z[r * run..][..y_run.len()];
+                    let v_run = variance.map(|v| &v[range]);
+                    let output_var = self.output_var;
+                    adcs.noisy_convert_accumulate(i_run, v_run, output_var, z_run, factor, y_run);
                 }
-                None => adcs.convert_accumulate(i_b, factor, y_b),
+                None => adcs.convert_accumulate(i_run, factor, y_run),
             }
         }
     }
@@ -356,40 +391,54 @@ impl ReadPlan<'_> {
         }
     }
 
-    /// DAC conversion of the chunk's inputs `x` into `u` and their squares `u2`; returns
-    /// sum over vectors and driven lines of u^2 * G_sum (siemens). Done in fixed blocks of
+    /// DAC conversion of the chunk's inputs `x` (each vector divided by its scale in
+    /// `scales`, if any) into `u` and their squares `u2`; returns sum over vectors and
+    /// driven lines of u^2 * G_sum (siemens). Done in fixed blocks of
     /// [`INPUT_BLOCK_VECTORS`] vectors (in parallel unless `par` is sequential), each
     /// summing its squared inputs per line in f32 before weighting them in f64; the block
     /// sums are added in order, so the result does not depend on the thread count.
-    fn convert_inputs(&self, x: &[f32], u: &mut [f32], u2: &mut [f32], par: Par) -> f64 {
+    fn convert_inputs(
+        &self,
+        (x, scales): (&[f32], &[f32]),
+        u: &mut [f32],
+        u2: &mut [f32],
+        par: Par,
+    ) -> f64 {
         let block = INPUT_BLOCK_VECTORS * self.n_driven;
+        let block_scales = |b: usize| {
+            let first = b * INPUT_BLOCK_VECTORS;
+            scales.get(first..(first + INPUT_BLOCK_VECTORS).min(scales.len()))
+        };
         if matches!(par, Par::Seq) {
             let blocks = x.chunks(block).zip(u.chunks_mut(block));
             return blocks
                 .zip(u2.chunks_mut(block))
-                .map(|((x, u), u2)| self.convert_block(x, u, u2))
+                .enumerate()
+                .map(|(b, ((x, u), u2))| self.convert_block((x, block_scales(b)), u, u2))
                 .sum();
         }
         let blocks = x.par_chunks(block).zip(u.par_chunks_mut(block));
         let energies: Vec<f64> = blocks
             .zip(u2.par_chunks_mut(block))
-            .map(|((x, u), u2)| self.convert_block(x, u, u2))
+            .enumerate()
+            .map(|(b, ((x, u), u2))| self.convert_block((x, block_scales(b)), u, u2))
             .collect();
         energies.iter().sum()
     }
 
-    /// [`ReadPlan::convert_inputs`] for one block of vectors.
-    fn convert_block(&self, x: &[f32], u: &mut [f32], u2: &mut [f32]) -> f64 {
-        self.dac.convert_slice(x, u);
+    /// [`ReadPlan::convert_inputs`] for one block of vectors (`scales`: the block's
+    /// per-vector scales, `None` when unscaled).
+    fn convert_block(
+        &self,
+        (x, scales): (&[f32], Option<&[f32]>),
+        u: &mut [f32],
+        u2: &mut [f32],
+    ) -> f64 {
+        let scales = scales.filter(|s| !s.is_empty());
         LINE_SUMS.with_borrow_mut(|line_sums| {
             line_sums.clear();
             line_sums.resize(self.n_driven, 0.0);
-            for (u_b, u2_b) in u.chunks(self.n_driven).zip(u2.chunks_mut(self.n_driven)) {
-                for ((q, &v), acc) in u2_b.iter_mut().zip(u_b).zip(line_sums.iter_mut()) {
-                    *q = v * v;
-                    *acc += *q;
-                }
-            }
+            self.dac.convert_vectors((x, scales), u, u2, line_sums);
             line_sums
                 .iter()
                 .zip(self.driven_g_sum_s)
@@ -451,10 +500,25 @@ impl<D: Device> Tile<D> {
         batch: usize,
         y: &mut [f32],
     ) -> Result<()> {
-        let read_index = self.read_counter;
-        let energy = self.read_batch_at(direction, x, batch, y, read_index)?;
-        self.read_counter += 1;
-        self.ledger.record(energy);
+        self.read_batch_scaled(direction, x, &[], batch, y)
+    }
+
+    /// [`Tile::read_batch`] of the vectors `x_b / scales[b]`: each input is divided by its
+    /// vector's scale on its way into the DAC (the same f32 division as scaling the batch
+    /// first, without a scaled copy of it; input scaling of `synapses::AnalogSynapses`).
+    /// `scales` holds one positive value per vector, or is empty for the inputs as they
+    /// are. The outputs are those of the scaled vectors.
+    pub fn read_batch_scaled(
+        &mut self,
+        direction: Direction,
+        x: &[f32],
+        scales: &[f32],
+        batch: usize,
+        y: &mut [f32],
+    ) -> Result<()> {
+        let mut read = self.begin_read(direction);
+        self.read_part(&mut read, (x, scales), batch, y)?;
+        self.end_read(read);
         Ok(())
     }
 
@@ -469,13 +533,50 @@ impl<D: Device> Tile<D> {
         y: &mut [f32],
         read_index: u64,
     ) -> Result<EnergyBreakdown> {
+        let mut read = TileRead::new(direction, read_index);
+        self.read_part(&mut read, (x, &[]), batch, y)?;
+        Ok(self.read_energy(&read))
+    }
+
+    /// Start one read operation in `direction` whose vectors are handed over in parts
+    /// ([`Tile::read_part`]), e.g. as a convolution generates its patches: it takes the
+    /// next read index (noise stream) now and is recorded in the ledger by
+    /// [`Tile::end_read`]. A read in parts equals the read of all its vectors at once, bit
+    /// for bit (noise, outputs and energy).
+    pub fn begin_read(&mut self, direction: Direction) -> TileRead {
+        let read = TileRead::new(direction, self.read_counter);
+        self.read_counter += 1;
+        read
+    }
+
+    /// The next `batch` vectors of `read` (`x`, divided by their `scales` as in
+    /// [`Tile::read_batch_scaled`]) into `y`. Every part but the last must hold a multiple
+    /// of [`CHUNK_VECTORS`] vectors (the read's chunks, which fix its arithmetic).
+    pub fn read_part(
+        &self,
+        read: &mut TileRead,
+        (x, scales): (&[f32], &[f32]),
+        batch: usize,
+        y: &mut [f32],
+    ) -> Result<()> {
         let cache = self
             .cache
             .as_ref()
             .context("the tile has not been programmed yet: call program() first")?;
-        let plan = self.read_plan(cache, direction, read_index);
+        let plan = self.read_plan(cache, read.direction, read.read_index);
         let (n_x, n_y) = (plan.n_driven, plan.n_sensed);
         check_batch_shapes("crossbar read", x, y, batch, n_x, n_y)?;
+        ensure!(
+            scales.is_empty() || scales.len() == batch,
+            "crossbar read: {} input scales for {batch} vectors (one per vector, or none)",
+            scales.len()
+        );
+        ensure!(
+            read.vectors.is_multiple_of(CHUNK_VECTORS),
+            "crossbar read in parts: a part follows {} vectors, not a multiple of \
+             {CHUNK_VECTORS}; only the last part may be shorter",
+            read.vectors
+        );
         let chunk_in = CHUNK_VECTORS * plan.n_driven;
         let chunk_out = CHUNK_VECTORS * plan.n_sensed;
         let threads = rayon::current_num_threads();
@@ -484,15 +585,23 @@ impl<D: Device> Tile<D> {
         } else {
             Par::Seq
         };
-        let sums: Vec<f64> = SCRATCH.with_borrow_mut(|s| {
-            x.chunks(chunk_in)
-                .zip(y.chunks_mut(chunk_out))
-                .enumerate()
-                .map(|(c, (xc, yc))| plan.read_chunk(c * CHUNK_VECTORS, xc, yc, s, par))
-                .collect()
+        SCRATCH.with_borrow_mut(|s| {
+            let chunks = x.chunks(chunk_in).zip(y.chunks_mut(chunk_out));
+            for (c, (xc, yc)) in chunks.enumerate() {
+                let first = c * CHUNK_VECTORS;
+                let sc = scales.get(first..first + xc.len() / n_x).unwrap_or(&[]);
+                let u2g = plan.read_chunk(read.vectors + first, (xc, sc), yc, s, par);
+                read.u2g_sum_s += u2g;
+            }
         });
-        let u2g_sum: f64 = sums.iter().sum();
-        Ok(self.read_energy(&plan, batch, u2g_sum))
+        read.vectors += batch;
+        Ok(())
+    }
+
+    /// Record the finished `read` in the energy ledger.
+    pub fn end_read(&mut self, read: TileRead) {
+        let energy = self.read_energy(&read);
+        self.ledger.record(energy);
     }
 
     fn read_plan<'a>(
@@ -545,14 +654,20 @@ impl<D: Device> Tile<D> {
         }
     }
 
-    fn read_energy(&self, plan: &ReadPlan<'_>, batch: usize, u2g_sum: f64) -> EnergyBreakdown {
+    /// Energy and latency of the vectors of `read` so far.
+    fn read_energy(&self, read: &TileRead) -> EnergyBreakdown {
         let periphery = &self.config.periphery;
         let energy = &self.config.energy;
         let planes = self.planes as u64;
-        let dac_conversions = (batch * plan.n_driven) as u64 * planes;
-        let adc_conversions = (batch * plan.n_sensed) as u64 * planes;
+        let (n_driven, n_sensed) = match read.direction {
+            Direction::Forward => (self.n_in, self.n_out),
+            Direction::Transposed => (self.n_out, self.n_in),
+        };
+        let batch = read.vectors;
+        let dac_conversions = (batch * n_driven) as u64 * planes;
+        let adc_conversions = (batch * n_sensed) as u64 * planes;
         EnergyBreakdown {
-            array_read_j: energy.read_time_s * periphery.v_read_v.powi(2) * u2g_sum,
+            array_read_j: energy.read_time_s * periphery.v_read_v.powi(2) * read.u2g_sum_s,
             dac_j: dac_conversions as f64 * energy.dac_conversion_j(periphery.dac_bits),
             adc_j: adc_conversions as f64 * energy.adc_conversion_j(periphery.adc.bits),
             macs: (batch * self.n_in * self.n_out) as f64,

@@ -12,11 +12,27 @@ use anyhow::{Result, ensure};
 
 use super::config::TileConfig;
 use super::energy::EnergyBreakdown;
+use super::read::TileRead;
 use super::reprogram::WeightWrite;
 use super::tile::{Direction, ProgramReport, Tile};
 use super::update::{PulsedUpdateConfig, PulsedUpdateReport};
 use crate::device::{Device, Polarity};
 use crate::linalg::check_batch_shapes;
+
+/// One read operation of a tiled matrix in progress: one [`TileRead`] per tile (see
+/// [`TiledMatrix::begin_read`]).
+#[derive(Clone, Debug)]
+pub struct MatrixRead {
+    direction: Direction,
+    tiles: Vec<TileRead>,
+}
+
+impl MatrixRead {
+    /// The direction of the read.
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+}
 
 /// Devices per weight and bit slice: a differential (or 2T2R) pair.
 const DEVICES_PER_WEIGHT: f64 = 2.0;
@@ -225,13 +241,57 @@ impl<D: Device + Clone> TiledMatrix<D> {
         batch: usize,
         y: &mut [f32],
     ) -> Result<()> {
+        self.read_batch_scaled(direction, x, &[], batch, y)
+    }
+
+    /// [`TiledMatrix::read_batch`] of the vectors `x_b / scales[b]` (per-vector input
+    /// scales, divided out as the DACs convert, see [`Tile::read_batch_scaled`]; empty:
+    /// the inputs as they are). The outputs are those of the scaled vectors.
+    pub fn read_batch_scaled(
+        &mut self,
+        direction: Direction,
+        x: &[f32],
+        scales: &[f32],
+        batch: usize,
+        y: &mut [f32],
+    ) -> Result<()> {
+        let mut read = self.begin_read(direction);
+        self.read_part(&mut read, (x, scales), batch, y)?;
+        self.end_read(read);
+        Ok(())
+    }
+
+    /// Start one read operation of every tile in `direction`, its vectors handed over in
+    /// parts by [`TiledMatrix::read_part`] (see [`Tile::begin_read`]).
+    pub fn begin_read(&mut self, direction: Direction) -> MatrixRead {
+        MatrixRead {
+            direction,
+            tiles: self
+                .tiles
+                .iter_mut()
+                .map(|t| t.begin_read(direction))
+                .collect(),
+        }
+    }
+
+    /// The next `batch` vectors of `read` (`x`, divided by their `scales`): each tile reads
+    /// its block of the inputs, partial sums are added digitally. Every part but the last
+    /// must hold a multiple of [`super::read::CHUNK_VECTORS`] vectors.
+    pub fn read_part(
+        &self,
+        read: &mut MatrixRead,
+        (x, scales): (&[f32], &[f32]),
+        batch: usize,
+        y: &mut [f32],
+    ) -> Result<()> {
+        let direction = read.direction;
         let (n_x, n_y) = match direction {
             Direction::Forward => (self.n_in, self.n_out),
             Direction::Transposed => (self.n_out, self.n_in),
         };
         check_batch_shapes("tiled MVM", x, y, batch, n_x, n_y)?;
-        if let [tile] = self.tiles.as_mut_slice() {
-            return tile.read_batch(direction, x, batch, y);
+        if let ([tile], [part]) = (self.tiles.as_slice(), read.tiles.as_mut_slice()) {
+            return tile.read_part(part, (x, scales), batch, y);
         }
         let rows = blocks(self.n_in, self.max_rows);
         let cols = blocks(self.n_out, self.max_cols);
@@ -249,8 +309,9 @@ impl<D: Device + Clone> TiledMatrix<D> {
                     Direction::Transposed => (y0 / self.max_rows, x0 / self.max_cols),
                 };
                 partial.resize(batch * n_yb, 0.0);
-                let tile = &mut self.tiles[r * self.col_blocks + c];
-                tile.read_batch(direction, &x_sub, batch, &mut partial)?;
+                let t = r * self.col_blocks + c;
+                let part = (&x_sub[..], scales);
+                self.tiles[t].read_part(&mut read.tiles[t], part, batch, &mut partial)?;
                 for (y_row, p_row) in y.chunks_mut(n_y).zip(partial.chunks(n_yb)) {
                     for (a, &b) in y_row[y0..y0 + n_yb].iter_mut().zip(p_row) {
                         *a += b;
@@ -259,6 +320,13 @@ impl<D: Device + Clone> TiledMatrix<D> {
             }
         }
         Ok(())
+    }
+
+    /// Record the finished `read` in every tile's ledger.
+    pub fn end_read(&mut self, read: MatrixRead) {
+        for (tile, part) in self.tiles.iter_mut().zip(read.tiles) {
+            tile.end_read(part);
+        }
     }
 
     /// Apply `ΔW = scale · Σ_r δ_r x_rᵀ` by coincident pulse trains on every tile (see

@@ -14,7 +14,7 @@ use crate::crossbar::{AdcRange, Direction, TileConfig, TiledMatrix, WeightEncodi
 use crate::data::Dataset;
 use crate::device::AnyDevice;
 use crate::synapses::{
-    AnalogSynapses, DigitalSynapses, InputScaling, SensedSynapses, SynapticLayer,
+    AnalogSynapses, DigitalSynapses, InputScaling, InputSource, SensedSynapses, SynapticLayer,
 };
 use anyhow::{Context, Result, bail, ensure};
 
@@ -82,6 +82,19 @@ impl SynapticLayer for DeployedSynapses {
         match self {
             DeployedSynapses::Analog(s) => s.transposed(y, batch, x),
             DeployedSynapses::Sensed(s) => s.transposed(y, batch, x),
+        }
+    }
+
+    fn forward_generated(
+        &mut self,
+        batch: usize,
+        source: &mut InputSource<'_>,
+        buffer: &mut Vec<f32>,
+        y: &mut [f32],
+    ) -> Result<()> {
+        match self {
+            DeployedSynapses::Analog(s) => s.forward_generated(batch, source, buffer, y),
+            DeployedSynapses::Sensed(s) => s.forward_generated(batch, source, buffer, y),
         }
     }
 }

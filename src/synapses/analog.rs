@@ -6,10 +6,11 @@
 //! its largest absolute value before the DAC and the outputs are multiplied back, a
 //! digital operation per vector. Without it, activations above the full scale saturate.
 
-use super::layer::SynapticLayer;
-use crate::crossbar::{Direction, TiledMatrix};
+use super::layer::{InputSource, SynapticLayer};
+use crate::crossbar::read::CHUNK_VECTORS;
+use crate::crossbar::{Direction, MatrixRead, TiledMatrix};
 use crate::device::AnyDevice;
-use anyhow::Result;
+use anyhow::{Result, ensure};
 use serde::{Deserialize, Serialize};
 
 /// How inputs are brought into the DAC's range.
@@ -63,33 +64,58 @@ impl AnalogSynapses {
     /// `batch` vectors of `x` (`width` values each) scaled into the DAC range, as the
     /// DACs see them (the per-vector factors are kept for the outputs).
     pub fn scale_inputs(&mut self, x: &[f32], batch: usize, width: usize) -> &[f32] {
+        self.input_scales(x, batch, width);
         // Every element is overwritten below: no need to zero what is already there.
         self.scaled.resize(batch * width, 0.0);
-        self.scales.clear();
-        let vectors = x.chunks_exact(width).take(batch);
-        for (v, out) in vectors.zip(self.scaled.chunks_exact_mut(width)) {
-            let s = match self.scaling {
-                InputScaling::AbsMax => abs_max(v),
-                InputScaling::None => 1.0,
-            };
-            let s = if s > 0.0 { s } else { 1.0 };
-            self.scales.push(s);
+        let vectors = x
+            .chunks_exact(width)
+            .zip(self.scaled.chunks_exact_mut(width));
+        for ((v, out), &s) in vectors.zip(&self.scales) {
             out.iter_mut().zip(v).for_each(|(o, a)| *o = a / s);
         }
         &self.scaled
     }
 
-    /// A scaled read in `direction`: scale, read the tiles, multiply the outputs back.
+    /// The scale of each of the `batch` vectors of `x` (`width` values each) into
+    /// `self.scales`: its largest |value| under `AbsMax` (1 for an all-zero vector), 1
+    /// under `None`.
+    fn input_scales(&mut self, x: &[f32], batch: usize, width: usize) {
+        self.scales.clear();
+        let vectors = x.chunks_exact(width).take(batch);
+        self.scales.extend(vectors.map(|v| match self.scaling {
+            InputScaling::AbsMax => Some(abs_max(v)).filter(|&s| s > 0.0).unwrap_or(1.0),
+            InputScaling::None => 1.0,
+        }));
+    }
+
+    /// A scaled read of `batch` vectors `x` in `direction`, in one part.
     fn read(&mut self, direction: Direction, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
-        let (n_x, n_y) = match direction {
+        let mut read = self.matrix.begin_read(direction);
+        self.read_part(&mut read, x, batch, y)?;
+        self.matrix.end_read(read);
+        Ok(())
+    }
+
+    /// The next `batch` vectors `x` of the scaled read `read`: the tiles read every vector
+    /// divided by its scale (the division done as the DACs convert), and the outputs are
+    /// multiplied back.
+    fn read_part(
+        &mut self,
+        read: &mut MatrixRead,
+        x: &[f32],
+        batch: usize,
+        y: &mut [f32],
+    ) -> Result<()> {
+        let (n_x, n_y) = match read.direction() {
             Direction::Forward => (self.matrix.n_in(), self.matrix.n_out()),
             Direction::Transposed => (self.matrix.n_out(), self.matrix.n_in()),
         };
-        self.scale_inputs(x, batch, n_x);
-        let scaled = std::mem::take(&mut self.scaled);
-        let read = self.matrix.read_batch(direction, &scaled, batch, y);
-        self.scaled = scaled;
-        read?;
+        self.input_scales(x, batch, n_x);
+        let divisors = match self.scaling {
+            InputScaling::AbsMax => &self.scales[..],
+            InputScaling::None => &[],
+        };
+        self.matrix.read_part(read, (x, divisors), batch, y)?;
         self.macs += (n_x * n_y * batch) as f64;
         for (row, &s) in y.chunks_exact_mut(n_y).zip(&self.scales) {
             row.iter_mut().for_each(|v| *v *= s);
@@ -97,6 +123,16 @@ impl AnalogSynapses {
         Ok(())
     }
 }
+
+/// Vectors per part of a generated read ([`SynapticLayer::forward_generated`]): whole
+/// read chunks of the tiles, as many as keep a part's inputs within [`PART_VALUES`].
+fn part_vectors(inputs: usize) -> usize {
+    CHUNK_VECTORS * (PART_VALUES / (CHUNK_VECTORS * inputs.max(1))).max(1)
+}
+
+/// Input values per part of a generated read (256 KiB of f32: the part, its DAC
+/// conversions and the tile's work stay in the core's cache).
+const PART_VALUES: usize = 1 << 16;
 
 /// `max |v_i|` (0 for an empty or all-NaN `v`; NaNs are skipped, as `f32::max` does), in
 /// eight independent lanes so that it vectorises: the maximum does not depend on the order
@@ -133,6 +169,36 @@ impl SynapticLayer for AnalogSynapses {
 
     fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
         self.read(Direction::Transposed, y, batch, x)
+    }
+
+    /// One read operation whose vectors are generated a part at a time (each part whole
+    /// read chunks of the tiles), so it equals the read of the whole batch bit for bit.
+    fn forward_generated(
+        &mut self,
+        batch: usize,
+        source: &mut InputSource<'_>,
+        buffer: &mut Vec<f32>,
+        y: &mut [f32],
+    ) -> Result<()> {
+        let (n_x, n_y) = (self.matrix.n_in(), self.matrix.n_out());
+        ensure!(
+            y.len() == batch * n_y,
+            "analog read: {} outputs for {batch} vectors of {n_y}",
+            y.len()
+        );
+        let part = part_vectors(n_x);
+        let mut read = self.matrix.begin_read(Direction::Forward);
+        for first in (0..batch).step_by(part) {
+            let rows = first..(first + part).min(batch);
+            buffer.resize(rows.len() * n_x, 0.0);
+            let x = &mut buffer[..rows.len() * n_x];
+            let y_part = &mut y[rows.start * n_y..rows.end * n_y];
+            let count = rows.len();
+            source(rows, x);
+            self.read_part(&mut read, x, count, y_part)?;
+        }
+        self.matrix.end_read(read);
+        Ok(())
     }
 }
 

@@ -10,6 +10,8 @@
 //! MVMs on the same devices and turns [`OuterProductUpdate`]s into programming pulses, so the
 //! network dynamics never change when the hardware does.
 
+use std::ops::Range;
+
 use anyhow::{Result, ensure};
 use rand::RngExt;
 
@@ -70,7 +72,28 @@ pub trait SynapticLayer {
     /// Transposed read `x = y · W` of a batch: `y` is `batch x outputs`, `x` receives
     /// `batch x inputs` (on a crossbar: drive the columns, read the rows).
     fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()>;
+    /// Forward read of `batch` input vectors that `source` generates on demand (a
+    /// convolution's im2col patches), with `buffer` as reusable scratch: the same result
+    /// as [`SynapticLayer::forward`] of the whole batch. This default builds the whole
+    /// batch; synapses that read in parts (analog tiles) ask for a part at a time, so a
+    /// large generated batch never exists whole.
+    fn forward_generated(
+        &mut self,
+        batch: usize,
+        source: &mut InputSource<'_>,
+        buffer: &mut Vec<f32>,
+        y: &mut [f32],
+    ) -> Result<()> {
+        let len = batch * self.inputs();
+        buffer.resize(len, 0.0);
+        source(0..batch, &mut buffer[..len]);
+        self.forward(&buffer[..len], batch, y)
+    }
 }
+
+/// Generates input vectors on demand: `source(rows, out)` writes the vectors `rows` of a
+/// batch into `out` (`rows.len() x inputs`, every value).
+pub type InputSource<'a> = dyn FnMut(Range<usize>, &mut [f32]) + 'a;
 
 impl<T: SynapticLayer + ?Sized> SynapticLayer for Box<T> {
     fn inputs(&self) -> usize {
@@ -84,6 +107,15 @@ impl<T: SynapticLayer + ?Sized> SynapticLayer for Box<T> {
     }
     fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
         (**self).transposed(y, batch, x)
+    }
+    fn forward_generated(
+        &mut self,
+        batch: usize,
+        source: &mut InputSource<'_>,
+        buffer: &mut Vec<f32>,
+        y: &mut [f32],
+    ) -> Result<()> {
+        (**self).forward_generated(batch, source, buffer, y)
     }
 }
 

@@ -33,7 +33,7 @@ pub mod sensed;
 pub mod tile;
 
 pub use analog::{AnalogSynapses, InputScaling};
-pub use layer::{DigitalSynapses, OuterProductUpdate, PlasticSynapses, SynapticLayer};
+pub use layer::{DigitalSynapses, InputSource, OuterProductUpdate, PlasticSynapses, SynapticLayer};
 pub use pairs::{BinarySynapses, WriteTally};
 pub use sampled::{DevicePairs, PairWeight, SampledSynapses};
 pub use sensed::SensedSynapses;

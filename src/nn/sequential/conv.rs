@@ -7,6 +7,8 @@
 //! computes the whole convolution; [`ConvGeometry::pixels_to_channels`] turns its
 //! `pixels x C_out` result back into NCHW.
 
+use std::ops::Range;
+
 use anyhow::{Result, ensure};
 use rayon::prelude::*;
 
@@ -98,40 +100,84 @@ impl ConvGeometry {
         cols
     }
 
-    /// [`ConvGeometry::im2col`] into a reused buffer: without padding every entry is
-    /// overwritten, so the buffer is only zeroed when the patches reach into the padding.
+    /// [`ConvGeometry::im2col`] into a reused buffer (every entry written).
     pub fn im2col_into(&self, x: &[f32], batch: usize, cols: &mut Vec<f32>) {
-        let (k, patch) = (self.kernel, self.patch_len());
-        let (out_w, pixels) = (self.out_w(), self.pixels());
-        fill(cols, batch * pixels * patch, self.padding > 0);
-        cols.par_chunks_mut(pixels * patch)
-            .zip(x.par_chunks(self.input_len()))
-            .for_each(|(out, image)| {
-                for (pixel, row) in out.chunks_mut(patch).enumerate() {
-                    let (oy, ox) = (pixel / out_w, pixel % out_w);
-                    // The kernel columns inside the image are one contiguous run of taps
-                    // reading one contiguous run of input pixels.
-                    let taps = self.taps_inside(ox, self.in_w);
-                    if taps.is_empty() {
-                        continue;
-                    }
-                    let ix0 = ox * self.stride + taps.start - self.padding;
-                    for c in 0..self.in_channels {
-                        let plane = &image[c * self.in_h * self.in_w..][..self.in_h * self.in_w];
-                        for ky in 0..k {
-                            let Some(iy) = self.source(oy, ky, self.in_h) else {
-                                continue;
-                            };
-                            let start = iy * self.in_w + ix0;
-                            let dst = (c * k + ky) * k;
-                            copy_span(
-                                &mut row[dst + taps.start..dst + taps.end],
-                                &plane[start..start + taps.len()],
-                            );
-                        }
+        let rows = batch * self.pixels();
+        fill(cols, rows * self.patch_len(), false);
+        self.im2col_rows(x, 0..rows, cols);
+    }
+
+    /// The patches `rows` of the batch of NCHW images `x` (row `r`: output pixel
+    /// `r % pixels` of image `r / pixels`) into `out` (`rows.len() x patch_len`, every
+    /// entry written, padding as 0), in parallel over runs of rows.
+    pub fn im2col_rows(&self, x: &[f32], rows: Range<usize>, out: &mut [f32]) {
+        match self.kernel {
+            3 => self.patches_into::<3>(x, rows, out),
+            5 => self.patches_into::<5>(x, rows, out),
+            7 => self.patches_into::<7>(x, rows, out),
+            _ => self.patches_into::<0>(x, rows, out),
+        }
+    }
+
+    /// [`ConvGeometry::im2col_rows`] for kernels of width `K` (0: the geometry's kernel),
+    /// a constant for the usual widths so that a kernel row is copied in a few moves.
+    fn patches_into<const K: usize>(&self, x: &[f32], rows: Range<usize>, out: &mut [f32]) {
+        /// Patch rows per parallel task.
+        const TASK_ROWS: usize = 256;
+        let (patch, pixels, input_len) = (self.patch_len(), self.pixels(), self.input_len());
+        out[..rows.len() * patch]
+            .par_chunks_mut(TASK_ROWS * patch)
+            .enumerate()
+            .for_each(|(t, task)| {
+                let first = rows.start + t * TASK_ROWS;
+                let (mut image, mut pixel) = (first / pixels, first % pixels);
+                for row in task.chunks_exact_mut(patch) {
+                    let image_values = &x[image * input_len..][..input_len];
+                    self.patch_into::<K>(image_values, pixel, row);
+                    pixel += 1;
+                    if pixel == pixels {
+                        (image, pixel) = (image + 1, 0);
                     }
                 }
             });
+    }
+
+    /// The patch of output pixel `pixel` of one image into `row` (every entry written).
+    /// A kernel row inside the image is one copy of `k` input pixels; one that reaches
+    /// into the padding is written tap by tap.
+    fn patch_into<const K: usize>(&self, image: &[f32], pixel: usize, row: &mut [f32]) {
+        let k = if K == 0 { self.kernel } else { K };
+        let (oy, ox) = (pixel / self.out_w(), pixel % self.out_w());
+        let taps = self.taps_inside(ox, self.in_w);
+        // Input column of tap 0 (negative in the left padding).
+        let x0 = (ox * self.stride) as isize - self.padding as isize;
+        for c in 0..self.in_channels {
+            let plane = &image[c * self.in_h * self.in_w..][..self.in_h * self.in_w];
+            for ky in 0..k {
+                let dst = &mut row[(c * k + ky) * k..][..k];
+                let Some(iy) = self.source(oy, ky, self.in_h) else {
+                    dst.fill(0.0);
+                    continue;
+                };
+                let line = &plane[iy * self.in_w..][..self.in_w];
+                if taps.len() == k {
+                    let src = &line[x0 as usize..][..k];
+                    if K == 0 {
+                        dst.copy_from_slice(src);
+                    } else {
+                        fixed_copy::<K>(dst, src);
+                    }
+                } else {
+                    for (kx, d) in dst.iter_mut().enumerate() {
+                        *d = if taps.contains(&kx) {
+                            line[(x0 + kx as isize) as usize]
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+            }
+        }
     }
 
     /// Input coordinate read by kernel tap `tap` at output coordinate `out` (None in the
@@ -251,26 +297,15 @@ impl ConvGeometry {
     }
 }
 
-/// `dst = src` for one kernel row of a patch. Kernel rows are a few values long, where a
-/// general copy (a `memcpy` call) costs more than the copy itself, so the usual odd kernel
-/// widths get fixed-length copies the compiler unrolls.
-#[inline]
-fn copy_span(dst: &mut [f32], src: &[f32]) {
-    match dst.len() {
-        3 => fixed_copy::<3>(dst, src),
-        5 => fixed_copy::<5>(dst, src),
-        7 => fixed_copy::<7>(dst, src),
-        _ => dst.copy_from_slice(src),
-    }
-}
-
+/// `dst = src` for one kernel row of `N` values: a fixed-length copy the compiler
+/// unrolls (a general copy, a `memcpy` call, costs more than the copy itself).
 #[inline]
 fn fixed_copy<const N: usize>(dst: &mut [f32], src: &[f32]) {
     let dst: &mut [f32; N] = dst.try_into().expect("span length");
     *dst = src.try_into().expect("span length");
 }
 
-/// `dst += src` element by element for one kernel row (fixed lengths as in [`copy_span`];
+/// `dst += src` element by element for one kernel row (fixed lengths as in [`fixed_copy`];
 /// the same additions in the same order whatever the length).
 #[inline]
 fn add_span(dst: &mut [f32], src: &[f32]) {
@@ -350,6 +385,8 @@ mod tests {
             ([3, 7, 5], 4, 3, 2, 1),
             ([2, 5, 5], 3, 5, 1, 2),
             ([2, 4, 4], 1, 1, 1, 0),
+            ([2, 9, 9], 2, 7, 1, 3),
+            ([1, 8, 8], 2, 4, 2, 1),
         ] {
             let g = ConvGeometry::new(input, out, k, s, p).unwrap();
             let batch = 3;
@@ -369,6 +406,40 @@ mod tests {
             assert_eq!(got.len(), want.len());
             for (a, b) in got.iter().zip(&want) {
                 assert!((a - b).abs() < 1e-5, "{input:?} k{k} s{s} p{p}: {a} vs {b}");
+            }
+        }
+    }
+
+    /// The patches of any run of rows (across image boundaries) are those rows of the whole
+    /// batch's patches, and every entry is written (a buffer full of NaN comes out clean),
+    /// for kernels with a fixed-width copy (3, 5, 7) and others, with and without padding.
+    #[test]
+    fn patches_of_any_run_of_rows_are_those_rows_of_the_batch() {
+        let mut rng = crate::rng::stream(4, &[0]);
+        for (input, k, s, p) in [
+            ([1, 6, 6], 3, 1, 1),
+            ([2, 7, 7], 5, 1, 2),
+            ([2, 9, 8], 7, 2, 3),
+            ([3, 6, 6], 4, 1, 0),
+            ([1, 5, 5], 2, 2, 1),
+        ] {
+            let g = ConvGeometry::new(input, 2, k, s, p).unwrap();
+            let batch = 3;
+            let x: Vec<f32> = (0..batch * g.input_len())
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let whole = g.im2col(&x, batch);
+            let (rows, patch) = (batch * g.pixels(), g.patch_len());
+            for range in [0..rows, 1..rows - 1, g.pixels() - 1..g.pixels() + 2, 5..6] {
+                let mut out = vec![f32::NAN; range.len() * patch];
+                g.im2col_rows(&x, range.clone(), &mut out);
+                let want = &whole[range.start * patch..range.end * patch];
+                assert!(
+                    out.iter()
+                        .zip(want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{input:?} k{k} s{s} p{p} rows {range:?}"
+                );
             }
         }
     }

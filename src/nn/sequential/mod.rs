@@ -770,8 +770,8 @@ fn forward_stage<S: SynapticLayer>(
                 synapses.forward(&cols, reads, &mut y)?;
                 Saved::Patches(cols)
             } else {
-                geometry.im2col_into(x, batch, patches);
-                synapses.forward(patches, reads, &mut y)?;
+                let mut source = |rows, out: &mut [f32]| geometry.im2col_rows(x, rows, out);
+                synapses.forward_generated(reads, &mut source, patches, &mut y)?;
                 Saved::Nothing
             };
             (
