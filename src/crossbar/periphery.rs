@@ -195,20 +195,22 @@ fn convert_each(
     }
 }
 
-/// Consecutive reads whose outputs an [`AdcBank`] converts in one run: a convolution reads
-/// a handful of lines per pixel, too few for a vector loop, so runs of reads (rows of
-/// `lines` outputs each) convert as one flat loop.
-pub const ADC_RUN_READS: usize = 32;
+/// Outputs an [`AdcBank`] converts in one run at least: a convolution reads a handful of
+/// lines per pixel, too few for a vector loop, so runs of consecutive reads (rows of
+/// `lines` outputs each) convert as one flat loop; wide arrays convert read by read.
+const ADC_RUN_VALUES: usize = 256;
 
 /// The ADCs of every sensed line of one array (one per line, each with its own full
-/// scale), stored as arrays so that the outputs of up to [`ADC_RUN_READS`] consecutive
-/// reads convert in one vectorised loop.
+/// scale), stored as arrays so that the outputs of a run of consecutive reads
+/// ([`AdcBank::run_reads`]) convert in one vectorised loop.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AdcBank {
     /// Largest code magnitude; `None` for ideal converters (no quantisation, no saturation).
     max_code: Option<f32>,
+    /// Reads per run: enough for [`ADC_RUN_VALUES`] outputs, at least 1.
+    run_reads: usize,
     /// Per line: codes per normalised current unit (1 / LSB), the lines repeated
-    /// [`ADC_RUN_READS`] times (one run of reads).
+    /// `run_reads` times (one run of reads).
     inv_step: Vec<f32>,
     /// Per line: LSB in normalised current units, repeated as `inv_step`.
     step: Vec<f32>,
@@ -221,9 +223,11 @@ impl AdcBank {
     /// product finite (a tiny full scale would make 1/step overflow to infinity and
     /// 0 x infinity = NaN).
     pub fn new(bits: Option<u32>, full_scales: &[f32]) -> Self {
+        let run_reads = (ADC_RUN_VALUES / full_scales.len().max(1)).max(1);
         let Some(b) = bits else {
             return Self {
                 max_code: None,
+                run_reads,
                 inv_step: Vec::new(),
                 step: Vec::new(),
             };
@@ -238,17 +242,19 @@ impl AdcBank {
                 }
             })
             .collect();
-        let run = || {
-            quantizers
-                .iter()
-                .cycle()
-                .take(ADC_RUN_READS * quantizers.len())
-        };
+        let run = || quantizers.iter().cycle().take(run_reads * quantizers.len());
         Self {
             max_code: Some(levels_per_side(b) as f32),
+            run_reads,
             inv_step: run().map(|q| q.inv_step).collect(),
             step: run().map(|q| q.step).collect(),
         }
+    }
+
+    /// Consecutive reads whose outputs one call of [`AdcBank::noisy_convert_accumulate`] or
+    /// [`AdcBank::convert_accumulate`] may convert.
+    pub fn run_reads(&self) -> usize {
+        self.run_reads
     }
 
     /// LSB of line `line` in normalised current units (`None` for ideal converters).
@@ -257,7 +263,7 @@ impl AdcBank {
     }
 
     /// y_j += factor * ADC_j(current_j + sqrt(variance_j + output_var) z_j) for every
-    /// output j of up to [`ADC_RUN_READS`] consecutive reads (rows of one value per line):
+    /// output j of up to [`AdcBank::run_reads`] consecutive reads (rows of one value per line):
     /// Gaussian noise of the given variance (standard normal draws `z`), then the ADC, in
     /// one fused loop, compiled for 256-bit vectors when the CPU has AVX2 (the same
     /// operations on every element). `variance` `None` means output noise only.
@@ -337,7 +343,7 @@ impl AdcBank {
         }
     }
 
-    /// y_j += factor * ADC_j(current_j) for every output j of up to [`ADC_RUN_READS`]
+    /// y_j += factor * ADC_j(current_j) for every output j of up to [`AdcBank::run_reads`]
     /// consecutive reads.
     #[inline]
     pub fn convert_accumulate(&self, current: &[f32], factor: f32, y: &mut [f32]) {

@@ -28,7 +28,7 @@
 //!    the vectorised Box–Muller sampler of [`super::normal`]);
 //! 4. ADC per sensed line (quantise and saturate), then y = sum_s c_s * input_full_scale *
 //!    drift_scale * ADC(I_s), all digital (runs of consecutive reads converted as one
-//!    flat loop, see `periphery::ADC_RUN_READS`).
+//!    flat loop, see `periphery::AdcBank::run_reads`).
 //!
 //! With resistive wires (`wires` non-zero) step 2 uses the IR-drop solver of the G+ and
 //! G- arrays for every vector instead of the GEMM, and step 3 keeps the variance
@@ -53,7 +53,7 @@ use super::energy::EnergyBreakdown;
 use super::ir_drop::IrDropSolver;
 use super::kernels::{Bf16, SmallBatch};
 use super::normal::fill_standard_normal_rows;
-use super::periphery::{ADC_RUN_READS, AdcBank, Dac};
+use super::periphery::{AdcBank, Dac};
 use super::tile::{Direction, ReadCache, Tile, tags};
 use crate::device::Device;
 use crate::linalg::{check_batch_shapes, clear_upper_vector_state};
@@ -312,7 +312,7 @@ impl ReadPlan<'_> {
             &z[..rows * n]
         });
         let (adcs, factor) = (&self.adcs[plane], self.factors[plane]);
-        let run = ADC_RUN_READS * n;
+        let run = adcs.run_reads() * n;
         for (r, y_run) in y.chunks_mut(run).enumerate() {
             let start = first * n + r * run;
             let range = start..start + y_run.len();
