@@ -2,10 +2,11 @@
 //! digital combination of bit slices, for one vector or a batch, forward or transposed.
 //!
 //! Data flow for a batch X (row-major batch x n, f32), per chunk of [`CHUNK_VECTORS`]
-//! vectors (the chunk's GEMMs use the rayon threads, each output element accumulated in
-//! the same order whatever the split; each vector's noise comes from its own stream, so
-//! outputs are bit-identical whatever the thread count; after every faer product the
-//! upper vector registers are cleared, as in `crate::linalg`):
+//! vectors (a batch of several chunks runs its chunks side by side, one thread each; a
+//! single chunk's GEMMs use the rayon threads, each output element accumulated in the same
+//! order whatever the split; each vector's noise comes from its own stream, so outputs are
+//! bit-identical whatever the thread count; after every faer product the upper vector
+//! registers are cleared, as in `crate::linalg`):
 //! 1. DAC: u = quantise(x / input_full_scale) (fraction of v_read), in fixed blocks of
 //!    vectors run in parallel, which also sum u^2 per line for the read energy; with
 //!    per-vector input scales (`read_batch_scaled`, the abs-max scaling of
@@ -577,23 +578,39 @@ impl<D: Device> Tile<D> {
              {CHUNK_VECTORS}; only the last part may be shorter",
             read.vectors
         );
-        let chunk_in = CHUNK_VECTORS * plan.n_driven;
-        let chunk_out = CHUNK_VECTORS * plan.n_sensed;
+        let (chunk_in, chunk_out) = (CHUNK_VECTORS * n_x, CHUNK_VECTORS * n_y);
         let threads = rayon::current_num_threads();
-        let par = if threads > 1 && batch >= GEMM_MIN_BATCH {
-            Par::rayon(threads)
-        } else {
-            Par::Seq
+        let first_vector = read.vectors;
+        let chunk = |c: usize, xc: &[f32], yc: &mut [f32], par: Par| {
+            let first = c * CHUNK_VECTORS;
+            let sc = scales.get(first..first + xc.len() / n_x).unwrap_or(&[]);
+            SCRATCH.with_borrow_mut(|s| plan.read_chunk(first_vector + first, (xc, sc), yc, s, par))
         };
-        SCRATCH.with_borrow_mut(|s| {
+        // Each chunk's numbers do not depend on how it is computed (see the module notes),
+        // so several chunks run side by side, each on one thread, and a single chunk uses
+        // the threads inside its products and noise groups.
+        let sums: Vec<f64> = if threads > 1 && batch > CHUNK_VECTORS {
+            let chunks = x.par_chunks(chunk_in).zip(y.par_chunks_mut(chunk_out));
+            let sums = chunks
+                .enumerate()
+                .map(|(c, (xc, yc))| chunk(c, xc, yc, Par::Seq));
+            sums.collect()
+        } else {
+            let par = if threads > 1 && batch >= GEMM_MIN_BATCH {
+                Par::rayon(threads)
+            } else {
+                Par::Seq
+            };
             let chunks = x.chunks(chunk_in).zip(y.chunks_mut(chunk_out));
-            for (c, (xc, yc)) in chunks.enumerate() {
-                let first = c * CHUNK_VECTORS;
-                let sc = scales.get(first..first + xc.len() / n_x).unwrap_or(&[]);
-                let u2g = plan.read_chunk(read.vectors + first, (xc, sc), yc, s, par);
-                read.u2g_sum_s += u2g;
-            }
-        });
+            chunks
+                .enumerate()
+                .map(|(c, (xc, yc))| chunk(c, xc, yc, par))
+                .collect()
+        };
+        // The chunks' energy sums are added in order, as one chunk after the other would.
+        for u2g in sums {
+            read.u2g_sum_s += u2g;
+        }
         read.vectors += batch;
         Ok(())
     }
