@@ -132,8 +132,10 @@ fn a_scaled_read_equals_the_read_of_the_scaled_inputs() {
             .collect();
         let (mut a, mut b) = (matrix(), matrix());
         let (mut y_a, mut y_b) = (vec![0f32; BATCH * n_y], vec![0f32; BATCH * n_y]);
-        a.read_batch_scaled(direction, &x, &scales, BATCH, &mut y_a)
+        let mut read = a.begin_read(direction);
+        a.read_part(&mut read, (&x, &scales), BATCH, &mut y_a)
             .unwrap();
+        a.end_read(read);
         b.read_batch(direction, &pre, BATCH, &mut y_b).unwrap();
         assert_eq!(bits(&y_a), bits(&y_b), "{direction:?}");
         assert_eq!(a.total_energy(), b.total_energy(), "{direction:?}");

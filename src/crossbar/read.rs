@@ -9,7 +9,7 @@
 //! registers are cleared, as in `crate::linalg`):
 //! 1. DAC: u = quantise(x / input_full_scale) (fraction of v_read), in fixed blocks of
 //!    vectors run in parallel, which also sum u^2 per line for the read energy; with
-//!    per-vector input scales (`read_batch_scaled`, the abs-max scaling of
+//!    per-vector input scales (`Tile::read_part`, the abs-max scaling of
 //!    `synapses::AnalogSynapses`) each x is divided by its vector's scale on the way in;
 //! 2. per plane s: mean currents I = U G_s (one dense f32 GEMM with faer),
 //!    with G_s = (G+ - G-)(t) / g_unit cached per inference time;
@@ -501,24 +501,8 @@ impl<D: Device> Tile<D> {
         batch: usize,
         y: &mut [f32],
     ) -> Result<()> {
-        self.read_batch_scaled(direction, x, &[], batch, y)
-    }
-
-    /// [`Tile::read_batch`] of the vectors `x_b / scales[b]`: each input is divided by its
-    /// vector's scale on its way into the DAC (the same f32 division as scaling the batch
-    /// first, without a scaled copy of it; input scaling of `synapses::AnalogSynapses`).
-    /// `scales` holds one positive value per vector, or is empty for the inputs as they
-    /// are. The outputs are those of the scaled vectors.
-    pub fn read_batch_scaled(
-        &mut self,
-        direction: Direction,
-        x: &[f32],
-        scales: &[f32],
-        batch: usize,
-        y: &mut [f32],
-    ) -> Result<()> {
         let mut read = self.begin_read(direction);
-        self.read_part(&mut read, (x, scales), batch, y)?;
+        self.read_part(&mut read, (x, &[]), batch, y)?;
         self.end_read(read);
         Ok(())
     }
@@ -550,9 +534,12 @@ impl<D: Device> Tile<D> {
         read
     }
 
-    /// The next `batch` vectors of `read` (`x`, divided by their `scales` as in
-    /// [`Tile::read_batch_scaled`]) into `y`. Every part but the last must hold a multiple
-    /// of [`CHUNK_VECTORS`] vectors (the read's chunks, which fix its arithmetic).
+    /// The next `batch` vectors of `read` into `y`: the vectors `x_b / scales[b]`, each
+    /// input divided by its vector's scale on its way into the DAC (the same f32 division
+    /// as scaling the batch first, without a scaled copy of it: the input scaling of
+    /// `synapses::AnalogSynapses`); `scales` holds one positive value per vector, or is
+    /// empty for the inputs as they are. Every part but the last must hold a multiple of
+    /// [`CHUNK_VECTORS`] vectors (the read's chunks, which fix its arithmetic).
     pub fn read_part(
         &self,
         read: &mut TileRead,

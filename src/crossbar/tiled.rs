@@ -241,22 +241,8 @@ impl<D: Device + Clone> TiledMatrix<D> {
         batch: usize,
         y: &mut [f32],
     ) -> Result<()> {
-        self.read_batch_scaled(direction, x, &[], batch, y)
-    }
-
-    /// [`TiledMatrix::read_batch`] of the vectors `x_b / scales[b]` (per-vector input
-    /// scales, divided out as the DACs convert, see [`Tile::read_batch_scaled`]; empty:
-    /// the inputs as they are). The outputs are those of the scaled vectors.
-    pub fn read_batch_scaled(
-        &mut self,
-        direction: Direction,
-        x: &[f32],
-        scales: &[f32],
-        batch: usize,
-        y: &mut [f32],
-    ) -> Result<()> {
         let mut read = self.begin_read(direction);
-        self.read_part(&mut read, (x, scales), batch, y)?;
+        self.read_part(&mut read, (x, &[]), batch, y)?;
         self.end_read(read);
         Ok(())
     }
@@ -274,7 +260,8 @@ impl<D: Device + Clone> TiledMatrix<D> {
         }
     }
 
-    /// The next `batch` vectors of `read` (`x`, divided by their `scales`): each tile reads
+    /// The next `batch` vectors of `read` (`x`, divided by their `scales` as in
+    /// [`Tile::read_part`]): each tile reads
     /// its block of the inputs, partial sums are added digitally. Every part but the last
     /// must hold a multiple of [`super::read::CHUNK_VECTORS`] vectors.
     pub fn read_part(
