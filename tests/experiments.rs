@@ -10,7 +10,9 @@ use common::{read, stderr, stdout, xbar, xbar_run};
 use xbar::experiment::config::{self, Overrides};
 use xbar::experiment::kinds::Action;
 use xbar::experiment::registry;
+use xbar::experiment::tree;
 use xbar::studies::KINDS;
+use xbar::studies::on_chip_training::OnChipTraining;
 
 /// A small but real inference sweep: a 784-16-10 MLP trained for one epoch on 600
 /// digits, deployed on PCM tiles and read at two times, two repeats.
@@ -61,6 +63,47 @@ fn user_data_source(table: &toml::Table) -> Option<String> {
     (data.get("format")?.as_str()? == "cifar10")
         .then(|| data.get("source")?.as_str().map(String::from))
         .flatten()
+}
+
+/// The configuration of every sweep point of a committed `on_chip_training` file (its
+/// plan's base, every default filled in, with the point's values set), in grid order.
+fn training_point_configs(file: &str) -> Vec<toml::Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("experiments")
+        .join(file);
+    let table = config::read_table(&path).unwrap();
+    let plan =
+        config::plan_from_table::<OnChipTraining>(table, &Overrides::default(), None).unwrap();
+    plan.points()
+        .iter()
+        .map(|p| p.apply(&plan.base).unwrap())
+        .collect()
+}
+
+/// `neurosim_devices_seeds.toml` repeats the differential-pair series of
+/// `neurosim_devices.toml` with more seeds, and its header says every setting is the
+/// other file's: each of its points is, setting for setting, the differential-pair point
+/// of the same device there (less the series label), so the two files cannot drift apart.
+#[test]
+fn the_neurosim_seed_spread_runs_the_cross_checks_differential_pair_points() {
+    let pair_points: Vec<toml::Value> = training_point_configs("neurosim_devices.toml")
+        .into_iter()
+        .filter(|c| {
+            tree::get(c, "hardware.tile.mapping.encoding").and_then(|v| v.as_str())
+                == Some("analog")
+        })
+        .map(|mut c| {
+            c["labels"].as_table_mut().unwrap().remove("mapping");
+            c
+        })
+        .collect();
+    let seed_points = training_point_configs("neurosim_devices_seeds.toml");
+    assert_eq!(
+        seed_points.len(),
+        8,
+        "the digital reference and seven devices"
+    );
+    assert_eq!(seed_points, pair_points);
 }
 
 /// Every committed experiment file passes the checks of `xbar run` (configuration, data,
