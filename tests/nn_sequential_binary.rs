@@ -291,19 +291,25 @@ fn binarized_and_ternary_convnets_learn_mnist() {
 /// On 2T2R pairs programmed at a high compliance current (100 µA: LRS and HRS far apart)
 /// the sense amplifiers read every binary weight right, and the deployed network gives the
 /// digital quantised network's scores exactly (the products are the same f32 GEMMs of the
-/// same ±1 weights).
+/// same ±1 weights), also when the second convolution is grouped (4 groups, each on 2T2R
+/// tiles of its own).
 #[test]
 fn binary_layers_on_well_separated_2t2r_pairs_compute_the_digital_network() {
-    let digital = net([1, 28, 28], BINARY_CNN, 6).quantized();
+    let grouped = BINARY_CNN.replace("out = 32, kernel = 5,", "out = 32, kernel = 5, groups = 4,");
+    assert_ne!(grouped, BINARY_CNN);
     let x = mnist10k().unwrap().test.images[..8 * 784].to_vec();
     let device = rram(1e-4);
-    let mut deployed = deployment(&device, 9)
-        .program_sequential(&digital, InputScaling::AbsMax, &[])
-        .unwrap();
-    assert_eq!(
-        deployed.logits(&x, 8).unwrap(),
-        digital.clone().logits(&x, 8).unwrap()
-    );
+    for layers in [BINARY_CNN, &grouped] {
+        let digital = net([1, 28, 28], layers, 6).quantized();
+        let mut deployed = deployment(&device, 9)
+            .program_sequential(&digital, InputScaling::AbsMax, &[])
+            .unwrap();
+        assert_eq!(
+            deployed.logits(&x, 8).unwrap(),
+            digital.clone().logits(&x, 8).unwrap()
+        );
+    }
+    let digital = net([1, 28, 28], BINARY_CNN, 6).quantized();
     let test = mnist10k().unwrap().test.take(50);
     let outcome = deployment(&device, 9)
         .evaluate_sequential(&digital, InputScaling::AbsMax, &[], &test)

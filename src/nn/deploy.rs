@@ -15,6 +15,7 @@ use crate::data::Dataset;
 use crate::device::AnyDevice;
 use crate::synapses::{
     AnalogSynapses, DigitalSynapses, InputScaling, InputSource, SensedSynapses, SynapticLayer,
+    column_block, forward_whole, read_block_diagonal,
 };
 use anyhow::{Context, Result, bail, ensure};
 
@@ -36,21 +37,37 @@ pub struct Outcome {
 }
 
 /// A deployed weighted stage of a sequential network: real weights on analog pairs, or
-/// binary/ternary weights on 2T2R pairs read through the sense amplifiers.
+/// binary/ternary weights on 2T2R pairs read through the sense amplifiers; a grouped
+/// convolution's block-diagonal kernel matrix as one such layer per group, each on its own
+/// tiles.
 pub enum DeployedSynapses {
     /// Real weights (see [`AnalogSynapses`]).
     Analog(AnalogSynapses),
     /// Binary or ternary weights (see [`SensedSynapses`]).
     Sensed(SensedSynapses),
+    /// The diagonal blocks of a block-diagonal matrix, in order (each analog or sensed).
+    Blocks(Vec<DeployedSynapses>),
 }
 
 impl DeployedSynapses {
-    /// The tiles.
-    pub fn matrix(&self) -> &TiledMatrix<AnyDevice> {
+    /// The analog and sensed layers it is made of: itself, or its blocks.
+    pub fn parts(&self) -> Vec<&DeployedSynapses> {
         match self {
-            DeployedSynapses::Analog(s) => s.matrix(),
-            DeployedSynapses::Sensed(s) => s.matrix(),
+            DeployedSynapses::Blocks(blocks) => blocks.iter().flat_map(|b| b.parts()).collect(),
+            single => vec![single],
         }
+    }
+
+    /// The tiles of every part, in order.
+    pub fn matrices(&self) -> Vec<&TiledMatrix<AnyDevice>> {
+        self.parts()
+            .into_iter()
+            .filter_map(|part| match part {
+                DeployedSynapses::Analog(s) => Some(s.matrix()),
+                DeployedSynapses::Sensed(s) => Some(s.matrix()),
+                DeployedSynapses::Blocks(_) => None,
+            })
+            .collect()
     }
 
     /// Multiply-accumulate operations of the reads so far.
@@ -58,30 +75,64 @@ impl DeployedSynapses {
         match self {
             DeployedSynapses::Analog(s) => s.macs(),
             DeployedSynapses::Sensed(s) => s.macs(),
+            DeployedSynapses::Blocks(blocks) => blocks.iter().map(DeployedSynapses::macs).sum(),
         }
+    }
+
+    /// Inputs and outputs of one diagonal block.
+    fn block_shape(&self) -> (usize, usize) {
+        let blocks = self.blocks();
+        (self.inputs() / blocks, self.outputs() / blocks)
     }
 }
 
 impl SynapticLayer for DeployedSynapses {
     fn inputs(&self) -> usize {
-        self.matrix().n_in()
+        match self {
+            DeployedSynapses::Analog(s) => s.inputs(),
+            DeployedSynapses::Sensed(s) => s.inputs(),
+            DeployedSynapses::Blocks(blocks) => blocks.iter().map(|b| b.inputs()).sum(),
+        }
     }
 
     fn outputs(&self) -> usize {
-        self.matrix().n_out()
+        match self {
+            DeployedSynapses::Analog(s) => s.outputs(),
+            DeployedSynapses::Sensed(s) => s.outputs(),
+            DeployedSynapses::Blocks(blocks) => blocks.iter().map(|b| b.outputs()).sum(),
+        }
+    }
+
+    fn blocks(&self) -> usize {
+        match self {
+            DeployedSynapses::Blocks(blocks) => blocks.len(),
+            _ => 1,
+        }
     }
 
     fn forward(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
+        let (n, m) = self.block_shape();
         match self {
             DeployedSynapses::Analog(s) => s.forward(x, batch, y),
             DeployedSynapses::Sensed(s) => s.forward(x, batch, y),
+            DeployedSynapses::Blocks(blocks) => {
+                read_block_diagonal(x, batch, (blocks.len(), n, m), y, |g, x_g, y_g| {
+                    blocks[g].forward(x_g, batch, y_g)
+                })
+            }
         }
     }
 
     fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
+        let (n, m) = self.block_shape();
         match self {
             DeployedSynapses::Analog(s) => s.transposed(y, batch, x),
             DeployedSynapses::Sensed(s) => s.transposed(y, batch, x),
+            DeployedSynapses::Blocks(blocks) => {
+                read_block_diagonal(y, batch, (blocks.len(), m, n), x, |g, y_g, x_g| {
+                    blocks[g].transposed(y_g, batch, x_g)
+                })
+            }
         }
     }
 
@@ -95,6 +146,7 @@ impl SynapticLayer for DeployedSynapses {
         match self {
             DeployedSynapses::Analog(s) => s.forward_generated(batch, source, buffer, y),
             DeployedSynapses::Sensed(s) => s.forward_generated(batch, source, buffer, y),
+            DeployedSynapses::Blocks(_) => forward_whole(self, batch, source, buffer, y),
         }
     }
 }
@@ -203,17 +255,60 @@ impl Deployment<'_> {
             Vec::new()
         };
         net.map_synapses(|site, synapses, quantization| {
-            let shape = (synapses.inputs(), synapses.outputs());
-            if let Some(q) = quantization {
-                let programmed = quantized_weights(synapses.weight(), q)?;
-                let sensed = self.program_sensed(&site.path, shape, programmed, q)?;
-                return Ok(DeployedSynapses::Sensed(sensed));
-            }
-            let weights: Vec<f64> = synapses.weight().iter().map(|&w| f64::from(w)).collect();
             let inputs = Saved::at(&reads, &site.path).map_or(&[][..], Saved::reads);
-            let analog = self.program_analog(&site.path, shape, &weights, scaling, inputs)?;
-            Ok(DeployedSynapses::Analog(analog))
+            let blocks = synapses.blocks();
+            if blocks == 1 {
+                let shape = (synapses.inputs(), synapses.outputs());
+                return self.program_stage(
+                    &site.path,
+                    (synapses.weight(), shape),
+                    quantization,
+                    scaling,
+                    inputs,
+                );
+            }
+            // A grouped convolution: block `g` on its own tiles, stream path `[.., g]`,
+            // calibrated on its own columns of the patches.
+            let (n, m) = (synapses.inputs() / blocks, synapses.outputs() / blocks);
+            let n_cal = inputs.len() / synapses.inputs();
+            let parts = (0..blocks)
+                .map(|g| {
+                    let mut path = site.path.clone();
+                    path.push(g as u64);
+                    let calibration = column_block(inputs, n_cal, n, g);
+                    self.program_stage(
+                        &path,
+                        (synapses.block(g), (n, m)),
+                        quantization,
+                        scaling,
+                        &calibration,
+                    )
+                    .with_context(|| format!("group {g}"))
+                })
+                .collect::<Result<_>>()?;
+            Ok(DeployedSynapses::Blocks(parts))
         })
+    }
+
+    /// Program one full weight matrix of a sequential network (`weights`, the trained
+    /// values; `calibration`, the vectors it reads in the digital network) at stream path
+    /// `path`: binary or ternary (`quantization`) on 2T2R pairs, real on analog pairs.
+    fn program_stage(
+        &self,
+        path: &[u64],
+        (weights, shape): (&[f32], (usize, usize)),
+        quantization: Option<Quantization>,
+        scaling: InputScaling,
+        calibration: &[f32],
+    ) -> Result<DeployedSynapses> {
+        if let Some(q) = quantization {
+            let programmed = quantized_weights(weights, q)?;
+            let sensed = self.program_sensed(path, shape, programmed, q)?;
+            return Ok(DeployedSynapses::Sensed(sensed));
+        }
+        let targets: Vec<f64> = weights.iter().map(|&w| f64::from(w)).collect();
+        let analog = self.program_analog(path, shape, &targets, scaling, calibration)?;
+        Ok(DeployedSynapses::Analog(analog))
     }
 
     /// Deploy a sequential network on tiles (see [`Self::program_sequential`]) and measure
@@ -229,16 +324,21 @@ impl Deployment<'_> {
         let mut deployed = self.program_sequential(net, scaling, calibration)?;
         let mut error = WeightError::default();
         for ((_, d), (_, a)) in net.synapses().into_iter().zip(deployed.synapses()) {
-            if let DeployedSynapses::Analog(a) = a {
-                error.add(d.weight(), &a.matrix().effective_weights()?);
+            for (g, part) in a.parts().into_iter().enumerate() {
+                if let DeployedSynapses::Analog(a) = part {
+                    error.add(d.block(g), &a.matrix().effective_weights()?);
+                }
             }
         }
         let accuracy = evaluate(&mut deployed, test)?;
         let mut tally = ReadTally::default();
         for (_, layer) in deployed.synapses() {
-            match layer {
-                DeployedSynapses::Analog(s) => tally.analog(s),
-                DeployedSynapses::Sensed(s) => tally.sensed(s),
+            for part in layer.parts() {
+                match part {
+                    DeployedSynapses::Analog(s) => tally.analog(s),
+                    DeployedSynapses::Sensed(s) => tally.sensed(s),
+                    DeployedSynapses::Blocks(_) => {}
+                }
             }
         }
         Ok(tally.outcome(accuracy, error.rms()))

@@ -517,6 +517,7 @@ impl TrainingConfig {
                 kernel: conv.kernel,
                 stride: 1,
                 padding: conv.padding,
+                groups: 1,
                 bias: true,
                 quantization: None,
             });

@@ -9,6 +9,11 @@
 //! (floating-point EP); a crossbar tile implements it with its forward and transposed analog
 //! MVMs on the same devices and turns [`OuterProductUpdate`]s into programming pulses, so the
 //! network dynamics never change when the hardware does.
+//!
+//! A grouped convolution's kernel matrix is block-diagonal: [`DigitalSynapses::block_diagonal`]
+//! stores only its blocks, and [`read_block_diagonal`] reads any layer made of blocks, each
+//! block reading its own slice of every input vector and writing its own slice of every
+//! output vector.
 
 use std::ops::Range;
 
@@ -72,6 +77,11 @@ pub trait SynapticLayer {
     /// Transposed read `x = y · W` of a batch: `y` is `batch x outputs`, `x` receives
     /// `batch x inputs` (on a crossbar: drive the columns, read the rows).
     fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()>;
+    /// Number of diagonal blocks the matrix is made of (a grouped convolution's kernel
+    /// matrix: its groups; 1 for a full matrix, the default).
+    fn blocks(&self) -> usize {
+        1
+    }
     /// Forward read of `batch` input vectors that `source` generates on demand (a
     /// convolution's im2col patches), with `buffer` as reusable scratch: the same result
     /// as [`SynapticLayer::forward`] of the whole batch. This default builds the whole
@@ -84,11 +94,23 @@ pub trait SynapticLayer {
         buffer: &mut Vec<f32>,
         y: &mut [f32],
     ) -> Result<()> {
-        let len = batch * self.inputs();
-        buffer.resize(len, 0.0);
-        source(0..batch, &mut buffer[..len]);
-        self.forward(&buffer[..len], batch, y)
+        forward_whole(self, batch, source, buffer, y)
     }
+}
+
+/// [`SynapticLayer::forward_generated`] by generating the whole batch into `buffer`, then
+/// one [`SynapticLayer::forward`] (the trait's default).
+pub fn forward_whole<L: SynapticLayer + ?Sized>(
+    layer: &mut L,
+    batch: usize,
+    source: &mut InputSource<'_>,
+    buffer: &mut Vec<f32>,
+    y: &mut [f32],
+) -> Result<()> {
+    let len = batch * layer.inputs();
+    buffer.resize(len, 0.0);
+    source(0..batch, &mut buffer[..len]);
+    layer.forward(&buffer[..len], batch, y)
 }
 
 /// Generates input vectors on demand: `source(rows, out)` writes the vectors `rows` of a
@@ -107,6 +129,9 @@ impl<T: SynapticLayer + ?Sized> SynapticLayer for Box<T> {
     }
     fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
         (**self).transposed(y, batch, x)
+    }
+    fn blocks(&self) -> usize {
+        (**self).blocks()
     }
     fn forward_generated(
         &mut self,
@@ -149,30 +174,59 @@ pub fn check_update_shape(
     Ok(())
 }
 
-/// A digital `f32` weight matrix: the floating-point reference [`SynapticLayer`].
+/// A digital `f32` weight matrix: the floating-point reference [`SynapticLayer`]. It may be
+/// block-diagonal (a grouped convolution's kernel matrix): `blocks` diagonal blocks of
+/// `outputs/blocks x inputs/blocks`, stacked row-major as PyTorch stores a grouped
+/// `Conv2d` weight (`C_out x C_in/groups x k x k`); the zeros off the blocks are not stored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DigitalSynapses {
     weight: Vec<f32>,
     inputs: usize,
     outputs: usize,
+    blocks: usize,
 }
 
 impl DigitalSynapses {
     /// Wrap a row-major `outputs x inputs` weight matrix.
     pub fn new(inputs: usize, outputs: usize, weight: Vec<f32>) -> Result<Self> {
+        Self::block_diagonal(1, inputs, outputs, weight)
+    }
+
+    /// A block-diagonal `outputs x inputs` matrix of `blocks` diagonal blocks (`outputs` and
+    /// `inputs` multiples of `blocks`) from its blocks' weights: `outputs` rows of
+    /// `inputs/blocks` values, block `g` holding rows `g·outputs/blocks ..`. One block is a
+    /// full matrix.
+    pub fn block_diagonal(
+        blocks: usize,
+        inputs: usize,
+        outputs: usize,
+        weight: Vec<f32>,
+    ) -> Result<Self> {
         ensure!(
             inputs > 0 && outputs > 0,
             "a synaptic layer needs at least one input and one output (got {inputs} x {outputs})"
         );
         ensure!(
-            weight.len() == inputs * outputs,
-            "weight matrix holds {} values, expected {outputs} outputs x {inputs} inputs",
-            weight.len()
+            blocks > 0 && inputs.is_multiple_of(blocks) && outputs.is_multiple_of(blocks),
+            "a {outputs} x {inputs} matrix cannot be split into {blocks} diagonal blocks (both \
+             sizes must be multiples of the block count)"
+        );
+        ensure!(
+            weight.len() == inputs / blocks * outputs,
+            "weight matrix holds {} values, expected {outputs} outputs x {} inputs{}",
+            weight.len(),
+            inputs / blocks,
+            if blocks > 1 {
+                format!(" ({blocks} diagonal blocks)")
+            } else {
+                String::new()
+            }
         );
         Ok(DigitalSynapses {
             weight,
             inputs,
             outputs,
+            blocks,
         })
     }
 
@@ -203,14 +257,21 @@ impl DigitalSynapses {
         DigitalSynapses::new(inputs, outputs, weight)
     }
 
-    /// The weights, row-major `outputs x inputs`.
+    /// The stored weights, row-major `outputs x inputs` (a block-diagonal matrix: its
+    /// blocks, `outputs x inputs/blocks`).
     pub fn weight(&self) -> &[f32] {
         &self.weight
     }
 
-    /// The weights, mutable (digital training).
+    /// The stored weights, mutable (digital training).
     pub fn weight_mut(&mut self) -> &mut [f32] {
         &mut self.weight
+    }
+
+    /// The weights of diagonal block `g`, row-major `outputs/blocks x inputs/blocks`.
+    pub fn block(&self, g: usize) -> &[f32] {
+        let len = self.weight.len() / self.blocks;
+        &self.weight[g * len..][..len]
     }
 }
 
@@ -223,21 +284,78 @@ impl SynapticLayer for DigitalSynapses {
         self.outputs
     }
 
+    fn blocks(&self) -> usize {
+        self.blocks
+    }
+
     fn forward(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
         linalg::check_batch_shapes("forward read", x, y, batch, self.inputs, self.outputs)?;
-        linalg::a_bt(x, &self.weight, batch, self.inputs, self.outputs, y);
-        Ok(())
+        let (n, m) = (self.inputs / self.blocks, self.outputs / self.blocks);
+        if self.blocks == 1 {
+            linalg::a_bt(x, &self.weight, batch, n, m, y);
+            return Ok(());
+        }
+        read_block_diagonal(x, batch, (self.blocks, n, m), y, |g, xg, yg| {
+            linalg::a_bt(xg, self.block(g), batch, n, m, yg);
+            Ok(())
+        })
     }
 
     fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
         linalg::check_batch_shapes("transposed read", y, x, batch, self.outputs, self.inputs)?;
-        linalg::a_b(y, &self.weight, batch, self.outputs, self.inputs, x);
-        Ok(())
+        let (n, m) = (self.inputs / self.blocks, self.outputs / self.blocks);
+        if self.blocks == 1 {
+            linalg::a_b(y, &self.weight, batch, m, n, x);
+            return Ok(());
+        }
+        read_block_diagonal(y, batch, (self.blocks, m, n), x, |g, yg, xg| {
+            linalg::a_b(yg, self.block(g), batch, m, n, xg);
+            Ok(())
+        })
     }
+}
+
+/// Columns `g·width .. (g+1)·width` of a row-major matrix of `rows` rows, as a contiguous
+/// `rows x width` matrix.
+pub fn column_block(matrix: &[f32], rows: usize, width: usize, g: usize) -> Vec<f32> {
+    let stride = matrix.len() / rows.max(1);
+    (0..rows)
+        .flat_map(|r| &matrix[r * stride + g * width..][..width])
+        .copied()
+        .collect()
+}
+
+/// Read a layer of `blocks` diagonal blocks on a batch: block `g` reads columns
+/// `g·n_in ..` of every row of `x` (`batch x blocks·n_in`) and its result goes to columns
+/// `g·n_out ..` of every row of `y` (`batch x blocks·n_out`). `read(g, x_g, y_g)` reads
+/// block `g` (`x_g`: `batch x n_in`, `y_g`: `batch x n_out`); blocks are read in order.
+pub fn read_block_diagonal(
+    x: &[f32],
+    batch: usize,
+    (blocks, n_in, n_out): (usize, usize, usize),
+    y: &mut [f32],
+    mut read: impl FnMut(usize, &[f32], &mut [f32]) -> Result<()>,
+) -> Result<()> {
+    let mut y_g = vec![0f32; batch * n_out];
+    for g in 0..blocks {
+        read(g, &column_block(x, batch, n_in, g), &mut y_g)?;
+        for (row, part) in y
+            .chunks_exact_mut(blocks * n_out)
+            .zip(y_g.chunks_exact(n_out))
+        {
+            row[g * n_out..][..n_out].copy_from_slice(part);
+        }
+    }
+    Ok(())
 }
 
 impl PlasticSynapses for DigitalSynapses {
     fn apply_update(&mut self, update: &OuterProductUpdate) -> Result<()> {
+        ensure!(
+            self.blocks == 1,
+            "an outer-product update covers a full matrix, not one of {} diagonal blocks",
+            self.blocks
+        );
         check_update_shape(update, self.outputs, self.inputs, "matrix")?;
         self.apply_dense(&update.dense())
     }
@@ -245,15 +363,65 @@ impl PlasticSynapses for DigitalSynapses {
     fn apply_dense(&mut self, delta_w: &[f32]) -> Result<()> {
         ensure!(
             delta_w.len() == self.weight.len(),
-            "dense update holds {} values, the layer has {} x {} weights",
+            "dense update holds {} values, the layer stores {} x {} weights",
             delta_w.len(),
             self.outputs,
-            self.inputs
+            self.inputs / self.blocks
         );
         self.weight
             .iter_mut()
             .zip(delta_w)
             .for_each(|(w, d)| *w += d);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A block-diagonal matrix reads as the full matrix with zeros off its blocks, forwards
+    /// and transposed; a full matrix is one block; shapes that do not split are refused.
+    #[test]
+    fn block_diagonal_reads_equal_the_full_matrix_with_zeros_off_the_blocks() {
+        let (blocks, n, m, batch) = (3, 4, 2, 5);
+        let mut r = crate::rng::stream(1, &[0]);
+        let mut draw =
+            |len: usize| -> Vec<f32> { (0..len).map(|_| r.random_range(-1.0..1.0)).collect() };
+        let stored = draw(blocks * m * n);
+        let mut full = vec![0f32; blocks * m * blocks * n];
+        for g in 0..blocks {
+            for (i, j) in (0..m).flat_map(|i| (0..n).map(move |j| (i, j))) {
+                full[(g * m + i) * blocks * n + g * n + j] = stored[(g * m + i) * n + j];
+            }
+        }
+        let mut grouped =
+            DigitalSynapses::block_diagonal(blocks, blocks * n, blocks * m, stored).unwrap();
+        let mut dense = DigitalSynapses::new(blocks * n, blocks * m, full).unwrap();
+        assert_eq!((grouped.blocks(), dense.blocks()), (3, 1));
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-6);
+
+        let x = draw(batch * blocks * n);
+        let (mut y_grouped, mut y_dense) = (
+            vec![0f32; batch * blocks * m],
+            vec![0f32; batch * blocks * m],
+        );
+        grouped.forward(&x, batch, &mut y_grouped).unwrap();
+        dense.forward(&x, batch, &mut y_dense).unwrap();
+        assert!(close(&y_grouped, &y_dense), "{y_grouped:?} vs {y_dense:?}");
+
+        let y = draw(batch * blocks * m);
+        let (mut x_grouped, mut x_dense) = (
+            vec![0f32; batch * blocks * n],
+            vec![0f32; batch * blocks * n],
+        );
+        grouped.transposed(&y, batch, &mut x_grouped).unwrap();
+        dense.transposed(&y, batch, &mut x_dense).unwrap();
+        assert!(close(&x_grouped, &x_dense), "{x_grouped:?} vs {x_dense:?}");
+
+        let e = DigitalSynapses::block_diagonal(3, 12, 7, vec![0.0; 28]).unwrap_err();
+        assert!(e.to_string().contains("3 diagonal blocks"), "{e}");
+        let e = DigitalSynapses::block_diagonal(3, 12, 6, vec![0.0; 72]).unwrap_err();
+        assert!(e.to_string().contains("holds 72 values"), "{e}");
     }
 }

@@ -5,7 +5,8 @@
 //!   `Wᵀ·y` (all a network needs for inference; `crate::nn::Network` runs on any of them);
 //!   [`PlasticSynapses`] adds the updates (outer-product [`OuterProductUpdate`] and dense)
 //!   that learning rules write through.
-//! - [`DigitalSynapses`] (`layer`): an `f32` matrix, the floating-point reference.
+//! - [`DigitalSynapses`] (`layer`): an `f32` matrix (full or block-diagonal), the
+//!   floating-point reference.
 //! - [`CrossbarSynapses`] (`tile`): the conductances of one crossbar tile of any device, read
 //!   with its forward and transposed analog MVMs on the same devices and updated by
 //!   programming pulses.
@@ -33,7 +34,10 @@ pub mod sensed;
 pub mod tile;
 
 pub use analog::{AnalogSynapses, InputScaling};
-pub use layer::{DigitalSynapses, InputSource, OuterProductUpdate, PlasticSynapses, SynapticLayer};
+pub use layer::{
+    DigitalSynapses, InputSource, OuterProductUpdate, PlasticSynapses, SynapticLayer, column_block,
+    forward_whole, read_block_diagonal,
+};
 pub use pairs::{BinarySynapses, WriteTally};
 pub use sampled::{DevicePairs, PairWeight, SampledSynapses};
 pub use sensed::SensedSynapses;

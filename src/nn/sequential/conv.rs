@@ -6,14 +6,20 @@
 //! read of any [`crate::synapses::SynapticLayer`] — digital weights or crossbar tiles —
 //! computes the whole convolution; [`ConvGeometry::pixels_to_channels`] turns its
 //! `pixels x C_out` result back into NCHW.
+//!
+//! A grouped convolution (`groups = G`, PyTorch's `groups`; depthwise when `G = C_in`)
+//! convolves each of `G` channel groups with its own kernels: its kernel matrix is
+//! block-diagonal, block `g` mapping the patch columns of input channels
+//! `g·C_in/G ..` (contiguous, as a patch is channel-major) to output channels
+//! `g·C_out/G ..`, so the same patches and pixel layout serve every group.
 
 use std::ops::Range;
 
 use anyhow::{Result, ensure};
 use rayon::prelude::*;
 
-/// The shape of one 2-D convolution (groups = 1, square kernel, equal stride and padding in
-/// both directions, zero padding).
+/// The shape of one 2-D convolution (square kernel, equal stride and padding in both
+/// directions, zero padding).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvGeometry {
     /// Input channels C_in.
@@ -30,6 +36,9 @@ pub struct ConvGeometry {
     pub stride: usize,
     /// Zero padding on every side.
     pub padding: usize,
+    /// Channel groups G (1: every output channel sees every input channel; `C_in`: a
+    /// depthwise convolution).
+    pub groups: usize,
 }
 
 impl ConvGeometry {
@@ -63,7 +72,23 @@ impl ConvGeometry {
             kernel,
             stride,
             padding,
+            groups: 1,
         })
+    }
+
+    /// The same convolution in `groups` channel groups; both channel counts must be
+    /// multiples of `groups`.
+    pub fn grouped(self, groups: usize) -> Result<Self> {
+        ensure!(
+            groups > 0
+                && self.in_channels.is_multiple_of(groups)
+                && self.out_channels.is_multiple_of(groups),
+            "conv2d groups = {groups} must divide both the input channels ({}) and the output \
+             channels ({})",
+            self.in_channels,
+            self.out_channels
+        );
+        Ok(ConvGeometry { groups, ..self })
     }
 
     /// Output height, pixels: `(H + 2p − k) / s + 1`.
@@ -84,6 +109,17 @@ impl ConvGeometry {
     /// Length of one patch, `C_in·k·k` (the columns of the kernel matrix).
     pub fn patch_len(&self) -> usize {
         self.in_channels * self.kernel * self.kernel
+    }
+
+    /// Columns of one diagonal block of the kernel matrix, `C_in/G·k·k` (PyTorch's weight
+    /// is `C_out x C_in/G x k x k`).
+    pub fn block_inputs(&self) -> usize {
+        self.patch_len() / self.groups
+    }
+
+    /// Output channels of one group, `C_out/G`.
+    pub fn block_outputs(&self) -> usize {
+        self.out_channels / self.groups
     }
 
     /// Values of one input image, `C_in·H·W`.

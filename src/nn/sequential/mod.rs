@@ -267,12 +267,13 @@ fn build_stage(layer: &ResolvedLayer, site: &Site, seed: u64) -> Result<Stage<Di
                 kernel,
                 stride,
                 padding,
+                groups,
                 bias,
                 quantization,
             },
             Some(shape),
         ) => conv_stage(
-            ConvGeometry::new(shape, out, kernel, stride, padding)?,
+            ConvGeometry::new(shape, out, kernel, stride, padding)?.grouped(groups)?,
             (bias, quantization),
             site,
             seed,
@@ -285,9 +286,10 @@ fn build_stage(layer: &ResolvedLayer, site: &Site, seed: u64) -> Result<Stage<Di
             },
             None,
         ) => {
-            let (synapses, bias) = draw_weights(layer.input.len(), out, bias, site, seed)?;
+            let n_in = layer.input.len();
+            let (weight, bias) = draw_weights(n_in, out, bias, site, seed);
             Stage::Linear {
-                synapses,
+                synapses: DigitalSynapses::new(n_in, out, weight)?,
                 bias,
                 quantization,
             }
@@ -312,19 +314,25 @@ fn build_stage(layer: &ResolvedLayer, site: &Site, seed: u64) -> Result<Stage<Di
 }
 
 /// A convolution stage with weights (and bias, if `bias`) drawn from the site's stream,
-/// real or `quantization`.
+/// real or `quantization`; a grouped convolution's kernel matrix is block-diagonal.
 fn conv_stage(
     geometry: ConvGeometry,
     (bias, quantization): (bool, Option<Quantization>),
     site: &Site,
     seed: u64,
 ) -> Result<Stage<DigitalSynapses>> {
-    let (synapses, bias) = draw_weights(
-        geometry.patch_len(),
+    let (weight, bias) = draw_weights(
+        geometry.block_inputs(),
         geometry.out_channels,
         bias,
         site,
         seed,
+    );
+    let synapses = DigitalSynapses::block_diagonal(
+        geometry.groups,
+        geometry.patch_len(),
+        geometry.out_channels,
+        weight,
     )?;
     Ok(Stage::Conv {
         geometry,
@@ -334,20 +342,20 @@ fn conv_stage(
     })
 }
 
-/// PyTorch's default initialisation of an `outputs x inputs` layer: weights (then biases)
-/// uniform in `±1/√inputs`.
+/// PyTorch's default initialisation of a layer of `outputs` outputs with `fan_in` inputs
+/// each: `outputs x fan_in` weights (then biases) uniform in `±1/√fan_in`.
 fn draw_weights(
-    inputs: usize,
+    fan_in: usize,
     outputs: usize,
     bias: bool,
     site: &Site,
     seed: u64,
-) -> Result<(DigitalSynapses, Option<Vec<f32>>)> {
-    let bound = 1.0 / (inputs as f32).sqrt();
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    let bound = 1.0 / (fan_in as f32).sqrt();
     let mut path = vec![rng::SEQUENTIAL_INIT_STREAM];
     path.extend(&site.path);
     let mut r = rng::stream(seed, &path);
-    let weight = (0..inputs * outputs)
+    let weight = (0..fan_in * outputs)
         .map(|_| r.random_range(-bound..bound))
         .collect();
     let bias = bias.then(|| {
@@ -355,7 +363,7 @@ fn draw_weights(
             .map(|_| r.random_range(-bound..bound))
             .collect()
     });
-    Ok((DigitalSynapses::new(inputs, outputs, weight)?, bias))
+    (weight, bias)
 }
 
 /// A basic block on inputs of `shape` (see [`Residual`]), its convolutions without bias.
@@ -558,6 +566,13 @@ fn check_stage<S: SynapticLayer>(stage: &Stage<S>, len: usize) -> Result<usize> 
                 geometry.out_channels,
                 bias.as_deref(),
             )?;
+            ensure!(
+                synapses.blocks() == geometry.groups,
+                "a convolution of {} groups needs a kernel matrix of as many diagonal blocks, \
+                 got {}",
+                geometry.groups,
+                synapses.blocks()
+            );
             (
                 geometry.input_len(),
                 geometry.out_channels * geometry.pixels(),

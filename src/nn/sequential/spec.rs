@@ -18,7 +18,8 @@ use toml::Value;
 /// One layer of a sequential network.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LayerSpec {
-    /// `nn.Conv2d(C_in, out, kernel, stride, padding)` (C_in from the previous layer).
+    /// `nn.Conv2d(C_in, out, kernel, stride, padding, groups=groups)` (C_in from the
+    /// previous layer).
     Conv2d {
         /// Output channels.
         out: usize,
@@ -28,6 +29,10 @@ pub enum LayerSpec {
         stride: usize,
         /// Zero padding (default 0).
         padding: usize,
+        /// Channel groups (default 1; `groups = C_in = out`: a depthwise convolution).
+        /// Each group's kernel matrix `out/groups x C_in/groups·k·k` is its own block of
+        /// synapses (its own tiles when deployed).
+        groups: usize,
         /// Whether the layer adds a learned bias per output channel (default true;
         /// PyTorch's `bias=False` for false).
         bias: bool,
@@ -181,13 +186,22 @@ fn parse_table_layer(name: &str, settings: &Value) -> Result<LayerSpec> {
         "conv2d" => {
             let s = Settings::new(
                 settings,
-                &["out", "kernel", "stride", "padding", "bias", "quantization"],
+                &[
+                    "out",
+                    "kernel",
+                    "stride",
+                    "padding",
+                    "groups",
+                    "bias",
+                    "quantization",
+                ],
             )?;
             Ok(LayerSpec::Conv2d {
                 out: s.required("out")?,
                 kernel: s.required("kernel")?,
                 stride: s.optional("stride", 1)?,
                 padding: s.optional("padding", 0)?,
+                groups: s.optional("groups", 1)?,
                 bias: s.flag("bias", true)?,
                 quantization: s.quantization()?,
             })
@@ -397,17 +411,30 @@ impl ResolvedLayer {
     /// convolution's im2col patches), for memory estimates.
     pub fn footprint(&self) -> (f64, f64) {
         let out = self.output.len() as f64;
-        let conv = |c_in: usize, c_out: usize, kernel: usize, bias: bool, pixels: f64| {
+        let conv = |c_in: usize,
+                    c_out: usize,
+                    (kernel, groups): (usize, usize),
+                    bias: bool,
+                    pixels: f64| {
             let patch = (c_in * kernel * kernel) as f64;
-            let weights = (patch + f64::from(u8::from(bias))) * c_out as f64;
+            let block = patch / groups as f64;
+            let weights = (block + f64::from(u8::from(bias))) * c_out as f64;
             (weights, patch * pixels + c_out as f64 * pixels)
         };
         match (&self.spec, self.input) {
-            (&LayerSpec::Conv2d { kernel, bias, .. }, Shape::Image([c_in, ..])) => {
+            (
+                &LayerSpec::Conv2d {
+                    kernel,
+                    groups,
+                    bias,
+                    ..
+                },
+                Shape::Image([c_in, ..]),
+            ) => {
                 let Shape::Image([c_out, h, w]) = self.output else {
                     return (0.0, out);
                 };
-                conv(c_in, c_out, kernel, bias, (h * w) as f64)
+                conv(c_in, c_out, (kernel, groups), bias, (h * w) as f64)
             }
             (
                 &LayerSpec::Linear {
@@ -423,9 +450,9 @@ impl ResolvedLayer {
             (&LayerSpec::Residual { out: c_out, .. }, Shape::Image([c_in, ..])) => {
                 let pixels = out / c_out as f64;
                 let parts = [
-                    conv(c_in, c_out, RESIDUAL_KERNEL, false, pixels),
-                    conv(c_out, c_out, RESIDUAL_KERNEL, false, pixels),
-                    conv(c_in, c_out, 1, false, pixels),
+                    conv(c_in, c_out, (RESIDUAL_KERNEL, 1), false, pixels),
+                    conv(c_out, c_out, (RESIDUAL_KERNEL, 1), false, pixels),
+                    conv(c_in, c_out, (1, 1), false, pixels),
                 ];
                 let norms = (3 * 4 * c_out) as f64;
                 let (w, v) = parts
@@ -470,9 +497,11 @@ fn output_shape(spec: &LayerSpec, input: Shape) -> Result<Shape> {
             kernel,
             stride,
             padding,
+            groups,
             ..
         } => {
-            let g = ConvGeometry::new(image(input)?, out, kernel, stride, padding)?;
+            let g =
+                ConvGeometry::new(image(input)?, out, kernel, stride, padding)?.grouped(groups)?;
             Shape::Image([out, g.out_h(), g.out_w()])
         }
         LayerSpec::Residual { out, stride } => {
@@ -539,6 +568,7 @@ fn conv(out: usize, kernel: usize, padding: usize, bias: bool) -> LayerSpec {
         kernel,
         stride: 1,
         padding,
+        groups: 1,
         bias,
         quantization: None,
     }

@@ -2,7 +2,7 @@
 //! from and written to a `.safetensors` file or a directory of `.npy` files.
 //!
 //! Keys are PyTorch's for the `nn.Sequential` that the layer list mirrors: the weighted
-//! layer at list index `i` has `i.weight` (`nn.Conv2d`: `C_out x C_in x k x k`, OIHW;
+//! layer at list index `i` has `i.weight` (`nn.Conv2d`: `C_out x C_in/groups x k x k`, OIHW;
 //! `nn.Linear`: `out x in`) and, unless built with `bias = false`, `i.bias` (`C_out` or
 //! `out`); a batch norm has `i.weight` (γ), `i.bias` (β), `i.running_mean`,
 //! `i.running_var` and `i.num_batches_tracked` (int64); a residual block's modules are
@@ -135,7 +135,7 @@ fn stage_tensors(stage: &Stage<DigitalSynapses>) -> Vec<(&'static str, Vec<usize
             ..
         } => {
             let g = geometry;
-            let shape = vec![g.out_channels, g.in_channels, g.kernel, g.kernel];
+            let shape = vec![g.out_channels, g.in_channels / g.groups, g.kernel, g.kernel];
             weight_and_bias(shape, synapses, bias.as_deref())
         }
         Stage::Linear { synapses, bias, .. } => {

@@ -14,6 +14,7 @@
 //! steps and clips to `[−1, 1]`; the sign/ternary activations pass their error where
 //! `|input| ≤ 1` (hardtanh straight-through estimator).
 
+use super::conv::ConvGeometry;
 use super::state_dict::{RUNNING_STATISTICS, tensors_mut};
 use super::{Pass, Saved, Sequential, Site, Stage, quantize_weights, visit_stages_mut};
 use crate::data::Dataset;
@@ -25,7 +26,7 @@ use crate::nn::network::Classifier;
 use crate::nn::noise::WeightNoise;
 use crate::nn::optim::ParamState;
 use crate::rng;
-use crate::synapses::{DigitalSynapses, SynapticLayer};
+use crate::synapses::{DigitalSynapses, SynapticLayer, column_block};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 
@@ -98,16 +99,13 @@ fn backward_stage<S: SynapticLayer>(
         ) => {
             let rows = geometry.channels_to_pixels(dy, batch);
             let reads = batch * geometry.pixels();
-            let (c_out, patch) = (geometry.out_channels, geometry.patch_len());
-            grads.insert(
-                key("weight"),
-                weight_gradient(&rows, cols, reads, c_out, patch),
-            );
+            let c_out = geometry.out_channels;
+            grads.insert(key("weight"), kernel_gradient(geometry, &rows, cols, reads));
             if bias.is_some() {
                 grads.insert(key("bias"), bias_gradient(&rows, c_out));
             }
             if need_dx {
-                let mut dcols = vec![0f32; reads * patch];
+                let mut dcols = vec![0f32; reads * geometry.patch_len()];
                 synapses.transposed(&rows, reads, &mut dcols)?;
                 geometry.col2im(&dcols, batch)
             } else {
@@ -193,6 +191,27 @@ fn weight_gradient(
     let mut weight = vec![0f32; outputs * n_in];
     linalg::at_b(dy, inputs, outputs, rows, n_in, &mut weight);
     weight
+}
+
+/// `∂L/∂W` of a convolution's kernel matrix from the output errors `rows`
+/// (`reads x C_out`) and the patches `cols` (`reads x C_in·k·k`); a grouped convolution's
+/// only for its diagonal blocks, stacked as its weights are.
+fn kernel_gradient(geometry: &ConvGeometry, rows: &[f32], cols: &[f32], reads: usize) -> Vec<f32> {
+    let (groups, m, n) = (
+        geometry.groups,
+        geometry.block_outputs(),
+        geometry.block_inputs(),
+    );
+    if groups == 1 {
+        return weight_gradient(rows, cols, reads, m, n);
+    }
+    (0..groups)
+        .flat_map(|g| {
+            let dy = column_block(rows, reads, m, g);
+            let x = column_block(cols, reads, n, g);
+            weight_gradient(&dy, &x, reads, m, n)
+        })
+        .collect()
 }
 
 /// `∂L/∂b = Σ_rows dy` from rows of `outputs` output errors.
