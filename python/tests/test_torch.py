@@ -1,6 +1,7 @@
 """xbar.torch (runs where PyTorch is installed): analog layers equal their digital twins on
 exact tiles, forward and backward; convert swaps layers and keeps the original; training
-re-programs the tiles; device physics (PCM drift) shows through."""
+re-programs the tiles; grouped convolutions have a tile per group; device physics (PCM
+drift) shows through."""
 
 import numpy as np
 import pytest
@@ -46,7 +47,7 @@ def test_convert_swaps_convolutions_and_linears_and_keeps_the_original():
     analog = convert(model, device="ideal", seed=10, **EXACT_TILE)
     layers = analog_layers(analog)
     assert [type(m) for m in layers] == [AnalogConv2d, AnalogConv2d, AnalogLinear]
-    assert [m.analog.seed for m in layers] == [10, 11, 12]
+    assert [m.analogs[0].seed for m in layers] == [10, 11, 12]
     assert analog_layers(model) == []
     x = torch.randn(3, 1, 14, 14, requires_grad=True)
     x2 = x.detach().clone().requires_grad_(True)
@@ -57,6 +58,32 @@ def test_convert_swaps_convolutions_and_linears_and_keeps_the_original():
     torch.testing.assert_close(x2.grad, x.grad, atol=1e-4, rtol=0)
     for a, d in zip(layers, [model[0], model[3], model[6]]):
         torch.testing.assert_close(a.weight.grad, d.weight.grad, atol=1e-4, rtol=1e-4)
+
+
+def test_grouped_and_depthwise_convolutions_have_one_tile_per_group():
+    torch.manual_seed(4)
+    model = nn.Sequential(
+        nn.Conv2d(4, 8, 3, padding=1, groups=2), nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1, groups=8), nn.ReLU(),
+        nn.Conv2d(16, 6, 1), nn.Flatten(), nn.Linear(6 * 4 * 4, 3),
+    )
+    analog = convert(model, device="ideal", seed=20, **EXACT_TILE)
+    layers = analog_layers(analog)
+    # Seeds run on over the groups: 2 tiles, then 8, then one each.
+    assert [[m.seed for m in layer.analogs] for layer in layers] == [
+        [20, 21], list(range(22, 30)), [30], [31]]
+    assert [t.weights().shape for t in layers[1].tiles] == [(2, 9)] * 8
+    x = torch.randn(3, 4, 8, 8, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    y, y2 = model(x), analog(x2)
+    torch.testing.assert_close(y2, y, atol=1e-4, rtol=0)
+    y.sum().backward()
+    y2.sum().backward()
+    torch.testing.assert_close(x2.grad, x.grad, atol=1e-4, rtol=0)
+    for a, d in zip(layers, [model[0], model[2], model[4], model[6]]):
+        torch.testing.assert_close(a.weight.grad, d.weight.grad, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="one tile per group"):
+        layers[0].tile
 
 
 def test_digital_backward_uses_the_master_weights():
@@ -101,8 +128,8 @@ def test_pcm_drift_shows_through_and_compensation_restores_it():
 
 
 def test_unsupported_layers_and_settings_are_value_errors():
-    with pytest.raises(ValueError, match="groups = 1"):
-        convert(nn.Conv2d(4, 4, 3, groups=2))
+    with pytest.raises(ValueError, match="only zero padding"):
+        convert(nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect"))
     with pytest.raises(ValueError, match="backward = 'analog'"):
         AnalogLinear(3, 2, backward="analog")
     with pytest.raises(ValueError, match="unknown device"):

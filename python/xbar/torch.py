@@ -126,12 +126,12 @@ class AnalogLinear(nn.Linear):
     ):
         super().__init__(in_features, out_features, bias=bias)
         self.backward_mode = _check_backward(backward)
-        self.analog = _AnalogMatrix(device, seed, read_time, tile_config)
+        self.analogs = [_AnalogMatrix(device, seed, read_time, tile_config)]
 
     @property
     def tile(self) -> Tile:
         """The layer's tile, programmed from the present weights."""
-        return self.analog.sync(self.weight)
+        return self.analogs[0].sync(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
@@ -142,13 +142,15 @@ class AnalogLinear(nn.Linear):
         return y.reshape(*lead, self.out_features)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, device={self.analog.device!r}, backward={self.backward_mode}"
+        return f"{super().extra_repr()}, device={self.analogs[0].device!r}, backward={self.backward_mode}"
 
 
 class AnalogConv2d(nn.Conv2d):
-    """``nn.Conv2d`` (groups = 1, zero padding) whose kernel matrix (out x in·kh·kw) is on
-    crossbar tiles: every output pixel is one read of its im2col input patch. Keywords as
-    :class:`AnalogLinear`."""
+    """``nn.Conv2d`` (zero padding) whose kernel matrix (out x in·kh·kw) is on crossbar
+    tiles: every output pixel is one read of its im2col input patch. A grouped (or
+    depthwise) convolution has one tile per group, holding that group's block
+    (out/groups x in/groups·kh·kw) and read with that group's channels of the patch; group
+    ``g`` draws its devices with tile seed ``seed + g``. Keywords as :class:`AnalogLinear`."""
 
     def __init__(
         self,
@@ -158,6 +160,7 @@ class AnalogConv2d(nn.Conv2d):
         stride=1,
         padding=0,
         dilation=1,
+        groups: int = 1,
         bias: bool = True,
         device: Device = "pcm_gst",
         seed: int = 0,
@@ -167,35 +170,52 @@ class AnalogConv2d(nn.Conv2d):
     ):
         super().__init__(
             in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-            dilation=dilation, bias=bias,
+            dilation=dilation, groups=groups, bias=bias,
         )
         if isinstance(self.padding, str):
             raise ValueError("padding must be numbers for AnalogConv2d (not 'same'/'valid')")
         self.backward_mode = _check_backward(backward)
-        self.analog = _AnalogMatrix(device, seed, read_time, tile_config)
+        self.analogs = [
+            _AnalogMatrix(device, seed + g, read_time, tile_config) for g in range(self.groups)
+        ]
+
+    def _block(self, g: int) -> torch.Tensor:
+        """Group ``g``'s kernel matrix (out/groups x in/groups·kh·kw), a view of the weight."""
+        per_group = self.out_channels // self.groups
+        return self.weight[g * per_group:(g + 1) * per_group].reshape(per_group, -1)
+
+    @property
+    def tiles(self) -> list[Tile]:
+        """The layer's tiles, one per group, programmed from the present kernel matrix."""
+        return [a.sync(self._block(g)) for g, a in enumerate(self.analogs)]
 
     @property
     def tile(self) -> Tile:
-        """The layer's tile, programmed from the present kernel matrix."""
-        return self.analog.sync(self.weight)
+        """The layer's tile (groups = 1), programmed from the present kernel matrix."""
+        if self.groups != 1:
+            raise ValueError(f"a convolution of {self.groups} groups has one tile per group: use .tiles")
+        return self.tiles[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
         kh, kw = self.kernel_size
         out_h = (h + 2 * self.padding[0] - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1
         out_w = (w + 2 * self.padding[1] - self.dilation[1] * (kw - 1) - 1) // self.stride[1] + 1
-        patches = F.unfold(x, (kh, kw), self.dilation, self.padding, self.stride)
-        cols = patches.transpose(1, 2).reshape(-1, patches.shape[1])
-        weight2d = self.weight.reshape(self.out_channels, -1)
-        y = _TileProduct.apply(cols, weight2d, self.tile, self.backward_mode)
-        y = y.reshape(n, out_h * out_w, self.out_channels).transpose(1, 2)
+        per_group = self.out_channels // self.groups
+        outputs = []
+        for g, (x_g, tile) in enumerate(zip(x.chunk(self.groups, dim=1), self.tiles)):
+            patches = F.unfold(x_g, (kh, kw), self.dilation, self.padding, self.stride)
+            cols = patches.transpose(1, 2).reshape(-1, patches.shape[1])
+            y_g = _TileProduct.apply(cols, self._block(g), tile, self.backward_mode)
+            outputs.append(y_g.reshape(n, out_h * out_w, per_group))
+        y = torch.cat(outputs, dim=2).transpose(1, 2)
         y = y.reshape(n, self.out_channels, out_h, out_w)
         if self.bias is not None:
             y = y + self.bias.view(1, -1, 1, 1)
         return y
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, device={self.analog.device!r}, backward={self.backward_mode}"
+        return f"{super().extra_repr()}, device={self.analogs[0].device!r}, backward={self.backward_mode}"
 
 
 def _analog_copy(layer: nn.Module, seed: int, device: Device, read_time, backward, tile_config):
@@ -204,13 +224,11 @@ def _analog_copy(layer: nn.Module, seed: int, device: Device, read_time, backwar
     if isinstance(layer, nn.Linear):
         twin = AnalogLinear(layer.in_features, layer.out_features, layer.bias is not None, **common)
     else:
-        if layer.groups != 1 or layer.padding_mode != "zeros" or isinstance(layer.padding, str):
-            raise ValueError(
-                f"{layer}: only groups = 1, zero padding given as numbers can go on tiles"
-            )
+        if layer.padding_mode != "zeros" or isinstance(layer.padding, str):
+            raise ValueError(f"{layer}: only zero padding given as numbers can go on tiles")
         twin = AnalogConv2d(
             layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
-            layer.padding, layer.dilation, layer.bias is not None, **common,
+            layer.padding, layer.dilation, layer.groups, layer.bias is not None, **common,
         )
     twin.load_state_dict(layer.state_dict())
     return twin.to(layer.weight.device, layer.weight.dtype)
@@ -224,10 +242,11 @@ def convert(
     backward: str = "transposed",
     **tile_config: Any,
 ) -> nn.Module:
-    """A copy of ``model`` with every ``nn.Linear`` and ``nn.Conv2d`` (groups = 1) replaced by
-    its analog twin on ``device`` tiles, weights copied. Layer k (in ``model.modules()``
-    order) gets tile seed ``seed + k``, so layers draw independent devices and the result is
-    reproducible. The original model is not changed."""
+    """A copy of ``model`` with every ``nn.Linear`` and ``nn.Conv2d`` replaced by its analog
+    twin on ``device`` tiles, weights copied. Tiles take consecutive seeds from ``seed`` in
+    ``model.modules()`` order (a grouped convolution one per group), so layers draw
+    independent devices and the result is reproducible. The original model is not
+    changed."""
     _check_backward(backward)
     converted = copy.deepcopy(model)
     counter = [0]
@@ -238,7 +257,7 @@ def convert(
                 continue
             if isinstance(child, (nn.Linear, nn.Conv2d)):
                 twin = _analog_copy(child, seed + counter[0], device, read_time, backward, tile_config)
-                counter[0] += 1
+                counter[0] += getattr(child, "groups", 1)
                 setattr(parent, name, twin)
             else:
                 swap(child)
@@ -261,4 +280,5 @@ def set_read_time(model: nn.Module, read_time: Optional[float]) -> None:
     if read_time is not None and not (math.isfinite(read_time) and read_time >= 0):
         raise ValueError(f"read_time = {read_time}: give a finite time >= 0 s")
     for layer in analog_layers(model):
-        layer.analog.read_time = read_time
+        for matrix in layer.analogs:
+            matrix.read_time = read_time
