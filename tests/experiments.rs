@@ -106,6 +106,37 @@ fn the_neurosim_seed_spread_runs_the_cross_checks_differential_pair_points() {
     assert_eq!(seed_points, pair_points);
 }
 
+/// An inference experiment's `[labels]` names series without entering an unlabelled
+/// configuration: the completed base of a file without labels has no `labels` key (so the
+/// fingerprints of results made before labels existed still match), and a labelled sweep
+/// sets its label at each point.
+#[test]
+fn inference_labels_name_series_and_stay_out_of_unlabelled_configurations() {
+    use xbar::studies::inference::Inference;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let plan = |file: &str| {
+        let table = config::read_table(&dir.join(file)).unwrap();
+        config::plan_from_table::<Inference>(table, &Overrides::default(), None).unwrap()
+    };
+    let unlabelled = plan("cnn_variability.toml");
+    assert!(tree::get(&unlabelled.base, "labels").is_none());
+    let labelled = plan("depthwise_variability.toml");
+    let names: Vec<String> = labelled
+        .points()
+        .iter()
+        .map(|p| {
+            let c = p.apply(&labelled.base).unwrap();
+            tree::get(&c, "labels.network")
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(names[0], "standard");
+    assert_eq!(names.last().unwrap(), "depthwise-separable");
+}
+
 /// Every committed experiment file passes the checks of `xbar run` (configuration, data,
 /// memory) and draws a plot; one that runs on a downloaded CIFAR-10 directory is refused
 /// naming that directory, and passes once `data.source` points at a CIFAR-10 directory

@@ -203,6 +203,11 @@ pub struct InferenceConfig {
     pub train: TrainConfig,
     /// Hardware.
     pub hardware: HardwareConfig,
+    /// Free-form labels of the point (not used by the simulation), e.g. a sweep's series
+    /// names for the plots; left out of the configuration when empty, so experiments
+    /// without labels keep their fingerprints.
+    #[serde(skip_serializing_if = "toml::Table::is_empty")]
+    pub labels: toml::Table,
 }
 
 impl HardwareConfig {
