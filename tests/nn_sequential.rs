@@ -181,31 +181,37 @@ fn batched_patch_reads_equal_per_pixel_reads() {
     }
 }
 
+/// The scores of two successive reads of the `batch` inputs `x` by `digital` deployed on
+/// PCM tiles with read noise at every read, on a pool of `threads` threads.
+fn two_noisy_reads(
+    digital: &Sequential<DigitalSynapses>,
+    x: &[f32],
+    batch: usize,
+    threads: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let pcm = device("pcm_gst", "");
+    common::on_threads(threads, || {
+        let deployment = Deployment {
+            device: &pcm,
+            tile: TileConfig::default(),
+            t_inference_s: 3600.0,
+            seed: 7,
+        };
+        let mut net = deployment
+            .program_sequential(digital, InputScaling::AbsMax, &[])
+            .unwrap();
+        (net.logits(x, batch).unwrap(), net.logits(x, batch).unwrap())
+    })
+}
+
 /// With read noise at every read, the deployed LeNet-5 gives bit-identical scores with 1 and
 /// 2 threads (every random stream is named by seed, tile and read).
 #[test]
 fn noisy_tile_inference_is_identical_with_one_and_two_threads() {
-    let digital = lenet5(6);
-    let pcm = device("pcm_gst", "");
-    let x = images(8);
-    let run = |threads: usize| {
-        common::on_threads(threads, || {
-            let deployment = Deployment {
-                device: &pcm,
-                tile: TileConfig::default(),
-                t_inference_s: 3600.0,
-                seed: 7,
-            };
-            let mut net = deployment
-                .program_sequential(&digital, InputScaling::AbsMax, &[])
-                .unwrap();
-            let first = net.logits(&x, 8).unwrap();
-            let second = net.logits(&x, 8).unwrap();
-            assert_ne!(first, second, "no fresh read noise on the second read");
-            (first, second)
-        })
-    };
-    assert_eq!(run(1), run(2));
+    let (digital, x) = (lenet5(6), images(8));
+    let one = two_noisy_reads(&digital, &x, 8, 1);
+    assert_ne!(one.0, one.1, "no fresh read noise on the second read");
+    assert_eq!(one, two_noisy_reads(&digital, &x, 8, 2));
 }
 
 /// A small network from its layer list on `input`-shaped images.
@@ -696,23 +702,10 @@ fn grouped_convolutions_deploy_one_block_per_group() {
 #[test]
 fn noisy_grouped_inference_is_identical_with_one_and_two_threads() {
     let digital = small_net([4, 8, 8], GROUPED, 46);
-    let pcm = device("pcm_gst", "");
     let x = uniform(4 * 4 * 64, 47);
-    let run = |threads: usize| {
-        common::on_threads(threads, || {
-            let deployment = Deployment {
-                device: &pcm,
-                tile: TileConfig::default(),
-                t_inference_s: 3600.0,
-                seed: 7,
-            };
-            let mut net = deployment
-                .program_sequential(&digital, InputScaling::AbsMax, &[])
-                .unwrap();
-            net.logits(&x, 4).unwrap()
-        })
-    };
-    assert_eq!(run(1), run(2));
+    let one = two_noisy_reads(&digital, &x, 4, 1);
+    assert_ne!(one.0, one.1, "no fresh read noise on the second read");
+    assert_eq!(one, two_noisy_reads(&digital, &x, 4, 2));
 }
 
 /// A group count that does not divide both channel counts is refused naming the layer

@@ -42,6 +42,20 @@ def test_analog_linear_on_exact_tiles_equals_nn_linear_forward_and_backward():
     torch.testing.assert_close(analog.bias.grad, digital.bias.grad)
 
 
+def assert_twin_agrees(model, analog, x, weighted):
+    """``analog`` (converted from ``model`` onto exact tiles) gives ``model``'s outputs on
+    ``x``, its input gradient and the weight gradients of its ``weighted`` layers."""
+    x = x.detach().requires_grad_(True)
+    x2 = x.detach().clone().requires_grad_(True)
+    y, y2 = model(x), analog(x2)
+    torch.testing.assert_close(y2, y, atol=1e-4, rtol=0)
+    y.sum().backward()
+    y2.sum().backward()
+    torch.testing.assert_close(x2.grad, x.grad, atol=1e-4, rtol=0)
+    for a, d in zip(analog_layers(analog), weighted):
+        torch.testing.assert_close(a.weight.grad, d.weight.grad, atol=1e-4, rtol=1e-4)
+
+
 def test_convert_swaps_convolutions_and_linears_and_keeps_the_original():
     model = small_cnn()
     analog = convert(model, device="ideal", seed=10, **EXACT_TILE)
@@ -49,15 +63,7 @@ def test_convert_swaps_convolutions_and_linears_and_keeps_the_original():
     assert [type(m) for m in layers] == [AnalogConv2d, AnalogConv2d, AnalogLinear]
     assert [m.analogs[0].seed for m in layers] == [10, 11, 12]
     assert analog_layers(model) == []
-    x = torch.randn(3, 1, 14, 14, requires_grad=True)
-    x2 = x.detach().clone().requires_grad_(True)
-    y, y2 = model(x), analog(x2)
-    torch.testing.assert_close(y2, y, atol=1e-4, rtol=0)
-    y.sum().backward()
-    y2.sum().backward()
-    torch.testing.assert_close(x2.grad, x.grad, atol=1e-4, rtol=0)
-    for a, d in zip(layers, [model[0], model[3], model[6]]):
-        torch.testing.assert_close(a.weight.grad, d.weight.grad, atol=1e-4, rtol=1e-4)
+    assert_twin_agrees(model, analog, torch.randn(3, 1, 14, 14), [model[0], model[3], model[6]])
 
 
 def test_grouped_and_depthwise_convolutions_have_one_tile_per_group():
@@ -73,15 +79,7 @@ def test_grouped_and_depthwise_convolutions_have_one_tile_per_group():
     assert [[m.seed for m in layer.analogs] for layer in layers] == [
         [20, 21], list(range(22, 30)), [30], [31]]
     assert [t.weights().shape for t in layers[1].tiles] == [(2, 9)] * 8
-    x = torch.randn(3, 4, 8, 8, requires_grad=True)
-    x2 = x.detach().clone().requires_grad_(True)
-    y, y2 = model(x), analog(x2)
-    torch.testing.assert_close(y2, y, atol=1e-4, rtol=0)
-    y.sum().backward()
-    y2.sum().backward()
-    torch.testing.assert_close(x2.grad, x.grad, atol=1e-4, rtol=0)
-    for a, d in zip(layers, [model[0], model[2], model[4], model[6]]):
-        torch.testing.assert_close(a.weight.grad, d.weight.grad, atol=1e-4, rtol=1e-4)
+    assert_twin_agrees(model, analog, torch.randn(3, 4, 8, 8), [model[0], model[2], model[4], model[6]])
     with pytest.raises(ValueError, match="one tile per group"):
         layers[0].tile
 
