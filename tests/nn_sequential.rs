@@ -10,7 +10,7 @@ use xbar::device::{AnyDevice, preset};
 use xbar::nn::sequential::spec::{named, parse_layers};
 use xbar::nn::sequential::train::train;
 use xbar::nn::sequential::{Sequential, Stage};
-use xbar::nn::{Classifier, Deployment, Optimizer, TrainConfig, evaluate};
+use xbar::nn::{Classifier, DeployedSynapses, Deployment, Optimizer, TrainConfig, evaluate};
 use xbar::synapses::{DigitalSynapses, InputScaling, SynapticLayer};
 
 fn lenet5(seed: u64) -> Sequential<DigitalSynapses> {
@@ -67,19 +67,30 @@ fn named_architectures_have_pytorchs_parameter_counts() {
     }
 }
 
+/// `digital` programmed on tiles configured as `tile` of `device`, read `t_inference_s`
+/// after programming, fabricated and read with the streams of `seed`.
+fn deploy(
+    digital: &Sequential<DigitalSynapses>,
+    (device, tile): (&AnyDevice, TileConfig),
+    t_inference_s: f64,
+    seed: u64,
+) -> Sequential<DeployedSynapses> {
+    let deployment = Deployment {
+        device,
+        tile,
+        t_inference_s,
+        seed,
+    };
+    deployment
+        .program_sequential(digital, InputScaling::AbsMax, &[])
+        .unwrap()
+}
+
 /// Deploy `digital` on ideal devices and an ideal tile (no quantisation, no noise) and
 /// check that it computes the digital network's scores of the `batch` inputs `x`, up to
 /// f32 rounding of the conductance mapping (1e-4 of the largest score).
 fn assert_ideal_tiles_compute(digital: &mut Sequential<DigitalSynapses>, x: &[f32], batch: usize) {
-    let deployment = Deployment {
-        device: &device("ideal", ""),
-        tile: TileConfig::ideal(),
-        t_inference_s: 1.0,
-        seed: 3,
-    };
-    let mut analog = deployment
-        .program_sequential(digital, InputScaling::AbsMax, &[])
-        .unwrap();
+    let mut analog = deploy(digital, (&device("ideal", ""), TileConfig::ideal()), 1.0, 3);
     let (want, got) = (
         digital.logits(x, batch).unwrap(),
         analog.logits(x, batch).unwrap(),
@@ -142,16 +153,7 @@ fn batched_patch_reads_equal_per_pixel_reads() {
     let digital = lenet5(4);
     let mut tile = TileConfig::default();
     tile.periphery.read_noise = false;
-    let pcm = device("pcm_gst", "");
-    let deployment = Deployment {
-        device: &pcm,
-        tile,
-        t_inference_s: 60.0,
-        seed: 5,
-    };
-    let mut net = deployment
-        .program_sequential(&digital, InputScaling::AbsMax, &[])
-        .unwrap();
+    let mut net = deploy(&digital, (&device("pcm_gst", ""), tile), 60.0, 5);
     let Stage::Conv {
         geometry, synapses, ..
     } = &mut net.stages_mut()[0]
@@ -191,15 +193,7 @@ fn two_noisy_reads(
 ) -> (Vec<f32>, Vec<f32>) {
     let pcm = device("pcm_gst", "");
     common::on_threads(threads, || {
-        let deployment = Deployment {
-            device: &pcm,
-            tile: TileConfig::default(),
-            t_inference_s: 3600.0,
-            seed: 7,
-        };
-        let mut net = deployment
-            .program_sequential(digital, InputScaling::AbsMax, &[])
-            .unwrap();
+        let mut net = deploy(digital, (&pcm, TileConfig::default()), 3600.0, 7);
         (net.logits(x, batch).unwrap(), net.logits(x, batch).unwrap())
     })
 }
@@ -670,15 +664,12 @@ fn grouped_convolutions_deploy_one_block_per_group() {
     let x = uniform(batch * 4 * 64, 45);
     assert_ideal_tiles_compute(&mut digital, &x, batch);
 
-    let deployment = Deployment {
-        device: &device("ideal", ""),
-        tile: TileConfig::ideal(),
-        t_inference_s: 1.0,
-        seed: 3,
-    };
-    let mut analog = deployment
-        .program_sequential(&digital, InputScaling::AbsMax, &[])
-        .unwrap();
+    let mut analog = deploy(
+        &digital,
+        (&device("ideal", ""), TileConfig::ideal()),
+        1.0,
+        3,
+    );
     analog.logits(&x, batch).unwrap();
     let layers = analog.synapses();
     let blocks: Vec<usize> = layers.iter().map(|(_, s)| s.parts().len()).collect();
