@@ -58,18 +58,6 @@ impl DeployedSynapses {
         }
     }
 
-    /// The tiles of every part, in order.
-    pub fn matrices(&self) -> Vec<&TiledMatrix<AnyDevice>> {
-        self.parts()
-            .into_iter()
-            .filter_map(|part| match part {
-                DeployedSynapses::Analog(s) => Some(s.matrix()),
-                DeployedSynapses::Sensed(s) => Some(s.matrix()),
-                DeployedSynapses::Blocks(_) => None,
-            })
-            .collect()
-    }
-
     /// Multiply-accumulate operations of the reads so far.
     pub fn macs(&self) -> f64 {
         match self {
