@@ -700,7 +700,7 @@ fn noisy_grouped_inference_is_identical_with_one_and_two_threads() {
 }
 
 /// A group count that does not divide both channel counts is refused naming the layer
-/// index, the groups and the channel counts.
+/// index, the groups and the channel counts; zero groups is refused too.
 #[test]
 fn groups_that_do_not_divide_the_channels_are_refused() {
     use xbar::nn::sequential::spec::resolve;
@@ -721,4 +721,14 @@ fn groups_that_do_not_divide_the_channels_are_refused() {
             "{e}"
         );
     }
+    let table: toml::Table =
+        toml::from_str(r#"layers = [ { conv2d = { out = 6, kernel = 3, groups = 0 } } ]"#).unwrap();
+    let e = format!("{:#}", parse_layers(&table["layers"]).unwrap_err());
+    assert!(
+        e.contains("layers[0]") && e.contains("groups must be an integer >= 1"),
+        "{e}"
+    );
+    let geometry = xbar::nn::sequential::conv::ConvGeometry::new([4, 5, 5], 6, 3, 1, 0).unwrap();
+    let e = geometry.grouped(0).unwrap_err().to_string();
+    assert!(e.contains("at least 1 group"), "{e}");
 }

@@ -80,9 +80,11 @@ impl ConvGeometry {
     /// multiples of `groups`.
     pub fn grouped(self, groups: usize) -> Result<Self> {
         ensure!(
-            groups > 0
-                && self.in_channels.is_multiple_of(groups)
-                && self.out_channels.is_multiple_of(groups),
+            groups > 0,
+            "conv2d groups = 0: give at least 1 group (1: an ordinary convolution)"
+        );
+        ensure!(
+            self.in_channels.is_multiple_of(groups) && self.out_channels.is_multiple_of(groups),
             "conv2d groups = {groups} must divide both the input channels ({}) and the output \
              channels ({})",
             self.in_channels,
