@@ -15,6 +15,7 @@
 //! block reading its own slice of every input vector and writing its own slice of every
 //! output vector.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use anyhow::{Result, ensure};
@@ -291,10 +292,6 @@ impl SynapticLayer for DigitalSynapses {
     fn forward(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
         linalg::check_batch_shapes("forward read", x, y, batch, self.inputs, self.outputs)?;
         let (n, m) = (self.inputs / self.blocks, self.outputs / self.blocks);
-        if self.blocks == 1 {
-            linalg::a_bt(x, &self.weight, batch, n, m, y);
-            return Ok(());
-        }
         read_block_diagonal(x, batch, (self.blocks, n, m), y, |g, xg, yg| {
             linalg::a_bt(xg, self.block(g), batch, n, m, yg);
             Ok(())
@@ -304,10 +301,6 @@ impl SynapticLayer for DigitalSynapses {
     fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
         linalg::check_batch_shapes("transposed read", y, x, batch, self.outputs, self.inputs)?;
         let (n, m) = (self.inputs / self.blocks, self.outputs / self.blocks);
-        if self.blocks == 1 {
-            linalg::a_b(y, &self.weight, batch, m, n, x);
-            return Ok(());
-        }
         read_block_diagonal(y, batch, (self.blocks, m, n), x, |g, yg, xg| {
             linalg::a_b(yg, self.block(g), batch, m, n, xg);
             Ok(())
@@ -316,19 +309,28 @@ impl SynapticLayer for DigitalSynapses {
 }
 
 /// Columns `g·width .. (g+1)·width` of a row-major matrix of `rows` rows, as a contiguous
-/// `rows x width` matrix.
-pub fn column_block(matrix: &[f32], rows: usize, width: usize, g: usize) -> Vec<f32> {
+/// `rows x width` matrix: the matrix itself when it is `width` wide, else a copy.
+pub fn column_block(matrix: &[f32], rows: usize, width: usize, g: usize) -> Cow<'_, [f32]> {
+    if matrix.len() == rows * width {
+        return Cow::Borrowed(matrix);
+    }
+    let mut block = Vec::new();
+    copy_column_block(matrix, rows, width, g, &mut block);
+    Cow::Owned(block)
+}
+
+/// [`column_block`] copied into `out` (its previous contents dropped).
+fn copy_column_block(matrix: &[f32], rows: usize, width: usize, g: usize, out: &mut Vec<f32>) {
     let stride = matrix.len() / rows.max(1);
-    (0..rows)
-        .flat_map(|r| &matrix[r * stride + g * width..][..width])
-        .copied()
-        .collect()
+    out.clear();
+    out.extend((0..rows).flat_map(|r| &matrix[r * stride + g * width..][..width]));
 }
 
 /// Read a layer of `blocks` diagonal blocks on a batch: block `g` reads columns
 /// `g·n_in ..` of every row of `x` (`batch x blocks·n_in`) and its result goes to columns
 /// `g·n_out ..` of every row of `y` (`batch x blocks·n_out`). `read(g, x_g, y_g)` reads
-/// block `g` (`x_g`: `batch x n_in`, `y_g`: `batch x n_out`); blocks are read in order.
+/// block `g` (`x_g`: `batch x n_in`, `y_g`: `batch x n_out`); blocks are read in order. A
+/// single block reads `x` into `y` directly; several share one pair of block buffers.
 pub fn read_block_diagonal(
     x: &[f32],
     batch: usize,
@@ -336,9 +338,13 @@ pub fn read_block_diagonal(
     y: &mut [f32],
     mut read: impl FnMut(usize, &[f32], &mut [f32]) -> Result<()>,
 ) -> Result<()> {
-    let mut y_g = vec![0f32; batch * n_out];
+    if blocks == 1 {
+        return read(0, x, y);
+    }
+    let (mut x_g, mut y_g) = (Vec::new(), vec![0f32; batch * n_out]);
     for g in 0..blocks {
-        read(g, &column_block(x, batch, n_in, g), &mut y_g)?;
+        copy_column_block(x, batch, n_in, g, &mut x_g);
+        read(g, &x_g, &mut y_g)?;
         for (row, part) in y
             .chunks_exact_mut(blocks * n_out)
             .zip(y_g.chunks_exact(n_out))

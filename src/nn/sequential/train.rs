@@ -197,21 +197,16 @@ fn weight_gradient(
 /// (`reads x C_out`) and the patches `cols` (`reads x C_in·k·k`); a grouped convolution's
 /// only for its diagonal blocks, stacked as its weights are.
 fn kernel_gradient(geometry: &ConvGeometry, rows: &[f32], cols: &[f32], reads: usize) -> Vec<f32> {
-    let (groups, m, n) = (
-        geometry.groups,
-        geometry.block_outputs(),
-        geometry.block_inputs(),
-    );
-    if groups == 1 {
-        return weight_gradient(rows, cols, reads, m, n);
+    let (m, n) = (geometry.block_outputs(), geometry.block_inputs());
+    let mut grad = vec![0f32; geometry.groups * m * n];
+    for (g, block) in grad.chunks_exact_mut(m * n).enumerate() {
+        let (dy, x) = (
+            column_block(rows, reads, m, g),
+            column_block(cols, reads, n, g),
+        );
+        linalg::at_b(&dy, &x, m, reads, n, block);
     }
-    (0..groups)
-        .flat_map(|g| {
-            let dy = column_block(rows, reads, m, g);
-            let x = column_block(cols, reads, n, g);
-            weight_gradient(&dy, &x, reads, m, n)
-        })
-        .collect()
+    grad
 }
 
 /// `∂L/∂b = Σ_rows dy` from rows of `outputs` output errors.
