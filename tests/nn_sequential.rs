@@ -411,15 +411,34 @@ fn state_dicts_that_do_not_fit_are_refused_naming_the_key() {
     );
 }
 
+/// Load the PyTorch fixture `tests/data/NAME` (its `model.safetensors`) into `net` and check
+/// that `net` gives the fixture's scores (`logits.npy`, `[2, classes]`) on the fixture's
+/// inputs (`input.npy`) up to f32 rounding; the fixture's directory.
+fn assert_gives_pytorchs_scores(
+    net: &mut Sequential<DigitalSynapses>,
+    name: &str,
+    classes: usize,
+) -> std::path::PathBuf {
+    use xbar::nn::sequential::state_dict::load;
+    use xbar::npy::read_npy;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/{name}"));
+    load(net, &dir.join("model.safetensors")).unwrap();
+    let x = read_npy(&dir.join("input.npy")).unwrap();
+    let want = read_npy(&dir.join("logits.npy")).unwrap();
+    assert_eq!(want.shape, vec![2, classes]);
+    let got = net.logits(&x.data, 2).unwrap();
+    for (a, b) in got.iter().zip(&want.data) {
+        assert!((a - b).abs() < 1e-5, "xbar {a} vs PyTorch {b}");
+    }
+    dir
+}
+
 /// A `state_dict` saved by PyTorch 2.10 (`tests/data/pytorch_convnet/make.py`: conv with
 /// padding, max pooling, strided conv, average pooling, flatten, two linear layers) loads
 /// into the same layer list and gives PyTorch's scores up to f32 rounding: layouts (OIHW,
 /// NCHW flattening) and key names agree with PyTorch's.
 #[test]
 fn pytorch_state_dicts_give_pytorchs_scores() {
-    use xbar::nn::sequential::state_dict::load;
-    use xbar::npy::read_npy;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pytorch_convnet");
     let layers = parse_layers(
         &toml::from_str::<toml::Table>(
             r#"layers = [ { conv2d = { out = 4, kernel = 3, padding = 1 } }, "relu",
@@ -430,17 +449,9 @@ fn pytorch_state_dicts_give_pytorchs_scores() {
     )
     .unwrap();
     let mut net = Sequential::random([3, 8, 8], &layers, 0).unwrap();
-    load(&mut net, &dir.join("model.safetensors")).unwrap();
-    let x = read_npy(&dir.join("input.npy")).unwrap();
-    let want = read_npy(&dir.join("logits.npy")).unwrap();
-    assert_eq!(
-        (x.shape.clone(), want.shape.clone()),
-        (vec![2, 3, 8, 8], vec![2, 3])
-    );
-    let got = net.logits(&x.data, 2).unwrap();
-    for (a, b) in got.iter().zip(&want.data) {
-        assert!((a - b).abs() < 1e-5, "xbar {a} vs PyTorch {b}");
-    }
+    let dir = assert_gives_pytorchs_scores(&mut net, "pytorch_convnet", 3);
+    let x = xbar::npy::read_npy(&dir.join("input.npy")).unwrap();
+    assert_eq!(x.shape, vec![2, 3, 8, 8]);
 }
 
 /// A residual `state_dict` saved by PyTorch 2.10 (`tests/data/pytorch_resnet/make.py`:
@@ -451,18 +462,10 @@ fn pytorch_state_dicts_give_pytorchs_scores() {
 /// batch tracked).
 #[test]
 fn pytorch_residual_networks_give_pytorchs_scores_and_running_statistics() {
-    use xbar::nn::sequential::state_dict::{load, read_state_dict};
+    use xbar::nn::sequential::state_dict::read_state_dict;
     use xbar::npy::read_npy;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pytorch_resnet");
     let mut net = small_resnet(0);
-    load(&mut net, &dir.join("model.safetensors")).unwrap();
-    let x = read_npy(&dir.join("input.npy")).unwrap();
-    let want = read_npy(&dir.join("logits.npy")).unwrap();
-    assert_eq!(want.shape, vec![2, 5]);
-    let got = net.logits(&x.data, 2).unwrap();
-    for (a, b) in got.iter().zip(&want.data) {
-        assert!((a - b).abs() < 1e-5, "xbar {a} vs PyTorch {b}");
-    }
+    let dir = assert_gives_pytorchs_scores(&mut net, "pytorch_resnet", 5);
 
     let x_train = read_npy(&dir.join("train_input.npy")).unwrap();
     net.gradients(&x_train.data, &[0, 1, 2]).unwrap();
@@ -539,21 +542,11 @@ const GROUPED: &str = r#"{ conv2d = { out = 8, kernel = 3, padding = 1, groups =
 /// `C_out x C_in/groups x k x k`) and gives PyTorch's scores up to f32 rounding.
 #[test]
 fn pytorch_grouped_convolutions_give_pytorchs_scores() {
-    use xbar::nn::sequential::state_dict::load;
-    use xbar::npy::read_npy;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pytorch_grouped");
     let mut net = small_net([4, 8, 8], GROUPED, 0);
     let dict = net.state_dict();
     assert_eq!(dict["0.weight"].shape, vec![8, 2, 3, 3]);
     assert_eq!(dict["2.weight"].shape, vec![16, 1, 3, 3]);
-    load(&mut net, &dir.join("model.safetensors")).unwrap();
-    let x = read_npy(&dir.join("input.npy")).unwrap();
-    let want = read_npy(&dir.join("logits.npy")).unwrap();
-    assert_eq!(want.shape, vec![2, 3]);
-    let got = net.logits(&x.data, 2).unwrap();
-    for (a, b) in got.iter().zip(&want.data) {
-        assert!((a - b).abs() < 1e-5, "xbar {a} vs PyTorch {b}");
-    }
+    assert_gives_pytorchs_scores(&mut net, "pytorch_grouped", 3);
 }
 
 /// The direct grouped convolution (PyTorch's definition: output channel `o` of group
