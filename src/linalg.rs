@@ -7,6 +7,8 @@
 //! blocks run on rayon. Every output element is summed by the same code in the same order
 //! whatever the number of threads, so training is bit-identical with 1 or 32 threads.
 //! [`sequential`] holds the same products as one unblocked call (the Bayesian MLP's).
+//! [`a_b_sparse_lhs`] is [`a_b`] skipping the zeros of a mostly-zero left operand (a
+//! transposed read of errors or rates routed back through max pooling), with the same bits.
 //!
 //! After every product the upper halves of the AVX registers are cleared (`vzeroupper`):
 //! faer's small-matrix kernels can return with dirty AVX-512 state, after which every
@@ -55,6 +57,10 @@ pub(crate) fn a_bt(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, c: &mut [
     let (lhs, rhs) = a_bt_operands(a, b, m, k, n);
     product(lhs, rhs, c);
 }
+
+/// A row-major product `c (m x n) = a · b` called as `(a, b, m, k, n, c)`: [`a_b`] or
+/// [`a_b_sparse_lhs`].
+pub(crate) type Product = fn(&[f32], &[f32], usize, usize, usize, &mut [f32]);
 
 /// `c (m x n) = a (m x k) · b (k x n)` (a batch of row vectors times a weight matrix: the
 /// transposed read `y · W`).
@@ -153,6 +159,42 @@ fn block_len(dim: usize, macs: usize) -> usize {
     dim.div_ceil(blocks).next_multiple_of(BLOCK_ALIGN).max(1)
 }
 
+/// How [`product`] cuts an `m x k x n` product into sequential faer calls: whole, or into
+/// blocks of rows or of columns of a given length (the last block takes the rest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Split {
+    Whole,
+    Rows(usize),
+    Cols(usize),
+}
+
+impl Split {
+    /// The split of an `m x k x n` product (a function of the shapes only).
+    fn of(m: usize, k: usize, n: usize) -> Split {
+        let macs = m.saturating_mul(k).saturating_mul(n);
+        if macs < PARALLEL_MIN_MACS {
+            Split::Whole
+        } else if m >= n {
+            // Split the larger output dimension so that the blocks stay wide for the
+            // micro-kernel.
+            Split::Rows(block_len(m, macs))
+        } else {
+            Split::Cols(block_len(n, macs))
+        }
+    }
+
+    /// The `(rows, columns)` of every block of an `m x n` output.
+    fn block_shapes(self, m: usize, n: usize) -> Vec<(usize, usize)> {
+        let lengths =
+            |dim: usize, len: usize| (0..dim).step_by(len).map(move |start| len.min(dim - start));
+        match self {
+            Split::Whole => vec![(m, n)],
+            Split::Rows(len) => lengths(m, len).map(|rows| (rows, n)).collect(),
+            Split::Cols(len) => lengths(n, len).map(|cols| (m, cols)).collect(),
+        }
+    }
+}
+
 fn product(lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>, c: &mut [f32]) {
     let (m, k, n) = (lhs.nrows(), lhs.ncols(), rhs.ncols());
     assert_eq!(
@@ -160,43 +202,198 @@ fn product(lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>, c: &mut [f32]) {
         m * n,
         "output buffer does not match the product shape"
     );
-    let macs = m.saturating_mul(k).saturating_mul(n);
     let dst = MatMut::from_row_major_slice_mut(c, m, n);
-    if macs < PARALLEL_MIN_MACS {
-        sequential_product(dst, lhs, rhs);
-        return;
+    match Split::of(m, k, n) {
+        Split::Whole => sequential_product(dst, lhs, rhs),
+        Split::Rows(len) => {
+            let mut blocks = Vec::new();
+            let (mut rest, mut start) = (dst, 0);
+            while rest.nrows() > len {
+                let (head, tail) = rest.split_at_row_mut(len);
+                blocks.push((start, head));
+                rest = tail;
+                start += len;
+            }
+            blocks.push((start, rest));
+            blocks.into_par_iter().for_each(|(start, block)| {
+                let rows = block.nrows();
+                sequential_product(block, lhs.subrows(start, rows), rhs);
+            });
+        }
+        Split::Cols(len) => {
+            let mut blocks = Vec::new();
+            let (mut rest, mut start) = (dst, 0);
+            while rest.ncols() > len {
+                let (head, tail) = rest.split_at_col_mut(len);
+                blocks.push((start, head));
+                rest = tail;
+                start += len;
+            }
+            blocks.push((start, rest));
+            blocks.into_par_iter().for_each(|(start, block)| {
+                let cols = block.ncols();
+                sequential_product(block, lhs, rhs.subcols(start, cols));
+            });
+        }
     }
-    // Split the larger output dimension so that the blocks stay wide for the micro-kernel.
-    if m >= n {
-        let len = block_len(m, macs);
-        let mut blocks = Vec::new();
-        let (mut rest, mut start) = (dst, 0);
-        while rest.nrows() > len {
-            let (head, tail) = rest.split_at_row_mut(len);
-            blocks.push((start, head));
-            rest = tail;
-            start += len;
+}
+
+/// Most rows of `b` (`k`) for which [`a_b_sparse_lhs`] skips zeros; deeper products go to
+/// [`a_b`]. Up to this depth faer's blocked GEMM kernel sums each output element as one
+/// fused multiply-add chain over `k` in ascending order (checked bit for bit by this
+/// module's tests); deeper products may be split along `k` (on this machine the bits
+/// first differ at `k = 1024`).
+const SPARSE_MAX_DEPTH: usize = 256;
+/// Most multiply-accumulates of a product that faer gives to its small-matrix kernels
+/// (faer's `NANO_GEMM_THRESHOLD`), whose summation order differs from its blocked kernel's.
+const FAER_SMALL_PRODUCT_MACS: usize = 16 * 16 * 16;
+/// Output rows per rayon task of [`a_b_sparse_lhs`] (rows are independent, so the split
+/// never changes a result).
+const SPARSE_ROWS_PER_TASK: usize = 32;
+
+/// `c (m x n) = a · b` as [`a_b`], skipping the zero entries of `a`: each output row is
+/// the sum of the rows of `b` that its nonzero entries select, for a mostly-zero `a` (in
+/// the EP ConvNet, the rates unpooled onto each window's maximum: about one in eight
+/// nonzero). Each output element is one fused multiply-add chain over `k` in ascending
+/// order starting from zero, the order of faer's blocked GEMM kernel, and a skipped term
+/// `0 · b` leaves a chain unchanged, so the result has the bits of [`a_b`] (this module's
+/// tests check it). Where [`a_b`] would not run that kernel on every block (see
+/// [`runs_blocked_kernel`]), or the processor has no FMA, it is [`a_b`].
+pub(crate) fn a_b_sparse_lhs(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, c: &mut [f32]) {
+    assert!(
+        a.len() == m * k && b.len() == k * n && c.len() == m * n,
+        "operands do not match the product shape"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if runs_blocked_kernel(m, k, n) && std::arch::is_x86_feature_detected!("fma") {
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+        if avx512 || std::arch::is_x86_feature_detected!("avx2") {
+            c.par_chunks_mut(SPARSE_ROWS_PER_TASK * n)
+                .zip(a.par_chunks(SPARSE_ROWS_PER_TASK * k))
+                .for_each_init(NonzeroLists::default, |nonzeros, (c_rows, a_rows)| {
+                    // SAFETY: the CPU has FMA, and AVX-512F or AVX2 (checked above).
+                    unsafe {
+                        if avx512 {
+                            sparse_rows_avx512(a_rows, b, (k, n), c_rows, nonzeros);
+                        } else {
+                            sparse_rows_avx2(a_rows, b, (k, n), c_rows, nonzeros);
+                        }
+                    }
+                });
+            clear_upper_vector_state();
+            return;
         }
-        blocks.push((start, rest));
-        blocks.into_par_iter().for_each(|(start, block)| {
-            let rows = block.nrows();
-            sequential_product(block, lhs.subrows(start, rows), rhs);
-        });
-    } else {
-        let len = block_len(n, macs);
-        let mut blocks = Vec::new();
-        let (mut rest, mut start) = (dst, 0);
-        while rest.ncols() > len {
-            let (head, tail) = rest.split_at_col_mut(len);
-            blocks.push((start, head));
-            rest = tail;
-            start += len;
+    }
+    a_b(a, b, m, k, n, c);
+}
+
+/// Whether every sequential faer call of [`a_b`] on an `m x k x n` product runs faer's
+/// blocked GEMM kernel — not its matrix–vector (one row or column), rank-one (`k = 1`) or
+/// small-matrix kernels — with `k` at most `SPARSE_MAX_DEPTH`.
+fn runs_blocked_kernel(m: usize, k: usize, n: usize) -> bool {
+    (2..=SPARSE_MAX_DEPTH).contains(&k)
+        && Split::of(m, k, n)
+            .block_shapes(m, n)
+            .iter()
+            .all(|&(rows, cols)| {
+                rows >= 2 && cols >= 2 && rows * cols * k > FAER_SMALL_PRODUCT_MACS
+            })
+}
+
+/// [`sparse_rows`] compiled for AVX-512 with FMA: 128 columns, eight 16-lane registers of sums.
+///
+/// # Safety
+/// The CPU must support AVX-512F and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn sparse_rows_avx512(
+    a: &[f32],
+    b: &[f32],
+    shape: (usize, usize),
+    c: &mut [f32],
+    nonzeros: &mut NonzeroLists,
+) {
+    sparse_rows::<128>(a, b, shape, c, nonzeros);
+}
+
+/// [`sparse_rows`] compiled for AVX2 with FMA: 64 columns, eight 8-lane registers of sums.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sparse_rows_avx2(
+    a: &[f32],
+    b: &[f32],
+    shape: (usize, usize),
+    c: &mut [f32],
+    nonzeros: &mut NonzeroLists,
+) {
+    sparse_rows::<64>(a, b, shape, c, nonzeros);
+}
+
+/// The rows of `c = a · b` (`a`: rows of `k`, `b`: `k x n`, `shape = (k, n)`), each from
+/// the nonzero entries of its row of `a`, summed `CHUNK` columns at a time (a fixed length,
+/// so the sums stay in vector registers) for all rows before the next `CHUNK` columns (so
+/// that block of `b` stays in the L1 cache). `nonzeros`: reused lists of `(index, value)`.
+#[inline(always)]
+fn sparse_rows<const CHUNK: usize>(
+    a: &[f32],
+    b: &[f32],
+    (k, n): (usize, usize),
+    c: &mut [f32],
+    nonzeros: &mut NonzeroLists,
+) {
+    nonzeros.fill(a, k);
+    let full = n - n % CHUNK;
+    for start in (0..full).step_by(CHUNK) {
+        for (row, out) in c.chunks_exact_mut(n).enumerate() {
+            let mut sums = [0.0f32; CHUNK];
+            for &(i, v) in nonzeros.row(row) {
+                let b_row = &b[i * n + start..][..CHUNK];
+                for (s, w) in sums.iter_mut().zip(b_row) {
+                    *s = v.mul_add(*w, *s);
+                }
+            }
+            out[start..start + CHUNK].copy_from_slice(&sums);
         }
-        blocks.push((start, rest));
-        blocks.into_par_iter().for_each(|(start, block)| {
-            let cols = block.ncols();
-            sequential_product(block, lhs, rhs.subcols(start, cols));
-        });
+    }
+    for (row, out) in c.chunks_exact_mut(n).enumerate() {
+        let tail = &mut out[full..];
+        tail.fill(0.0);
+        for &(i, v) in nonzeros.row(row) {
+            for (s, w) in tail.iter_mut().zip(&b[i * n + full..][..n - full]) {
+                *s = v.mul_add(*w, *s);
+            }
+        }
+    }
+}
+
+/// The nonzero entries `(column, value)` of each row of a matrix, stored back to back.
+#[derive(Debug, Default)]
+struct NonzeroLists {
+    entries: Vec<(usize, f32)>,
+    ends: Vec<usize>,
+}
+
+impl NonzeroLists {
+    /// The lists of the rows of `matrix` (rows of `k` values), replacing the previous ones.
+    #[inline(always)]
+    fn fill(&mut self, matrix: &[f32], k: usize) {
+        self.entries.clear();
+        self.ends.clear();
+        for row in matrix.chunks_exact(k) {
+            let nonzero = row.iter().enumerate().filter(|(_, v)| **v != 0.0);
+            self.entries.extend(nonzero.map(|(i, v)| (i, *v)));
+            self.ends.push(self.entries.len());
+        }
+    }
+
+    /// The nonzero entries of row `row`.
+    #[inline(always)]
+    fn row(&self, row: usize) -> &[(usize, f32)] {
+        let start = if row == 0 { 0 } else { self.ends[row - 1] };
+        &self.entries[start..self.ends[row]]
     }
 }
 
@@ -304,6 +501,7 @@ fn exp_normalise<T: SoftmaxReal>(shifted: &mut [T]) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::RngExt;
 
     fn naive(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
         let mut c = vec![0.0; m * n];
@@ -348,6 +546,50 @@ mod tests {
             assert_eq!(c, want);
             sequential::at_b(&transpose(&a, m, k), &b, m, k, n, &mut c);
             assert_eq!(c, want);
+        }
+    }
+
+    #[test]
+    fn the_sparse_product_has_the_bits_of_the_dense_one() {
+        // Arbitrary reals (not exact sums), so equality holds only if every output element
+        // is summed in the same order: the claim of `a_b_sparse_lhs`. About 1 in 8 entries
+        // of `a` nonzero, as the EP ConvNet's unpooled rates; some rows all zero. Depths up
+        // to `SPARSE_MAX_DEPTH`; below and above the parallel threshold of `a_b`, with
+        // ragged last blocks; and shapes that faer gives to other kernels (the fallback).
+        assert!(runs_blocked_kernel(3200, 64, 800) && runs_blocked_kernel(500, 32, 150));
+        assert!(!runs_blocked_kernel(9, 64, 1) && !runs_blocked_kernel(17, 3, 5));
+        let mut rng = crate::rng::stream(7, &[0]);
+        for &(m, k, n) in &[
+            (3, 5, 4),
+            (37, 10, 33),
+            (3200, 64, 800),
+            (500, 32, 150),
+            (64, SPARSE_MAX_DEPTH, 300),
+            (3201, 64, 800),
+            (40, 64, 1025),
+            (9, 64, 2),
+            (1, 64, 800),
+            (2, 64, 3),
+            (16, 16, 16),
+            (17, 3, 5),
+            (1, 5, 1),
+            (9, 64, 1),
+        ] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|_| {
+                    let v: f32 = rng.random_range(0.0..8.0);
+                    if v < 1.0 { v } else { 0.0 }
+                })
+                .collect();
+            let b: Vec<f32> = (0..k * n).map(|_| rng.random_range(-0.3..0.3)).collect();
+            let (mut dense, mut sparse) = (vec![0.0; m * n], vec![f32::NAN; m * n]);
+            a_b(&a, &b, m, k, n, &mut dense);
+            a_b_sparse_lhs(&a, &b, m, k, n, &mut sparse);
+            let differing = sparse
+                .iter()
+                .zip(&dense)
+                .position(|(s, d)| s.to_bits() != d.to_bits());
+            assert_eq!(differing, None, "first differing element, {m} x {k} x {n}");
         }
     }
 

@@ -78,6 +78,14 @@ pub trait SynapticLayer {
     /// Transposed read `x = y · W` of a batch: `y` is `batch x outputs`, `x` receives
     /// `batch x inputs` (on a crossbar: drive the columns, read the rows).
     fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()>;
+    /// [`SynapticLayer::transposed`] of a batch of mostly-zero vectors (rates or errors
+    /// routed back through max pooling onto each window's maximum), with the same result
+    /// to the bit. Digital
+    /// weights skip the zero entries; this default reads densely (on a crossbar every read
+    /// is a physical read, zeros and all).
+    fn transposed_sparse(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
+        self.transposed(y, batch, x)
+    }
     /// Number of diagonal blocks the matrix is made of (a grouped convolution's kernel
     /// matrix: its groups; 1 for a full matrix, the default).
     fn blocks(&self) -> usize {
@@ -130,6 +138,9 @@ impl<T: SynapticLayer + ?Sized> SynapticLayer for Box<T> {
     }
     fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
         (**self).transposed(y, batch, x)
+    }
+    fn transposed_sparse(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
+        (**self).transposed_sparse(y, batch, x)
     }
     fn blocks(&self) -> usize {
         (**self).blocks()
@@ -274,6 +285,23 @@ impl DigitalSynapses {
         let len = self.weight.len() / self.blocks;
         &self.weight[g * len..][..len]
     }
+
+    /// The transposed read `x = y · W`, each block's by `product` (`c = a · b` of `a`:
+    /// `m x k`, `b`: `k x n`).
+    fn read_transposed(
+        &self,
+        y: &[f32],
+        batch: usize,
+        x: &mut [f32],
+        product: linalg::Product,
+    ) -> Result<()> {
+        linalg::check_batch_shapes("transposed read", y, x, batch, self.outputs, self.inputs)?;
+        let (n, m) = (self.inputs / self.blocks, self.outputs / self.blocks);
+        read_block_diagonal(y, batch, (self.blocks, m, n), x, |g, yg, xg| {
+            product(yg, self.block(g), batch, m, n, xg);
+            Ok(())
+        })
+    }
 }
 
 impl SynapticLayer for DigitalSynapses {
@@ -299,12 +327,11 @@ impl SynapticLayer for DigitalSynapses {
     }
 
     fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
-        linalg::check_batch_shapes("transposed read", y, x, batch, self.outputs, self.inputs)?;
-        let (n, m) = (self.inputs / self.blocks, self.outputs / self.blocks);
-        read_block_diagonal(y, batch, (self.blocks, m, n), x, |g, yg, xg| {
-            linalg::a_b(yg, self.block(g), batch, m, n, xg);
-            Ok(())
-        })
+        self.read_transposed(y, batch, x, linalg::a_b)
+    }
+
+    fn transposed_sparse(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
+        self.read_transposed(y, batch, x, linalg::a_b_sparse_lhs)
     }
 }
 
@@ -429,5 +456,35 @@ mod tests {
         assert!(e.to_string().contains("3 diagonal blocks"), "{e}");
         let e = DigitalSynapses::block_diagonal(3, 12, 6, vec![0.0; 72]).unwrap_err();
         assert!(e.to_string().contains("holds 72 values"), "{e}");
+    }
+
+    /// The sparse transposed read (zeros skipped) has the bits of the dense one, for a full
+    /// matrix of the EP ConvNet's second convolution (64 x 800, 640 patches) and for two
+    /// diagonal blocks, on mostly-zero vectors as unpooled rates are.
+    #[test]
+    fn sparse_transposed_reads_have_the_bits_of_dense_ones() {
+        let mut r = crate::rng::stream(2, &[0]);
+        for (blocks, inputs, outputs, batch) in [(1, 800, 64, 640), (2, 400, 64, 300)] {
+            let weight = (0..inputs / blocks * outputs)
+                .map(|_| r.random_range(-0.1..0.1))
+                .collect();
+            let mut synapses =
+                DigitalSynapses::block_diagonal(blocks, inputs, outputs, weight).unwrap();
+            let y: Vec<f32> = (0..batch * outputs)
+                .map(|_| {
+                    let v: f32 = r.random_range(0.0..6.0);
+                    if v < 1.0 { v } else { 0.0 }
+                })
+                .collect();
+            let (mut dense, mut sparse) =
+                (vec![0f32; batch * inputs], vec![f32::NAN; batch * inputs]);
+            synapses.transposed(&y, batch, &mut dense).unwrap();
+            synapses.transposed_sparse(&y, batch, &mut sparse).unwrap();
+            let differing = dense
+                .iter()
+                .zip(&sparse)
+                .position(|(d, s)| d.to_bits() != s.to_bits());
+            assert_eq!(differing, None, "{blocks} blocks");
+        }
     }
 }

@@ -457,7 +457,7 @@ impl<S: SynapticLayer> EpNetwork<S> {
                 pool.backward_into(maps, above, &mut work.unpooled);
                 conv.channels_to_pixels_into(&work.unpooled, batch, &mut work.pixels);
                 fill(&mut work.patches, rows * conv.patch_len(), false);
-                self.synapses[k].transposed(&work.pixels, rows, &mut work.patches)?;
+                self.synapses[k].transposed_sparse(&work.pixels, rows, &mut work.patches)?;
                 conv.col2im_into(&work.patches, batch, out);
                 Ok(())
             }

@@ -106,7 +106,8 @@ fn backward_stage<S: SynapticLayer>(
             }
             if need_dx {
                 let mut dcols = vec![0f32; reads * geometry.patch_len()];
-                synapses.transposed(&rows, reads, &mut dcols)?;
+                // Errors routed back through max pooling and ReLU: mostly zeros.
+                synapses.transposed_sparse(&rows, reads, &mut dcols)?;
                 geometry.col2im(&dcols, batch)
             } else {
                 Vec::new()
