@@ -67,10 +67,31 @@ impl Activation {
     /// `ρ(u)`.
     pub fn apply(self, u: f32) -> f32 {
         match self {
-            Activation::HardSigmoid => u.clamp(0.0, 1.0),
-            Activation::SteepSigmoid => 1.0 / (1.0 + (-STEEP_SIGMOID_GAIN * (u - 0.5)).exp()),
+            Activation::HardSigmoid => hard_sigmoid(u),
+            Activation::SteepSigmoid => steep_sigmoid(u),
         }
     }
+
+    /// `u ← ρ(u)` for every value of `values` (one choice of `ρ` for the whole slice, so the
+    /// hard sigmoid's loop is vectorised).
+    pub fn apply_all(self, values: &mut [f32]) {
+        match self {
+            Activation::HardSigmoid => values.iter_mut().for_each(|u| *u = hard_sigmoid(*u)),
+            Activation::SteepSigmoid => values.iter_mut().for_each(|u| *u = steep_sigmoid(*u)),
+        }
+    }
+}
+
+/// `clip(u, 0, 1)`.
+#[inline]
+fn hard_sigmoid(u: f32) -> f32 {
+    u.clamp(0.0, 1.0)
+}
+
+/// `1/(1 + exp(-4 (u - ½)))`.
+#[inline]
+fn steep_sigmoid(u: f32) -> f32 {
+    1.0 / (1.0 + (-STEEP_SIGMOID_GAIN * (u - 0.5)).exp())
 }
 
 /// Nudging of the output layer towards the target: `target` (`batch x outputs`) with
@@ -642,7 +663,7 @@ impl<S: SynapticLayer> EpNetwork<S> {
                                 *u += nd.beta * (t - s);
                             }
                         }
-                        row.iter_mut().for_each(|u| *u = rho.apply(*u));
+                        rho.apply_all(row);
                     }
                 });
         }
