@@ -256,8 +256,9 @@ const SPARSE_ROWS_PER_TASK: usize = 32;
 /// the EP ConvNet, the rates unpooled onto each window's maximum: about one in eight
 /// nonzero). Each output element is one fused multiply-add chain over `k` in ascending
 /// order starting from zero, the order of faer's blocked GEMM kernel, and a skipped term
-/// `0 · b` leaves a chain unchanged, so the result has the bits of [`a_b`] (this module's
-/// tests check it). Where [`a_b`] would not run that kernel on every block (see
+/// `0 · b` leaves a chain unchanged, so for a finite `b` the result has the bits of
+/// [`a_b`] (this module's tests check it; the dense product would turn `0 · ∞` into NaN).
+/// Where [`a_b`] would not run that kernel on every block (see
 /// [`runs_blocked_kernel`]), or the processor has no FMA, it is [`a_b`].
 pub(crate) fn a_b_sparse_lhs(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, c: &mut [f32]) {
     assert!(
@@ -549,6 +550,15 @@ mod tests {
         }
     }
 
+    /// Assert that `got` and `want` are equal bit for bit, naming the first difference.
+    fn assert_same_bits(got: &[f32], want: &[f32], what: &str) {
+        let differing = got
+            .iter()
+            .zip(want)
+            .position(|(g, w)| g.to_bits() != w.to_bits());
+        assert_eq!(differing, None, "first differing element, {what}");
+    }
+
     #[test]
     fn the_sparse_product_has_the_bits_of_the_dense_one() {
         // Arbitrary reals (not exact sums), so equality holds only if every output element
@@ -585,11 +595,24 @@ mod tests {
             let (mut dense, mut sparse) = (vec![0.0; m * n], vec![f32::NAN; m * n]);
             a_b(&a, &b, m, k, n, &mut dense);
             a_b_sparse_lhs(&a, &b, m, k, n, &mut sparse);
-            let differing = sparse
-                .iter()
-                .zip(&dense)
-                .position(|(s, d)| s.to_bits() != d.to_bits());
-            assert_eq!(differing, None, "first differing element, {m} x {k} x {n}");
+            assert_same_bits(&sparse, &dense, &format!("{m} x {k} x {n}"));
+            // Both compiled kernels, whichever one this processor's dispatch picks.
+            #[cfg(target_arch = "x86_64")]
+            if runs_blocked_kernel(m, k, n) && std::arch::is_x86_feature_detected!("fma") {
+                let mut lists = NonzeroLists::default();
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    sparse.fill(f32::NAN);
+                    // SAFETY: AVX2 and FMA detected just above.
+                    unsafe { sparse_rows_avx2(&a, &b, (k, n), &mut sparse, &mut lists) };
+                    assert_same_bits(&sparse, &dense, &format!("AVX2, {m} x {k} x {n}"));
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    sparse.fill(f32::NAN);
+                    // SAFETY: AVX-512F and FMA detected just above.
+                    unsafe { sparse_rows_avx512(&a, &b, (k, n), &mut sparse, &mut lists) };
+                    assert_same_bits(&sparse, &dense, &format!("AVX-512, {m} x {k} x {n}"));
+                }
+            }
         }
     }
 
