@@ -84,6 +84,24 @@ def test_grouped_and_depthwise_convolutions_have_one_tile_per_group():
         layers[0].tile
 
 
+def test_padding_strings_and_modes_pad_as_nn_conv2d():
+    # 'same' with an even kernel pads one more on the right / bottom; the modes pad with
+    # reflected, replicated or wrapped-around pixels; 'valid' pads nothing.
+    torch.manual_seed(5)
+    model = nn.Sequential(
+        nn.Conv2d(2, 3, 4, padding="same"), nn.ReLU(),
+        nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"), nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=(2, 1), padding_mode="replicate", groups=2), nn.ReLU(),
+        nn.Conv2d(4, 3, 3, padding=1, padding_mode="circular", dilation=2), nn.ReLU(),
+        nn.Conv2d(3, 2, 3, padding="valid"), nn.Flatten(), nn.Linear(2 * 7 * 3, 2),
+    )
+    analog = convert(model, device="ideal", **EXACT_TILE)
+    layers = analog_layers(analog)
+    assert [m.padding_mode for m in layers[:5]] == ["zeros", "reflect", "replicate", "circular", "zeros"]
+    assert layers[0]._pads() == (1, 2, 1, 2)
+    assert_twin_agrees(model, analog, torch.randn(2, 2, 9, 7), [model[i] for i in (0, 2, 4, 6, 8, 10)])
+
+
 def test_digital_backward_uses_the_master_weights():
     torch.manual_seed(2)
     layer = AnalogLinear(12, 5, device="pcm_gst", seed=3, backward="digital")
@@ -126,8 +144,6 @@ def test_pcm_drift_shows_through_and_compensation_restores_it():
 
 
 def test_unsupported_layers_and_settings_are_value_errors():
-    with pytest.raises(ValueError, match="only zero padding"):
-        convert(nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect"))
     with pytest.raises(ValueError, match="backward = 'analog'"):
         AnalogLinear(3, 2, backward="analog")
     with pytest.raises(ValueError, match="unknown device"):

@@ -146,8 +146,10 @@ class AnalogLinear(nn.Linear):
 
 
 class AnalogConv2d(nn.Conv2d):
-    """``nn.Conv2d`` (zero padding) whose kernel matrix (out x in·kh·kw) is on crossbar
-    tiles: every output pixel is one read of its im2col input patch. A grouped (or
+    """``nn.Conv2d`` whose kernel matrix (out x in·kh·kw) is on crossbar tiles: every
+    output pixel is one read of its im2col input patch. Padding as ``nn.Conv2d`` takes it
+    (numbers, ``'same'``, ``'valid'``; ``padding_mode`` zeros, reflect, replicate or
+    circular) is applied to the input digitally before the patches are read. A grouped (or
     depthwise) convolution has one tile per group, holding that group's block
     (out/groups x in/groups·kh·kw) and read with that group's channels of the patch; group
     ``g`` draws its devices with tile seed ``seed + g``. Keywords as :class:`AnalogLinear`."""
@@ -162,6 +164,7 @@ class AnalogConv2d(nn.Conv2d):
         dilation=1,
         groups: int = 1,
         bias: bool = True,
+        padding_mode: str = "zeros",
         device: Device = "pcm_gst",
         seed: int = 0,
         read_time: Optional[float] = None,
@@ -170,10 +173,8 @@ class AnalogConv2d(nn.Conv2d):
     ):
         super().__init__(
             in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-            dilation=dilation, groups=groups, bias=bias,
+            dilation=dilation, groups=groups, bias=bias, padding_mode=padding_mode,
         )
-        if isinstance(self.padding, str):
-            raise ValueError("padding must be numbers for AnalogConv2d (not 'same'/'valid')")
         self.backward_mode = _check_backward(backward)
         self.analogs = [
             _AnalogMatrix(device, seed + g, read_time, tile_config) for g in range(self.groups)
@@ -196,15 +197,28 @@ class AnalogConv2d(nn.Conv2d):
             raise ValueError(f"a convolution of {self.groups} groups has one tile per group: use .tiles")
         return self.tiles[0]
 
+    def _pads(self) -> tuple[int, int, int, int]:
+        """(left, right, top, bottom) padding as ``nn.Conv2d`` applies it: ``'same'`` pads
+        dilation·(k - 1) in all, the odd one on the right / bottom."""
+        if self.padding == "valid":
+            return (0, 0, 0, 0)
+        if self.padding == "same":
+            th, tw = (d * (k - 1) for d, k in zip(self.dilation, self.kernel_size))
+            return (tw // 2, tw - tw // 2, th // 2, th - th // 2)
+        ph, pw = self.padding
+        return (pw, pw, ph, ph)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
+        x = F.pad(x, self._pads(), mode=mode)
         n, _, h, w = x.shape
         kh, kw = self.kernel_size
-        out_h = (h + 2 * self.padding[0] - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1
-        out_w = (w + 2 * self.padding[1] - self.dilation[1] * (kw - 1) - 1) // self.stride[1] + 1
+        out_h = (h - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1
+        out_w = (w - self.dilation[1] * (kw - 1) - 1) // self.stride[1] + 1
         per_group = self.out_channels // self.groups
         outputs = []
         for g, (x_g, tile) in enumerate(zip(x.chunk(self.groups, dim=1), self.tiles)):
-            patches = F.unfold(x_g, (kh, kw), self.dilation, self.padding, self.stride)
+            patches = F.unfold(x_g, (kh, kw), self.dilation, 0, self.stride)
             cols = patches.transpose(1, 2).reshape(-1, patches.shape[1])
             y_g = _TileProduct.apply(cols, self._block(g), tile, self.backward_mode)
             outputs.append(y_g.reshape(n, out_h * out_w, per_group))
@@ -224,11 +238,10 @@ def _analog_copy(layer: nn.Module, seed: int, device: Device, read_time, backwar
     if isinstance(layer, nn.Linear):
         twin = AnalogLinear(layer.in_features, layer.out_features, layer.bias is not None, **common)
     else:
-        if layer.padding_mode != "zeros" or isinstance(layer.padding, str):
-            raise ValueError(f"{layer}: only zero padding given as numbers can go on tiles")
         twin = AnalogConv2d(
             layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
-            layer.padding, layer.dilation, layer.groups, layer.bias is not None, **common,
+            layer.padding, layer.dilation, layer.groups, layer.bias is not None,
+            layer.padding_mode, **common,
         )
     twin.load_state_dict(layer.state_dict())
     return twin.to(layer.weight.device, layer.weight.dtype)
