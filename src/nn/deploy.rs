@@ -36,35 +36,55 @@ pub struct Outcome {
     pub pj_per_mac: f64,
 }
 
-/// A deployed weighted stage of a sequential network: real weights on analog pairs, or
-/// binary/ternary weights on 2T2R pairs read through the sense amplifiers; a grouped
-/// convolution's block-diagonal kernel matrix as one such layer per group, each on its own
-/// tiles.
-pub enum DeployedSynapses {
+/// One weight matrix on tiles: real weights on analog pairs, or binary/ternary weights on
+/// 2T2R pairs read through the sense amplifiers.
+pub enum DeployedPart {
     /// Real weights (see [`AnalogSynapses`]).
     Analog(AnalogSynapses),
     /// Binary or ternary weights (see [`SensedSynapses`]).
     Sensed(SensedSynapses),
-    /// The diagonal blocks of a block-diagonal matrix, in order (each analog or sensed).
-    Blocks(Vec<DeployedSynapses>),
+}
+
+impl DeployedPart {
+    /// Multiply-accumulate operations of the reads so far.
+    pub fn macs(&self) -> f64 {
+        match self {
+            DeployedPart::Analog(s) => s.macs(),
+            DeployedPart::Sensed(s) => s.macs(),
+        }
+    }
+
+    fn layer(&self) -> &dyn SynapticLayer {
+        match self {
+            DeployedPart::Analog(s) => s,
+            DeployedPart::Sensed(s) => s,
+        }
+    }
+
+    fn layer_mut(&mut self) -> &mut dyn SynapticLayer {
+        match self {
+            DeployedPart::Analog(s) => s,
+            DeployedPart::Sensed(s) => s,
+        }
+    }
+}
+
+/// A deployed weighted stage of a sequential network: one [`DeployedPart`], or for a
+/// grouped convolution's block-diagonal kernel matrix one part per group (diagonal block),
+/// each on its own tiles.
+pub struct DeployedSynapses {
+    blocks: Vec<DeployedPart>,
 }
 
 impl DeployedSynapses {
-    /// The analog and sensed layers it is made of: itself, or its blocks.
-    pub fn parts(&self) -> Vec<&DeployedSynapses> {
-        match self {
-            DeployedSynapses::Blocks(blocks) => blocks.iter().flat_map(|b| b.parts()).collect(),
-            single => vec![single],
-        }
+    /// The matrices it is made of, one per diagonal block (one for a full matrix).
+    pub fn parts(&self) -> &[DeployedPart] {
+        &self.blocks
     }
 
     /// Multiply-accumulate operations of the reads so far.
     pub fn macs(&self) -> f64 {
-        match self {
-            DeployedSynapses::Analog(s) => s.macs(),
-            DeployedSynapses::Sensed(s) => s.macs(),
-            DeployedSynapses::Blocks(blocks) => blocks.iter().map(DeployedSynapses::macs).sum(),
-        }
+        self.blocks.iter().map(DeployedPart::macs).sum()
     }
 
     /// Inputs and outputs of one diagonal block.
@@ -76,54 +96,35 @@ impl DeployedSynapses {
 
 impl SynapticLayer for DeployedSynapses {
     fn inputs(&self) -> usize {
-        match self {
-            DeployedSynapses::Analog(s) => s.inputs(),
-            DeployedSynapses::Sensed(s) => s.inputs(),
-            DeployedSynapses::Blocks(blocks) => blocks.iter().map(|b| b.inputs()).sum(),
-        }
+        self.blocks.iter().map(|b| b.layer().inputs()).sum()
     }
 
     fn outputs(&self) -> usize {
-        match self {
-            DeployedSynapses::Analog(s) => s.outputs(),
-            DeployedSynapses::Sensed(s) => s.outputs(),
-            DeployedSynapses::Blocks(blocks) => blocks.iter().map(|b| b.outputs()).sum(),
-        }
+        self.blocks.iter().map(|b| b.layer().outputs()).sum()
     }
 
     fn blocks(&self) -> usize {
-        match self {
-            DeployedSynapses::Blocks(blocks) => blocks.len(),
-            _ => 1,
-        }
+        self.blocks.len()
     }
 
     fn forward(&mut self, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
         let (n, m) = self.block_shape();
-        match self {
-            DeployedSynapses::Analog(s) => s.forward(x, batch, y),
-            DeployedSynapses::Sensed(s) => s.forward(x, batch, y),
-            DeployedSynapses::Blocks(blocks) => {
-                read_block_diagonal(x, batch, (blocks.len(), n, m), y, |g, x_g, y_g| {
-                    blocks[g].forward(x_g, batch, y_g)
-                })
-            }
-        }
+        let blocks = &mut self.blocks;
+        read_block_diagonal(x, batch, (blocks.len(), n, m), y, |g, x_g, y_g| {
+            blocks[g].layer_mut().forward(x_g, batch, y_g)
+        })
     }
 
     fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
         let (n, m) = self.block_shape();
-        match self {
-            DeployedSynapses::Analog(s) => s.transposed(y, batch, x),
-            DeployedSynapses::Sensed(s) => s.transposed(y, batch, x),
-            DeployedSynapses::Blocks(blocks) => {
-                read_block_diagonal(y, batch, (blocks.len(), m, n), x, |g, y_g, x_g| {
-                    blocks[g].transposed(y_g, batch, x_g)
-                })
-            }
-        }
+        let blocks = &mut self.blocks;
+        read_block_diagonal(y, batch, (blocks.len(), m, n), x, |g, y_g, x_g| {
+            blocks[g].layer_mut().transposed(y_g, batch, x_g)
+        })
     }
 
+    /// A full matrix streams the generated inputs through its tiles part by part; a
+    /// block-diagonal one generates the whole batch, then reads each block's columns.
     fn forward_generated(
         &mut self,
         batch: usize,
@@ -131,10 +132,11 @@ impl SynapticLayer for DeployedSynapses {
         buffer: &mut Vec<f32>,
         y: &mut [f32],
     ) -> Result<()> {
-        match self {
-            DeployedSynapses::Analog(s) => s.forward_generated(batch, source, buffer, y),
-            DeployedSynapses::Sensed(s) => s.forward_generated(batch, source, buffer, y),
-            DeployedSynapses::Blocks(_) => forward_whole(self, batch, source, buffer, y),
+        match self.blocks.as_mut_slice() {
+            [single] => single
+                .layer_mut()
+                .forward_generated(batch, source, buffer, y),
+            _ => forward_whole(self, batch, source, buffer, y),
         }
     }
 }
@@ -245,58 +247,52 @@ impl Deployment<'_> {
         net.map_synapses(|site, synapses, quantization| {
             let inputs = Saved::at(&reads, &site.path).map_or(&[][..], Saved::reads);
             let blocks = synapses.blocks();
-            if blocks == 1 {
-                let shape = (synapses.inputs(), synapses.outputs());
-                return self.program_stage(
-                    &site.path,
-                    (synapses.weight(), shape),
-                    quantization,
-                    scaling,
-                    inputs,
-                );
-            }
-            // A grouped convolution: block `g` on its own tiles, stream path `[.., g]`,
-            // calibrated on its own columns of the patches.
             let (n, m) = (synapses.inputs() / blocks, synapses.outputs() / blocks);
             let n_cal = inputs.len() / synapses.inputs();
             let parts = (0..blocks)
                 .map(|g| {
+                    // A grouped convolution's block `g` gets its own tiles at stream path
+                    // `[.., g]`, calibrated on its own columns of the patches; a full matrix
+                    // keeps the stage's path.
                     let mut path = site.path.clone();
-                    path.push(g as u64);
+                    if blocks > 1 {
+                        path.push(g as u64);
+                    }
                     let calibration = column_block(inputs, n_cal, n, g);
-                    self.program_stage(
-                        &path,
-                        (synapses.block(g), (n, m)),
-                        quantization,
-                        scaling,
-                        &calibration,
-                    )
-                    .with_context(|| format!("group {g}"))
+                    let weights = (synapses.block(g), (n, m));
+                    let part =
+                        self.program_part(&path, weights, quantization, scaling, &calibration);
+                    if blocks > 1 {
+                        part.with_context(|| format!("group {g}"))
+                    } else {
+                        part
+                    }
                 })
                 .collect::<Result<_>>()?;
-            Ok(DeployedSynapses::Blocks(parts))
+            Ok(DeployedSynapses { blocks: parts })
         })
     }
 
-    /// Program one full weight matrix of a sequential network (`weights`, the trained
-    /// values; `calibration`, the vectors it reads in the digital network) at stream path
-    /// `path`: binary or ternary (`quantization`) on 2T2R pairs, real on analog pairs.
-    fn program_stage(
+    /// Program one weight matrix of a sequential network (a stage's, or one diagonal block
+    /// of it; `weights`, the trained values; `calibration`, the vectors it reads in the
+    /// digital network) at stream path `path`: binary or ternary (`quantization`) on 2T2R
+    /// pairs, real on analog pairs.
+    fn program_part(
         &self,
         path: &[u64],
         (weights, shape): (&[f32], (usize, usize)),
         quantization: Option<Quantization>,
         scaling: InputScaling,
         calibration: &[f32],
-    ) -> Result<DeployedSynapses> {
+    ) -> Result<DeployedPart> {
         if let Some(q) = quantization {
             let programmed = quantized_weights(weights, q)?;
             let sensed = self.program_sensed(path, shape, programmed, q)?;
-            return Ok(DeployedSynapses::Sensed(sensed));
+            return Ok(DeployedPart::Sensed(sensed));
         }
         let targets: Vec<f64> = weights.iter().map(|&w| f64::from(w)).collect();
         let analog = self.program_analog(path, shape, &targets, scaling, calibration)?;
-        Ok(DeployedSynapses::Analog(analog))
+        Ok(DeployedPart::Analog(analog))
     }
 
     /// Deploy a sequential network on tiles (see [`Self::program_sequential`]) and measure
@@ -312,8 +308,8 @@ impl Deployment<'_> {
         let mut deployed = self.program_sequential(net, scaling, calibration)?;
         let mut error = WeightError::default();
         for ((_, d), (_, a)) in net.synapses().into_iter().zip(deployed.synapses()) {
-            for (g, part) in a.parts().into_iter().enumerate() {
-                if let DeployedSynapses::Analog(a) = part {
+            for (g, part) in a.parts().iter().enumerate() {
+                if let DeployedPart::Analog(a) = part {
                     error.add(d.block(g), &a.matrix().effective_weights()?);
                 }
             }
@@ -323,9 +319,8 @@ impl Deployment<'_> {
         for (_, layer) in deployed.synapses() {
             for part in layer.parts() {
                 match part {
-                    DeployedSynapses::Analog(s) => tally.analog(s),
-                    DeployedSynapses::Sensed(s) => tally.sensed(s),
-                    DeployedSynapses::Blocks(_) => {}
+                    DeployedPart::Analog(s) => tally.analog(s),
+                    DeployedPart::Sensed(s) => tally.sensed(s),
                 }
             }
         }

@@ -32,7 +32,7 @@ pub use backprop::{EpochReport, Schedule, TrainConfig, TrainReport, train};
 pub use binary::{
     InputEncoding, Quantization, QuantizedMatrix, QuantizedMlp, inject_bit_errors, train_quantized,
 };
-pub use deploy::{DeployedSynapses, Deployment, Outcome};
+pub use deploy::{DeployedPart, DeployedSynapses, Deployment, Outcome};
 pub use mlp::{Dense, DenseGradient, Mlp};
 pub use network::{Classifier, Layer, Network, Neuron, evaluate};
 pub use noise::{NoiseKind, WeightNoise};
