@@ -203,39 +203,34 @@ fn product(lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>, c: &mut [f32]) {
         "output buffer does not match the product shape"
     );
     let dst = MatMut::from_row_major_slice_mut(c, m, n);
-    match Split::of(m, k, n) {
-        Split::Whole => sequential_product(dst, lhs, rhs),
-        Split::Rows(len) => {
-            let mut blocks = Vec::new();
-            let (mut rest, mut start) = (dst, 0);
-            while rest.nrows() > len {
-                let (head, tail) = rest.split_at_row_mut(len);
-                blocks.push((start, head));
-                rest = tail;
-                start += len;
-            }
-            blocks.push((start, rest));
-            blocks.into_par_iter().for_each(|(start, block)| {
-                let rows = block.nrows();
-                sequential_product(block, lhs.subrows(start, rows), rhs);
-            });
-        }
-        Split::Cols(len) => {
-            let mut blocks = Vec::new();
-            let (mut rest, mut start) = (dst, 0);
-            while rest.ncols() > len {
-                let (head, tail) = rest.split_at_col_mut(len);
-                blocks.push((start, head));
-                rest = tail;
-                start += len;
-            }
-            blocks.push((start, rest));
-            blocks.into_par_iter().for_each(|(start, block)| {
-                let cols = block.ncols();
-                sequential_product(block, lhs, rhs.subcols(start, cols));
-            });
-        }
+    let split = Split::of(m, k, n);
+    if split == Split::Whole {
+        sequential_product(dst, lhs, rhs);
+        return;
     }
+    // Cut the output into the split's blocks, in order, each with its first row or column.
+    let by_cols = matches!(split, Split::Cols(_));
+    let mut blocks = Vec::new();
+    let (mut rest, mut start) = (dst, 0);
+    for (rows, cols) in split.block_shapes(m, n) {
+        let (head, tail) = if by_cols {
+            rest.split_at_col_mut(cols)
+        } else {
+            rest.split_at_row_mut(rows)
+        };
+        blocks.push((start, head));
+        rest = tail;
+        start += if by_cols { cols } else { rows };
+    }
+    blocks.into_par_iter().for_each(|(start, block)| {
+        if by_cols {
+            let cols = block.ncols();
+            sequential_product(block, lhs, rhs.subcols(start, cols));
+        } else {
+            let rows = block.nrows();
+            sequential_product(block, lhs.subrows(start, rows), rhs);
+        }
+    });
 }
 
 /// Most rows of `b` (`k`) for which [`a_b_sparse_lhs`] skips zeros; deeper products go to
@@ -266,24 +261,17 @@ pub(crate) fn a_b_sparse_lhs(a: &[f32], b: &[f32], m: usize, k: usize, n: usize,
         "operands do not match the product shape"
     );
     #[cfg(target_arch = "x86_64")]
-    if runs_blocked_kernel(m, k, n) && std::arch::is_x86_feature_detected!("fma") {
-        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
-        if avx512 || std::arch::is_x86_feature_detected!("avx2") {
-            c.par_chunks_mut(SPARSE_ROWS_PER_TASK * n)
-                .zip(a.par_chunks(SPARSE_ROWS_PER_TASK * k))
-                .for_each_init(NonzeroLists::default, |nonzeros, (c_rows, a_rows)| {
-                    // SAFETY: the CPU has FMA, and AVX-512F or AVX2 (checked above).
-                    unsafe {
-                        if avx512 {
-                            sparse_rows_avx512(a_rows, b, (k, n), c_rows, nonzeros);
-                        } else {
-                            sparse_rows_avx2(a_rows, b, (k, n), c_rows, nonzeros);
-                        }
-                    }
-                });
-            clear_upper_vector_state();
-            return;
-        }
+    if let Some(kernel) = SparseKernel::detect()
+        && runs_blocked_kernel(m, k, n)
+    {
+        c.par_chunks_mut(SPARSE_ROWS_PER_TASK * n)
+            .zip(a.par_chunks(SPARSE_ROWS_PER_TASK * k))
+            .for_each_init(NonzeroLists::default, |nonzeros, (c_rows, a_rows)| {
+                // SAFETY: `detect` returns only kernels this processor supports.
+                unsafe { kernel.rows(a_rows, b, (k, n), c_rows, nonzeros) }
+            });
+        clear_upper_vector_state();
+        return;
     }
     a_b(a, b, m, k, n, c);
 }
@@ -299,6 +287,57 @@ fn runs_blocked_kernel(m: usize, k: usize, n: usize) -> bool {
             .all(|&(rows, cols)| {
                 rows >= 2 && cols >= 2 && rows * cols * k > FAER_SMALL_PRODUCT_MACS
             })
+}
+
+/// The compiled versions of [`sparse_rows`], for the instruction sets faer picks its GEMM
+/// kernel by (AVX-512, else AVX2 with FMA).
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SparseKernel {
+    Avx512,
+    Avx2,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl SparseKernel {
+    /// Every kernel, the preferred first.
+    const ALL: [SparseKernel; 2] = [SparseKernel::Avx512, SparseKernel::Avx2];
+
+    /// Whether this processor runs the kernel (both need FMA: the chains must be fused).
+    fn supported(self) -> bool {
+        use std::arch::is_x86_feature_detected as has;
+        has!("fma")
+            && match self {
+                SparseKernel::Avx512 => has!("avx512f"),
+                SparseKernel::Avx2 => has!("avx2"),
+            }
+    }
+
+    /// The preferred kernel this processor runs, if any.
+    fn detect() -> Option<SparseKernel> {
+        SparseKernel::ALL.into_iter().find(|k| k.supported())
+    }
+
+    /// [`sparse_rows`] with this kernel.
+    ///
+    /// # Safety
+    /// The kernel must be [`SparseKernel::supported`].
+    unsafe fn rows(
+        self,
+        a: &[f32],
+        b: &[f32],
+        shape: (usize, usize),
+        c: &mut [f32],
+        nonzeros: &mut NonzeroLists,
+    ) {
+        // SAFETY: the caller checked that the processor has the kernel's features.
+        unsafe {
+            match self {
+                SparseKernel::Avx512 => sparse_rows_avx512(a, b, shape, c, nonzeros),
+                SparseKernel::Avx2 => sparse_rows_avx2(a, b, shape, c, nonzeros),
+            }
+        }
+    }
 }
 
 /// [`sparse_rows`] compiled for AVX-512 with FMA: 128 columns, eight 16-lane registers of sums.
@@ -596,21 +635,16 @@ mod tests {
             a_b(&a, &b, m, k, n, &mut dense);
             a_b_sparse_lhs(&a, &b, m, k, n, &mut sparse);
             assert_same_bits(&sparse, &dense, &format!("{m} x {k} x {n}"));
-            // Both compiled kernels, whichever one this processor's dispatch picks.
+            // Every compiled kernel this processor runs, whichever one the dispatch picks.
             #[cfg(target_arch = "x86_64")]
-            if runs_blocked_kernel(m, k, n) && std::arch::is_x86_feature_detected!("fma") {
-                let mut lists = NonzeroLists::default();
-                if std::arch::is_x86_feature_detected!("avx2") {
+            if runs_blocked_kernel(m, k, n) {
+                for kernel in SparseKernel::ALL.into_iter().filter(|k| k.supported()) {
                     sparse.fill(f32::NAN);
-                    // SAFETY: AVX2 and FMA detected just above.
-                    unsafe { sparse_rows_avx2(&a, &b, (k, n), &mut sparse, &mut lists) };
-                    assert_same_bits(&sparse, &dense, &format!("AVX2, {m} x {k} x {n}"));
-                }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    sparse.fill(f32::NAN);
-                    // SAFETY: AVX-512F and FMA detected just above.
-                    unsafe { sparse_rows_avx512(&a, &b, (k, n), &mut sparse, &mut lists) };
-                    assert_same_bits(&sparse, &dense, &format!("AVX-512, {m} x {k} x {n}"));
+                    // SAFETY: the kernel is supported (filtered just above).
+                    unsafe {
+                        kernel.rows(&a, &b, (k, n), &mut sparse, &mut NonzeroLists::default())
+                    };
+                    assert_same_bits(&sparse, &dense, &format!("{kernel:?}, {m} x {k} x {n}"));
                 }
             }
         }
