@@ -80,9 +80,8 @@ pub trait SynapticLayer {
     fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()>;
     /// [`SynapticLayer::transposed`] of a batch of mostly-zero vectors (rates or errors
     /// routed back through max pooling onto each window's maximum), with the same result
-    /// to the bit. Digital
-    /// weights skip the zero entries; this default reads densely (on a crossbar every read
-    /// is a physical read, zeros and all).
+    /// to the bit. Digital weights skip the zero entries; this default reads densely (on a
+    /// crossbar every read is a physical read, zeros and all).
     fn transposed_sparse(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
         self.transposed(y, batch, x)
     }
@@ -413,6 +412,22 @@ impl PlasticSynapses for DigitalSynapses {
 mod tests {
     use super::*;
 
+    /// Read the batch `v` forwards or transposed into a fresh vector.
+    fn read(layer: &mut DigitalSynapses, transposed: bool, v: &[f32], batch: usize) -> Vec<f32> {
+        let len = if transposed {
+            layer.inputs()
+        } else {
+            layer.outputs()
+        };
+        let mut out = vec![0f32; batch * len];
+        if transposed {
+            layer.transposed(v, batch, &mut out).unwrap();
+        } else {
+            layer.forward(v, batch, &mut out).unwrap();
+        }
+        out
+    }
+
     /// A block-diagonal matrix reads as the full matrix with zeros off its blocks, forwards
     /// and transposed; a full matrix is one block; shapes that do not split are refused.
     #[test]
@@ -434,23 +449,15 @@ mod tests {
         assert_eq!((grouped.blocks(), dense.blocks()), (3, 1));
         let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-6);
 
-        let x = draw(batch * blocks * n);
-        let (mut y_grouped, mut y_dense) = (
-            vec![0f32; batch * blocks * m],
-            vec![0f32; batch * blocks * m],
-        );
-        grouped.forward(&x, batch, &mut y_grouped).unwrap();
-        dense.forward(&x, batch, &mut y_dense).unwrap();
-        assert!(close(&y_grouped, &y_dense), "{y_grouped:?} vs {y_dense:?}");
-
-        let y = draw(batch * blocks * m);
-        let (mut x_grouped, mut x_dense) = (
-            vec![0f32; batch * blocks * n],
-            vec![0f32; batch * blocks * n],
-        );
-        grouped.transposed(&y, batch, &mut x_grouped).unwrap();
-        dense.transposed(&y, batch, &mut x_dense).unwrap();
-        assert!(close(&x_grouped, &x_dense), "{x_grouped:?} vs {x_dense:?}");
+        // Forwards on inputs of `n` per block, then transposed on outputs of `m` per block.
+        for (transposed, len) in [(false, n), (true, m)] {
+            let v = draw(batch * blocks * len);
+            let (a, b) = (
+                read(&mut grouped, transposed, &v, batch),
+                read(&mut dense, transposed, &v, batch),
+            );
+            assert!(close(&a, &b), "transposed = {transposed}: {a:?} vs {b:?}");
+        }
 
         let e = DigitalSynapses::block_diagonal(3, 12, 7, vec![0.0; 28]).unwrap_err();
         assert!(e.to_string().contains("3 diagonal blocks"), "{e}");
