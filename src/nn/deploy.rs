@@ -128,7 +128,7 @@ impl SynapticLayer for DeployedSynapses {
     fn forward_generated(
         &mut self,
         batch: usize,
-        source: &mut InputSource<'_>,
+        source: &InputSource<'_>,
         buffer: &mut Vec<f32>,
         y: &mut [f32],
     ) -> Result<()> {

@@ -176,7 +176,7 @@ impl SynapticLayer for AnalogSynapses {
     fn forward_generated(
         &mut self,
         batch: usize,
-        source: &mut InputSource<'_>,
+        source: &InputSource<'_>,
         buffer: &mut Vec<f32>,
         y: &mut [f32],
     ) -> Result<()> {

@@ -20,6 +20,7 @@ use std::ops::Range;
 
 use anyhow::{Result, ensure};
 use rand::RngExt;
+use rayon::prelude::*;
 
 use crate::linalg;
 
@@ -79,11 +80,19 @@ pub trait SynapticLayer {
     /// `batch x inputs` (on a crossbar: drive the columns, read the rows).
     fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()>;
     /// [`SynapticLayer::transposed`] of a batch of mostly-zero vectors (rates or errors
-    /// routed back through max pooling onto each window's maximum), with the same result
-    /// to the bit. Digital weights skip the zero entries; this default reads densely (on a
-    /// crossbar every read is a physical read, zeros and all).
-    fn transposed_sparse(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
-        self.transposed(y, batch, x)
+    /// routed back through max pooling onto each window's maximum), each chunk of
+    /// `fold.rows` results folded into its part of `fold.out` (see [`Fold`]), with the
+    /// bits of a dense read then folding. Digital weights skip the zero entries and fold
+    /// each chunk as soon as it is read; this default reads the whole batch densely into
+    /// `fold.scratch` (on a crossbar every read is a physical read, zeros and all), then
+    /// folds.
+    fn transposed_sparse_folded(&mut self, y: &[f32], batch: usize, fold: Fold<'_>) -> Result<()> {
+        fold.check(batch)?;
+        let len = batch * self.inputs();
+        fold.scratch.resize(len, 0.0);
+        self.transposed(y, batch, &mut fold.scratch[..len])?;
+        fold.apply(batch, self.inputs());
+        Ok(())
     }
     /// Number of diagonal blocks the matrix is made of (a grouped convolution's kernel
     /// matrix: its groups; 1 for a full matrix, the default).
@@ -98,7 +107,7 @@ pub trait SynapticLayer {
     fn forward_generated(
         &mut self,
         batch: usize,
-        source: &mut InputSource<'_>,
+        source: &InputSource<'_>,
         buffer: &mut Vec<f32>,
         y: &mut [f32],
     ) -> Result<()> {
@@ -111,7 +120,7 @@ pub trait SynapticLayer {
 pub fn forward_whole<L: SynapticLayer + ?Sized>(
     layer: &mut L,
     batch: usize,
-    source: &mut InputSource<'_>,
+    source: &InputSource<'_>,
     buffer: &mut Vec<f32>,
     y: &mut [f32],
 ) -> Result<()> {
@@ -121,9 +130,54 @@ pub fn forward_whole<L: SynapticLayer + ?Sized>(
     layer.forward(&buffer[..len], batch, y)
 }
 
+/// Where [`SynapticLayer::transposed_sparse_folded`] sends a batch of transposed reads:
+/// the batch in chunks of `rows` vectors, chunk `i` folded by `each(chunk, out_i)` into
+/// the `i`-th of as many equal parts of `out`, every value of which `each` writes (a
+/// convolution: one image's patch gradients added back onto that image by col2im).
+pub struct Fold<'a> {
+    /// Read vectors per chunk (a convolution: the output pixels of one image).
+    pub rows: usize,
+    /// The folded results, one equal part per chunk.
+    pub out: &'a mut [f32],
+    /// Folds one chunk's reads (`rows x inputs`) into its part of `out`.
+    pub each: &'a (dyn Fn(&[f32], &mut [f32]) + Sync),
+    /// Room for a whole batch of reads, for synapses that read the batch before folding.
+    pub scratch: &'a mut Vec<f32>,
+}
+
+impl Fold<'_> {
+    /// Check that a batch of `batch` reads splits into chunks of `rows`, and `out` into as
+    /// many parts.
+    fn check(&self, batch: usize) -> Result<()> {
+        ensure!(
+            self.rows > 0 && batch > 0 && batch.is_multiple_of(self.rows),
+            "a batch of {batch} reads does not split into chunks of {}",
+            self.rows
+        );
+        let chunks = batch / self.rows;
+        ensure!(
+            self.out.len().is_multiple_of(chunks),
+            "{} folded values do not split into {chunks} equal parts",
+            self.out.len()
+        );
+        Ok(())
+    }
+
+    /// Fold a batch of `batch` reads of `width` values held in `scratch`, chunks in
+    /// parallel.
+    fn apply(self, batch: usize, width: usize) {
+        let part = self.out.len() / (batch / self.rows);
+        let each = self.each;
+        self.out
+            .par_chunks_mut(part)
+            .zip(self.scratch[..batch * width].par_chunks(self.rows * width))
+            .for_each(|(out, reads)| each(reads, out));
+    }
+}
+
 /// Generates input vectors on demand: `source(rows, out)` writes the vectors `rows` of a
 /// batch into `out` (`rows.len() x inputs`, every value).
-pub type InputSource<'a> = dyn FnMut(Range<usize>, &mut [f32]) + 'a;
+pub type InputSource<'a> = dyn Fn(Range<usize>, &mut [f32]) + Sync + 'a;
 
 impl<T: SynapticLayer + ?Sized> SynapticLayer for Box<T> {
     fn inputs(&self) -> usize {
@@ -138,8 +192,8 @@ impl<T: SynapticLayer + ?Sized> SynapticLayer for Box<T> {
     fn transposed(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
         (**self).transposed(y, batch, x)
     }
-    fn transposed_sparse(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
-        (**self).transposed_sparse(y, batch, x)
+    fn transposed_sparse_folded(&mut self, y: &[f32], batch: usize, fold: Fold<'_>) -> Result<()> {
+        (**self).transposed_sparse_folded(y, batch, fold)
     }
     fn blocks(&self) -> usize {
         (**self).blocks()
@@ -147,7 +201,7 @@ impl<T: SynapticLayer + ?Sized> SynapticLayer for Box<T> {
     fn forward_generated(
         &mut self,
         batch: usize,
-        source: &mut InputSource<'_>,
+        source: &InputSource<'_>,
         buffer: &mut Vec<f32>,
         y: &mut [f32],
     ) -> Result<()> {
@@ -329,8 +383,58 @@ impl SynapticLayer for DigitalSynapses {
         self.read_transposed(y, batch, x, linalg::a_b)
     }
 
-    fn transposed_sparse(&mut self, y: &[f32], batch: usize, x: &mut [f32]) -> Result<()> {
-        self.read_transposed(y, batch, x, linalg::a_b_sparse_lhs)
+    /// The whole batch at once for a block-diagonal matrix; a full matrix generates each
+    /// block of rows of its product on the thread that multiplies it, just before (same
+    /// bits, see `linalg::a_bt_generated`).
+    fn forward_generated(
+        &mut self,
+        batch: usize,
+        source: &InputSource<'_>,
+        buffer: &mut Vec<f32>,
+        y: &mut [f32],
+    ) -> Result<()> {
+        if self.blocks > 1 {
+            return forward_whole(self, batch, source, buffer, y);
+        }
+        let (n, m) = (self.inputs, self.outputs);
+        ensure!(
+            y.len() == batch * m,
+            "forward read: {} outputs for {batch} vectors of {m}",
+            y.len()
+        );
+        linalg::a_bt_generated(source, &self.weight, (batch, n, m), y, buffer);
+        Ok(())
+    }
+
+    fn transposed_sparse_folded(&mut self, y: &[f32], batch: usize, fold: Fold<'_>) -> Result<()> {
+        fold.check(batch)?;
+        let (m, n) = (self.outputs, self.inputs);
+        ensure!(
+            y.len() == batch * m,
+            "transposed read: {} values for {batch} vectors of {m}",
+            y.len()
+        );
+        let shape = (batch, m, n);
+        if self.blocks == 1
+            && linalg::a_b_sparse_lhs_folded(
+                y,
+                &self.weight,
+                shape,
+                fold.rows,
+                (&mut *fold.out, fold.each),
+            )
+        {
+            return Ok(());
+        }
+        fold.scratch.resize(batch * n, 0.0);
+        self.read_transposed(
+            y,
+            batch,
+            &mut fold.scratch[..batch * n],
+            linalg::a_b_sparse_lhs,
+        )?;
+        fold.apply(batch, n);
+        Ok(())
     }
 }
 
@@ -465,13 +569,17 @@ mod tests {
         assert!(e.to_string().contains("holds 72 values"), "{e}");
     }
 
-    /// The sparse transposed read (zeros skipped) has the bits of the dense one, for a full
-    /// matrix of the EP ConvNet's second convolution (64 x 800, 640 patches) and for two
-    /// diagonal blocks, on mostly-zero vectors as unpooled rates are.
+    /// The sparse transposed read (zeros skipped), folded chunk by chunk, has the bits of
+    /// the dense read folded after it, for a full matrix of the EP ConvNet's second
+    /// convolution (64 x 800, ten images of 64 patches) and for two diagonal blocks, on
+    /// mostly-zero vectors as unpooled rates are. The fold sums each chunk's reads column
+    /// by column (as col2im adds patch entries onto an image), so a misplaced chunk or
+    /// part shows.
     #[test]
     fn sparse_transposed_reads_have_the_bits_of_dense_ones() {
         let mut r = crate::rng::stream(2, &[0]);
-        for (blocks, inputs, outputs, batch) in [(1, 800, 64, 640), (2, 400, 64, 300)] {
+        for (blocks, inputs, outputs, batch, rows) in [(1, 800, 64, 640, 64), (2, 400, 64, 300, 30)]
+        {
             let weight = (0..inputs / blocks * outputs)
                 .map(|_| r.random_range(-0.1..0.1))
                 .collect();
@@ -483,15 +591,59 @@ mod tests {
                     if v < 1.0 { v } else { 0.0 }
                 })
                 .collect();
-            let (mut dense, mut sparse) =
-                (vec![0f32; batch * inputs], vec![f32::NAN; batch * inputs]);
+            let column_sums = |reads: &[f32], out: &mut [f32]| {
+                out.fill(0.0);
+                for read in reads.chunks(inputs) {
+                    out.iter_mut().zip(read).for_each(|(o, v)| *o += v);
+                }
+            };
+            let mut dense = vec![0f32; batch * inputs];
             synapses.transposed(&y, batch, &mut dense).unwrap();
-            synapses.transposed_sparse(&y, batch, &mut sparse).unwrap();
-            let differing = dense
+            let expected: Vec<f32> = dense
+                .chunks(rows * inputs)
+                .flat_map(|chunk| {
+                    let mut sums = vec![0f32; inputs];
+                    column_sums(chunk, &mut sums);
+                    sums
+                })
+                .collect();
+            let mut folded = vec![f32::NAN; batch / rows * inputs];
+            let fold = Fold {
+                rows,
+                out: &mut folded,
+                each: &column_sums,
+                scratch: &mut Vec::new(),
+            };
+            synapses.transposed_sparse_folded(&y, batch, fold).unwrap();
+            let differing = expected
                 .iter()
-                .zip(&sparse)
+                .zip(&folded)
                 .position(|(d, s)| d.to_bits() != s.to_bits());
             assert_eq!(differing, None, "{blocks} blocks");
+        }
+    }
+
+    /// A fold whose chunks do not divide the batch, or whose output does not split into
+    /// as many parts, is refused with the counts.
+    #[test]
+    fn folds_that_do_not_split_the_batch_are_refused() {
+        let mut synapses = DigitalSynapses::new(4, 2, vec![0.5; 8]).unwrap();
+        let each = |_: &[f32], out: &mut [f32]| out.fill(0.0);
+        for (rows, out_len, message) in [
+            (4, 6, "does not split into chunks of 4"),
+            (3, 5, "5 folded values do not split into 2 equal parts"),
+        ] {
+            let mut out = vec![0f32; out_len];
+            let fold = Fold {
+                rows,
+                out: &mut out,
+                each: &each,
+                scratch: &mut Vec::new(),
+            };
+            let e = synapses
+                .transposed_sparse_folded(&[1.0; 12], 6, fold)
+                .unwrap_err();
+            assert!(e.to_string().contains(message), "{e}");
         }
     }
 }

@@ -35,8 +35,8 @@ pub mod tile;
 
 pub use analog::{AnalogSynapses, InputScaling};
 pub use layer::{
-    DigitalSynapses, InputSource, OuterProductUpdate, PlasticSynapses, SynapticLayer, column_block,
-    forward_whole, read_block_diagonal,
+    DigitalSynapses, Fold, InputSource, OuterProductUpdate, PlasticSynapses, SynapticLayer,
+    column_block, forward_whole, read_block_diagonal,
 };
 pub use pairs::{BinarySynapses, WriteTally};
 pub use sampled::{DevicePairs, PairWeight, SampledSynapses};

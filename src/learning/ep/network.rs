@@ -42,7 +42,7 @@ use super::optimizer::EpOptimizerState;
 use crate::learning::rule::{LearningRule, LocalSignals, Phase, apply_change};
 use crate::nn::sequential::conv::{ConvGeometry, fill};
 use crate::nn::sequential::pool::{PoolGeometry, PoolKind};
-use crate::synapses::{DigitalSynapses, PlasticSynapses, SynapticLayer};
+use crate::synapses::{DigitalSynapses, Fold, PlasticSynapses, SynapticLayer};
 
 /// Neuron states per rayon task when applying the activation (each element is computed
 /// independently, so the split never changes a result).
@@ -449,9 +449,14 @@ impl<S: SynapticLayer> EpNetwork<S> {
             Connection::Dense => self.synapses[k].forward(below, batch, out),
             Connection::Conv { conv, pool } => {
                 let rows = batch * conv.pixels();
-                conv.im2col_into(below, batch, &mut work.patches);
+                let patches = |rows, out: &mut [f32]| conv.im2col_rows(below, rows, out);
                 fill(&mut work.pixels, rows * conv.out_channels, false);
-                self.synapses[k].forward(&work.patches, rows, &mut work.pixels)?;
+                self.synapses[k].forward_generated(
+                    rows,
+                    &patches,
+                    &mut work.patches,
+                    &mut work.pixels,
+                )?;
                 conv.pixels_to_channels_into(&work.pixels, batch, None, maps);
                 pool.forward_into(maps, out);
                 Ok(())
@@ -477,10 +482,14 @@ impl<S: SynapticLayer> EpNetwork<S> {
                 let rows = batch * conv.pixels();
                 pool.backward_into(maps, above, &mut work.unpooled);
                 conv.channels_to_pixels_into(&work.unpooled, batch, &mut work.pixels);
-                fill(&mut work.patches, rows * conv.patch_len(), false);
-                self.synapses[k].transposed_sparse(&work.pixels, rows, &mut work.patches)?;
-                conv.col2im_into(&work.patches, batch, out);
-                Ok(())
+                fill(out, batch * conv.input_len(), false);
+                let fold = Fold {
+                    rows: conv.pixels(),
+                    out,
+                    each: &|patches, image| conv.col2im_image(patches, image),
+                    scratch: &mut work.patches,
+                };
+                self.synapses[k].transposed_sparse_folded(&work.pixels, rows, fold)
             }
         }
     }

@@ -133,16 +133,10 @@ impl ConvGeometry {
     /// patch ordered (channel, kernel row, kernel column) like PyTorch's weight layout;
     /// padding reads as 0.
     pub fn im2col(&self, x: &[f32], batch: usize) -> Vec<f32> {
-        let mut cols = Vec::new();
-        self.im2col_into(x, batch, &mut cols);
-        cols
-    }
-
-    /// [`ConvGeometry::im2col`] into a reused buffer (every entry written).
-    pub fn im2col_into(&self, x: &[f32], batch: usize, cols: &mut Vec<f32>) {
         let rows = batch * self.pixels();
-        fill(cols, rows * self.patch_len(), false);
-        self.im2col_rows(x, 0..rows, cols);
+        let mut cols = vec![0.0; rows * self.patch_len()];
+        self.im2col_rows(x, 0..rows, &mut cols);
+        cols
     }
 
     /// The patches `rows` of the batch of NCHW images `x` (row `r`: output pixel
@@ -227,8 +221,9 @@ impl ConvGeometry {
             .filter(|&i| i < len)
     }
 
-    /// The kernel taps `kx` whose input coordinate at output coordinate `out` lies inside
-    /// an input of length `len` (the others read the zero padding).
+    /// The kernel taps (`kx`, or `ky` along the height) whose input coordinate at output
+    /// coordinate `out` lies inside an input of length `len` (the others read the zero
+    /// padding).
     fn taps_inside(&self, out: usize, len: usize) -> std::ops::Range<usize> {
         let first = (out * self.stride) as isize - self.padding as isize;
         let start = (-first).clamp(0, self.kernel as isize) as usize;
@@ -300,38 +295,60 @@ impl ConvGeometry {
         x
     }
 
-    /// [`ConvGeometry::col2im`] into a reused buffer (zeroed first: patches accumulate).
+    /// [`ConvGeometry::col2im`] into a reused buffer.
     pub fn col2im_into(&self, cols: &[f32], batch: usize, x: &mut Vec<f32>) {
-        let (k, patch) = (self.kernel, self.patch_len());
-        let (out_w, pixels) = (self.out_w(), self.pixels());
-        fill(x, batch * self.input_len(), true);
+        fill(x, batch * self.input_len(), false);
         x.par_chunks_mut(self.input_len())
-            .zip(cols.par_chunks(pixels * patch))
-            .for_each(|(image, rows)| {
-                for (pixel, row) in rows.chunks(patch).enumerate() {
-                    let (oy, ox) = (pixel / out_w, pixel % out_w);
-                    let taps = self.taps_inside(ox, self.in_w);
-                    if taps.is_empty() {
-                        continue;
-                    }
-                    let ix0 = ox * self.stride + taps.start - self.padding;
-                    for c in 0..self.in_channels {
-                        let plane =
-                            &mut image[c * self.in_h * self.in_w..][..self.in_h * self.in_w];
-                        for ky in 0..k {
-                            let Some(iy) = self.source(oy, ky, self.in_h) else {
-                                continue;
-                            };
-                            let start = iy * self.in_w + ix0;
-                            let src = (c * k + ky) * k;
-                            add_span(
-                                &mut plane[start..start + taps.len()],
-                                &row[src + taps.start..src + taps.end],
-                            );
-                        }
+            .zip(cols.par_chunks(self.pixels() * self.patch_len()))
+            .for_each(|(image, rows)| self.col2im_image(rows, image));
+    }
+
+    /// [`ConvGeometry::col2im`] of one image: its patch rows (`pixels x patch_len`) added
+    /// onto `image` (zeroed first), pixel by pixel in order.
+    pub fn col2im_image(&self, rows: &[f32], image: &mut [f32]) {
+        image.fill(0.0);
+        match self.kernel {
+            3 => self.add_patches::<3>(rows, image),
+            5 => self.add_patches::<5>(rows, image),
+            7 => self.add_patches::<7>(rows, image),
+            _ => self.add_patches::<0>(rows, image),
+        }
+    }
+
+    /// [`ConvGeometry::col2im_image`] for kernels of width `K` (0: the geometry's kernel),
+    /// a constant for the usual widths so that a kernel row inside the image is added in a
+    /// few vector instructions; the taps in the padding are skipped.
+    fn add_patches<const K: usize>(&self, rows: &[f32], image: &mut [f32]) {
+        let k = if K == 0 { self.kernel } else { K };
+        let (out_w, plane_len) = (self.out_w(), self.in_h * self.in_w);
+        for (pixel, row) in rows.chunks_exact(self.patch_len()).enumerate() {
+            let (oy, ox) = (pixel / out_w, pixel % out_w);
+            let (taps_y, taps_x) = (
+                self.taps_inside(oy, self.in_h),
+                self.taps_inside(ox, self.in_w),
+            );
+            if taps_y.is_empty() || taps_x.is_empty() {
+                continue;
+            }
+            // Input row and column of the first tap inside.
+            let iy0 = oy * self.stride + taps_y.start - self.padding;
+            let ix0 = ox * self.stride + taps_x.start - self.padding;
+            let whole_rows = K != 0 && taps_x.len() == k;
+            for (plane, kernel) in image
+                .chunks_exact_mut(plane_len)
+                .zip(row.chunks_exact(k * k))
+            {
+                for (iy, ky) in (iy0..).zip(taps_y.clone()) {
+                    let dst = &mut plane[iy * self.in_w + ix0..][..taps_x.len()];
+                    let src = &kernel[ky * k + taps_x.start..][..taps_x.len()];
+                    if whole_rows {
+                        fixed_add::<K>(dst, src);
+                    } else {
+                        dst.iter_mut().zip(src).for_each(|(p, v)| *p += v);
                     }
                 }
-            });
+            }
+        }
     }
 }
 
@@ -343,18 +360,7 @@ fn fixed_copy<const N: usize>(dst: &mut [f32], src: &[f32]) {
     *dst = src.try_into().expect("span length");
 }
 
-/// `dst += src` element by element for one kernel row (fixed lengths as in [`fixed_copy`];
-/// the same additions in the same order whatever the length).
-#[inline]
-fn add_span(dst: &mut [f32], src: &[f32]) {
-    match dst.len() {
-        3 => fixed_add::<3>(dst, src),
-        5 => fixed_add::<5>(dst, src),
-        7 => fixed_add::<7>(dst, src),
-        _ => dst.iter_mut().zip(src).for_each(|(p, v)| *p += v),
-    }
-}
-
+/// `dst += src` for one kernel row of `N` values (fixed lengths as in [`fixed_copy`]).
 #[inline]
 fn fixed_add<const N: usize>(dst: &mut [f32], src: &[f32]) {
     let dst: &mut [f32; N] = dst.try_into().expect("span length");

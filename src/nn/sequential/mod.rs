@@ -785,8 +785,8 @@ fn forward_stage<S: SynapticLayer>(
                 synapses.forward(&cols, reads, &mut y)?;
                 Saved::Patches(cols)
             } else {
-                let mut source = |rows, out: &mut [f32]| geometry.im2col_rows(x, rows, out);
-                synapses.forward_generated(reads, &mut source, patches, &mut y)?;
+                let source = |rows, out: &mut [f32]| geometry.im2col_rows(x, rows, out);
+                synapses.forward_generated(reads, &source, patches, &mut y)?;
                 Saved::Nothing
             };
             (

@@ -26,7 +26,7 @@ use crate::nn::network::Classifier;
 use crate::nn::noise::WeightNoise;
 use crate::nn::optim::ParamState;
 use crate::rng;
-use crate::synapses::{DigitalSynapses, SynapticLayer, column_block};
+use crate::synapses::{DigitalSynapses, Fold, SynapticLayer, column_block};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 
@@ -105,10 +105,16 @@ fn backward_stage<S: SynapticLayer>(
                 grads.insert(key("bias"), bias_gradient(&rows, c_out));
             }
             if need_dx {
-                let mut dcols = vec![0f32; reads * geometry.patch_len()];
+                let mut dx = vec![0f32; batch * geometry.input_len()];
                 // Errors routed back through max pooling and ReLU: mostly zeros.
-                synapses.transposed_sparse(&rows, reads, &mut dcols)?;
-                geometry.col2im(&dcols, batch)
+                let fold = Fold {
+                    rows: geometry.pixels(),
+                    out: &mut dx,
+                    each: &|patches, image| geometry.col2im_image(patches, image),
+                    scratch: &mut Vec::new(),
+                };
+                synapses.transposed_sparse_folded(&rows, reads, fold)?;
+                dx
             } else {
                 Vec::new()
             }
