@@ -224,13 +224,13 @@ pub struct EpConv {
 }
 
 /// Work buffers of one convolutional layer's reads during a relaxation, reused from step
-/// to step instead of allocated: the im2col patches (or, for the transposed read, the
-/// patch gradients) and the per-pixel reads, and the unpooled rates.
+/// to step instead of allocated: room for the im2col patches (or, for the transposed read,
+/// the patch gradients) where the synapses need the whole batch of them, and the per-pixel
+/// reads (or the rates unpooled onto them).
 #[derive(Debug, Default)]
 struct ConvWork {
     patches: Vec<f32>,
     pixels: Vec<f32>,
-    unpooled: Vec<f32>,
 }
 
 /// A layered energy-based network on any [`SynapticLayer`]s.
@@ -480,8 +480,7 @@ impl<S: SynapticLayer> EpNetwork<S> {
             Connection::Dense => self.synapses[k].transposed(above, batch, out),
             Connection::Conv { conv, pool } => {
                 let rows = batch * conv.pixels();
-                pool.backward_into(maps, above, &mut work.unpooled);
-                conv.channels_to_pixels_into(&work.unpooled, batch, &mut work.pixels);
+                pool.backward_pixel_rows_into(maps, above, &mut work.pixels);
                 fill(out, batch * conv.input_len(), false);
                 let fold = Fold {
                     rows: conv.pixels(),
@@ -825,7 +824,8 @@ impl<S: PlasticSynapses> EpNetwork<S> {
             &mut ConvWork::default(),
         )
         .with_context(|| format!("forward read of synaptic layer {k}"))?;
-        let post = conv.channels_to_pixels(&pool.backward(&maps, &states[k]), batch);
+        let mut post = Vec::new();
+        pool.backward_pixel_rows_into(&maps, &states[k], &mut post);
         Ok((conv.im2col(below, batch), post))
     }
 }

@@ -266,15 +266,8 @@ impl ConvGeometry {
     /// the inverse of [`ConvGeometry::pixels_to_channels`] without bias (the layout of the
     /// errors a backward pass sends through the kernel matrix).
     pub fn channels_to_pixels(&self, y: &[f32], batch: usize) -> Vec<f32> {
-        let mut rows = Vec::new();
-        self.channels_to_pixels_into(y, batch, &mut rows);
-        rows
-    }
-
-    /// [`ConvGeometry::channels_to_pixels`] into a reused buffer (every entry written).
-    pub fn channels_to_pixels_into(&self, y: &[f32], batch: usize, rows: &mut Vec<f32>) {
         let (c_out, pixels) = (self.out_channels, self.pixels());
-        fill(rows, batch * pixels * c_out, false);
+        let mut rows = vec![0.0; batch * pixels * c_out];
         y.par_chunks(c_out * pixels)
             .zip(rows.par_chunks_mut(pixels * c_out))
             .for_each(|(image, out)| {
@@ -284,6 +277,7 @@ impl ConvGeometry {
                     }
                 }
             });
+        rows
     }
 
     /// The adjoint of [`ConvGeometry::im2col`]: every patch entry of `cols`

@@ -169,31 +169,58 @@ impl PoolGeometry {
 
     /// [`PoolGeometry::backward`] into a reused buffer (zeroed first), planes in parallel.
     pub fn backward_into(&self, x: &[f32], dy: &[f32], dx: &mut Vec<f32>) {
-        let (oh, ow, k) = (self.out_h(), self.out_w(), self.kernel);
         let plane = self.in_h * self.in_w;
-        let scale = 1.0 / (k * k) as f32;
         fill(dx, x.len(), true);
         x.par_chunks(plane)
             .zip(dx.par_chunks_mut(plane))
-            .zip(dy.par_chunks(oh * ow))
+            .zip(dy.par_chunks(self.out_h() * self.out_w()))
             .with_min_len(PLANES_PER_TASK)
             .for_each(|((input, grad), d_out)| {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let d = d_out[oy * ow + ox];
-                        match self.kind {
-                            PoolKind::Max => grad[self.argmax_window(input, (oy, ox))] += d,
-                            PoolKind::Average => {
-                                for (start, _) in self.window_rows::<0>(input, (oy, ox)) {
-                                    grad[start..start + k]
-                                        .iter_mut()
-                                        .for_each(|g| *g += d * scale);
-                                }
-                            }
+                self.route_plane(input, d_out, |i, d| grad[i] += d);
+            });
+    }
+
+    /// [`PoolGeometry::backward`] of a batch laid out as per-pixel rows: row `b·H·W + i`
+    /// holds the gradient of input pixel `i` of image `b` in every channel (the layout in
+    /// which a convolution's kernel matrix reads the gradients of its output), images in
+    /// parallel. The same sums as [`PoolGeometry::backward`] followed by the change of
+    /// layout, without the NCHW gradient in between.
+    pub fn backward_pixel_rows_into(&self, x: &[f32], dy: &[f32], rows: &mut Vec<f32>) {
+        let (plane, channels) = (self.in_h * self.in_w, self.channels);
+        let pooled = self.out_h() * self.out_w();
+        fill(rows, x.len(), true);
+        rows.par_chunks_mut(plane * channels)
+            .zip(x.par_chunks(plane * channels))
+            .zip(dy.par_chunks(pooled * channels))
+            .for_each(|((rows, image), d_image)| {
+                let planes = image.chunks_exact(plane).zip(d_image.chunks_exact(pooled));
+                for (c, (input, d_out)) in planes.enumerate() {
+                    self.route_plane(input, d_out, |i, d| rows[i * channels + c] += d);
+                }
+            });
+    }
+
+    /// Route the gradients `d_out` of one output plane onto the pixels of its input plane
+    /// `input`, window by window in order: `add(i, d)` adds `d` to input pixel `i`. Max
+    /// pooling routes each window's gradient to its largest input (the first on ties, as
+    /// PyTorch does), average pooling spreads it evenly.
+    #[inline]
+    fn route_plane(&self, input: &[f32], d_out: &[f32], mut add: impl FnMut(usize, f32)) {
+        let (oh, ow, k) = (self.out_h(), self.out_w(), self.kernel);
+        let scale = 1.0 / (k * k) as f32;
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let d = d_out[oy * ow + ox];
+                match self.kind {
+                    PoolKind::Max => add(self.argmax_window(input, (oy, ox)), d),
+                    PoolKind::Average => {
+                        for (start, _) in self.window_rows::<0>(input, (oy, ox)) {
+                            (start..start + k).for_each(|i| add(i, d * scale));
                         }
                     }
                 }
-            });
+            }
+        }
     }
 }
 
@@ -217,5 +244,37 @@ mod tests {
         let global = PoolGeometry::new(PoolKind::Average, [2, 2, 2], 2, 2).unwrap();
         assert_eq!(global.forward(&two), vec![1.5, 5.5]);
         assert!(PoolGeometry::new(PoolKind::Max, [1, 4, 4], 5, 1).is_err());
+    }
+
+    /// The backward pass laid out as per-pixel rows equals the NCHW backward pass moved
+    /// into that layout, bit for bit: max and average pooling, overlapping windows (3 x 3,
+    /// stride 2, so some pixels receive from several windows) and ties (the first maximum
+    /// takes the gradient), on a batch of two 3-channel images.
+    #[test]
+    fn backward_into_pixel_rows_is_the_backward_pass_in_that_layout() {
+        use rand::RngExt;
+        let (batch, channels, h, w) = (2, 3, 7, 7);
+        let mut rng = crate::rng::stream(3, &[0]);
+        // Values on a coarse grid, so that windows often hold equal maxima.
+        let x: Vec<f32> = (0..batch * channels * h * w)
+            .map(|_| rng.random_range(0..4) as f32 * 0.5)
+            .collect();
+        for kind in [PoolKind::Max, PoolKind::Average] {
+            let pool = PoolGeometry::new(kind, [channels, h, w], 3, 2).unwrap();
+            let pooled = batch * channels * pool.out_h() * pool.out_w();
+            let dy: Vec<f32> = (0..pooled).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let nchw = pool.backward(&x, &dy);
+            let mut want = vec![0f32; nchw.len()];
+            for (b, c, i) in (0..batch)
+                .flat_map(|b| (0..channels).flat_map(move |c| (0..h * w).map(move |i| (b, c, i))))
+            {
+                want[(b * h * w + i) * channels + c] = nchw[(b * channels + c) * h * w + i];
+            }
+            let mut rows = vec![f32::NAN; 3];
+            pool.backward_pixel_rows_into(&x, &dy, &mut rows);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&rows), bits(&want), "{kind:?}");
+            assert!(nchw.iter().any(|&g| g != 0.0), "{kind:?}");
+        }
     }
 }
