@@ -234,22 +234,9 @@ impl ConvGeometry {
     /// Per-pixel outputs (`(batch·pixels) x C_out`, the result of reading the im2col rows)
     /// as NCHW images (`batch x C_out x pixels`), plus the bias of each channel (if any).
     pub fn pixels_to_channels(&self, y: &[f32], batch: usize, bias: Option<&[f32]>) -> Vec<f32> {
-        let mut out = Vec::new();
-        self.pixels_to_channels_into(y, batch, bias, &mut out);
-        out
-    }
-
-    /// [`ConvGeometry::pixels_to_channels`] into a reused buffer (every entry written).
-    pub fn pixels_to_channels_into(
-        &self,
-        y: &[f32],
-        batch: usize,
-        bias: Option<&[f32]>,
-        out: &mut Vec<f32>,
-    ) {
         let bias_of = |c: usize| bias.map_or(0.0, |b| b[c]);
         let (c_out, pixels) = (self.out_channels, self.pixels());
-        fill(out, batch * c_out * pixels, false);
+        let mut out = vec![0.0; batch * c_out * pixels];
         out.par_chunks_mut(c_out * pixels)
             .zip(y.par_chunks(pixels * c_out))
             .for_each(|(image, rows)| {
@@ -260,6 +247,7 @@ impl ConvGeometry {
                     plane.iter_mut().zip(column).for_each(|(o, &v)| *o = v + b);
                 }
             });
+        out
     }
 
     /// NCHW values (`batch x C_out x pixels`) as per-pixel rows (`(batch·pixels) x C_out`):
@@ -280,25 +268,10 @@ impl ConvGeometry {
         rows
     }
 
-    /// The adjoint of [`ConvGeometry::im2col`]: every patch entry of `cols`
-    /// (`(batch·pixels) x patch_len`) added back onto the input position it was read from
-    /// (padding entries dropped), giving `batch` NCHW images.
-    pub fn col2im(&self, cols: &[f32], batch: usize) -> Vec<f32> {
-        let mut x = Vec::new();
-        self.col2im_into(cols, batch, &mut x);
-        x
-    }
-
-    /// [`ConvGeometry::col2im`] into a reused buffer.
-    pub fn col2im_into(&self, cols: &[f32], batch: usize, x: &mut Vec<f32>) {
-        fill(x, batch * self.input_len(), false);
-        x.par_chunks_mut(self.input_len())
-            .zip(cols.par_chunks(self.pixels() * self.patch_len()))
-            .for_each(|(image, rows)| self.col2im_image(rows, image));
-    }
-
-    /// [`ConvGeometry::col2im`] of one image: its patch rows (`pixels x patch_len`) added
-    /// onto `image` (zeroed first), pixel by pixel in order.
+    /// The adjoint of [`ConvGeometry::im2col`] for one image: every entry of its patch rows
+    /// (`pixels x patch_len`) added onto the input position it was read from (padding
+    /// entries dropped), pixel by pixel in order, giving the NCHW image `image` (zeroed
+    /// first).
     pub fn col2im_image(&self, rows: &[f32], image: &mut [f32]) {
         image.fill(0.0);
         match self.kernel {
@@ -479,6 +452,47 @@ mod tests {
                     "{input:?} k{k} s{s} p{p} rows {range:?}"
                 );
             }
+        }
+    }
+
+    /// col2im of one image is the adjoint of im2col: each patch entry added onto the input
+    /// pixel it was read from, in the order of a naive scatter pixel by pixel (so the sums
+    /// agree bit for bit), padding entries dropped and stale image values cleared; kernels
+    /// with a fixed-width add (3, 5, 7) and others, strides 1 and 2, with and without
+    /// padding (taps reaching over every border).
+    #[test]
+    fn col2im_adds_every_patch_entry_back_where_im2col_read_it() {
+        let mut rng = crate::rng::stream(5, &[0]);
+        for (input, k, s, p) in [
+            ([1, 6, 6], 3, 1, 1),
+            ([2, 12, 12], 5, 1, 0),
+            ([2, 7, 7], 5, 1, 2),
+            ([2, 9, 8], 7, 2, 3),
+            ([3, 6, 6], 4, 1, 0),
+            ([1, 5, 5], 2, 2, 1),
+        ] {
+            let g = ConvGeometry::new(input, 2, k, s, p).unwrap();
+            let rows: Vec<f32> = (0..g.pixels() * g.patch_len())
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let [c_in, h, w] = input;
+            let mut want = vec![0f32; g.input_len()];
+            for (pixel, row) in rows.chunks(g.patch_len()).enumerate() {
+                let (oy, ox) = (pixel / g.out_w(), pixel % g.out_w());
+                for (c, ky, kx) in (0..c_in)
+                    .flat_map(|c| (0..k).flat_map(move |ky| (0..k).map(move |kx| (c, ky, kx))))
+                {
+                    let iy = (oy * s + ky) as isize - p as isize;
+                    let ix = (ox * s + kx) as isize - p as isize;
+                    if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
+                        want[(c * h + iy as usize) * w + ix as usize] += row[(c * k + ky) * k + kx];
+                    }
+                }
+            }
+            let mut image = vec![f32::NAN; g.input_len()];
+            g.col2im_image(&rows, &mut image);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&image), bits(&want), "{input:?} k{k} s{s} p{p}");
         }
     }
 
