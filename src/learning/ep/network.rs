@@ -225,8 +225,8 @@ pub struct EpConv {
 
 /// Work buffers of one convolutional layer's reads during a relaxation, reused from step
 /// to step instead of allocated: room for the im2col patches (or, for the transposed read,
-/// the patch gradients) where the synapses need the whole batch of them, and the rates
-/// unpooled onto the per-pixel rows.
+/// the patch gradients) where the synapses need the whole batch of them, and the per-pixel
+/// reads (or the rates unpooled onto them).
 #[derive(Debug, Default)]
 struct ConvWork {
     patches: Vec<f32>,
@@ -436,8 +436,7 @@ impl<S: SynapticLayer> EpNetwork<S> {
 
     /// The drive of neuron layer `k` from the rates `below` (the input for `k = 0`), without
     /// bias, into `out`: `W_k s` or `P(W_k ⊛ s)`; for a convolution `maps` receives its
-    /// output before pooling as per-pixel rows (`(batch·pixels) x C_out`), which routes
-    /// the layer's feedback (`work`: reused buffers).
+    /// output before pooling, which routes the layer's feedback (`work`: reused buffers).
     fn drive_into(
         &mut self,
         k: usize,
@@ -451,9 +450,15 @@ impl<S: SynapticLayer> EpNetwork<S> {
             Connection::Conv { conv, pool } => {
                 let rows = batch * conv.pixels();
                 let patches = |rows, out: &mut [f32]| conv.im2col_rows(below, rows, out);
-                fill(maps, rows * conv.out_channels, false);
-                self.synapses[k].forward_generated(rows, &patches, &mut work.patches, maps)?;
-                pool.forward_pixel_rows_into(maps, out);
+                fill(&mut work.pixels, rows * conv.out_channels, false);
+                self.synapses[k].forward_generated(
+                    rows,
+                    &patches,
+                    &mut work.patches,
+                    &mut work.pixels,
+                )?;
+                conv.pixels_to_channels_into(&work.pixels, batch, None, maps);
+                pool.forward_into(maps, out);
                 Ok(())
             }
         }
@@ -461,9 +466,8 @@ impl<S: SynapticLayer> EpNetwork<S> {
 
     /// `∂Φ/∂s_{k-1}` of synaptic layer `k` given the rates `above` of neuron layer `k`, into
     /// `out`: `W_kᵀ s_k`, or for a convolution the transposed read of the kernel matrix on
-    /// the rates unpooled onto `maps` (the convolution's output as per-pixel rows: each
-    /// pooled rate goes to its window's maximum), folded back onto the image (`work`:
-    /// reused buffers).
+    /// the rates unpooled onto `maps` (the convolution's output: each pooled rate goes to
+    /// its window's maximum), folded back onto the image (`work`: reused buffers).
     fn feedback_into(
         &mut self,
         k: usize,

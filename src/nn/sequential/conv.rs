@@ -234,9 +234,22 @@ impl ConvGeometry {
     /// Per-pixel outputs (`(batch·pixels) x C_out`, the result of reading the im2col rows)
     /// as NCHW images (`batch x C_out x pixels`), plus the bias of each channel (if any).
     pub fn pixels_to_channels(&self, y: &[f32], batch: usize, bias: Option<&[f32]>) -> Vec<f32> {
+        let mut out = Vec::new();
+        self.pixels_to_channels_into(y, batch, bias, &mut out);
+        out
+    }
+
+    /// [`ConvGeometry::pixels_to_channels`] into a reused buffer (every entry written).
+    pub fn pixels_to_channels_into(
+        &self,
+        y: &[f32],
+        batch: usize,
+        bias: Option<&[f32]>,
+        out: &mut Vec<f32>,
+    ) {
         let bias_of = |c: usize| bias.map_or(0.0, |b| b[c]);
         let (c_out, pixels) = (self.out_channels, self.pixels());
-        let mut out = vec![0.0; batch * c_out * pixels];
+        fill(out, batch * c_out * pixels, false);
         out.par_chunks_mut(c_out * pixels)
             .zip(y.par_chunks(pixels * c_out))
             .for_each(|(image, rows)| {
@@ -247,7 +260,6 @@ impl ConvGeometry {
                     plane.iter_mut().zip(column).for_each(|(o, &v)| *o = v + b);
                 }
             });
-        out
     }
 
     /// NCHW values (`batch x C_out x pixels`) as per-pixel rows (`(batch·pixels) x C_out`):

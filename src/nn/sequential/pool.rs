@@ -68,70 +68,66 @@ impl PoolGeometry {
         (self.in_w - self.kernel) / self.stride + 1
     }
 
-    /// The input-plane index of the first pixel of each of the `K` rows of the window of
-    /// output pixel (`oy`, `ox`), top to bottom; `K = 0` stands for the geometry's kernel.
-    /// The usual 2 x 2 and 3 x 3 windows are dispatched with their size as a constant,
-    /// which lets the compiler unroll them (the same operations in the same order).
+    /// The window of output pixel (`oy`, `ox`) as `K` x `K` rows of one input plane, row
+    /// by row; `K = 0` stands for the geometry's kernel. The usual 2 x 2 and 3 x 3 windows
+    /// are dispatched with their size as a constant, which lets the compiler unroll them
+    /// (the same operations in the same order).
     #[inline]
-    fn window_rows<const K: usize>(
+    fn window_rows<'a, const K: usize>(
         &self,
+        input: &'a [f32],
         (oy, ox): (usize, usize),
-    ) -> impl Iterator<Item = usize> + use<K> {
+    ) -> impl Iterator<Item = (usize, &'a [f32])> + use<'a, K> {
         let k = if K > 0 { K } else { self.kernel };
         let (stride, in_w) = (self.stride, self.in_w);
-        (0..k).map(move |ky| (oy * stride + ky) * in_w + ox * stride)
+        (0..k).map(move |ky| {
+            let start = (oy * stride + ky) * in_w + ox * stride;
+            (start, &input[start..start + k])
+        })
     }
 
-    /// The pooled value of the window of output pixel `at` of one input plane whose pixel
-    /// `i` is `value(i)`: the maximum, or the sum (from −0, as `Iterator::sum` of `f32`)
-    /// times `scale`, row by row.
-    #[inline]
-    fn pool_window(&self, value: impl Fn(usize) -> f32, at: (usize, usize), scale: f32) -> f32 {
+    /// The pooled value of the window of output pixel `at` of one input plane: the maximum,
+    /// or the sum (from −0, as `Iterator::sum` of `f32`) times `scale`.
+    fn pool_window(&self, input: &[f32], at: (usize, usize), scale: f32) -> f32 {
         match self.kernel {
-            2 => self.pool_rows::<2>(value, at, scale),
-            3 => self.pool_rows::<3>(value, at, scale),
-            _ => self.pool_rows::<0>(value, at, scale),
+            2 => self.pool_rows::<2>(input, at, scale),
+            3 => self.pool_rows::<3>(input, at, scale),
+            _ => self.pool_rows::<0>(input, at, scale),
         }
     }
 
     #[inline]
-    fn pool_rows<const K: usize>(
-        &self,
-        value: impl Fn(usize) -> f32,
-        at: (usize, usize),
-        scale: f32,
-    ) -> f32 {
-        let k = if K > 0 { K } else { self.kernel };
-        let pixels = self.window_rows::<K>(at).flat_map(|start| start..start + k);
+    fn pool_rows<const K: usize>(&self, input: &[f32], at: (usize, usize), scale: f32) -> f32 {
+        let rows = self.window_rows::<K>(input, at).map(|(_, row)| row);
         match self.kind {
-            PoolKind::Max => pixels.fold(f32::NEG_INFINITY, |m, i| m.max(value(i))),
-            PoolKind::Average => pixels.fold(-0.0, |s, i| s + value(i)) * scale,
+            PoolKind::Max => rows.fold(f32::NEG_INFINITY, |m, row| {
+                row.iter().fold(m, |m, &v| m.max(v))
+            }),
+            PoolKind::Average => {
+                rows.fold(-0.0, |s, row| row.iter().fold(s, |s, &v| s + v)) * scale
+            }
         }
     }
 
-    /// The input-plane index of the first largest pixel (`value(i)`) of the window of
+    /// The index (within one input plane) of the first largest input of the window of
     /// output pixel `at` (ties keep the earlier).
-    #[inline]
-    fn argmax_window(&self, value: impl Fn(usize) -> f32, at: (usize, usize)) -> usize {
+    fn argmax_window(&self, input: &[f32], at: (usize, usize)) -> usize {
         match self.kernel {
-            2 => self.argmax_rows::<2>(value, at),
-            3 => self.argmax_rows::<3>(value, at),
-            _ => self.argmax_rows::<0>(value, at),
+            2 => self.argmax_rows::<2>(input, at),
+            3 => self.argmax_rows::<3>(input, at),
+            _ => self.argmax_rows::<0>(input, at),
         }
     }
 
     #[inline]
-    fn argmax_rows<const K: usize>(
-        &self,
-        value: impl Fn(usize) -> f32,
-        at: (usize, usize),
-    ) -> usize {
-        let k = if K > 0 { K } else { self.kernel };
-        let mut rows = self.window_rows::<K>(at).peekable();
-        let mut best = rows.peek().copied().unwrap_or(0);
-        for i in rows.flat_map(|start| start..start + k) {
-            if value(i) > value(best) {
-                best = i;
+    fn argmax_rows<const K: usize>(&self, input: &[f32], at: (usize, usize)) -> usize {
+        let mut rows = self.window_rows::<K>(input, at).peekable();
+        let mut best = rows.peek().map_or(0, |&(start, _)| start);
+        for (start, row) in rows {
+            for (i, &v) in row.iter().enumerate() {
+                if v > input[best] {
+                    best = start + i;
+                }
             }
         }
         best
@@ -146,40 +142,20 @@ impl PoolGeometry {
 
     /// [`PoolGeometry::forward`] into a reused buffer, planes in parallel.
     pub fn forward_into(&self, x: &[f32], y: &mut Vec<f32>) {
-        let pooled = self.out_h() * self.out_w();
+        let (oh, ow, k) = (self.out_h(), self.out_w(), self.kernel);
         let plane = self.in_h * self.in_w;
-        fill(y, x.len() / plane * pooled, false);
-        y.par_chunks_mut(pooled)
+        let scale = 1.0 / (k * k) as f32;
+        fill(y, x.len() / plane * oh * ow, false);
+        y.par_chunks_mut(oh * ow)
             .zip(x.par_chunks(plane))
             .with_min_len(PLANES_PER_TASK)
-            .for_each(|(out, input)| self.pool_plane(|i| input[i], out));
-    }
-
-    /// [`PoolGeometry::forward`] of a batch given as per-pixel rows (row `b·H·W + i`:
-    /// pixel `i` of image `b` in every channel, the layout of a convolution's reads), into
-    /// NCHW outputs (a reused buffer), images in parallel: the same values, without
-    /// moving the input into NCHW first.
-    pub fn forward_pixel_rows_into(&self, rows: &[f32], y: &mut Vec<f32>) {
-        let (plane, channels) = (self.in_h * self.in_w, self.channels);
-        let pooled = self.out_h() * self.out_w();
-        fill(y, rows.len() / plane * pooled, false);
-        y.par_chunks_mut(pooled * channels)
-            .zip(rows.par_chunks(plane * channels))
-            .for_each(|(out, image)| {
-                for (c, out) in out.chunks_exact_mut(pooled).enumerate() {
-                    self.pool_plane(|i| image[i * channels + c], out);
+            .for_each(|(out, input)| {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        out[oy * ow + ox] = self.pool_window(input, (oy, ox), scale);
+                    }
                 }
             });
-    }
-
-    /// Pool one plane whose pixel `i` is `value(i)` into `out`, window by window.
-    #[inline]
-    fn pool_plane(&self, value: impl Fn(usize) -> f32 + Copy, out: &mut [f32]) {
-        let (ow, k) = (self.out_w(), self.kernel);
-        let scale = 1.0 / (k * k) as f32;
-        for (j, o) in out.iter_mut().enumerate() {
-            *o = self.pool_window(value, (j / ow, j % ow), scale);
-        }
     }
 
     /// The gradient with respect to the input `x` of a loss whose gradient with respect
@@ -200,14 +176,15 @@ impl PoolGeometry {
             .zip(dy.par_chunks(self.out_h() * self.out_w()))
             .with_min_len(PLANES_PER_TASK)
             .for_each(|((input, grad), d_out)| {
-                self.route_plane(|i| input[i], d_out, |i, d| grad[i] += d);
+                self.route_plane(input, d_out, |i, d| grad[i] += d);
             });
     }
 
-    /// [`PoolGeometry::backward`] with the input `x` and the gradient both as per-pixel
-    /// rows (row `b·H·W + i`: pixel `i` of image `b` in every channel, the layout in which
-    /// a convolution's kernel matrix reads the gradients of its output), images in
-    /// parallel: the same sums, without either in NCHW.
+    /// [`PoolGeometry::backward`] of a batch laid out as per-pixel rows: row `b·H·W + i`
+    /// holds the gradient of input pixel `i` of image `b` in every channel (the layout in
+    /// which a convolution's kernel matrix reads the gradients of its output), images in
+    /// parallel. The same sums as [`PoolGeometry::backward`] followed by the change of
+    /// layout, without the NCHW gradient in between.
     pub fn backward_pixel_rows_into(&self, x: &[f32], dy: &[f32], rows: &mut Vec<f32>) {
         let (plane, channels) = (self.in_h * self.in_w, self.channels);
         let pooled = self.out_h() * self.out_w();
@@ -216,33 +193,30 @@ impl PoolGeometry {
             .zip(x.par_chunks(plane * channels))
             .zip(dy.par_chunks(pooled * channels))
             .for_each(|((rows, image), d_image)| {
-                for (c, d_out) in d_image.chunks_exact(pooled).enumerate() {
-                    let value = |i: usize| image[i * channels + c];
-                    self.route_plane(value, d_out, |i, d| rows[i * channels + c] += d);
+                let planes = image.chunks_exact(plane).zip(d_image.chunks_exact(pooled));
+                for (c, (input, d_out)) in planes.enumerate() {
+                    self.route_plane(input, d_out, |i, d| rows[i * channels + c] += d);
                 }
             });
     }
 
     /// Route the gradients `d_out` of one output plane onto the pixels of its input plane
-    /// (pixel `i`: `value(i)`), window by window in order: `add(i, d)` adds `d` to input
-    /// pixel `i`. Max pooling routes each window's gradient to its largest input (the first
-    /// on ties, as PyTorch does), average pooling spreads it evenly.
+    /// `input`, window by window in order: `add(i, d)` adds `d` to input pixel `i`. Max
+    /// pooling routes each window's gradient to its largest input (the first on ties, as
+    /// PyTorch does), average pooling spreads it evenly.
     #[inline]
-    fn route_plane(
-        &self,
-        value: impl Fn(usize) -> f32 + Copy,
-        d_out: &[f32],
-        mut add: impl FnMut(usize, f32),
-    ) {
-        let (ow, k) = (self.out_w(), self.kernel);
+    fn route_plane(&self, input: &[f32], d_out: &[f32], mut add: impl FnMut(usize, f32)) {
+        let (oh, ow, k) = (self.out_h(), self.out_w(), self.kernel);
         let scale = 1.0 / (k * k) as f32;
-        for (j, &d) in d_out.iter().enumerate() {
-            let at = (j / ow, j % ow);
-            match self.kind {
-                PoolKind::Max => add(self.argmax_window(value, at), d),
-                PoolKind::Average => {
-                    for start in self.window_rows::<0>(at) {
-                        (start..start + k).for_each(|i| add(i, d * scale));
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let d = d_out[oy * ow + ox];
+                match self.kind {
+                    PoolKind::Max => add(self.argmax_window(input, (oy, ox)), d),
+                    PoolKind::Average => {
+                        for (start, _) in self.window_rows::<0>(input, (oy, ox)) {
+                            (start..start + k).for_each(|i| add(i, d * scale));
+                        }
                     }
                 }
             }
@@ -272,12 +246,12 @@ mod tests {
         assert!(PoolGeometry::new(PoolKind::Max, [1, 4, 4], 5, 1).is_err());
     }
 
-    /// Pooling of per-pixel rows, forwards and backwards, equals NCHW pooling with its input
-    /// and gradient moved into that layout, bit for bit: max and average pooling,
-    /// overlapping windows (3 x 3, stride 2, so some pixels receive from several windows)
-    /// and ties (the first maximum takes the gradient), on a batch of two 3-channel images.
+    /// The backward pass laid out as per-pixel rows equals the NCHW backward pass moved
+    /// into that layout, bit for bit: max and average pooling, overlapping windows (3 x 3,
+    /// stride 2, so some pixels receive from several windows) and ties (the first maximum
+    /// takes the gradient), on a batch of two 3-channel images.
     #[test]
-    fn pooling_of_pixel_rows_is_pooling_in_that_layout() {
+    fn backward_into_pixel_rows_is_the_backward_pass_in_that_layout() {
         use rand::RngExt;
         let (batch, channels, h, w) = (2, 3, 7, 7);
         let mut rng = crate::rng::stream(3, &[0]);
@@ -285,28 +259,21 @@ mod tests {
         let x: Vec<f32> = (0..batch * channels * h * w)
             .map(|_| rng.random_range(0..4) as f32 * 0.5)
             .collect();
-        let to_rows = |v: &[f32]| {
-            let mut rows = vec![0f32; v.len()];
+        for kind in [PoolKind::Max, PoolKind::Average] {
+            let pool = PoolGeometry::new(kind, [channels, h, w], 3, 2).unwrap();
+            let pooled = batch * channels * pool.out_h() * pool.out_w();
+            let dy: Vec<f32> = (0..pooled).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let nchw = pool.backward(&x, &dy);
+            let mut want = vec![0f32; nchw.len()];
             for (b, c, i) in (0..batch)
                 .flat_map(|b| (0..channels).flat_map(move |c| (0..h * w).map(move |i| (b, c, i))))
             {
-                rows[(b * h * w + i) * channels + c] = v[(b * channels + c) * h * w + i];
+                want[(b * h * w + i) * channels + c] = nchw[(b * channels + c) * h * w + i];
             }
-            rows
-        };
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        for kind in [PoolKind::Max, PoolKind::Average] {
-            let pool = PoolGeometry::new(kind, [channels, h, w], 3, 2).unwrap();
-            let mut pooled = vec![f32::NAN; 3];
-            pool.forward_pixel_rows_into(&to_rows(&x), &mut pooled);
-            assert_eq!(bits(&pooled), bits(&pool.forward(&x)), "{kind:?} forwards");
-            let dy: Vec<f32> = (0..pooled.len())
-                .map(|_| rng.random_range(-1.0..1.0))
-                .collect();
-            let nchw = pool.backward(&x, &dy);
             let mut rows = vec![f32::NAN; 3];
-            pool.backward_pixel_rows_into(&to_rows(&x), &dy, &mut rows);
-            assert_eq!(bits(&rows), bits(&to_rows(&nchw)), "{kind:?} backwards");
+            pool.backward_pixel_rows_into(&x, &dy, &mut rows);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&rows), bits(&want), "{kind:?}");
             assert!(nchw.iter().any(|&g| g != 0.0), "{kind:?}");
         }
     }
