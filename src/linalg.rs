@@ -687,6 +687,22 @@ mod tests {
         assert_eq!(differing, None, "first differing element, {what}");
     }
 
+    /// Operands of an `m x k x n` sparse product: `a` with about 1 in 8 entries nonzero
+    /// (uniform in `[0, 1)`), as the EP ConvNet's unpooled rates, and a dense `b` in ±0.3.
+    fn sparse_operands(
+        rng: &mut impl RngExt,
+        (m, k, n): (usize, usize, usize),
+    ) -> (Vec<f32>, Vec<f32>) {
+        let a = (0..m * k)
+            .map(|_| {
+                let v: f32 = rng.random_range(0.0..8.0);
+                if v < 1.0 { v } else { 0.0 }
+            })
+            .collect();
+        let b = (0..k * n).map(|_| rng.random_range(-0.3..0.3)).collect();
+        (a, b)
+    }
+
     #[test]
     fn the_sparse_product_has_the_bits_of_the_dense_one() {
         // Arbitrary reals (not exact sums), so equality holds only if every output element
@@ -713,13 +729,7 @@ mod tests {
             (1, 5, 1),
             (9, 64, 1),
         ] {
-            let a: Vec<f32> = (0..m * k)
-                .map(|_| {
-                    let v: f32 = rng.random_range(0.0..8.0);
-                    if v < 1.0 { v } else { 0.0 }
-                })
-                .collect();
-            let b: Vec<f32> = (0..k * n).map(|_| rng.random_range(-0.3..0.3)).collect();
+            let (a, b) = sparse_operands(&mut rng, (m, k, n));
             let (mut dense, mut sparse) = (vec![0.0; m * n], vec![f32::NAN; m * n]);
             a_b(&a, &b, m, k, n, &mut dense);
             a_b_sparse_lhs(&a, &b, m, k, n, &mut sparse);
@@ -776,13 +786,7 @@ mod tests {
     fn folded_sparse_products_hand_each_chunk_its_part() {
         let mut rng = crate::rng::stream(9, &[0]);
         let (m, k, n, rows) = (640, 64, 800, 64);
-        let a: Vec<f32> = (0..m * k)
-            .map(|_| {
-                let v: f32 = rng.random_range(0.0..8.0);
-                if v < 1.0 { v } else { 0.0 }
-            })
-            .collect();
-        let b: Vec<f32> = (0..k * n).map(|_| rng.random_range(-0.3..0.3)).collect();
+        let (a, b) = sparse_operands(&mut rng, (m, k, n));
         let mut whole = vec![0.0; m * n];
         a_b_sparse_lhs(&a, &b, m, k, n, &mut whole);
         let last_row =
