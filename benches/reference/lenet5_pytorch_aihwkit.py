@@ -6,7 +6,9 @@
      ADC, read noise at every read, global drift compensation), 1 s after programming,
      best of 5, next to the digital PyTorch inference of the same 500 digits.
 Reads the embedded data of the repository (data/mnist10k). Run in a Python 3.11
-virtual environment with torch 2.10 and aihwkit 1.1:
+virtual environment with torch 2.10 and aihwkit 1.1 (`pip install aihwkit==1.1.0` upgrades
+torch to the newest release, under which aihwkit 1.1 fails to build its tiles: run
+`pip install torch==2.10.0` after it):
   python benches/reference/lenet5_pytorch_aihwkit.py --threads 1
 """
 import argparse
