@@ -154,7 +154,7 @@ fn generated_inputs_read_like_the_whole_batch() {
     whole.forward(&x, BATCH, &mut y_whole).unwrap();
     let mut y_gen = vec![0f32; BATCH * N_OUT];
     let asked = std::sync::Mutex::new(Vec::new());
-    let source = |rows: std::ops::Range<usize>, out: &mut [f32]| {
+    let source = |_block: usize, rows: std::ops::Range<usize>, out: &mut [f32]| {
         asked.lock().unwrap().push(rows.clone());
         out.copy_from_slice(&x[rows.start * N_IN..rows.end * N_IN]);
     };

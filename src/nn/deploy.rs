@@ -15,7 +15,7 @@ use crate::data::Dataset;
 use crate::device::AnyDevice;
 use crate::synapses::{
     AnalogSynapses, DigitalSynapses, InputScaling, InputSource, SensedSynapses, SynapticLayer,
-    column_block, forward_whole, read_block_diagonal,
+    column_block, read_block_diagonal, read_generated_blocks,
 };
 use anyhow::{Context, Result, bail, ensure};
 
@@ -123,8 +123,8 @@ impl SynapticLayer for DeployedSynapses {
         })
     }
 
-    /// A full matrix streams the generated inputs through its tiles part by part; a
-    /// block-diagonal one generates the whole batch, then reads each block's columns.
+    /// Each diagonal block streams its own generated inputs (a group's patches) through
+    /// its tiles part by part, so a grouped convolution's patches never exist whole.
     fn forward_generated(
         &mut self,
         batch: usize,
@@ -132,12 +132,13 @@ impl SynapticLayer for DeployedSynapses {
         buffer: &mut Vec<f32>,
         y: &mut [f32],
     ) -> Result<()> {
-        match self.blocks.as_mut_slice() {
-            [single] => single
+        let (_, m) = self.block_shape();
+        let blocks = &mut self.blocks;
+        read_generated_blocks(batch, (blocks.len(), m), source, y, |g, source_g, y_g| {
+            blocks[g]
                 .layer_mut()
-                .forward_generated(batch, source, buffer, y),
-            _ => forward_whole(self, batch, source, buffer, y),
-        }
+                .forward_generated(batch, source_g, buffer, y_g)
+        })
     }
 }
 

@@ -194,7 +194,7 @@ impl SynapticLayer for AnalogSynapses {
             let x = &mut buffer[..rows.len() * n_x];
             let y_part = &mut y[rows.start * n_y..rows.end * n_y];
             let count = rows.len();
-            source(rows, x);
+            source(0, rows, x);
             self.read_part(&mut read, x, count, y_part)?;
         }
         self.matrix.end_read(read);

@@ -115,8 +115,9 @@ pub trait SynapticLayer {
     }
 }
 
-/// [`SynapticLayer::forward_generated`] by generating the whole batch into `buffer`, then
-/// one [`SynapticLayer::forward`] (the trait's default).
+/// [`SynapticLayer::forward_generated`] by generating the whole batch into `buffer` (block
+/// by block, each into its columns), then one [`SynapticLayer::forward`] (the trait's
+/// default).
 pub fn forward_whole<L: SynapticLayer + ?Sized>(
     layer: &mut L,
     batch: usize,
@@ -124,10 +125,43 @@ pub fn forward_whole<L: SynapticLayer + ?Sized>(
     buffer: &mut Vec<f32>,
     y: &mut [f32],
 ) -> Result<()> {
-    let len = batch * layer.inputs();
+    let (blocks, inputs) = (layer.blocks(), layer.inputs());
+    let len = batch * inputs;
     buffer.resize(len, 0.0);
-    source(0..batch, &mut buffer[..len]);
+    if blocks == 1 {
+        source(0, 0..batch, &mut buffer[..len]);
+    } else {
+        let mut part = vec![0f32; len / blocks];
+        for g in 0..blocks {
+            source(g, 0..batch, &mut part);
+            place_block(&mut buffer[..len], &part, (blocks, inputs / blocks), g);
+        }
+    }
     layer.forward(&buffer[..len], batch, y)
+}
+
+/// Forward read of a layer of `blocks` diagonal blocks (`n_out` outputs each) on generated
+/// inputs: `read(g, source_g, y_g)` reads block `g` on the inputs `source_g` generates
+/// (block `g`'s columns of `source`, asked for as block 0), and its outputs `y_g`
+/// (`batch x n_out`) go to columns `g·n_out ..` of every row of `y`. A single block reads
+/// `source` into `y` directly.
+pub fn read_generated_blocks(
+    batch: usize,
+    (blocks, n_out): (usize, usize),
+    source: &InputSource<'_>,
+    y: &mut [f32],
+    mut read: impl FnMut(usize, &InputSource<'_>, &mut [f32]) -> Result<()>,
+) -> Result<()> {
+    if blocks == 1 {
+        return read(0, source, y);
+    }
+    let mut y_g = vec![0f32; batch * n_out];
+    for g in 0..blocks {
+        let source_g = |_: usize, rows: Range<usize>, out: &mut [f32]| source(g, rows, out);
+        read(g, &source_g, &mut y_g)?;
+        place_block(y, &y_g, (blocks, n_out), g);
+    }
+    Ok(())
 }
 
 /// Where [`SynapticLayer::transposed_sparse_folded`] sends a batch of transposed reads:
@@ -175,9 +209,10 @@ impl Fold<'_> {
     }
 }
 
-/// Generates input vectors on demand: `source(rows, out)` writes the vectors `rows` of a
-/// batch into `out` (`rows.len() x inputs`, every value).
-pub type InputSource<'a> = dyn Fn(Range<usize>, &mut [f32]) + Sync + 'a;
+/// Generates input vectors on demand: `source(block, rows, out)` writes diagonal block
+/// `block`'s part (its columns; for a full matrix, block 0, the whole vector) of the
+/// vectors `rows` of a batch into `out` (`rows.len() x` the block's inputs, every value).
+pub type InputSource<'a> = dyn Fn(usize, Range<usize>, &mut [f32]) + Sync + 'a;
 
 impl<T: SynapticLayer + ?Sized> SynapticLayer for Box<T> {
     fn inputs(&self) -> usize {
@@ -383,9 +418,8 @@ impl SynapticLayer for DigitalSynapses {
         self.read_transposed(y, batch, x, linalg::a_b)
     }
 
-    /// The whole batch at once for a block-diagonal matrix; a full matrix generates each
-    /// block of rows of its product on the thread that multiplies it, just before (same
-    /// bits, see `linalg::a_bt_generated`).
+    /// Each diagonal block generates each block of rows of its product on the thread that
+    /// multiplies it, just before (same bits, see `linalg::a_bt_generated`).
     fn forward_generated(
         &mut self,
         batch: usize,
@@ -393,17 +427,18 @@ impl SynapticLayer for DigitalSynapses {
         buffer: &mut Vec<f32>,
         y: &mut [f32],
     ) -> Result<()> {
-        if self.blocks > 1 {
-            return forward_whole(self, batch, source, buffer, y);
-        }
-        let (n, m) = (self.inputs, self.outputs);
         ensure!(
-            y.len() == batch * m,
-            "forward read: {} outputs for {batch} vectors of {m}",
-            y.len()
+            y.len() == batch * self.outputs,
+            "forward read: {} outputs for {batch} vectors of {}",
+            y.len(),
+            self.outputs
         );
-        linalg::a_bt_generated(source, &self.weight, (batch, n, m), y, buffer);
-        Ok(())
+        let (n, m) = (self.inputs / self.blocks, self.outputs / self.blocks);
+        read_generated_blocks(batch, (self.blocks, m), source, y, |g, source_g, y_g| {
+            let rows = |rows, out: &mut [f32]| source_g(0, rows, out);
+            linalg::a_bt_generated(&rows, self.block(g), (batch, n, m), y_g, buffer);
+            Ok(())
+        })
     }
 
     fn transposed_sparse_folded(&mut self, y: &[f32], batch: usize, fold: Fold<'_>) -> Result<()> {
@@ -475,14 +510,20 @@ pub fn read_block_diagonal(
     for g in 0..blocks {
         copy_column_block(x, batch, n_in, g, &mut x_g);
         read(g, &x_g, &mut y_g)?;
-        for (row, part) in y
-            .chunks_exact_mut(blocks * n_out)
-            .zip(y_g.chunks_exact(n_out))
-        {
-            row[g * n_out..][..n_out].copy_from_slice(part);
-        }
+        place_block(y, &y_g, (blocks, n_out), g);
     }
     Ok(())
+}
+
+/// Copy `part` (rows of `width`) into columns `g·width ..` of the rows of `matrix` (rows of
+/// `blocks·width`).
+fn place_block(matrix: &mut [f32], part: &[f32], (blocks, width): (usize, usize), g: usize) {
+    for (row, values) in matrix
+        .chunks_exact_mut(blocks * width)
+        .zip(part.chunks_exact(width))
+    {
+        row[g * width..][..width].copy_from_slice(values);
+    }
 }
 
 impl PlasticSynapses for DigitalSynapses {
@@ -620,6 +661,41 @@ mod tests {
                 .zip(&folded)
                 .position(|(d, s)| d.to_bits() != s.to_bits());
             assert_eq!(differing, None, "{blocks} blocks");
+        }
+    }
+
+    /// A forward read of generated inputs equals the forward read of the whole batch, bit
+    /// for bit, for a full and a block-diagonal matrix, through the digital override
+    /// (each block's inputs generated block of rows by block of rows) and through the
+    /// trait's default `forward_whole` (each block generated into its columns).
+    #[test]
+    fn generated_forward_reads_equal_whole_ones() {
+        let mut r = crate::rng::stream(4, &[0]);
+        for (blocks, inputs, outputs, batch) in [(1, 75, 16, 600), (3, 36, 12, 500)] {
+            let weight = (0..inputs / blocks * outputs)
+                .map(|_| r.random_range(-0.5..0.5))
+                .collect();
+            let mut synapses =
+                DigitalSynapses::block_diagonal(blocks, inputs, outputs, weight).unwrap();
+            let x: Vec<f32> = (0..batch * inputs)
+                .map(|_| r.random_range(-1.0..1.0))
+                .collect();
+            let want = read(&mut synapses, false, &x, batch);
+            let width = inputs / blocks;
+            let source = |g: usize, rows: Range<usize>, out: &mut [f32]| {
+                for (o, row) in out.chunks_exact_mut(width).zip(rows) {
+                    o.copy_from_slice(&x[row * inputs + g * width..][..width]);
+                }
+            };
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let mut y = vec![f32::NAN; batch * outputs];
+            synapses
+                .forward_generated(batch, &source, &mut Vec::new(), &mut y)
+                .unwrap();
+            assert_eq!(bits(&y), bits(&want), "{blocks} blocks, digital");
+            y.fill(f32::NAN);
+            forward_whole(&mut synapses, batch, &source, &mut Vec::new(), &mut y).unwrap();
+            assert_eq!(bits(&y), bits(&want), "{blocks} blocks, forward_whole");
         }
     }
 

@@ -36,7 +36,7 @@ pub mod tile;
 pub use analog::{AnalogSynapses, InputScaling};
 pub use layer::{
     DigitalSynapses, Fold, InputSource, OuterProductUpdate, PlasticSynapses, SynapticLayer,
-    column_block, forward_whole, read_block_diagonal,
+    column_block, forward_whole, read_block_diagonal, read_generated_blocks,
 };
 pub use pairs::{BinarySynapses, WriteTally};
 pub use sampled::{DevicePairs, PairWeight, SampledSynapses};

@@ -449,7 +449,7 @@ impl<S: SynapticLayer> EpNetwork<S> {
             Connection::Dense => self.synapses[k].forward(below, batch, out),
             Connection::Conv { conv, pool } => {
                 let rows = batch * conv.pixels();
-                let patches = |rows, out: &mut [f32]| conv.im2col_rows(below, rows, out);
+                let patches = |g, rows, out: &mut [f32]| conv.im2col_rows(below, g, rows, out);
                 fill(&mut work.pixels, rows * conv.out_channels, false);
                 self.synapses[k].forward_generated(
                     rows,

@@ -135,28 +135,43 @@ impl ConvGeometry {
     pub fn im2col(&self, x: &[f32], batch: usize) -> Vec<f32> {
         let rows = batch * self.pixels();
         let mut cols = vec![0.0; rows * self.patch_len()];
-        self.im2col_rows(x, 0..rows, &mut cols);
+        self.patches_of(x, 0..self.in_channels, 0..rows, &mut cols);
         cols
     }
 
     /// The patches `rows` of the batch of NCHW images `x` (row `r`: output pixel
-    /// `r % pixels` of image `r / pixels`) into `out` (`rows.len() x patch_len`, every
-    /// entry written, padding as 0), in parallel over runs of rows.
-    pub fn im2col_rows(&self, x: &[f32], rows: Range<usize>, out: &mut [f32]) {
+    /// `r % pixels` of image `r / pixels`) restricted to the input channels of group
+    /// `group` — the columns of the kernel matrix's diagonal block `group`, all of a patch
+    /// for an ungrouped convolution — into `out` (`rows.len() x block_inputs`, every entry
+    /// written, padding as 0), in parallel over runs of rows.
+    pub fn im2col_rows(&self, x: &[f32], group: usize, rows: Range<usize>, out: &mut [f32]) {
+        let per_group = self.in_channels / self.groups;
+        self.patches_of(x, group * per_group..(group + 1) * per_group, rows, out);
+    }
+
+    /// The patches `rows` of `x` restricted to the input channels `channels`, into `out`.
+    fn patches_of(&self, x: &[f32], channels: Range<usize>, rows: Range<usize>, out: &mut [f32]) {
         match self.kernel {
-            3 => self.patches_into::<3>(x, rows, out),
-            5 => self.patches_into::<5>(x, rows, out),
-            7 => self.patches_into::<7>(x, rows, out),
-            _ => self.patches_into::<0>(x, rows, out),
+            3 => self.patches_into::<3>(x, channels, rows, out),
+            5 => self.patches_into::<5>(x, channels, rows, out),
+            7 => self.patches_into::<7>(x, channels, rows, out),
+            _ => self.patches_into::<0>(x, channels, rows, out),
         }
     }
 
-    /// [`ConvGeometry::im2col_rows`] for kernels of width `K` (0: the geometry's kernel),
-    /// a constant for the usual widths so that a kernel row is copied in a few moves.
-    fn patches_into<const K: usize>(&self, x: &[f32], rows: Range<usize>, out: &mut [f32]) {
+    /// [`ConvGeometry::patches_of`] for kernels of width `K` (0: the geometry's kernel), a
+    /// constant for the usual widths so that a kernel row is copied in a few moves.
+    fn patches_into<const K: usize>(
+        &self,
+        x: &[f32],
+        channels: Range<usize>,
+        rows: Range<usize>,
+        out: &mut [f32],
+    ) {
         /// Patch rows per parallel task.
         const TASK_ROWS: usize = 256;
-        let (patch, pixels, input_len) = (self.patch_len(), self.pixels(), self.input_len());
+        let patch = channels.len() * self.kernel * self.kernel;
+        let (pixels, input_len) = (self.pixels(), self.input_len());
         out[..rows.len() * patch]
             .par_chunks_mut(TASK_ROWS * patch)
             .enumerate()
@@ -165,7 +180,7 @@ impl ConvGeometry {
                 let (mut image, mut pixel) = (first / pixels, first % pixels);
                 for row in task.chunks_exact_mut(patch) {
                     let image_values = &x[image * input_len..][..input_len];
-                    self.patch_into::<K>(image_values, pixel, row);
+                    self.patch_into::<K>(image_values, channels.clone(), pixel, row);
                     pixel += 1;
                     if pixel == pixels {
                         (image, pixel) = (image + 1, 0);
@@ -174,19 +189,26 @@ impl ConvGeometry {
             });
     }
 
-    /// The patch of output pixel `pixel` of one image into `row` (every entry written).
-    /// A kernel row inside the image is one copy of `k` input pixels; one that reaches
-    /// into the padding is written tap by tap.
-    fn patch_into<const K: usize>(&self, image: &[f32], pixel: usize, row: &mut [f32]) {
+    /// The patch of output pixel `pixel` of one image over the input channels `channels`
+    /// into `row` (every entry written). A kernel row inside the image is one copy of `k`
+    /// input pixels; one that reaches into the padding is written tap by tap.
+    fn patch_into<const K: usize>(
+        &self,
+        image: &[f32],
+        channels: Range<usize>,
+        pixel: usize,
+        row: &mut [f32],
+    ) {
         let k = if K == 0 { self.kernel } else { K };
         let (oy, ox) = (pixel / self.out_w(), pixel % self.out_w());
         let taps = self.taps_inside(ox, self.in_w);
         // Input column of tap 0 (negative in the left padding).
         let x0 = (ox * self.stride) as isize - self.padding as isize;
-        for c in 0..self.in_channels {
+        let first = channels.start;
+        for c in channels {
             let plane = &image[c * self.in_h * self.in_w..][..self.in_h * self.in_w];
             for ky in 0..k {
-                let dst = &mut row[(c * k + ky) * k..][..k];
+                let dst = &mut row[((c - first) * k + ky) * k..][..k];
                 let Some(iy) = self.source(oy, ky, self.in_h) else {
                     dst.fill(0.0);
                     continue;
@@ -455,7 +477,7 @@ mod tests {
             let (rows, patch) = (batch * g.pixels(), g.patch_len());
             for range in [0..rows, 1..rows - 1, g.pixels() - 1..g.pixels() + 2, 5..6] {
                 let mut out = vec![f32::NAN; range.len() * patch];
-                g.im2col_rows(&x, range.clone(), &mut out);
+                g.im2col_rows(&x, 0, range.clone(), &mut out);
                 let want = &whole[range.start * patch..range.end * patch];
                 assert!(
                     out.iter()
@@ -463,6 +485,40 @@ mod tests {
                         .all(|(a, b)| a.to_bits() == b.to_bits()),
                     "{input:?} k{k} s{s} p{p} rows {range:?}"
                 );
+            }
+        }
+    }
+
+    /// The patches of one group are that group's columns of the whole patches (its input
+    /// channels' kernel rows), for depthwise and two-group convolutions, with and without
+    /// padding, and every entry is written.
+    #[test]
+    fn patches_of_a_group_are_its_columns_of_the_whole_patches() {
+        let mut rng = crate::rng::stream(6, &[0]);
+        for (input, out, k, s, p, groups) in [
+            ([4, 6, 6], 4, 3, 1, 1, 4),
+            ([4, 7, 7], 6, 5, 2, 2, 2),
+            ([6, 5, 5], 6, 4, 1, 0, 3),
+        ] {
+            let g = ConvGeometry::new(input, out, k, s, p)
+                .unwrap()
+                .grouped(groups)
+                .unwrap();
+            let batch = 2;
+            let x: Vec<f32> = (0..batch * g.input_len())
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let whole = g.im2col(&x, batch);
+            let (rows, width) = (batch * g.pixels(), g.block_inputs());
+            for group in 0..groups {
+                let mut part = vec![f32::NAN; rows * width];
+                g.im2col_rows(&x, group, 0..rows, &mut part);
+                let want: Vec<f32> = whole
+                    .chunks(g.patch_len())
+                    .flat_map(|patch| patch[group * width..][..width].to_vec())
+                    .collect();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&part), bits(&want), "{input:?} k{k} groups {groups}");
             }
         }
     }

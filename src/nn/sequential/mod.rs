@@ -785,7 +785,7 @@ fn forward_stage<S: SynapticLayer>(
                 synapses.forward(&cols, reads, &mut y)?;
                 Saved::Patches(cols)
             } else {
-                let source = |rows, out: &mut [f32]| geometry.im2col_rows(x, rows, out);
+                let source = |g, rows, out: &mut [f32]| geometry.im2col_rows(x, g, rows, out);
                 synapses.forward_generated(reads, &source, patches, &mut y)?;
                 Saved::Nothing
             };
