@@ -304,9 +304,7 @@ pub(crate) fn a_b_sparse_lhs(a: &[f32], b: &[f32], m: usize, k: usize, n: usize,
         "operands do not match the product shape"
     );
     #[cfg(target_arch = "x86_64")]
-    if let Some(kernel) = SparseKernel::detect()
-        && runs_blocked_kernel(m, k, n)
-    {
+    if let Some(kernel) = SparseKernel::for_product(m, k, n) {
         c.par_chunks_mut(SPARSE_ROWS_PER_TASK * n)
             .zip(a.par_chunks(SPARSE_ROWS_PER_TASK * k))
             .for_each_init(NonzeroLists::default, |nonzeros, (c_rows, a_rows)| {
@@ -345,9 +343,7 @@ pub(crate) fn a_b_sparse_lhs_folded(
         "the folded output does not split into the product's chunks"
     );
     #[cfg(target_arch = "x86_64")]
-    if let Some(kernel) = SparseKernel::detect()
-        && runs_blocked_kernel(m, k, n)
-    {
+    if let Some(kernel) = SparseKernel::for_product(m, k, n) {
         out.par_chunks_mut(out.len() / chunks)
             .zip(a.par_chunks(rows * k))
             .for_each_init(
@@ -405,6 +401,14 @@ impl SparseKernel {
     /// The preferred kernel this processor runs, if any.
     fn detect() -> Option<SparseKernel> {
         SparseKernel::ALL.into_iter().find(|k| k.supported())
+    }
+
+    /// The kernel that skips zeros with the bits of [`a_b`] on an `m x k x n` product: the
+    /// preferred one this processor runs, where [`runs_blocked_kernel`] holds.
+    fn for_product(m: usize, k: usize, n: usize) -> Option<SparseKernel> {
+        runs_blocked_kernel(m, k, n)
+            .then(SparseKernel::detect)
+            .flatten()
     }
 
     /// [`sparse_rows`] with this kernel.

@@ -88,11 +88,7 @@ pub trait SynapticLayer {
     /// folds.
     fn transposed_sparse_folded(&mut self, y: &[f32], batch: usize, fold: Fold<'_>) -> Result<()> {
         fold.check(batch)?;
-        let len = batch * self.inputs();
-        fold.scratch.resize(len, 0.0);
-        self.transposed(y, batch, &mut fold.scratch[..len])?;
-        fold.apply(batch, self.inputs());
-        Ok(())
+        fold.read_then_fold(batch, self.inputs(), |x| self.transposed(y, batch, x))
     }
     /// Number of diagonal blocks the matrix is made of (a grouped convolution's kernel
     /// matrix: its groups; 1 for a full matrix, the default).
@@ -197,15 +193,24 @@ impl Fold<'_> {
         Ok(())
     }
 
-    /// Fold a batch of `batch` reads of `width` values held in `scratch`, chunks in
-    /// parallel.
-    fn apply(self, batch: usize, width: usize) {
+    /// Read a whole batch of `batch` vectors of `width` values into `scratch` by `read`,
+    /// then fold it, chunks in parallel.
+    fn read_then_fold(
+        self,
+        batch: usize,
+        width: usize,
+        read: impl FnOnce(&mut [f32]) -> Result<()>,
+    ) -> Result<()> {
+        self.scratch.resize(batch * width, 0.0);
+        let reads = &mut self.scratch[..batch * width];
+        read(reads)?;
         let part = self.out.len() / (batch / self.rows);
         let each = self.each;
         self.out
             .par_chunks_mut(part)
-            .zip(self.scratch[..batch * width].par_chunks(self.rows * width))
+            .zip(reads.par_chunks(self.rows * width))
             .for_each(|(out, reads)| each(reads, out));
+        Ok(())
     }
 }
 
@@ -461,15 +466,9 @@ impl SynapticLayer for DigitalSynapses {
         {
             return Ok(());
         }
-        fold.scratch.resize(batch * n, 0.0);
-        self.read_transposed(
-            y,
-            batch,
-            &mut fold.scratch[..batch * n],
-            linalg::a_b_sparse_lhs,
-        )?;
-        fold.apply(batch, n);
-        Ok(())
+        fold.read_then_fold(batch, n, |x| {
+            self.read_transposed(y, batch, x, linalg::a_b_sparse_lhs)
+        })
     }
 }
 
@@ -495,7 +494,8 @@ fn copy_column_block(matrix: &[f32], rows: usize, width: usize, g: usize, out: &
 /// `g·n_in ..` of every row of `x` (`batch x blocks·n_in`) and its result goes to columns
 /// `g·n_out ..` of every row of `y` (`batch x blocks·n_out`). `read(g, x_g, y_g)` reads
 /// block `g` (`x_g`: `batch x n_in`, `y_g`: `batch x n_out`); blocks are read in order. A
-/// single block reads `x` into `y` directly; several share one pair of block buffers.
+/// single block reads `x` into `y` directly; several are [`read_generated_blocks`] with
+/// each block's columns of `x` copied into one block buffer.
 pub fn read_block_diagonal(
     x: &[f32],
     batch: usize,
@@ -506,13 +506,16 @@ pub fn read_block_diagonal(
     if blocks == 1 {
         return read(0, x, y);
     }
-    let (mut x_g, mut y_g) = (Vec::new(), vec![0f32; batch * n_out]);
-    for g in 0..blocks {
-        copy_column_block(x, batch, n_in, g, &mut x_g);
-        read(g, &x_g, &mut y_g)?;
-        place_block(y, &y_g, (blocks, n_out), g);
-    }
-    Ok(())
+    let columns = |g: usize, rows: Range<usize>, out: &mut [f32]| {
+        for (part, r) in out.chunks_exact_mut(n_in).zip(rows) {
+            part.copy_from_slice(&x[(r * blocks + g) * n_in..][..n_in]);
+        }
+    };
+    let mut x_g = vec![0f32; batch * n_in];
+    read_generated_blocks(batch, (blocks, n_out), &columns, y, |g, source_g, y_g| {
+        source_g(0, 0..batch, &mut x_g);
+        read(g, &x_g, y_g)
+    })
 }
 
 /// Copy `part` (rows of `width`) into columns `g·width ..` of the rows of `matrix` (rows of
