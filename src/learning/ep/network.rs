@@ -39,7 +39,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::optimizer::EpOptimizerState;
-use crate::learning::rule::{LearningRule, LocalSignals, Phase, apply_change};
+use crate::learning::rule::{LearningRule, LocalSignals, Phase, WeightChange, apply_change};
 use crate::nn::sequential::conv::{ConvGeometry, fill};
 use crate::nn::sequential::pool::{PoolGeometry, PoolKind};
 use crate::synapses::{DigitalSynapses, Fold, PlasticSynapses, SynapticLayer};
@@ -771,24 +771,7 @@ impl<S: PlasticSynapses> EpNetwork<S> {
         for k in 0..self.synapses.len() {
             let change = match self.connections[k] {
                 Connection::Dense => rule.propose(&eq.signals(x, k)?)?,
-                Connection::Conv { conv, .. } => {
-                    let [(first, beta_first), (second, beta_second)] = eq.phases();
-                    let (pre_b, post_b) = self.conv_signals(k, x, first, eq.batch)?;
-                    let (pre_a, post_a) = self.conv_signals(k, x, second, eq.batch)?;
-                    let phase = |inputs, outputs, beta| Phase {
-                        inputs,
-                        outputs,
-                        beta,
-                    };
-                    rule.propose(&LocalSignals {
-                        layer: k,
-                        batch: eq.batch,
-                        rows: eq.batch * conv.pixels(),
-                        phase: phase(&pre_b, &post_b, beta_first),
-                        error: None,
-                        second_phase: Some(phase(&pre_a, &post_a, beta_second)),
-                    })?
-                }
+                Connection::Conv { .. } => self.propose_conv(k, x, eq, rule)?,
             };
             let layer = &self.synapses[k];
             let change = optimizer.weight_change(k, change, layer.outputs(), layer.inputs())?;
@@ -800,18 +783,64 @@ impl<S: PlasticSynapses> EpNetwork<S> {
         Ok(())
     }
 
-    /// What the rule of convolutional layer `k` sees of one phase's `states`: the im2col
-    /// patches of the layer below (or of the input `x`), `(batch·pixels) x C·k·k`, and the
-    /// rates of layer `k` unpooled onto the convolution's output, `(batch·pixels) x C_out`
-    /// — one row per read of the kernel matrix, so that `Σ_rows post ⊗ pre` is `∂Φ/∂W_k`.
-    fn conv_signals(
+    /// What `rule` proposes for convolutional layer `k` from the equilibria `eq` on the input
+    /// `x`: its local signals, one row per read of the kernel matrix (see
+    /// [`EpNetwork::conv_pre`]).
+    fn propose_conv<R: LearningRule + ?Sized>(
+        &mut self,
+        k: usize,
+        x: &[f32],
+        eq: &Equilibria,
+        rule: &mut R,
+    ) -> Result<WeightChange> {
+        let Connection::Conv { conv, pool } = self.connections[k] else {
+            anyhow::bail!("synaptic layer {k} is not convolutional");
+        };
+        let [(first, beta_first), (second, beta_second)] = eq.phases();
+        let (pre_b, maps_b) = self.conv_pre(k, x, first, eq.batch)?;
+        // The clamped input's patches and convolution serve both phases.
+        let second_pre = match k {
+            0 => None,
+            _ => Some(self.conv_pre(k, x, second, eq.batch)?),
+        };
+        let (pre_a, maps_a) = second_pre
+            .as_ref()
+            .map_or((&pre_b, &maps_b), |(pre, maps)| (pre, maps));
+        let unpooled = |maps: &[f32], states: &States| {
+            let mut post = Vec::new();
+            pool.backward_pixel_rows_into(maps, &states[k], &mut post);
+            post
+        };
+        let (post_b, post_a) = (unpooled(&maps_b, first), unpooled(maps_a, second));
+        let phase = |inputs, outputs, beta| Phase {
+            inputs,
+            outputs,
+            beta,
+        };
+        rule.propose(&LocalSignals {
+            layer: k,
+            batch: eq.batch,
+            rows: eq.batch * conv.pixels(),
+            phase: phase(&pre_b, &post_b, beta_first),
+            error: None,
+            second_phase: Some(phase(pre_a, &post_a, beta_second)),
+        })
+    }
+
+    /// The pre-synaptic side of convolutional layer `k` in one phase's `states`: the im2col
+    /// patches of the layer below (or of the input `x`), `(batch·pixels) x C·k·k`, one row
+    /// per read of the kernel matrix, and the convolution's output on them (NCHW), whose
+    /// window maxima route the rates of layer `k`: unpooled onto it, they are the
+    /// post-synaptic side, `(batch·pixels) x C_out`, so that `Σ_rows post ⊗ pre` is
+    /// `∂Φ/∂W_k`.
+    fn conv_pre(
         &mut self,
         k: usize,
         x: &[f32],
         states: &States,
         batch: usize,
     ) -> Result<(Vec<f32>, Vec<f32>)> {
-        let Connection::Conv { conv, pool } = self.connections[k] else {
+        let Connection::Conv { conv, .. } = self.connections[k] else {
             anyhow::bail!("synaptic layer {k} is not convolutional");
         };
         let below = if k == 0 { x } else { &states[k - 1] };
@@ -824,8 +853,6 @@ impl<S: PlasticSynapses> EpNetwork<S> {
             &mut ConvWork::default(),
         )
         .with_context(|| format!("forward read of synaptic layer {k}"))?;
-        let mut post = Vec::new();
-        pool.backward_pixel_rows_into(&maps, &states[k], &mut post);
-        Ok((conv.im2col(below, batch), post))
+        Ok((conv.im2col(below, batch), maps))
     }
 }
