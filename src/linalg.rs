@@ -516,9 +516,17 @@ impl NonzeroLists {
         self.entries.clear();
         self.ends.clear();
         for row in matrix.chunks_exact(k) {
-            let nonzero = row.iter().enumerate().filter(|(_, v)| **v != 0.0);
-            self.entries.extend(nonzero.map(|(i, v)| (i, *v)));
-            self.ends.push(self.entries.len());
+            // Without a branch per entry (a mostly-zero row would mispredict at almost
+            // every nonzero): every entry is written at the end of the list, which then
+            // grows past it only if it is nonzero.
+            let mut end = self.entries.len();
+            self.entries.resize(end + k, (0, 0.0));
+            for (i, &v) in row.iter().enumerate() {
+                self.entries[end] = (i, v);
+                end += usize::from(v != 0.0);
+            }
+            self.entries.truncate(end);
+            self.ends.push(end);
         }
     }
 
