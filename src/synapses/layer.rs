@@ -23,6 +23,7 @@ use rand::RngExt;
 use rayon::prelude::*;
 
 use crate::linalg;
+use crate::nn::sequential::conv::ConvGeometry;
 
 /// A weight update as a sum of outer products: `ΔW = scale · Σ_r post_r ⊗ pre_r`, i.e.
 /// `ΔW = scale · postᵀ · pre` with `post` (`rows x outputs`) and `pre` (`rows x inputs`).
@@ -109,6 +110,33 @@ pub trait SynapticLayer {
     ) -> Result<()> {
         forward_whole(self, batch, source, buffer, y)
     }
+    /// Forward read of every output pixel of a convolution `conv` of a batch of NCHW
+    /// `images`: [`SynapticLayer::forward_generated`] on the im2col patches (this
+    /// default), `y` receiving one row of outputs per output pixel (`(batch·pixels) x
+    /// outputs`). Digital weights read the images directly where they can
+    /// ([`ConvGeometry::read_direct`]).
+    fn forward_conv(
+        &mut self,
+        conv: &ConvGeometry,
+        (images, batch): (&[f32], usize),
+        buffer: &mut Vec<f32>,
+        y: &mut [f32],
+    ) -> Result<()> {
+        forward_patches(self, conv, (images, batch), buffer, y)
+    }
+}
+
+/// [`SynapticLayer::forward_conv`] through the im2col patches, generated on demand (the
+/// trait's default).
+pub fn forward_patches<L: SynapticLayer + ?Sized>(
+    layer: &mut L,
+    conv: &ConvGeometry,
+    (images, batch): (&[f32], usize),
+    buffer: &mut Vec<f32>,
+    y: &mut [f32],
+) -> Result<()> {
+    let patches = |g, rows, out: &mut [f32]| conv.im2col_rows(images, g, rows, out);
+    layer.forward_generated(batch * conv.pixels(), &patches, buffer, y)
 }
 
 /// [`SynapticLayer::forward_generated`] by generating the whole batch into `buffer` (block
@@ -246,6 +274,15 @@ impl<T: SynapticLayer + ?Sized> SynapticLayer for Box<T> {
         y: &mut [f32],
     ) -> Result<()> {
         (**self).forward_generated(batch, source, buffer, y)
+    }
+    fn forward_conv(
+        &mut self,
+        conv: &ConvGeometry,
+        images: (&[f32], usize),
+        buffer: &mut Vec<f32>,
+        y: &mut [f32],
+    ) -> Result<()> {
+        (**self).forward_conv(conv, images, buffer, y)
     }
 }
 
@@ -444,6 +481,34 @@ impl SynapticLayer for DigitalSynapses {
             linalg::a_bt_generated(&rows, self.block(g), (batch, n, m), y_g, buffer);
             Ok(())
         })
+    }
+
+    /// The images are read directly where [`ConvGeometry::read_direct`] applies (a full
+    /// kernel matrix), else through the im2col patches.
+    fn forward_conv(
+        &mut self,
+        conv: &ConvGeometry,
+        (images, batch): (&[f32], usize),
+        buffer: &mut Vec<f32>,
+        y: &mut [f32],
+    ) -> Result<()> {
+        ensure!(
+            conv.patch_len() == self.inputs
+                && conv.out_channels == self.outputs
+                && images.len() == batch * conv.input_len()
+                && y.len() == batch * conv.pixels() * self.outputs,
+            "convolution read: {} x {} kernel matrix, {} image values and {} outputs do not \
+             match {batch} images of {:?}",
+            self.outputs,
+            self.inputs,
+            images.len(),
+            y.len(),
+            conv
+        );
+        if self.blocks == 1 && conv.read_direct(images, batch, &self.weight, y) {
+            return Ok(());
+        }
+        forward_patches(self, conv, (images, batch), buffer, y)
     }
 
     fn transposed_sparse_folded(&mut self, y: &[f32], batch: usize, fold: Fold<'_>) -> Result<()> {
@@ -700,6 +765,54 @@ mod tests {
             forward_whole(&mut synapses, batch, &source, &mut Vec::new(), &mut y).unwrap();
             assert_eq!(bits(&y), bits(&want), "{blocks} blocks, forward_whole");
         }
+    }
+
+    /// A convolution read on digital weights equals the read of its im2col patches bit for
+    /// bit: directly from the images where `ConvGeometry::read_direct` applies (here
+    /// patches of at most 256 taps, which faer's GEMM also sums as one chain, and rates
+    /// with exact zeros), and through the patches for a grouped convolution. A kernel
+    /// matrix of the wrong shape is refused with the shapes.
+    #[test]
+    fn convolution_reads_equal_reads_of_the_patches() {
+        let mut r = crate::rng::stream(6, &[0]);
+        for (input, out, groups, batch) in [([8, 12, 12], 64, 1, 4), ([4, 9, 9], 32, 2, 3)] {
+            let conv = ConvGeometry {
+                groups,
+                ..ConvGeometry::new(input, out, 3, 1, 1).unwrap()
+            };
+            let block_inputs = conv.patch_len() / groups;
+            let weight = (0..block_inputs * out)
+                .map(|_| r.random_range(-0.5..0.5))
+                .collect();
+            let mut synapses =
+                DigitalSynapses::block_diagonal(groups, conv.patch_len(), out, weight).unwrap();
+            let images: Vec<f32> = (0..batch * conv.input_len())
+                .map(|_| r.random_range(-0.5f32..1.0).max(0.0))
+                .collect();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let mut want = vec![f32::NAN; batch * conv.pixels() * out];
+            forward_patches(
+                &mut synapses,
+                &conv,
+                (&images, batch),
+                &mut Vec::new(),
+                &mut want,
+            )
+            .unwrap();
+            let mut y = vec![f32::NAN; want.len()];
+            synapses
+                .forward_conv(&conv, (&images, batch), &mut Vec::new(), &mut y)
+                .unwrap();
+            assert_eq!(bits(&y), bits(&want), "{conv:?}");
+        }
+        let conv = ConvGeometry::new([2, 6, 6], 4, 3, 1, 0).unwrap();
+        let mut synapses = DigitalSynapses::new(10, 4, vec![0.0; 40]).unwrap();
+        let mut y = vec![0.0; conv.pixels() * 4];
+        let err = synapses
+            .forward_conv(&conv, (&[0.0; 72], 1), &mut Vec::new(), &mut y)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("4 x 10 kernel matrix"), "{err}");
     }
 
     /// A fold whose chunks do not divide the batch, or whose output does not split into

@@ -448,12 +448,14 @@ impl<S: SynapticLayer> EpNetwork<S> {
         match self.connections[k] {
             Connection::Dense => self.synapses[k].forward(below, batch, out),
             Connection::Conv { conv, pool } => {
-                let rows = batch * conv.pixels();
-                let patches = |g, rows, out: &mut [f32]| conv.im2col_rows(below, g, rows, out);
-                fill(&mut work.pixels, rows * conv.out_channels, false);
-                self.synapses[k].forward_generated(
-                    rows,
-                    &patches,
+                fill(
+                    &mut work.pixels,
+                    batch * conv.pixels() * conv.out_channels,
+                    false,
+                );
+                self.synapses[k].forward_conv(
+                    &conv,
+                    (below, batch),
                     &mut work.patches,
                     &mut work.pixels,
                 )?;

@@ -18,6 +18,7 @@
 
 pub mod batch_norm;
 pub mod conv;
+pub mod direct;
 pub mod pool;
 pub mod spec;
 pub mod state_dict;
