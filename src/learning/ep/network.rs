@@ -624,7 +624,6 @@ impl<S: SynapticLayer> EpNetwork<S> {
         (pre, feedback, maps, work): (&mut States, &mut States, &mut States, &mut [ConvWork]),
     ) -> Result<()> {
         let last = self.synapses.len() - 1;
-        pre[0].copy_from_slice(drive);
         for k in 1..=last {
             self.drive_into(
                 k,
@@ -650,6 +649,8 @@ impl<S: SynapticLayer> EpNetwork<S> {
             let n = biases[k].len();
             let rows_per_task = (ACTIVATION_CHUNK / n).max(1);
             let bias = &biases[k];
+            // The first layer's drive is the constant input drive, copied in by each task.
+            let drive = (k == 0).then_some(drive);
             let feedback = (k < last).then(|| feedback[k].as_slice());
             let nudge = if k == last { nudge } else { None };
             let state = &states[k];
@@ -661,6 +662,9 @@ impl<S: SynapticLayer> EpNetwork<S> {
                     for (r, row) in chunk.chunks_exact_mut(n).enumerate() {
                         let start = (task * rows_per_task + r) * n;
                         let end = start + n;
+                        if let Some(drive) = drive {
+                            row.copy_from_slice(&drive[start..end]);
+                        }
                         row.iter_mut().zip(bias).for_each(|(u, b)| *u += b);
                         if let Some(fb) = feedback {
                             row.iter_mut()

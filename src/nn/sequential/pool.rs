@@ -188,11 +188,14 @@ impl PoolGeometry {
     pub fn backward_pixel_rows_into(&self, x: &[f32], dy: &[f32], rows: &mut Vec<f32>) {
         let (plane, channels) = (self.in_h * self.in_w, self.channels);
         let pooled = self.out_h() * self.out_w();
-        fill(rows, x.len(), true);
+        // Each image's rows are zeroed by the thread that routes onto them (a zeroing of
+        // the whole batch first would be a serial pass over it).
+        fill(rows, x.len(), false);
         rows.par_chunks_mut(plane * channels)
             .zip(x.par_chunks(plane * channels))
             .zip(dy.par_chunks(pooled * channels))
             .for_each(|((rows, image), d_image)| {
+                rows.fill(0.0);
                 let planes = image.chunks_exact(plane).zip(d_image.chunks_exact(pooled));
                 for (c, (input, d_out)) in planes.enumerate() {
                     self.route_plane(input, d_out, |i, d| rows[i * channels + c] += d);
