@@ -70,10 +70,8 @@ impl LearningRule for EquilibriumPropagation {
                 scale,
             }
         } else {
-            let mut post = a.outputs.to_vec();
-            post.extend(b.outputs.iter().map(|v| -v));
-            let mut pre = a.inputs.to_vec();
-            pre.extend_from_slice(b.inputs);
+            let post = stack(a.outputs, b.outputs.iter().map(|v| -v));
+            let pre = stack(a.inputs, b.inputs.iter().copied());
             OuterProductUpdate {
                 post,
                 pre,
@@ -83,4 +81,12 @@ impl LearningRule for EquilibriumPropagation {
         };
         Ok(WeightChange::OuterProduct(update))
     }
+}
+
+/// The rows of `first` then those of `second`, allocated once.
+fn stack(first: &[f32], second: impl ExactSizeIterator<Item = f32>) -> Vec<f32> {
+    let mut rows = Vec::with_capacity(first.len() + second.len());
+    rows.extend_from_slice(first);
+    rows.extend(second);
+    rows
 }
