@@ -227,10 +227,25 @@ pub struct EpConv {
 /// to step instead of allocated: room for the im2col patches (or, for the transposed read,
 /// the patch gradients) where the synapses need the whole batch of them, and the per-pixel
 /// reads (or the rates unpooled onto them).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct ConvWork {
     patches: Vec<f32>,
     pixels: Vec<f32>,
+}
+
+/// What the learning rule of a convolutional layer reads in each of the two phases
+/// (see [`EpNetwork::conv_pre`]), kept from mini-batch to mini-batch: tens of MB per
+/// phase, whose pages would otherwise be faulted in anew at every learning step.
+#[derive(Clone, Debug, Default)]
+struct ConvSignals {
+    /// im2col patches of the layer below.
+    pre: [Vec<f32>; 2],
+    /// The convolution's output on them (NCHW).
+    maps: [Vec<f32>; 2],
+    /// The layer's rates unpooled onto that output.
+    post: [Vec<f32>; 2],
+    /// The pooled drive and the reads' work buffers while computing them.
+    work: (Vec<f32>, ConvWork),
 }
 
 /// A layered energy-based network on any [`SynapticLayer`]s.
@@ -240,6 +255,7 @@ pub struct EpNetwork<S> {
     biases: Vec<Vec<f32>>,
     connections: Vec<Connection>,
     activation: Activation,
+    signals: Box<ConvSignals>,
 }
 
 impl EpNetwork<DigitalSynapses> {
@@ -352,6 +368,7 @@ impl<S: SynapticLayer> EpNetwork<S> {
             biases,
             connections,
             activation,
+            signals: Box::default(),
         };
         for k in 0..net.synapses.len() {
             net.check_layer(k)?;
@@ -775,14 +792,18 @@ impl<S: PlasticSynapses> EpNetwork<S> {
             self.synapses.len()
         );
         for k in 0..self.synapses.len() {
+            let t = std::time::Instant::now();
             let change = match self.connections[k] {
                 Connection::Dense => rule.propose(&eq.signals(x, k)?)?,
                 Connection::Conv { .. } => self.propose_conv(k, x, eq, rule)?,
             };
+            eprintln!("T{k} propose {:?}", t.elapsed());
+            let t = std::time::Instant::now();
             let layer = &self.synapses[k];
             let change = optimizer.weight_change(k, change, layer.outputs(), layer.inputs())?;
             apply_change(&mut self.synapses[k], &change)
                 .with_context(|| format!("weight update of synaptic layer {k}"))?;
+            eprintln!("T{k} apply {:?}", t.elapsed());
             let estimate = eq.shared_bias_estimate(k, self.neurons_per_bias(k))?;
             optimizer.step_biases(k, &mut self.biases[k], &estimate)?;
         }
@@ -802,63 +823,56 @@ impl<S: PlasticSynapses> EpNetwork<S> {
         let Connection::Conv { conv, pool } = self.connections[k] else {
             anyhow::bail!("synaptic layer {k} is not convolutional");
         };
-        let [(first, beta_first), (second, beta_second)] = eq.phases();
-        let (pre_b, maps_b) = self.conv_pre(k, x, first, eq.batch)?;
+        let phases = eq.phases();
+        let mut signals = std::mem::take(&mut self.signals);
         // The clamped input's patches and convolution serve both phases.
-        let second_pre = match k {
-            0 => None,
-            _ => Some(self.conv_pre(k, x, second, eq.batch)?),
+        let computed = if k == 0 { 1 } else { 2 };
+        for (i, (states, _)) in phases.iter().enumerate().take(computed) {
+            let (pre, maps) = (&mut signals.pre[i], &mut signals.maps[i]);
+            self.conv_pre(k, (x, states), eq.batch, (pre, maps), &mut signals.work)?;
+        }
+        for (i, (states, _)) in phases.iter().enumerate() {
+            let maps = &signals.maps[i.min(computed - 1)];
+            pool.backward_pixel_rows_into(maps, &states[k], &mut signals.post[i]);
+        }
+        let phase = |i: usize| Phase {
+            inputs: &signals.pre[i.min(computed - 1)],
+            outputs: &signals.post[i],
+            beta: phases[i].1,
         };
-        let (pre_a, maps_a) = second_pre
-            .as_ref()
-            .map_or((&pre_b, &maps_b), |(pre, maps)| (pre, maps));
-        let unpooled = |maps: &[f32], states: &States| {
-            let mut post = Vec::new();
-            pool.backward_pixel_rows_into(maps, &states[k], &mut post);
-            post
-        };
-        let (post_b, post_a) = (unpooled(&maps_b, first), unpooled(maps_a, second));
-        let phase = |inputs, outputs, beta| Phase {
-            inputs,
-            outputs,
-            beta,
-        };
-        rule.propose(&LocalSignals {
+        let change = rule.propose(&LocalSignals {
             layer: k,
             batch: eq.batch,
             rows: eq.batch * conv.pixels(),
-            phase: phase(&pre_b, &post_b, beta_first),
+            phase: phase(0),
             error: None,
-            second_phase: Some(phase(pre_a, &post_a, beta_second)),
-        })
+            second_phase: Some(phase(1)),
+        });
+        self.signals = signals;
+        change
     }
 
-    /// The pre-synaptic side of convolutional layer `k` in one phase's `states`: the im2col
-    /// patches of the layer below (or of the input `x`), `(batch·pixels) x C·k·k`, one row
-    /// per read of the kernel matrix, and the convolution's output on them (NCHW), whose
-    /// window maxima route the rates of layer `k`: unpooled onto it, they are the
-    /// post-synaptic side, `(batch·pixels) x C_out`, so that `Σ_rows post ⊗ pre` is
-    /// `∂Φ/∂W_k`.
+    /// The pre-synaptic side of convolutional layer `k` in one phase's `states`, into
+    /// `pre` and `maps`: the im2col patches of the layer below (or of the input `x`),
+    /// `(batch·pixels) x C·k·k`, one row per read of the kernel matrix, and the
+    /// convolution's output on them (NCHW), whose window maxima route the rates of layer
+    /// `k`: unpooled onto it, they are the post-synaptic side, `(batch·pixels) x C_out`, so
+    /// that `Σ_rows post ⊗ pre` is `∂Φ/∂W_k` (`drive` and `work`: reused buffers).
     fn conv_pre(
         &mut self,
         k: usize,
-        x: &[f32],
-        states: &States,
+        (x, states): (&[f32], &States),
         batch: usize,
-    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        (pre, maps): (&mut Vec<f32>, &mut Vec<f32>),
+        (drive, work): &mut (Vec<f32>, ConvWork),
+    ) -> Result<()> {
         let Connection::Conv { conv, .. } = self.connections[k] else {
             anyhow::bail!("synaptic layer {k} is not convolutional");
         };
         let below = if k == 0 { x } else { &states[k - 1] };
-        let mut maps = Vec::new();
-        self.drive_into(
-            k,
-            below,
-            batch,
-            (&mut Vec::new(), &mut maps),
-            &mut ConvWork::default(),
-        )
-        .with_context(|| format!("forward read of synaptic layer {k}"))?;
-        Ok((conv.im2col(below, batch), maps))
+        self.drive_into(k, below, batch, (drive, maps), work)
+            .with_context(|| format!("forward read of synaptic layer {k}"))?;
+        conv.im2col_into(below, batch, pre);
+        Ok(())
     }
 }

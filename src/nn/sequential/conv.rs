@@ -133,10 +133,16 @@ impl ConvGeometry {
     /// patch ordered (channel, kernel row, kernel column) like PyTorch's weight layout;
     /// padding reads as 0.
     pub fn im2col(&self, x: &[f32], batch: usize) -> Vec<f32> {
-        let rows = batch * self.pixels();
-        let mut cols = vec![0.0; rows * self.patch_len()];
-        self.patches_of(x, 0..self.in_channels, 0..rows, &mut cols);
+        let mut cols = Vec::new();
+        self.im2col_into(x, batch, &mut cols);
         cols
+    }
+
+    /// [`ConvGeometry::im2col`] into a reused buffer (every entry written).
+    pub fn im2col_into(&self, x: &[f32], batch: usize, cols: &mut Vec<f32>) {
+        let rows = batch * self.pixels();
+        fill(cols, rows * self.patch_len(), false);
+        self.patches_of(x, 0..self.in_channels, 0..rows, cols);
     }
 
     /// The patches `rows` of the batch of NCHW images `x` (row `r`: output pixel
