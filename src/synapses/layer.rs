@@ -23,7 +23,7 @@ use rand::RngExt;
 use rayon::prelude::*;
 
 use crate::linalg;
-use crate::nn::sequential::conv::ConvGeometry;
+use crate::linalg::conv::ConvGeometry;
 
 /// A weight update as a sum of outer products: `ΔW = scale · Σ_r post_r ⊗ pre_r`, i.e.
 /// `ΔW = scale · postᵀ · pre` with `post` (`rows x outputs`) and `pre` (`rows x inputs`).

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use super::optimizer::EpOptimizerState;
 use crate::learning::rule::{LearningRule, LocalSignals, Phase, WeightChange, apply_change};
-use crate::nn::sequential::conv::{ConvGeometry, fill};
+use crate::linalg::conv::{ConvGeometry, fill};
 use crate::nn::sequential::pool::{PoolGeometry, PoolKind};
 use crate::synapses::{DigitalSynapses, Fold, PlasticSynapses, SynapticLayer};
 

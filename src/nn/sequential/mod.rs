@@ -17,8 +17,7 @@
 //! export (safetensors, `.npy`) in [`state_dict`].
 
 pub mod batch_norm;
-pub mod conv;
-pub mod direct;
+pub use crate::linalg::conv;
 pub mod pool;
 pub mod spec;
 pub mod state_dict;

@@ -4,7 +4,7 @@
 use anyhow::{Result, ensure};
 use rayon::prelude::*;
 
-use super::conv::fill;
+use crate::linalg::conv::fill;
 
 /// Image planes per parallel task of pooling (a plane is a few hundred values).
 const PLANES_PER_TASK: usize = 16;

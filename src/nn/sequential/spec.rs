@@ -9,8 +9,8 @@
 //! `quantization = "binary"` (or `"ternary"`) on their convolutions and linear layers and
 //! the step activations `"sign"` / `"ternary"` in place of ReLU (see `docs/NETWORKS.md`).
 
-use super::conv::ConvGeometry;
 use super::pool::{PoolGeometry, PoolKind};
+use crate::linalg::conv::ConvGeometry;
 use crate::nn::binary::Quantization;
 use anyhow::{Context, Result, bail, ensure};
 use toml::Value;

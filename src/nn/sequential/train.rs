@@ -14,11 +14,11 @@
 //! steps and clips to `[−1, 1]`; the sign/ternary activations pass their error where
 //! `|input| ≤ 1` (hardtanh straight-through estimator).
 
-use super::conv::ConvGeometry;
 use super::state_dict::{RUNNING_STATISTICS, tensors_mut};
 use super::{Pass, Saved, Sequential, Site, Stage, quantize_weights, visit_stages_mut};
 use crate::data::Dataset;
 use crate::linalg;
+use crate::linalg::conv::ConvGeometry;
 use crate::nn::backprop::{EpochReport, TrainConfig, TrainReport, run_epochs};
 use crate::nn::binary;
 use crate::nn::mlp::softmax_cross_entropy;

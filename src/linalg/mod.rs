@@ -14,6 +14,13 @@
 //! faer's small-matrix kernels can return with dirty AVX-512 state, after which every
 //! legacy-SSE instruction on that core (scalar code built for baseline x86-64, libm's
 //! `expf`) pays a state-transition penalty — measured here as a 50x slower sigmoid.
+//!
+//! [`conv`] maps a convolution onto these products (im2col patches, col2im) and [`direct`]
+//! reads a convolution on digital weights straight from its images; both live here, below
+//! the synapse seam, because every synaptic layer's convolution read uses them.
+
+pub mod conv;
+pub mod direct;
 
 use anyhow::{Result, ensure};
 use faer::linalg::matmul::matmul;
