@@ -16,7 +16,9 @@
 //! each pixel's input value against one row of the transposed kernel matrix: no patch is
 //! written or packed, and each kernel row loaded serves the whole block of pixels. Where
 //! it does not apply (grouped convolutions, other channel counts, processors without
-//! AVX-512) callers take the im2col read.
+//! AVX-512) callers take the im2col read. The kernel matrix is read transposed, one row of
+//! output channels per tap ([`ConvGeometry::kernel_by_tap`]); digital synapses keep that
+//! copy from one read to the next until their weights change.
 
 use rayon::prelude::*;
 
@@ -24,24 +26,70 @@ use super::conv::ConvGeometry;
 
 /// Taps summed per fused multiply-add chain (see the module documentation).
 pub const CHAIN_TAPS: usize = 512;
+/// Taps per parallel task of [`ConvGeometry::kernel_by_tap`].
+const TRANSPOSE_TAPS: usize = 128;
 
 impl ConvGeometry {
+    /// Whether [`ConvGeometry::read_direct`] applies: not to grouped convolutions, `C_out`
+    /// other than 32, 64 or 128, or processors without AVX-512F and FMA.
+    pub fn reads_direct(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            self.groups == 1
+                && matches!(self.out_channels, 32 | 64 | 128)
+                && has!("avx512f")
+                && has!("fma")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+
+    /// The kernel matrix `weight` (`C_out x C_in·k·k`, row-major) transposed into `out`
+    /// (`C_in·k·k x C_out`: one row of output channels per tap), the layout
+    /// [`ConvGeometry::read_direct`] reads; rows of taps in parallel.
+    pub fn kernel_by_tap(&self, weight: &[f32], out: &mut Vec<f32>) {
+        let (n, taps) = (self.out_channels, self.patch_len());
+        assert_eq!(weight.len(), n * taps, "kernel matrix of the wrong length");
+        out.clear();
+        out.resize(taps * n, 0.0);
+        out.par_chunks_mut(TRANSPOSE_TAPS * n)
+            .enumerate()
+            .for_each(|(chunk, rows)| {
+                for (j, row) in (chunk * TRANSPOSE_TAPS..).zip(rows.chunks_exact_mut(n)) {
+                    for (v, kernel) in row.iter_mut().zip(weight.chunks_exact(taps)) {
+                        *v = kernel[j];
+                    }
+                }
+            });
+    }
+
     /// `y` (`(batch·pixels) x C_out`, one row per output pixel as the im2col read gives)
-    /// `=` the convolution of the NCHW `images` with the kernel matrix `weight`
-    /// (`C_out x C_in·k·k`, row-major), read directly (see the module documentation).
-    /// Returns `false`, writing nothing, where the direct read does not apply: grouped
-    /// convolutions, `C_out` other than 32, 64 or 128, processors without AVX-512F and FMA.
-    pub fn read_direct(&self, images: &[f32], batch: usize, weight: &[f32], y: &mut [f32]) -> bool {
+    /// `=` the convolution of the NCHW `images` with the kernel matrix whose transpose
+    /// [`ConvGeometry::kernel_by_tap`] is `by_tap`, read directly (see the module
+    /// documentation). Returns `false`, writing nothing, where the direct read does not
+    /// apply (see [`ConvGeometry::reads_direct`]).
+    pub fn read_direct(&self, images: &[f32], batch: usize, by_tap: &[f32], y: &mut [f32]) -> bool {
         assert!(
             images.len() == batch * self.input_len()
-                && weight.len() == self.out_channels * self.patch_len()
+                && by_tap.len() == self.out_channels * self.patch_len()
                 && y.len() == batch * self.pixels() * self.out_channels,
             "images, kernel matrix or output of the wrong length"
         );
+        if !self.reads_direct() {
+            return false;
+        }
         #[cfg(target_arch = "x86_64")]
-        return self.read_direct_x86(images, weight, y);
-        #[cfg(not(target_arch = "x86_64"))]
-        false
+        // SAFETY: `reads_direct` checked AVX-512F and FMA, and each kernel matches its
+        // channel count.
+        unsafe {
+            match self.out_channels {
+                32 => self.read_direct_with::<2, 12>(images, by_tap, y),
+                64 => self.read_direct_with::<4, 6>(images, by_tap, y),
+                _ => self.read_direct_with::<8, 3>(images, by_tap, y),
+            }
+        }
+        true
     }
 
     /// Offset of every tap of a patch (im2col column order) from its output pixel's first
@@ -79,25 +127,6 @@ impl ConvGeometry {
 
 #[cfg(target_arch = "x86_64")]
 impl ConvGeometry {
-    /// [`ConvGeometry::read_direct`] on x86-64.
-    fn read_direct_x86(&self, images: &[f32], weight: &[f32], y: &mut [f32]) -> bool {
-        use std::arch::is_x86_feature_detected as has;
-        if self.groups != 1 || !has!("avx512f") || !has!("fma") {
-            return false;
-        }
-        // SAFETY: AVX-512F and FMA were checked just above, and each kernel matches its
-        // channel count.
-        unsafe {
-            match self.out_channels {
-                32 => self.read_direct_with::<2, 12>(images, weight, y),
-                64 => self.read_direct_with::<4, 6>(images, weight, y),
-                128 => self.read_direct_with::<8, 3>(images, weight, y),
-                _ => return false,
-            }
-        }
-        true
-    }
-
     /// [`ConvGeometry::read_direct`] with `16·Q` output channels, `R` output pixels per
     /// block of registers; images in parallel.
     ///
@@ -107,17 +136,10 @@ impl ConvGeometry {
     unsafe fn read_direct_with<const Q: usize, const R: usize>(
         &self,
         images: &[f32],
-        weight: &[f32],
+        by_tap: &[f32],
         y: &mut [f32],
     ) {
         let (n, taps) = (self.out_channels, self.patch_len());
-        // The kernel matrix transposed (`taps x C_out`): one row per tap.
-        let mut by_tap = vec![0f32; taps * n];
-        for (o, kernel) in weight.chunks_exact(taps).enumerate() {
-            for (j, &v) in kernel.iter().enumerate() {
-                by_tap[j * n + o] = v;
-            }
-        }
         let offsets = self.tap_offsets();
         let (out_w, pixels, (_, padded_w)) = (self.out_w(), self.pixels(), self.padded());
         // Offset of each output pixel's first tap in the padded image.
@@ -140,7 +162,7 @@ impl ConvGeometry {
                     let bases = std::array::from_fn(|r| block[r.min(block.len() - 1)]);
                     // SAFETY: AVX-512F and FMA (this function's contract); every tap of
                     // every pixel is inside `image` (checked above for the largest).
-                    unsafe { pixel_block::<Q, R>(image, (&offsets, bases), &by_tap, y_block) };
+                    unsafe { pixel_block::<Q, R>(image, (&offsets, bases), by_tap, y_block) };
                 }
             });
     }
@@ -253,8 +275,10 @@ mod tests {
                 .map(|_| rng.random_range(-1.0f32..1.0))
                 .collect();
             let mut y = vec![f32::NAN; batch * conv.pixels() * out];
+            let mut by_tap = Vec::new();
+            conv.kernel_by_tap(&weight, &mut by_tap);
             assert!(
-                conv.read_direct(&images, batch, &weight, &mut y),
+                conv.read_direct(&images, batch, &by_tap, &mut y),
                 "{conv:?}"
             );
             let want = reference(&conv, &images, batch, &weight);
@@ -267,6 +291,7 @@ mod tests {
             vec![1.0; conv.input_len()],
             vec![1.0; 48 * conv.patch_len()],
         );
+        assert!(!conv.reads_direct());
         assert!(!conv.read_direct(&images, 1, &weight, &mut y));
         assert!(y.iter().all(|v| v.is_nan()), "a declined read wrote");
         let grouped = ConvGeometry {
@@ -276,6 +301,7 @@ mod tests {
         let mut y = vec![f32::NAN; grouped.pixels() * 32];
         let weight = vec![1.0; 32 * grouped.patch_len()];
         let images = vec![1.0; grouped.input_len()];
+        assert!(!grouped.reads_direct());
         assert!(!grouped.read_direct(&images, 1, &weight, &mut y));
     }
 }

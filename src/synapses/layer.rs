@@ -320,12 +320,24 @@ pub fn check_update_shape(
 /// block-diagonal (a grouped convolution's kernel matrix): `blocks` diagonal blocks of
 /// `outputs/blocks x inputs/blocks`, stacked row-major as PyTorch stores a grouped
 /// `Conv2d` weight (`C_out x C_in/groups x k x k`); the zeros off the blocks are not stored.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct DigitalSynapses {
     weight: Vec<f32>,
     inputs: usize,
     outputs: usize,
     blocks: usize,
+    /// `Wᵀ` as the direct convolution read takes it ([`ConvGeometry::kernel_by_tap`]),
+    /// made by the first such read after the weights change; empty while out of date.
+    by_tap: Vec<f32>,
+}
+
+/// Two layers are equal when their weights and shapes are (whatever their copies for the
+/// direct convolution read).
+impl PartialEq for DigitalSynapses {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.weight, self.inputs, self.outputs, self.blocks)
+            == (&other.weight, other.inputs, other.outputs, other.blocks)
+    }
 }
 
 impl DigitalSynapses {
@@ -369,6 +381,7 @@ impl DigitalSynapses {
             inputs,
             outputs,
             blocks,
+            by_tap: Vec::new(),
         })
     }
 
@@ -407,6 +420,7 @@ impl DigitalSynapses {
 
     /// The stored weights, mutable (digital training).
     pub fn weight_mut(&mut self) -> &mut [f32] {
+        self.by_tap.clear();
         &mut self.weight
     }
 
@@ -505,8 +519,13 @@ impl SynapticLayer for DigitalSynapses {
             y.len(),
             conv
         );
-        if self.blocks == 1 && conv.read_direct(images, batch, &self.weight, y) {
-            return Ok(());
+        if self.blocks == 1 && conv.reads_direct() {
+            if self.by_tap.is_empty() {
+                conv.kernel_by_tap(&self.weight, &mut self.by_tap);
+            }
+            if conv.read_direct(images, batch, &self.by_tap, y) {
+                return Ok(());
+            }
         }
         forward_patches(self, conv, (images, batch), buffer, y)
     }
@@ -613,6 +632,7 @@ impl PlasticSynapses for DigitalSynapses {
             self.outputs,
             self.inputs / self.blocks
         );
+        self.by_tap.clear();
         self.weight
             .iter_mut()
             .zip(delta_w)
@@ -770,8 +790,9 @@ mod tests {
     /// A convolution read on digital weights equals the read of its im2col patches bit for
     /// bit: directly from the images where `ConvGeometry::read_direct` applies (here
     /// patches of at most 256 taps, which faer's GEMM also sums as one chain, and rates
-    /// with exact zeros), and through the patches for a grouped convolution. A kernel
-    /// matrix of the wrong shape is refused with the shapes.
+    /// with exact zeros), and through the patches for a grouped convolution, also after
+    /// the weights change (by an update or in place). A kernel matrix of the wrong shape is
+    /// refused with the shapes.
     #[test]
     fn convolution_reads_equal_reads_of_the_patches() {
         let mut r = crate::rng::stream(6, &[0]);
@@ -804,6 +825,30 @@ mod tests {
                 .forward_conv(&conv, (&images, batch), &mut Vec::new(), &mut y)
                 .unwrap();
             assert_eq!(bits(&y), bits(&want), "{conv:?}");
+            // After each way of changing the weights, the next read sees the new ones.
+            let delta: Vec<f32> = (0..synapses.weight().len())
+                .map(|_| r.random_range(-0.1..0.1))
+                .collect();
+            for change in 0..2 {
+                if change == 0 {
+                    synapses.apply_dense(&delta).unwrap();
+                } else {
+                    synapses.weight_mut().iter_mut().for_each(|w| *w *= -0.5);
+                }
+                let mut fresh = DigitalSynapses::block_diagonal(
+                    groups,
+                    conv.patch_len(),
+                    out,
+                    synapses.weight().to_vec(),
+                )
+                .unwrap();
+                let c = (&images[..], batch);
+                forward_patches(&mut fresh, &conv, c, &mut Vec::new(), &mut want).unwrap();
+                synapses
+                    .forward_conv(&conv, c, &mut Vec::new(), &mut y)
+                    .unwrap();
+                assert_eq!(bits(&y), bits(&want), "{conv:?}, change {change}");
+            }
         }
         let conv = ConvGeometry::new([2, 6, 6], 4, 3, 1, 0).unwrap();
         let mut synapses = DigitalSynapses::new(10, 4, vec![0.0; 40]).unwrap();
