@@ -792,18 +792,14 @@ impl<S: PlasticSynapses> EpNetwork<S> {
             self.synapses.len()
         );
         for k in 0..self.synapses.len() {
-            let t = std::time::Instant::now();
             let change = match self.connections[k] {
                 Connection::Dense => rule.propose(&eq.signals(x, k)?)?,
                 Connection::Conv { .. } => self.propose_conv(k, x, eq, rule)?,
             };
-            eprintln!("T{k} propose {:?}", t.elapsed());
-            let t = std::time::Instant::now();
             let layer = &self.synapses[k];
             let change = optimizer.weight_change(k, change, layer.outputs(), layer.inputs())?;
             apply_change(&mut self.synapses[k], &change)
                 .with_context(|| format!("weight update of synaptic layer {k}"))?;
-            eprintln!("T{k} apply {:?}", t.elapsed());
             let estimate = eq.shared_bias_estimate(k, self.neurons_per_bias(k))?;
             optimizer.step_biases(k, &mut self.biases[k], &estimate)?;
         }
