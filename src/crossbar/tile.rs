@@ -25,6 +25,7 @@ use super::kernels::{Bf16, to_bf16};
 use super::mapping::{Mapping, PairTarget};
 use super::periphery::AdcBank;
 use crate::device::{Device, Polarity, StuckAt, WriteReport};
+use crate::linalg::transpose;
 use crate::rng::stream;
 
 /// Stream purpose tags (second element of every stream path after the tile id).
@@ -793,17 +794,6 @@ impl<D: Device> Tile<D> {
     pub(crate) fn encoding(&self) -> WeightEncoding {
         self.config.mapping.encoding
     }
-}
-
-/// Transpose a row-major rows x cols matrix.
-fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0f32; m.len()];
-    for (r, row) in m.chunks(cols).enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            t[c * rows + r] = v;
-        }
-    }
-    t
 }
 
 /// Fabricate every cell, then add the configured stuck-at faults.

@@ -17,8 +17,8 @@
 //! written or packed, and each kernel row loaded serves the whole block of pixels. Where
 //! it does not apply (grouped convolutions, other channel counts, processors without
 //! AVX-512) callers take the im2col read. The kernel matrix is read transposed, one row of
-//! output channels per tap ([`ConvGeometry::kernel_by_tap`]); digital synapses keep that
-//! copy from one read to the next until their weights change.
+//! output channels per tap; digital synapses keep that copy from one read to the next
+//! until their weights change.
 
 use rayon::prelude::*;
 
@@ -26,69 +26,80 @@ use super::conv::ConvGeometry;
 
 /// Taps summed per fused multiply-add chain (see the module documentation).
 pub const CHAIN_TAPS: usize = 512;
-/// Taps per parallel task of [`ConvGeometry::kernel_by_tap`].
-const TRANSPOSE_TAPS: usize = 128;
+/// The register blocks of the direct read, one per output channel count it serves:
+/// `16·Q` channels in `Q` AVX-512 registers per pixel, `R` pixels per block (`Q·R` sums
+/// plus `Q` kernel values fill at most 32 registers).
+#[derive(Clone, Copy, Debug)]
+enum RegisterBlock {
+    /// 32 channels, 12 pixels.
+    Channels32,
+    /// 64 channels, 6 pixels.
+    Channels64,
+    /// 128 channels, 3 pixels.
+    Channels128,
+}
 
 impl ConvGeometry {
-    /// Whether [`ConvGeometry::read_direct`] applies: not to grouped convolutions, `C_out`
-    /// other than 32, 64 or 128, or processors without AVX-512F and FMA.
-    pub fn reads_direct(&self) -> bool {
+    /// The register block of the direct read of this convolution on this processor, if it
+    /// applies: not to grouped convolutions, `C_out` other than 32, 64 or 128, or
+    /// processors without AVX-512F and FMA.
+    fn register_block(&self) -> Option<RegisterBlock> {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
-            self.groups == 1
-                && matches!(self.out_channels, 32 | 64 | 128)
-                && has!("avx512f")
-                && has!("fma")
+            if self.groups != 1 || !has!("avx512f") || !has!("fma") {
+                return None;
+            }
+            match self.out_channels {
+                32 => Some(RegisterBlock::Channels32),
+                64 => Some(RegisterBlock::Channels64),
+                128 => Some(RegisterBlock::Channels128),
+                _ => None,
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        false
+        None
     }
 
-    /// The kernel matrix `weight` (`C_out x C_in·k·k`, row-major) transposed into `out`
-    /// (`C_in·k·k x C_out`: one row of output channels per tap), the layout
-    /// [`ConvGeometry::read_direct`] reads; rows of taps in parallel.
-    pub fn kernel_by_tap(&self, weight: &[f32], out: &mut Vec<f32>) {
-        let (n, taps) = (self.out_channels, self.patch_len());
-        assert_eq!(weight.len(), n * taps, "kernel matrix of the wrong length");
-        out.clear();
-        out.resize(taps * n, 0.0);
-        out.par_chunks_mut(TRANSPOSE_TAPS * n)
-            .enumerate()
-            .for_each(|(chunk, rows)| {
-                for (j, row) in (chunk * TRANSPOSE_TAPS..).zip(rows.chunks_exact_mut(n)) {
-                    for (v, kernel) in row.iter_mut().zip(weight.chunks_exact(taps)) {
-                        *v = kernel[j];
-                    }
-                }
-            });
+    /// Whether [`ConvGeometry::read_direct`] applies (see `register_block`).
+    pub fn reads_direct(&self) -> bool {
+        self.register_block().is_some()
     }
 
     /// `y` (`(batch·pixels) x C_out`, one row per output pixel as the im2col read gives)
-    /// `=` the convolution of the NCHW `images` with the kernel matrix whose transpose
-    /// [`ConvGeometry::kernel_by_tap`] is `by_tap`, read directly (see the module
-    /// documentation). Returns `false`, writing nothing, where the direct read does not
-    /// apply (see [`ConvGeometry::reads_direct`]).
-    pub fn read_direct(&self, images: &[f32], batch: usize, by_tap: &[f32], y: &mut [f32]) -> bool {
+    /// `=` the convolution of the NCHW `images` with the kernel matrix `W` (`C_out x
+    /// C_in·k·k`), read directly (see the module documentation) from `weight_t = Wᵀ`
+    /// (`C_in·k·k x C_out`, row-major: one row of output channels per tap). Returns
+    /// `false`, writing nothing, where the direct read does not apply (see
+    /// [`ConvGeometry::reads_direct`]).
+    pub fn read_direct(
+        &self,
+        images: &[f32],
+        batch: usize,
+        weight_t: &[f32],
+        y: &mut [f32],
+    ) -> bool {
         assert!(
             images.len() == batch * self.input_len()
-                && by_tap.len() == self.out_channels * self.patch_len()
+                && weight_t.len() == self.out_channels * self.patch_len()
                 && y.len() == batch * self.pixels() * self.out_channels,
             "images, kernel matrix or output of the wrong length"
         );
-        if !self.reads_direct() {
+        let Some(block) = self.register_block() else {
             return false;
-        }
+        };
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `reads_direct` checked AVX-512F and FMA, and each kernel matches its
+        // SAFETY: `register_block` checked AVX-512F and FMA and chose the block of this
         // channel count.
         unsafe {
-            match self.out_channels {
-                32 => self.read_direct_with::<2, 12>(images, by_tap, y),
-                64 => self.read_direct_with::<4, 6>(images, by_tap, y),
-                _ => self.read_direct_with::<8, 3>(images, by_tap, y),
+            match block {
+                RegisterBlock::Channels32 => self.read_direct_with::<2, 12>(images, weight_t, y),
+                RegisterBlock::Channels64 => self.read_direct_with::<4, 6>(images, weight_t, y),
+                RegisterBlock::Channels128 => self.read_direct_with::<8, 3>(images, weight_t, y),
             }
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = block;
         true
     }
 
@@ -136,7 +147,7 @@ impl ConvGeometry {
     unsafe fn read_direct_with<const Q: usize, const R: usize>(
         &self,
         images: &[f32],
-        by_tap: &[f32],
+        weight_t: &[f32],
         y: &mut [f32],
     ) {
         let (n, taps) = (self.out_channels, self.patch_len());
@@ -162,27 +173,27 @@ impl ConvGeometry {
                     let bases = std::array::from_fn(|r| block[r.min(block.len() - 1)]);
                     // SAFETY: AVX-512F and FMA (this function's contract); every tap of
                     // every pixel is inside `image` (checked above for the largest).
-                    unsafe { pixel_block::<Q, R>(image, (&offsets, bases), by_tap, y_block) };
+                    unsafe { pixel_block::<Q, R>(image, (&offsets, bases), weight_t, y_block) };
                 }
             });
     }
 }
 
 /// The outputs of up to `R` pixels (`y`: `R x 16·Q`, or fewer rows for a short block) with
-/// first taps `bases` in `image`, taps at `offsets` from them, weights `by_tap` (`taps x
+/// first taps `bases` in `image`, taps at `offsets` from them, weights `weight_t` (`taps x
 /// 16·Q`): fused multiply-add chains of [`CHAIN_TAPS`] taps in registers, each added to the
 /// sum of the chains before it.
 ///
 /// # Safety
 /// The processor must support AVX-512F and FMA; every `bases[r] + offsets[j]` is inside
-/// `image` and `by_tap` holds `offsets.len()` rows of `16·Q`.
+/// `image` and `weight_t` holds `offsets.len()` rows of `16·Q`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 #[inline]
 unsafe fn pixel_block<const Q: usize, const R: usize>(
     image: &[f32],
     (offsets, bases): (&[usize], [usize; R]),
-    by_tap: &[f32],
+    weight_t: &[f32],
     y: &mut [f32],
 ) {
     use std::arch::x86_64::*;
@@ -192,7 +203,7 @@ unsafe fn pixel_block<const Q: usize, const R: usize>(
         let mut sums = [[_mm512_setzero_ps(); Q]; R];
         let taps = &offsets[start..(start + CHAIN_TAPS).min(offsets.len())];
         for (j, &offset) in (start..).zip(taps) {
-            let row = by_tap[j * n..][..n].as_ptr();
+            let row = weight_t[j * n..][..n].as_ptr();
             // SAFETY: `row` holds `n = 16·Q` values.
             let w: [__m512; Q] =
                 std::array::from_fn(|q| unsafe { _mm512_loadu_ps(row.add(16 * q)) });
@@ -275,10 +286,9 @@ mod tests {
                 .map(|_| rng.random_range(-1.0f32..1.0))
                 .collect();
             let mut y = vec![f32::NAN; batch * conv.pixels() * out];
-            let mut by_tap = Vec::new();
-            conv.kernel_by_tap(&weight, &mut by_tap);
+            let weight_t = crate::linalg::transpose(&weight, out, conv.patch_len());
             assert!(
-                conv.read_direct(&images, batch, &by_tap, &mut y),
+                conv.read_direct(&images, batch, &weight_t, &mut y),
                 "{conv:?}"
             );
             let want = reference(&conv, &images, batch, &weight);

@@ -28,6 +28,18 @@ use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 use std::ops::{AddAssign, DivAssign};
 
+/// The transpose (`cols x rows`, row-major) of a row-major `rows x cols` matrix.
+pub(crate) fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    assert_eq!(m.len(), rows * cols, "matrix of the wrong length");
+    let mut t = vec![0f32; m.len()];
+    for (r, row) in m.chunks_exact(cols).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            t[c * rows + r] = v;
+        }
+    }
+    t
+}
+
 /// Products with fewer multiply-accumulates than this run as one sequential call.
 const PARALLEL_MIN_MACS: usize = 1 << 18;
 /// Multiply-accumulates per output block aimed for when splitting a large product.
@@ -659,16 +671,6 @@ mod tests {
             }
         }
         c
-    }
-
-    fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-        let mut t = vec![0.0; a.len()];
-        for i in 0..rows {
-            for j in 0..cols {
-                t[j * rows + i] = a[i * cols + j];
-            }
-        }
-        t
     }
 
     #[test]

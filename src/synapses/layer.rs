@@ -326,9 +326,9 @@ pub struct DigitalSynapses {
     inputs: usize,
     outputs: usize,
     blocks: usize,
-    /// `Wᵀ` as the direct convolution read takes it ([`ConvGeometry::kernel_by_tap`]),
-    /// made by the first such read after the weights change; empty while out of date.
-    by_tap: Vec<f32>,
+    /// `Wᵀ`, as the direct convolution read takes it ([`ConvGeometry::read_direct`]), made
+    /// by the first such read after the weights change; empty while out of date.
+    weight_t: Vec<f32>,
 }
 
 /// Two layers are equal when their weights and shapes are (whatever their copies for the
@@ -381,7 +381,7 @@ impl DigitalSynapses {
             inputs,
             outputs,
             blocks,
-            by_tap: Vec::new(),
+            weight_t: Vec::new(),
         })
     }
 
@@ -420,7 +420,7 @@ impl DigitalSynapses {
 
     /// The stored weights, mutable (digital training).
     pub fn weight_mut(&mut self) -> &mut [f32] {
-        self.by_tap.clear();
+        self.weight_t.clear();
         &mut self.weight
     }
 
@@ -520,10 +520,10 @@ impl SynapticLayer for DigitalSynapses {
             conv
         );
         if self.blocks == 1 && conv.reads_direct() {
-            if self.by_tap.is_empty() {
-                conv.kernel_by_tap(&self.weight, &mut self.by_tap);
+            if self.weight_t.is_empty() {
+                self.weight_t = linalg::transpose(&self.weight, self.outputs, self.inputs);
             }
-            if conv.read_direct(images, batch, &self.by_tap, y) {
+            if conv.read_direct(images, batch, &self.weight_t, y) {
                 return Ok(());
             }
         }
@@ -632,7 +632,7 @@ impl PlasticSynapses for DigitalSynapses {
             self.outputs,
             self.inputs / self.blocks
         );
-        self.by_tap.clear();
+        self.weight_t.clear();
         self.weight
             .iter_mut()
             .zip(delta_w)
